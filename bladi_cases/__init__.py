@@ -1,0 +1,185 @@
+"""BLADI Cases: the application factory. Nothing happens at import time."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from flask import Flask, request
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from .config import ConfigError, load_settings
+from .extensions import babel, csrf, db, login_manager, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config_override: dict | None = None) -> Flask:
+    """Build the Flask app: settings, extensions, policy, languages, routes, commands."""
+    app = Flask(__name__, static_folder=None, instance_relative_config=True)
+    init_config(app, config_override)
+    init_database(app)
+    init_login(app)
+    init_i18n(app)
+    init_policy(app)
+    init_blueprints(app)
+    init_errors(app)
+    init_headers(app)
+    from .assets import init_assets
+
+    init_assets(app)
+    from .cli import init_cli
+
+    init_cli(app)
+    return app
+
+
+def init_config(app: Flask, override: dict | None) -> None:
+    """Load settings from the environment (see config.py), then apply test overrides."""
+    instance = Path(os.environ.get("BLADI_INSTANCE_PATH") or app.instance_path)
+    app.instance_path = str(instance)
+    environ = dict(os.environ)
+    if override and "BLADI_ENV" in override:
+        environ["BLADI_ENV"] = override["BLADI_ENV"]
+    if environ.get("BLADI_ENV", "production") != "testing" and not os.environ.get("DATABASE_URL"):
+        instance.mkdir(parents=True, exist_ok=True)
+    try:
+        settings = load_settings(environ, instance)
+    except ConfigError:
+        # `flask keys generate` is how an operator gets the missing key: let it run.
+        if not _is_keys_command():
+            raise
+        settings = load_settings({**environ, "BLADI_ENV": "testing"}, instance)
+    app.config.from_mapping(settings)
+    if override:
+        app.config.update(override)
+
+
+def _is_keys_command() -> bool:
+    """True when the process is `flask ... keys generate`, which needs no secrets."""
+    args = sys.argv[1:]
+    return Path(sys.argv[0]).name == "flask" and "keys" in args and "generate" in args
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # pysqlite opens transactions lazily and commits SAVEPOINTs on its own; hand that job to
+    # SQLAlchemy (isolation_level=None + explicit BEGIN) so nested transactions behave.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def _sqlite_begin(conn) -> None:
+    conn.exec_driver_sql("BEGIN")
+
+
+def init_database(app: Flask) -> None:
+    """Bind SQLAlchemy and Alembic; commit once per request, roll back on any error."""
+    from . import models  # noqa: F401  (register every table on the metadata)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    with app.app_context():
+        engine: Engine = db.engine
+        if engine.dialect.name == "sqlite" and not getattr(engine, "_bladi_hooked", False):
+            event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "begin", _sqlite_begin)
+            engine._bladi_hooked = True
+
+    @app.after_request
+    def commit_once(response):
+        # The one commit of the request: services only flush.
+        if response.status_code < 400:
+            db.session.commit()
+        else:
+            db.session.rollback()
+        return response
+
+    @app.teardown_request
+    def rollback_on_error(exc):
+        if exc is not None:
+            db.session.rollback()
+
+
+def init_login(app: Flask) -> None:
+    """Flask-Login: sessions carry the user's public id and nonce (see User.get_id)."""
+    from .models import User
+
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.session_protection = "basic"
+
+    @login_manager.user_loader
+    def load_user(identity: str):
+        public_id, _, nonce = (identity or "").partition(".")
+        try:
+            import uuid
+
+            key = uuid.UUID(public_id)
+        except ValueError:
+            return None
+        user = db.session.scalars(db.select(User).where(User.uuid == key)).first()
+        # A changed nonce (password change, deactivation, role change) ends the session.
+        if user is None or not user.active or user.session_nonce != nonce:
+            return None
+        return user
+
+
+def init_i18n(app: Flask) -> None:
+    """Flask-Babel with the catalogs in translations/, and the template helpers."""
+    from .i18n import select_locale, template_helpers
+
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(ROOT / "translations")
+    babel.init_app(app, locale_selector=select_locale)
+    app.context_processor(template_helpers)
+
+
+def init_policy(app: Flask) -> None:
+    """CSRF on every form, and the route permission check before every request."""
+    from .policy import Perm, can, enforce_route_permission
+
+    csrf.init_app(app)
+    app.before_request(enforce_route_permission)
+    app.jinja_env.globals.update(can=can, Perm=Perm)
+
+
+def init_blueprints(app: Flask) -> None:
+    """Register each feature's blueprint."""
+    from .blueprints.admin import bp as admin_bp
+    from .blueprints.audit import bp as audit_bp
+    from .blueprints.auth import bp as auth_bp
+    from .blueprints.main import bp as main_bp
+
+    for blueprint in (main_bp, auth_bp, admin_bp, audit_bp):
+        app.register_blueprint(blueprint)
+
+
+def init_errors(app: Flask) -> None:
+    """Error pages in the user's language; never a traceback outside debug."""
+    from .errors import register_error_handlers
+
+    register_error_handlers(app)
+
+
+def init_headers(app: Flask) -> None:
+    """Security headers on every response; no caching of pages that may hold personal data."""
+
+    @app.after_request
+    def security_headers(response):
+        headers = response.headers
+        headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+        )
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "same-origin")
+        headers.setdefault("X-Frame-Options", "DENY")
+        if request.endpoint != "static":
+            headers.setdefault("Cache-Control", "no-store")
+        return response

@@ -1,0 +1,249 @@
+"""Views of the admin blueprint: organisations, sites, staff accounts."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from ...extensions import db
+from ...i18n import ui_language
+from ...models import Governorate, Organization, OrgKind, Role, Site, User
+from ...models.admin import ORG_KIND_LABELS, SITE_KIND_LABELS
+from ...models.auth import CSO_ROLES, ROLE_LABELS
+from ...policy import Perm, get_or_404, requires, scoped
+from ...services import ValidationError, apply_errors
+from ...services import admin as admin_service
+from ...services.auth import issue_reset
+from .. import page_number
+from . import bp
+from .forms import ConfirmForm, OrganizationForm, SiteForm, UserForm
+
+
+def _governorate_choices(optional: bool):
+    lang = ui_language()
+    rows = db.session.scalars(db.select(Governorate).order_by(Governorate.iso_code)).all()
+    choices = [(g.iso_code, g.name(lang)) for g in rows]
+    return ([("", "—")] if optional else []) + choices
+
+
+def _orgs(user, kinds=None):
+    query = scoped(Organization, user).order_by(Organization.code)
+    if kinds:
+        query = query.where(Organization.kind.in_(kinds))
+    return db.session.scalars(query).all()
+
+
+# --- Organisations -----------------------------------------------------------------------
+
+@bp.get("/organizations")
+@requires(Perm.ORGS_MANAGE)
+def organizations():
+    """Every organisation, grouped by kind."""
+    return render_template("admin/organizations.html", organizations=_orgs(current_user),
+                           kind_labels=ORG_KIND_LABELS)
+
+
+def _org_form(org=None):
+    form = OrganizationForm(obj=org)
+    form.governorate_code.choices = _governorate_choices(optional=True)
+    return form
+
+
+@bp.route("/organizations/new", methods=["GET", "POST"])
+@requires(Perm.ORGS_MANAGE)
+def new_organization():
+    """Create an organisation."""
+    form = _org_form()
+    if form.validate_on_submit():
+        try:
+            org = admin_service.create_organization(current_user, form.data)
+        except ValidationError as failure:
+            apply_errors(form, failure)
+        else:
+            flash(_("Organisation %(code)s created.", code=org.code), "success")
+            return redirect(url_for("admin.organizations"))
+    return render_template("admin/organization_form.html", form=form, organization=None)
+
+
+@bp.route("/organizations/<code>/edit", methods=["GET", "POST"])
+@requires(Perm.ORGS_MANAGE)
+def edit_organization(code: str):
+    """Edit an organisation."""
+    org = get_or_404(Organization, code, current_user, "edit")
+    form = _org_form(org)
+    if form.validate_on_submit():
+        try:
+            admin_service.update_organization(current_user, org, form.data)
+        except ValidationError as failure:
+            db.session.rollback()
+            apply_errors(form, failure)
+        else:
+            flash(_("Organisation %(code)s saved.", code=org.code), "success")
+            return redirect(url_for("admin.organizations"))
+    return render_template("admin/organization_form.html", form=form, organization=org)
+
+
+# --- Sites -------------------------------------------------------------------------------
+
+@bp.get("/sites")
+@requires(Perm.SITES_MANAGE)
+def sites():
+    """Every site with the CSOs working there."""
+    rows = db.session.scalars(scoped(Site, current_user).order_by(Site.name)).all()
+    return render_template("admin/sites.html", sites=rows, kind_labels=SITE_KIND_LABELS)
+
+
+def _site_form(site=None):
+    form = SiteForm(obj=site)
+    if site is not None and request.method == "GET":
+        form.organizations.data = [o.id for o in site.organizations]
+    form.governorate_code.choices = _governorate_choices(optional=False)
+    form.organizations.choices = [
+        (o.id, f"{o.code} — {o.name(ui_language())}")
+        for o in _orgs(current_user, [OrgKind.FUNDED_CSO])
+    ]
+    return form
+
+
+def _site_values(form) -> dict:
+    values = dict(form.data)
+    chosen = set(form.organizations.data or [])
+    values["organizations"] = [o for o in _orgs(current_user) if o.id in chosen]
+    return values
+
+
+@bp.route("/sites/new", methods=["GET", "POST"])
+@requires(Perm.SITES_MANAGE)
+def new_site():
+    """Create a site."""
+    form = _site_form()
+    if form.validate_on_submit():
+        try:
+            admin_service.create_site(current_user, _site_values(form))
+        except ValidationError as failure:
+            apply_errors(form, failure)
+        else:
+            flash(_("Site saved."), "success")
+            return redirect(url_for("admin.sites"))
+    return render_template("admin/site_form.html", form=form, site=None)
+
+
+@bp.route("/sites/<uuid:site_id>/edit", methods=["GET", "POST"])
+@requires(Perm.SITES_MANAGE)
+def edit_site(site_id):
+    """Edit a site."""
+    site = get_or_404(Site, site_id, current_user, "edit")
+    form = _site_form(site)
+    if form.validate_on_submit():
+        try:
+            admin_service.update_site(current_user, site, _site_values(form))
+        except ValidationError as failure:
+            db.session.rollback()
+            apply_errors(form, failure)
+        else:
+            flash(_("Site saved."), "success")
+            return redirect(url_for("admin.sites"))
+    return render_template("admin/site_form.html", form=form, site=site)
+
+
+# --- Staff accounts ----------------------------------------------------------------------
+
+@bp.get("/users")
+@requires(Perm.USERS_MANAGE)
+def users():
+    """Staff accounts the user manages (a CSO manager: their CSO's), paginated."""
+    query = scoped(User, current_user).order_by(User.active.desc(), User.display_name)
+    role = request.args.get("role")
+    if role in {r.value for r in Role}:
+        query = query.where(User.role == role)
+    page = db.paginate(query, page=page_number(request.args.get("page")),
+                       per_page=25, error_out=False)
+    return render_template("admin/users.html", page=page, role=role, roles=ROLE_LABELS)
+
+
+def _user_form(user=None):
+    form = UserForm(obj=user)
+    if user is not None and request.method == "GET":
+        form.organization.data = user.organization_id or 0
+    if current_user.role == Role.CSO_MANAGER:
+        form.role.choices = [(r.value, ROLE_LABELS[r]) for r in CSO_ROLES]
+        form.organization.choices = [(current_user.organization_id,
+                                      current_user.organization.name(ui_language()))]
+    else:
+        form.organization.choices = [(0, "—")] + [
+            (o.id, f"{o.code} — {o.name(ui_language())}") for o in _orgs(current_user)]
+    return form
+
+
+def _chosen_org(form):
+    wanted = form.organization.data
+    return next((o for o in _orgs(current_user) if o.id == wanted), None)
+
+
+@bp.route("/users/new", methods=["GET", "POST"])
+@requires(Perm.USERS_MANAGE)
+def new_user():
+    """Create a staff account; shows the one-time code to hand to the new user."""
+    form = _user_form()
+    if form.validate_on_submit():
+        try:
+            user, code = admin_service.create_user(
+                current_user, email=form.email.data, display_name=form.display_name.data,
+                role=form.role.data, organization=_chosen_org(form),
+                preferred_language=form.preferred_language.data)
+        except ValidationError as failure:
+            apply_errors(form, failure)
+        else:
+            return render_template("admin/reset_code.html", account=user, code=code, new=True)
+    return render_template("admin/user_form.html", form=form, account=None)
+
+
+@bp.route("/users/<uuid:user_id>", methods=["GET", "POST"])
+@requires(Perm.USERS_MANAGE)
+def edit_user(user_id):
+    """Edit a staff account; deactivate, reactivate or issue a reset code from here."""
+    user = get_or_404(User, user_id, current_user, "edit")
+    form = _user_form(user)
+    if form.validate_on_submit():
+        try:
+            admin_service.update_user(
+                current_user, user, email=form.email.data, display_name=form.display_name.data,
+                role=form.role.data, organization=_chosen_org(form),
+                preferred_language=form.preferred_language.data)
+        except ValidationError as failure:
+            db.session.rollback()
+            apply_errors(form, failure)
+        else:
+            flash(_("Account saved."), "success")
+            return redirect(url_for("admin.users"))
+    return render_template("admin/user_form.html", form=form, account=user,
+                           confirm=ConfirmForm())
+
+
+@bp.post("/users/<uuid:user_id>/active")
+@requires(Perm.USERS_MANAGE)
+def set_user_active(user_id):
+    """Deactivate or reactivate an account (form field `active` = 0 or 1)."""
+    user = get_or_404(User, user_id, current_user, "edit")
+    if not ConfirmForm().validate_on_submit() or request.form.get("active") not in ("0", "1"):
+        abort(400)
+    active = request.form["active"] == "1"
+    try:
+        admin_service.set_user_active(current_user, user, active)
+    except ValidationError as failure:
+        flash(str(failure), "error")
+    else:
+        flash(_("Account reactivated.") if active else _("Account deactivated."), "success")
+    return redirect(url_for("admin.edit_user", user_id=user.uuid))
+
+
+@bp.post("/users/<uuid:user_id>/reset")
+@requires(Perm.USERS_MANAGE)
+def issue_user_reset(user_id):
+    """Issue a one-time password reset code, valid 24 hours, to hand to the user."""
+    user = get_or_404(User, user_id, current_user, "edit")
+    if not ConfirmForm().validate_on_submit() or not user.active:
+        abort(400)
+    code = issue_reset(user, current_user)
+    return render_template("admin/reset_code.html", account=user, code=code, new=False)

@@ -1,0 +1,20 @@
+"""Filters of the audit log (a GET form: bookmarkable, no CSRF needed)."""
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import DateField, SelectField, StringField
+from wtforms.validators import Length, Optional
+
+
+class AuditFilterForm(FlaskForm):
+    """What to look for in the log."""
+
+    class Meta:
+        csrf = False
+
+    action = SelectField(_l("Action"), choices=[], validators=[Optional()])
+    organization = SelectField(_l("Organisation"), choices=[], validators=[Optional()])
+    actor = StringField(_l("User email"), validators=[Optional(), Length(max=254)],
+                        render_kw={"dir": "ltr"})
+    date_from = DateField(_l("From"), validators=[Optional()])
+    date_to = DateField(_l("To"), validators=[Optional()])

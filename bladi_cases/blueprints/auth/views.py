@@ -1,0 +1,82 @@
+"""Views of the auth blueprint."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_user, logout_user
+
+from ...policy import Perm, public, requires
+from ...services import ValidationError, apply_errors
+from ...services import auth as auth_service
+from ...services.audit import Action, record
+from .. import safe_next
+from . import bp
+from .forms import ChangePasswordForm, LoginForm, ResetPasswordForm
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@public
+def login():
+    """Log in with email and password; one generic message for every failure."""
+    if current_user.is_authenticated:
+        return redirect(url_for("main.home"))
+    form = LoginForm(next=request.args.get("next", ""))
+    if form.validate_on_submit():
+        user = auth_service.authenticate(form.email.data, form.password.data)
+        if user is not None:
+            session.clear()  # a fresh session on login: no fixation
+            login_user(user)
+            session.permanent = True
+            return redirect(safe_next(form.next.data))
+        form.form_errors.append(str(auth_service.GENERIC_LOGIN_ERROR))
+    return render_template("auth/login.html", form=form)
+
+
+@bp.post("/logout")
+@requires(Perm.ACCOUNT)
+def logout():
+    """Log out (a POST, so a link elsewhere cannot log anyone out)."""
+    record(Action.LOGOUT, actor=current_user, obj=current_user)
+    logout_user()
+    session.clear()
+    flash(_("You are logged out."), "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@requires(Perm.ACCOUNT)
+def change_password():
+    """Change one's own password; other sessions of the account end."""
+    form = ChangePasswordForm()
+    if form.validate_on_submit():
+        try:
+            auth_service.change_own_password(current_user, form.current_password.data,
+                                             form.new_password.data)
+        except ValidationError as failure:
+            apply_errors(form, failure)
+        else:
+            login_user(current_user)  # re-issue this session with the new nonce
+            flash(_("Your password was changed. Other sessions were logged out."), "success")
+            return redirect(url_for("main.home"))
+    return render_template("auth/change_password.html", form=form)
+
+
+@bp.route("/reset/<token>", methods=["GET", "POST"])
+@public
+def reset_password(token: str):
+    """Choose a new password with the one-time code a manager handed over."""
+    reset = auth_service.find_reset(token)
+    if reset is None:
+        abort(404)
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        try:
+            auth_service.use_reset(reset, form.new_password.data)
+        except ValidationError as failure:
+            apply_errors(form, failure)
+        else:
+            logout_user()
+            flash(_("Your password is set. You can log in now."), "success")
+            return redirect(url_for("auth.login"))
+    return render_template("auth/reset_password.html", form=form, account=reset.user)

@@ -1,0 +1,63 @@
+"""Views of the main blueprint: the role's home page, language choice, /healthz."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import jsonify, make_response, redirect, render_template, request
+from flask_login import current_user
+
+from ...extensions import db
+from ...i18n import COOKIE_NAME, LANGUAGES
+from ...models import Organization, OrgKind, Role, Site, User
+from ...policy import Perm, public, requires, scoped
+from ...services.admin import set_preferred_language
+from .. import safe_next
+from . import bp
+
+
+@bp.get("/")
+@requires(Perm.HOME)
+def home():
+    """A home page suited to the user's role."""
+    user = current_user
+    context = {}
+    if user.is_cso_staff:
+        context["sites"] = db.session.scalars(scoped(Site, user).order_by(Site.name)).all()
+        if user.role == Role.CSO_MANAGER:
+            context["staff_count"] = db.session.scalar(
+                sa.select(sa.func.count()).select_from(
+                    scoped(User, user).where(User.active.is_(True)).subquery()))
+    elif user.role in (Role.REVIEWER, Role.DONOR, Role.ADMIN):
+        context["csos"] = db.session.execute(
+            scoped(Organization, user).add_columns(sa.func.count(Site.id))
+            .where(Organization.kind == OrgKind.FUNDED_CSO)
+            .outerjoin(Organization.sites)
+            .group_by(Organization.id).order_by(Organization.code)
+        ).all()
+    return render_template("main/home.html", **context)
+
+
+@bp.post("/language")
+@public
+def set_language():
+    """Switch the UI language: remembered in a cookie, and on the account if logged in."""
+    lang = request.form.get("lang", "")
+    response = make_response(redirect(safe_next(request.form.get("next"))))
+    if lang in LANGUAGES:
+        response.set_cookie(COOKIE_NAME, lang, max_age=365 * 24 * 3600, samesite="Lax",
+                            httponly=True)
+        if current_user.is_authenticated:
+            set_preferred_language(current_user, lang)
+    return response
+
+
+@bp.get("/healthz")
+@public
+def healthz():
+    """Machine-readable health: is the database reachable?"""
+    try:
+        db.session.execute(sa.text("SELECT 1"))
+        return jsonify(status="ok", database="ok")
+    except sa.exc.SQLAlchemyError:
+        db.session.rollback()
+        return jsonify(status="error", database="unreachable"), 503

@@ -1,0 +1,111 @@
+"""Command line: `flask --app wsgi seed|users|keys ...`."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from .config import new_data_key
+from .extensions import db
+from .models import Organization, Role, User
+from .services import ValidationError
+from .services import admin as admin_service
+from .services.auth import normalize_email
+
+seed_cli = AppGroup("seed", help="Load reference or demo data (idempotent).")
+users_cli = AppGroup("users", help="Manage staff accounts.")
+keys_cli = AppGroup("keys", help="Encryption keys.")
+
+
+@seed_cli.command("reference")
+def seed_reference_command():
+    """The 24 governorates, the 11 BLADI CSOs, the partners and the donor."""
+    from .seed import seed_reference
+
+    counts = seed_reference()
+    db.session.commit()
+    click.echo(f"Reference data loaded ({counts['governorates']} governorates and "
+               f"{counts['organizations']} organisations added).")
+
+
+@seed_cli.command("demo")
+@click.option("--force", is_flag=True, help="Allow in production (never do this with real data).")
+def seed_demo_command(force: bool):
+    """Demo sites and one account per role, printed with their passwords."""
+    from .seed import seed_demo
+
+    if current_app.config["BLADI_ENV"] == "production" and not force:
+        raise click.ClickException("Refusing to create demo accounts in production "
+                                   "(BLADI_ENV=production). Use --force to override.")
+    demo_users = seed_demo()
+    db.session.commit()
+    click.echo("Demo accounts (email / password / role / organisation):")
+    for demo in demo_users:
+        click.echo(f"  {demo.email:28} {demo.password:18} {demo.role.value:13} {demo.org or '-'}")
+
+
+@users_cli.command("create")
+@click.option("--email", required=True)
+@click.option("--name", "display_name", required=True)
+@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
+@click.option("--org", "org_code", help="Organisation code (required for CSO roles).")
+@click.option("--lang", type=click.Choice(["ar", "fr", "en"]))
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def create_user_command(email, display_name, role, org_code, lang, password_stdin):
+    """Create an account; without --password-stdin a password is generated and printed."""
+    org = None
+    if org_code:
+        org = db.session.scalars(
+            db.select(Organization).where(Organization.code == org_code.upper())).first()
+        if org is None:
+            raise click.ClickException(f"No organisation with code {org_code!r}.")
+    generated = not password_stdin
+    password = secrets.token_urlsafe(12) if generated else sys.stdin.readline().rstrip("\n")
+    try:
+        user, _ = admin_service.create_user(
+            None, email=email, display_name=display_name, role=role, organization=org,
+            preferred_language=lang, password=password)
+    except ValidationError as failure:
+        db.session.rollback()
+        raise click.ClickException(str(failure)) from failure
+    db.session.commit()
+    click.echo(f"Created {user.email} ({user.role}).")
+    if generated:
+        click.echo(f"Password: {password}")
+
+
+@users_cli.command("list")
+def list_users_command():
+    """Every account with its role, organisation and state."""
+    for user in db.session.scalars(db.select(User).order_by(User.email)):
+        org = user.organization.code if user.organization else "-"
+        state = "active" if user.active else "inactive"
+        click.echo(f"{user.email:40} {user.role:13} {org:10} {state}")
+
+
+@users_cli.command("deactivate")
+@click.argument("email")
+def deactivate_user_command(email):
+    """Deactivate an account: it cannot log in and its sessions end."""
+    user = db.session.scalars(db.select(User).where(User.email == normalize_email(email))).first()
+    if user is None:
+        raise click.ClickException(f"No account with email {email!r}.")
+    admin_service.set_user_active(None, user, False)
+    db.session.commit()
+    click.echo(f"Deactivated {user.email}.")
+
+
+@keys_cli.command("generate")
+def generate_key_command():
+    """Print a new random BLADI_DATA_KEY."""
+    click.echo(new_data_key())
+
+
+def init_cli(app: Flask) -> None:
+    """Register the command groups on the app."""
+    for group in (seed_cli, users_cli, keys_cli):
+        app.cli.add_command(group)

@@ -1,0 +1,66 @@
+"""Error pages, in the user's language, without tracebacks."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify, render_template, request
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+
+def _messages() -> dict[int, tuple[str, str]]:
+    return {
+        400: (_("Bad request"), _("The request could not be understood.")),
+        403: (_("Not allowed"), _("Your account does not have access to this page.")),
+        404: (_("Page not found"),
+              _("This page does not exist, or you do not have access to it.")),
+        405: (_("Not allowed"), _("This action cannot be done this way.")),
+        413: (_("File too large"),
+              _("What you sent is too large. Files up to 5 MB are accepted.")),
+        429: (_("Too many requests"), _("Please wait a moment and try again.")),
+        500: (_("Something went wrong"),
+              _("The error was recorded. Please try again; if it persists, tell your "
+                "administrator.")),
+    }
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path == "/healthz"
+
+
+def render_error(code: int, title: str | None = None, message: str | None = None):
+    """Render the error page for an HTTP status code."""
+    default_title, default_message = _messages().get(code, _messages()[500])
+    title, message = title or default_title, message or default_message
+    if _wants_json():
+        return jsonify(error=title, message=message), code
+    return render_template("errors/error.html", code=code, title=title, message=message), code
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Attach the handlers: CSRF failures, HTTP errors, and unexpected exceptions."""
+
+    @app.errorhandler(CSRFError)
+    def csrf_failed(_error):
+        return render_error(
+            400, _("The form has expired"),
+            _("For your security the form could not be accepted. Reload the page and "
+              "try again."))
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        if error.code is None or error.code < 400:
+            return error
+        return render_error(error.code)
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):
+        if isinstance(error, HTTPException):
+            return http_error(error)
+        app.logger.exception("Unhandled error on %s", request.path)
+        if app.debug:
+            raise error
+        try:
+            return render_error(500)
+        except Exception:  # the error page itself failed: answer plainly
+            return InternalServerError().get_response()

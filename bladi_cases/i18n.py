@@ -1,0 +1,61 @@
+"""Language choice and locale-aware formatting (Flask-Babel wrapped in one place)."""
+
+from __future__ import annotations
+
+from babel import Locale
+from flask import g, request
+from flask_babel import format_date, format_datetime, format_decimal, get_locale
+from flask_login import current_user
+
+LANGUAGES = ("ar", "fr", "en")
+# Babel locales used for formatting: ar_TN and fr_TN write Western digits, day first.
+BABEL_LOCALES = {"ar": "ar_TN", "fr": "fr_TN", "en": "en"}
+LANGUAGE_NAMES = {"ar": "العربية", "fr": "Français", "en": "English"}
+COOKIE_NAME = "lang"
+
+
+def chosen_language() -> str:
+    """The UI language: saved preference -> cookie -> Accept-Language -> Arabic."""
+    cached = g.get("_ui_language")
+    if cached:
+        return cached
+    lang = None
+    user = current_user._get_current_object() if current_user else None
+    if user is not None and user.is_authenticated and user.preferred_language in LANGUAGES:
+        lang = user.preferred_language
+    if lang is None and request.cookies.get(COOKIE_NAME) in LANGUAGES:
+        lang = request.cookies[COOKIE_NAME]
+    if lang is None:
+        lang = request.accept_languages.best_match(LANGUAGES)
+    lang = lang or "ar"
+    g._ui_language = lang
+    return lang
+
+
+def select_locale() -> str:
+    """Flask-Babel's locale selector."""
+    return BABEL_LOCALES[chosen_language()]
+
+
+def ui_language() -> str:
+    """The two-letter UI language of the current request (for `name_<lang>` fields)."""
+    locale = get_locale()
+    return locale.language if locale is not None else "ar"
+
+
+def text_direction() -> str:
+    """'rtl' or 'ltr' for the current locale, as Babel knows it."""
+    locale = get_locale() or Locale.parse("ar_TN")
+    return locale.text_direction
+
+
+def template_helpers() -> dict:
+    """Names every template can use."""
+    return {
+        "ui_language": ui_language,
+        "text_direction": text_direction,
+        "LANGUAGE_NAMES": LANGUAGE_NAMES,
+        "format_date": format_date,
+        "format_datetime": format_datetime,
+        "format_number": format_decimal,
+    }

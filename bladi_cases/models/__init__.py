@@ -1,0 +1,20 @@
+"""All models, imported here so the metadata (and migrations) see every table."""
+
+from .admin import Governorate, Organization, OrgKind, Site, SiteKind, site_organization
+from .audit import AuditEntry
+from .auth import CSO_ROLES, LANGUAGES, PasswordReset, Role, User
+
+__all__ = [
+    "AuditEntry",
+    "CSO_ROLES",
+    "Governorate",
+    "LANGUAGES",
+    "OrgKind",
+    "Organization",
+    "PasswordReset",
+    "Role",
+    "Site",
+    "SiteKind",
+    "User",
+    "site_organization",
+]

@@ -1,0 +1,203 @@
+"""Who may do what: the permission table, route declarations, scoped queries, load-or-404.
+
+Everything that decides access lives here, so it can be read (and tested) in one place:
+
+- PERMISSIONS maps each role to what it may do. Anything not listed is denied.
+- Each view declares its permission with @requires(...) or @public; `enforce_route_permission`
+  runs before every request and denies any endpoint that declared nothing.
+- `scoped(model, user)` is the ONE helper that limits a query to the rows a user may see.
+  No view writes its own `WHERE organization_id = ...`.
+- `get_or_404(model, public_id, user, action)` loads one row through `scoped`; a row of
+  another CSO answers 404, so its existence does not leak.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from flask import abort, current_app, redirect, request, url_for
+from flask_login import current_user
+
+from .extensions import db
+from .models import AuditEntry, Organization, Role, Site, User
+
+PUBLIC = "public"
+
+
+class Perm:
+    """Permission names, used by the table below and by @requires on views."""
+
+    HOME = "home.view"
+    ACCOUNT = "account.self"
+    USERS_MANAGE = "users.manage"
+    ORGS_MANAGE = "orgs.manage"
+    SITES_MANAGE = "sites.manage"
+    AUDIT_VIEW = "audit.view"
+
+
+_EVERYONE = {Perm.HOME, Perm.ACCOUNT}
+
+PERMISSIONS: dict[str, frozenset[str]] = {
+    Role.FIELD_WORKER: frozenset(_EVERYONE),
+    Role.CSO_MANAGER: frozenset(_EVERYONE | {Perm.USERS_MANAGE, Perm.AUDIT_VIEW}),
+    Role.REVIEWER: frozenset(_EVERYONE),
+    Role.DONOR: frozenset(_EVERYONE),
+    Role.ADMIN: frozenset(
+        _EVERYONE | {Perm.USERS_MANAGE, Perm.ORGS_MANAGE, Perm.SITES_MANAGE, Perm.AUDIT_VIEW}
+    ),
+}
+
+# Endpoints that are not our view functions (Flask's own) and what they need.
+BUILTIN_ENDPOINTS = {"static": PUBLIC}
+
+
+def can(user, permission: str) -> bool:
+    """True when the user's role grants the permission (anonymous users get nothing)."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return False
+    return permission in PERMISSIONS.get(user.role, frozenset())
+
+
+def requires(permission: str) -> Callable:
+    """Declare the permission a view needs; enforce_route_permission checks it."""
+
+    def mark(view):
+        view.permission = permission
+        return view
+
+    return mark
+
+
+def public(view):
+    """Declare a view open to anyone, logged in or not (login page, health check)."""
+    view.permission = PUBLIC
+    return view
+
+
+def route_permission(endpoint: str) -> str | None:
+    """The declared permission of an endpoint, or None when it declared nothing."""
+    if endpoint in BUILTIN_ENDPOINTS:
+        return BUILTIN_ENDPOINTS[endpoint]
+    view = current_app.view_functions.get(endpoint)
+    return getattr(view, "permission", None)
+
+
+def enforce_route_permission():
+    """before_request hook: deny by default, send anonymous users to the login page."""
+    if request.endpoint is None:  # no route matched: let the 404/405 handler answer
+        return None
+    permission = route_permission(request.endpoint)
+    if permission is None:
+        current_app.logger.error("Route %s declares no permission; denied", request.endpoint)
+        abort(403)
+    if permission == PUBLIC:
+        return None
+    if not current_user.is_authenticated:
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+    if not can(current_user, permission):
+        abort(403)
+    return None
+
+
+# --- Row scoping ------------------------------------------------------------------------
+
+def _user_scope(user):
+    """Admins see every account; a CSO manager sees their CSO's; anyone else only themselves."""
+    if user.role == Role.ADMIN:
+        return sa.true()
+    if user.role == Role.CSO_MANAGER:
+        return User.organization_id == user.organization_id
+    return User.id == user.id
+
+
+def _audit_scope(user):
+    """Admins see the whole log; a CSO manager sees their CSO's entries; no one else any."""
+    if user.role == Role.ADMIN:
+        return sa.true()
+    if user.role == Role.CSO_MANAGER:
+        return AuditEntry.organization_id == user.organization_id
+    return sa.false()
+
+
+def _site_scope(user):
+    """Admins see all sites; CSO staff see the sites their CSO works at."""
+    if user.role == Role.ADMIN:
+        return sa.true()
+    if user.is_cso_staff:
+        return Site.organizations.any(Organization.id == user.organization_id)
+    return sa.false()
+
+
+def _cso_owned_scope(model):
+    """Rows carrying organization_id are seen by their own CSO's staff, and nobody else."""
+
+    def scope(user):
+        if user.is_cso_staff:
+            return model.organization_id == user.organization_id
+        return sa.false()
+
+    return scope
+
+
+# Models that need a rule other than the CSO-owned default. Organisations are program-wide
+# reference data (names of CSOs are public), so every logged-in user may read them.
+_SCOPES: dict[type, Callable] = {
+    User: _user_scope,
+    AuditEntry: _audit_scope,
+    Site: _site_scope,
+    Organization: lambda user: sa.true(),
+}
+
+
+def row_filter(model, user):
+    """The SQL criterion selecting the rows of `model` that `user` may see."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return sa.false()
+    if model in _SCOPES:
+        return _SCOPES[model](user)
+    if hasattr(model, "organization_id"):
+        return _cso_owned_scope(model)(user)
+    # Deny by default: a model nobody wrote a rule for is visible to no one.
+    return sa.false()
+
+
+def scoped(model, user) -> sa.Select:
+    """A SELECT of `model` limited to what `user` may see: the one place scoping happens."""
+    return sa.select(model).where(row_filter(model, user))
+
+
+# Actions beyond "view" that need more than visibility.
+def _may_act(obj, user, action: str) -> bool:
+    if action == "view":
+        return True
+    if isinstance(obj, User) and action == "edit":
+        return can(user, Perm.USERS_MANAGE) and (
+            user.role == Role.ADMIN or obj.role in (Role.FIELD_WORKER, Role.CSO_MANAGER)
+        )
+    if isinstance(obj, Organization | Site) and action == "edit":
+        return user.role == Role.ADMIN
+    return False
+
+
+def get_or_404(model, public_id, user, action: str = "view"):
+    """Load one row by its public UUID (or code) through `scoped`; 404 if not visible.
+
+    A visible row that the user may not act on answers 403; an invisible one answers 404,
+    whatever the reason, so another CSO's records cannot be probed.
+    """
+    if model is Organization and isinstance(public_id, str):
+        key = Organization.code == public_id
+    else:
+        try:
+            key = model.uuid == (public_id if isinstance(public_id, uuid.UUID)
+                                 else uuid.UUID(str(public_id)))
+        except ValueError:
+            abort(404)
+    obj = db.session.scalars(scoped(model, user).where(key)).first()
+    if obj is None:
+        abort(404)
+    if not _may_act(obj, user, action):
+        abort(403)
+    return obj

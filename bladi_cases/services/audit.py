@@ -1,0 +1,58 @@
+"""Writing the audit log: one helper that every service calls."""
+
+from __future__ import annotations
+
+from flask import has_request_context, request
+
+from ..extensions import db
+from ..models import AuditEntry, Organization
+
+
+class Action:
+    """Names of audited events (stable strings: they are stored and filtered on)."""
+
+    LOGIN = "login"
+    LOGIN_FAILED = "login_failed"
+    LOCKOUT = "lockout"
+    LOGOUT = "logout"
+    PASSWORD_CHANGED = "password_changed"
+    PASSWORD_RESET_ISSUED = "password_reset_issued"
+    PASSWORD_RESET_USED = "password_reset_used"
+    USER_CREATED = "user_created"
+    USER_UPDATED = "user_updated"
+    USER_DEACTIVATED = "user_deactivated"
+    USER_ACTIVATED = "user_activated"
+    ORG_CREATED = "org_created"
+    ORG_UPDATED = "org_updated"
+    SITE_CREATED = "site_created"
+    SITE_UPDATED = "site_updated"
+
+
+ALL_ACTIONS = sorted(v for k, v in vars(Action).items() if not k.startswith("_"))
+
+
+def record(action: str, *, actor=None, obj=None, organization_id=None,
+           detail: dict | None = None) -> AuditEntry:
+    """Append an audit entry for `action` by `actor` on `obj`, from the current request's IP.
+
+    The organisation defaults to the object's own, then the actor's, so each CSO's
+    manager sees the entries that concern their CSO.
+    """
+    if organization_id is None:
+        organization_id = getattr(obj, "organization_id", None)
+        if organization_id is None and isinstance(obj, Organization):
+            organization_id = obj.id
+    if organization_id is None and actor is not None:
+        organization_id = actor.organization_id
+    entry = AuditEntry(
+        action=action,
+        actor_id=getattr(actor, "id", None),
+        object_type=type(obj).__name__ if obj is not None else None,
+        object_id=str(getattr(obj, "uuid", None) or getattr(obj, "id", "")) if obj else None,
+        organization_id=organization_id,
+        ip=request.remote_addr if has_request_context() else None,
+        detail=detail or None,
+    )
+    db.session.add(entry)
+    db.session.flush()
+    return entry

@@ -1,0 +1,189 @@
+"""Test fixtures: one app and one database per session, each test in a rolled-back transaction.
+
+The database is SQLite in a temporary folder, or PostgreSQL when TEST_DATABASE_URL is set
+(.ci/run does both). Without a reachable PostgreSQL the suite is skipped with a visible
+reason on a developer's machine, and fails under CI (CI=true).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from flask_migrate import upgrade
+from sqlalchemy.orm import scoped_session, sessionmaker
+
+from bladi_cases import create_app
+from bladi_cases.extensions import db
+from bladi_cases.models import Organization, Role, Site, SiteKind, User
+from bladi_cases.seed import seed_reference
+from bladi_cases.services.auth import hash_password
+
+TEST_PASSWORD = "Correct-Horse-Battery-9"
+_TMP = Path(tempfile.mkdtemp(prefix="bladi-tests-"))
+_PG_PROBLEM: str | None = None
+
+
+def _postgres_problem(url: str) -> str | None:
+    try:
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:  # any failure to connect means "no PostgreSQL here"
+        return f"PostgreSQL at {url} is unreachable ({type(exc).__name__}: {exc})"[:300]
+    return None
+
+
+def pytest_configure(config):
+    """Check PostgreSQL once; CI must not silently skip it."""
+    global _PG_PROBLEM
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        _PG_PROBLEM = _postgres_problem(url)
+        if _PG_PROBLEM and os.environ.get("CI") == "true":
+            raise pytest.UsageError(f"CI=true and {_PG_PROBLEM}")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip every test, visibly, when PostgreSQL was asked for but is not there."""
+    if _PG_PROBLEM:
+        marker = pytest.mark.skip(reason=f"SKIPPED: {_PG_PROBLEM}")
+        for item in items:
+            item.add_marker(marker)
+
+
+def pytest_report_header(config):
+    """Say which database the run uses."""
+    return f"database: {os.environ.get('TEST_DATABASE_URL') or 'SQLite (temporary file)'}"
+
+
+def _reset_database(url: str) -> None:
+    """Start from an empty database, so the migrations build it from nothing."""
+    if url.startswith("postgresql"):
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+            conn.execute(sa.text("CREATE SCHEMA public"))
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    """The URL of the session's database."""
+    url = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{_TMP / 'test.db'}"
+    return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+@pytest.fixture(scope="session")
+def app(database_url):
+    """The one app of the test session, its database migrated from empty and seeded."""
+    _reset_database(database_url)
+    os.environ["BLADI_INSTANCE_PATH"] = str(_TMP / "instance")
+    application = create_app({
+        "BLADI_ENV": "testing",
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "WTF_CSRF_ENABLED": False,
+        "SERVER_NAME": "bladi.test",
+    })
+    with application.app_context():
+        upgrade()
+        seed_reference()
+        db.session.commit()
+        db.session.remove()
+    yield application
+    with application.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _transaction(app):
+    """Run each test inside a transaction that is rolled back: no rebuild per test.
+
+    Requests commit as usual; with join_transaction_mode='create_savepoint' their commits
+    only release a savepoint of the outer transaction.
+    """
+    with app.app_context():
+        connection = db.engine.connect()
+        outer = connection.begin()
+        original = db.session
+        db.session = scoped_session(
+            sessionmaker(bind=connection, join_transaction_mode="create_savepoint"))
+        try:
+            yield
+        finally:
+            db.session.remove()
+            db.session = original
+            outer.rollback()
+            connection.close()
+
+
+@pytest.fixture
+def client(app):
+    """A test client; use login(client, user) to act as someone."""
+    return app.test_client()
+
+
+@pytest.fixture
+def org():
+    """A function returning a seeded organisation by code."""
+
+    def get(code: str) -> Organization:
+        return db.session.scalars(sa.select(Organization).where(Organization.code == code)).one()
+
+    return get
+
+
+@pytest.fixture
+def make_user(org):
+    """Factory: make_user(role="field_worker", org_code="BA", **fields) -> User."""
+    counter = {"n": 0}
+    default_org = {Role.FIELD_WORKER: "BA", Role.CSO_MANAGER: "BA", Role.REVIEWER: "AMIDEAST",
+                   Role.DONOR: "DOS", Role.ADMIN: None}
+
+    def make(role: str = Role.FIELD_WORKER, org_code: str | None = "default", **fields) -> User:
+        counter["n"] += 1
+        code = default_org[Role(role)] if org_code == "default" else org_code
+        user = User(
+            email=fields.pop("email", f"{role}{counter['n']}@example.tn"),
+            display_name=fields.pop("display_name", f"Tester {role} {counter['n']}"),
+            role=role, organization_id=org(code).id if code else None,
+            password_hash=hash_password(fields.pop("password", TEST_PASSWORD)), **fields)
+        db.session.add(user)
+        db.session.flush()
+        return user
+
+    return make
+
+
+@pytest.fixture
+def make_site(org):
+    """Factory: make_site(org_code="BA", name=..., kind=...) -> Site."""
+
+    def make(org_code: str = "BA", name: str = "Maison des jeunes test",
+             kind: str = SiteKind.YOUTH_CENTRE, governorate: str = "TN-61") -> Site:
+        site = Site(name=name, kind=kind, governorate_code=governorate)
+        site.organizations.append(org(org_code))
+        db.session.add(site)
+        db.session.flush()
+        return site
+
+    return make
+
+
+def login(client, user: User) -> None:
+    """Act as `user` in later requests of `client` (sets the login session directly)."""
+    with client.session_transaction() as session:
+        session["_user_id"] = user.get_id()
+        session["_fresh"] = True
+
+
+def text_of(response) -> str:
+    """The response body as text, tags stripped and white space folded."""
+    html = response.get_data(as_text=True)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
