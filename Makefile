@@ -17,7 +17,7 @@ install: $(BIN)/.installed
 
 # Compiled catalogs are build products (not committed): made on every run/test.
 translations: install
-	$(BIN)/pybabel compile --use-fuzzy -q -d translations 2>/dev/null || $(BIN)/pybabel compile -q -d translations
+	$(BIN)/pybabel compile --statistics -d translations
 
 run: translations
 	BLADI_ENV=development $(FLASK) db upgrade

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from babel import Locale
-from flask import g, request
+from flask import g, has_request_context, request
 from flask_babel import format_date, format_datetime, format_decimal, get_locale
 from flask_login import current_user
 
@@ -15,7 +15,12 @@ COOKIE_NAME = "lang"
 
 
 def chosen_language() -> str:
-    """The UI language: saved preference -> cookie -> Accept-Language -> Arabic."""
+    """The UI language: saved preference -> cookie -> Accept-Language -> Arabic.
+
+    Outside a request (the command line) messages are in English, for the operator.
+    """
+    if not has_request_context():
+        return "en"
     cached = g.get("_ui_language")
     if cached:
         return cached

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from flask import g, has_app_context
+from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from sqlalchemy.orm import scoped_session, sessionmaker
 
@@ -96,6 +98,7 @@ def app(database_url):
         seed_reference()
         db.session.commit()
         db.session.remove()
+    application.test_client_class = IsolatedClient
     yield application
     with application.app_context():
         db.engine.dispose()
@@ -121,6 +124,28 @@ def _transaction(app):
             db.session = original
             outer.rollback()
             connection.close()
+
+
+class IsolatedClient(FlaskClient):
+    """A test client whose requests never see each other's `g`.
+
+    The test's app context stays pushed (so the test and its requests share one database
+    session and transaction), which would otherwise let `g` (Flask-Login's cached user,
+    the cached language) leak from one request into the next.
+    """
+
+    def open(self, *args, **kwargs):
+        _clear_g()
+        try:
+            return super().open(*args, **kwargs)
+        finally:
+            _clear_g()
+
+
+def _clear_g() -> None:
+    if has_app_context():
+        for name in list(vars(g)):
+            delattr(g, name)
 
 
 @pytest.fixture
@@ -155,7 +180,7 @@ def make_user(org):
             role=role, organization_id=org(code).id if code else None,
             password_hash=hash_password(fields.pop("password", TEST_PASSWORD)), **fields)
         db.session.add(user)
-        db.session.flush()
+        db.session.commit()  # to the outer test transaction: survives a request's rollback
         return user
 
     return make
@@ -170,7 +195,7 @@ def make_site(org):
         site = Site(name=name, kind=kind, governorate_code=governorate)
         site.organizations.append(org(org_code))
         db.session.add(site)
-        db.session.flush()
+        db.session.commit()
         return site
 
     return make

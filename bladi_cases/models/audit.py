@@ -28,7 +28,7 @@ class AuditEntry(db.Model):
         sa.ForeignKey("organization.id"), index=True
     )
     ip: Mapped[str | None] = mapped_column(sa.String(45))
-    detail: Mapped[dict | None] = mapped_column(sa.JSON)
+    detail: Mapped[dict | None] = mapped_column(sa.JSON(none_as_null=True))
 
     actor: Mapped[User | None] = relationship()
     organization: Mapped[Organization | None] = relationship()

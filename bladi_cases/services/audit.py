@@ -38,6 +38,9 @@ def record(action: str, *, actor=None, obj=None, organization_id=None,
     The organisation defaults to the object's own, then the actor's, so each CSO's
     manager sees the entries that concern their CSO.
     """
+    # current_user is a proxy: audit the real objects behind it.
+    actor = getattr(actor, "_get_current_object", lambda: actor)()
+    obj = getattr(obj, "_get_current_object", lambda: obj)()
     if organization_id is None:
         organization_id = getattr(obj, "organization_id", None)
         if organization_id is None and isinstance(obj, Organization):

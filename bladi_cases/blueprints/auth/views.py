@@ -56,7 +56,8 @@ def change_password():
         except ValidationError as failure:
             apply_errors(form, failure)
         else:
-            login_user(current_user)  # re-issue this session with the new nonce
+            # Re-issue this session with the new nonce (the real user, not the proxy).
+            login_user(current_user._get_current_object())
             flash(_("Your password was changed. Other sessions were logged out."), "success")
             return redirect(url_for("main.home"))
     return render_template("auth/change_password.html", form=form)

@@ -1,0 +1,124 @@
+"""Every route, every role: the status each one gets.
+
+EXPECTED below is written by hand, independently of policy.py. A route added without an
+entry here (or without a declared permission) fails this test, so nobody can add a page
+and forget who may open it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bladi_cases.extensions import db
+from bladi_cases.models import Role
+from bladi_cases.policy import route_permission
+from bladi_cases.services.auth import issue_reset
+
+from .conftest import login
+
+ANON = "anonymous"
+ALL_ROLES = [r.value for r in Role]
+EVERYONE = {ANON, *ALL_ROLES}
+LOGGED_IN = set(ALL_ROLES)
+MANAGERS = {Role.CSO_MANAGER.value, Role.ADMIN.value}
+ADMIN = {Role.ADMIN.value}
+
+# endpoint -> roles that may use it
+EXPECTED: dict[str, set[str]] = {
+    "static": EVERYONE,
+    "main.healthz": EVERYONE,
+    "main.set_language": EVERYONE,
+    "main.home": LOGGED_IN,
+    "auth.login": EVERYONE,
+    "auth.reset_password": EVERYONE,
+    "auth.logout": LOGGED_IN,
+    "auth.change_password": LOGGED_IN,
+    "admin.organizations": ADMIN,
+    "admin.new_organization": ADMIN,
+    "admin.edit_organization": ADMIN,
+    "admin.sites": ADMIN,
+    "admin.new_site": ADMIN,
+    "admin.edit_site": ADMIN,
+    "admin.users": MANAGERS,
+    "admin.new_user": MANAGERS,
+    "admin.edit_user": MANAGERS,
+    "admin.set_user_active": MANAGERS,
+    "admin.issue_user_reset": MANAGERS,
+    "audit.entries": MANAGERS,
+}
+
+
+def _url_args(rule, fixtures) -> dict:
+    values = {"code": lambda: "BA", "site_id": lambda: fixtures["site"].uuid,
+              "user_id": lambda: fixtures["colleague"].uuid, "token": fixtures["new_token"],
+              "filename": lambda: "css/app.css"}
+    return {name: values[name]() for name in rule.arguments}
+
+
+@pytest.fixture
+def walk_fixtures(make_user, make_site):
+    colleague = make_user(Role.FIELD_WORKER, "BA")
+    admin = make_user(Role.ADMIN)
+
+    def new_token():
+        # A fresh code each time: issuing one (a route of the walk) voids the older ones.
+        token = issue_reset(colleague, admin)
+        db.session.commit()
+        return token
+
+    return {"site": make_site("BA"), "colleague": colleague, "new_token": new_token}
+
+
+def test_every_route_declares_a_permission_and_has_an_expectation(app):
+    with app.test_request_context():
+        endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+        undeclared = sorted(e for e in endpoints if route_permission(e) is None)
+    assert undeclared == [], f"routes without a declared permission: {undeclared}"
+    assert sorted(endpoints - set(EXPECTED)) == [], "add the new routes to EXPECTED"
+    assert sorted(set(EXPECTED) - endpoints) == [], "EXPECTED names routes that are gone"
+
+
+@pytest.mark.parametrize("who", [ANON, *ALL_ROLES])
+def test_every_route_for_every_role(app, make_user, walk_fixtures, who):
+    user = None if who == ANON else make_user(who)
+    failures = []
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.endpoint):
+        client = app.test_client()
+        if user is not None:
+            login(client, user)
+        with app.test_request_context():
+            from flask import url_for
+
+            url = url_for(rule.endpoint, **_url_args(rule, walk_fixtures))
+        method = "GET" if "GET" in rule.methods else "POST"
+        response = client.open(url, method=method)
+        allowed = who in EXPECTED[rule.endpoint]
+        location = response.headers.get("Location", "")
+        if not allowed and who == ANON:
+            ok = response.status_code == 302 and "/login" in location
+        elif not allowed:
+            ok = response.status_code == 403
+        else:
+            ok = response.status_code in (200, 302, 400) and "/login?next" not in location
+        if not ok:
+            failures.append(f"{method} {url}: {response.status_code} {location}")
+    assert failures == [], f"{who}: " + "; ".join(failures)
+
+
+@pytest.mark.parametrize("endpoint,arg", [
+    ("admin.edit_user", "user_id"),
+    ("admin.set_user_active", "user_id"),
+    ("admin.issue_user_reset", "user_id"),
+])
+def test_manager_gets_404_for_another_csos_account(app, client, make_user, endpoint, arg):
+    manager = make_user(Role.CSO_MANAGER, "BA")
+    stranger = make_user(Role.FIELD_WORKER, "ACEC")
+    login(client, manager)
+    with app.test_request_context():
+        from flask import url_for
+
+        url = url_for(endpoint, **{arg: stranger.uuid})
+    response = client.open(url, method="GET" if endpoint == "admin.edit_user" else "POST",
+                           data={"active": "0"})
+    assert response.status_code == 404
+    assert stranger.active is True
