@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from babel import Locale
-from flask import g, has_request_context, request
+from flask import has_request_context, request
 from flask_babel import format_date, format_datetime, format_decimal, get_locale
 from flask_login import current_user
 
@@ -21,9 +21,6 @@ def chosen_language() -> str:
     """
     if not has_request_context():
         return "en"
-    cached = g.get("_ui_language")
-    if cached:
-        return cached
     lang = None
     user = current_user._get_current_object() if current_user else None
     if user is not None and user.is_authenticated and user.preferred_language in LANGUAGES:
@@ -32,9 +29,7 @@ def chosen_language() -> str:
         lang = request.cookies[COOKIE_NAME]
     if lang is None:
         lang = request.accept_languages.best_match(LANGUAGES)
-    lang = lang or "ar"
-    g._ui_language = lang
-    return lang
+    return lang or "ar"
 
 
 def select_locale() -> str:

@@ -1,0 +1,43 @@
+"""Settings from the environment, with the production safety checks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bladi_cases.config import ConfigError, load_settings
+
+
+def test_production_refuses_to_start_without_keys(tmp_path):
+    with pytest.raises(ConfigError) as error:
+        load_settings({}, tmp_path)
+    assert "SECRET_KEY" in str(error.value) and "BLADI_DATA_KEY" in str(error.value)
+    with pytest.raises(ConfigError):
+        load_settings({"SECRET_KEY": "x" * 40}, tmp_path)
+
+
+def test_production_with_keys(tmp_path):
+    settings = load_settings({"SECRET_KEY": "s" * 40, "BLADI_DATA_KEY": "k" * 44,
+                              "DATABASE_URL": "postgres://u:p@db/bladi"}, tmp_path)
+    assert settings["BLADI_ENV"] == "production" and settings["SESSION_COOKIE_SECURE"]
+    assert settings["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u:p@db/bladi"
+    assert not settings["DEBUG"]
+
+
+def test_development_generates_keys_once_into_instance(tmp_path):
+    first = load_settings({"BLADI_ENV": "development"}, tmp_path)
+    second = load_settings({"BLADI_ENV": "development"}, tmp_path)
+    assert first["SECRET_KEY"] == second["SECRET_KEY"]
+    assert first["BLADI_DATA_KEY"] == second["BLADI_DATA_KEY"]
+    stored = json.loads((tmp_path / "secrets.json").read_text())
+    assert stored["SECRET_KEY"] == first["SECRET_KEY"]
+    assert (tmp_path / "secrets.json").stat().st_mode & 0o077 == 0
+    assert first["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'bladi.db'}"
+
+
+def test_bad_values_fail_fast(tmp_path):
+    with pytest.raises(ConfigError):
+        load_settings({"BLADI_ENV": "staging"}, tmp_path)
+    with pytest.raises(ConfigError):
+        load_settings({"BLADI_ENV": "testing", "BLADI_PAGE_SIZE": "many"}, tmp_path)
