@@ -1,0 +1,149 @@
+"""The foundation's phone journey in a real browser (Playwright driving the system Chromium).
+
+A real server process (gunicorn) on a free port, with a fresh SQLite database migrated and
+seeded with the demo data, exactly as `make run` does. Skipped, with a visible reason, when
+Chromium or Playwright is missing; .ci/run installs both, so CI always runs it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = ROOT / "test-artifacts"
+
+pytestmark = pytest.mark.browser
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="SKIPPED: Playwright not installed")
+if not Path(CHROMIUM).exists():
+    pytest.skip("SKIPPED: no Chromium (apt-get install chromium)", allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """gunicorn serving the app on a demo SQLite database."""
+    instance = tmp_path_factory.mktemp("browser-instance")
+    env = {**os.environ, "BLADI_ENV": "development", "BLADI_INSTANCE_PATH": str(instance),
+           "DATABASE_URL": f"sqlite:///{instance / 'bladi.db'}"}
+    env.pop("TEST_DATABASE_URL", None)
+    flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
+    subprocess.run([*flask, "db", "upgrade"], cwd=ROOT, env=env, check=True,
+                   capture_output=True)
+    subprocess.run([*flask, "seed", "demo"], cwd=ROOT, env=env, check=True, capture_output=True)
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+         "wsgi:app"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(base + "/healthz", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        process.kill()
+        pytest.fail("the server did not start")
+    yield base
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def phone(browser):
+    context = browser.new_context(viewport={"width": 360, "height": 740}, locale="ar-TN",
+                                  device_scale_factor=1, is_mobile=True, has_touch=True)
+    yield context.new_page()
+    context.close()
+
+
+def _no_horizontal_scroll(page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def _log_in(page, base, email, password):
+    page.goto(base + "/login")
+    page.get_by_label("البريد الإلكتروني").fill(email)
+    page.get_by_label("كلمة المرور").fill(password)
+    page.get_by_role("button", name="تسجيل الدخول").click()
+
+
+def test_login_page_is_arabic_rtl_and_fits_a_phone(phone, server):
+    phone.goto(server + "/login")
+    assert phone.get_attribute("html", "dir") == "rtl"
+    assert phone.get_attribute("html", "lang") == "ar"
+    assert _no_horizontal_scroll(phone)
+    button = phone.get_by_role("button", name="تسجيل الدخول").bounding_box()
+    assert button["height"] >= 44
+    ARTIFACTS.mkdir(exist_ok=True)
+    phone.screenshot(path=str(ARTIFACTS / "login-ar-360.png"), full_page=True)
+
+
+def test_field_worker_logs_in_and_sees_their_csos_sites(phone, server):
+    _log_in(phone, server, "worker@demo.bladi.tn", "Olive-Tree-4821")
+    phone.wait_for_url(server + "/")
+    body = phone.inner_text("main")
+    assert "مرحبًا" in body or "مرحبا" in body
+    assert "Centre de rééducation des mineurs, Sfax" in body
+    assert _no_horizontal_scroll(phone)
+    # The navigation starts on the right in Arabic.
+    nav = phone.locator(".main-nav a").first.bounding_box()
+    assert nav["x"] + nav["width"] > 360 / 2
+    phone.screenshot(path=str(ARTIFACTS / "home-field-worker-ar-360.png"), full_page=True)
+
+
+def test_wrong_password_shows_the_generic_message(phone, server):
+    _log_in(phone, server, "worker@demo.bladi.tn", "not-the-password")
+    assert "غير صحيحة" in phone.inner_text("main")
+
+
+def test_manager_switches_to_french_and_opens_staff_accounts(phone, server):
+    _log_in(phone, server, "manager@demo.bladi.tn", "Sahara-Wind-7305")
+    phone.wait_for_url(server + "/")
+    phone.get_by_role("button", name="Français").click()
+    assert phone.get_attribute("html", "dir") == "ltr"
+    phone.get_by_role("link", name="Comptes du personnel", exact=True).click()
+    assert "Amal Trabelsi" in phone.inner_text("main")
+    assert _no_horizontal_scroll(phone)
+    phone.screenshot(path=str(ARTIFACTS / "staff-manager-fr-360.png"), full_page=True)
+
+
+def test_reviewer_home_lists_the_funded_csos_without_individuals(browser, server):
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
+    page = context.new_page()
+    page.goto(server + "/login")
+    page.get_by_label("Email").fill("reviewer@demo.bladi.tn")
+    page.get_by_label("Password").fill("Medina-Gate-1944")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(server + "/")
+    text = page.inner_text("main")
+    assert "Bedhret Amal" in text and "Mashhad" in text
+    page.screenshot(path=str(ARTIFACTS / "home-reviewer-en.png"), full_page=True)
+    context.close()
