@@ -105,7 +105,8 @@ def test_deactivate_and_reactivate(client, make_user):
     client.post(f"/admin/users/{worker.uuid}/active", data={"active": "1"})
     db.session.refresh(worker)
     assert worker.active is True
-    assert client.post(f"/admin/users/{worker.uuid}/active", data={"active": "x"}).status_code == 400
+    garbled = client.post(f"/admin/users/{worker.uuid}/active", data={"active": "x"})
+    assert garbled.status_code == 400
 
 
 def test_manager_cannot_deactivate_self(client, make_user):
