@@ -17,29 +17,21 @@ class LoginForm(FlaskForm):
 
 
 
-class ChangePasswordForm(FlaskForm):
+class ResetPasswordForm(FlaskForm):
+    """A new password typed twice (choosing one through a one-time code)."""
+
+    new_password = PasswordField(
+        _l("New password"), validators=[DataRequired()],
+        description=_l("At least 10 characters, not containing your name or email."),
+        render_kw={"autocomplete": "new-password"})
+    confirm = PasswordField(
+        _l("New password again"),
+        validators=[DataRequired(), EqualTo("new_password", message=_l("The passwords differ."))],
+        render_kw={"autocomplete": "new-password"})
+
+
+class ChangePasswordForm(ResetPasswordForm):
     """The current password, then the new one twice."""
 
     current_password = PasswordField(_l("Current password"), validators=[DataRequired()],
                                      render_kw={"autocomplete": "current-password"})
-    new_password = PasswordField(
-        _l("New password"), validators=[DataRequired()],
-        description=_l("At least 10 characters, not containing your name or email."),
-        render_kw={"autocomplete": "new-password"})
-    confirm = PasswordField(
-        _l("New password again"),
-        validators=[DataRequired(), EqualTo("new_password", message=_l("The passwords differ."))],
-        render_kw={"autocomplete": "new-password"})
-
-
-class ResetPasswordForm(FlaskForm):
-    """Choosing a password through a one-time code."""
-
-    new_password = PasswordField(
-        _l("New password"), validators=[DataRequired()],
-        description=_l("At least 10 characters, not containing your name or email."),
-        render_kw={"autocomplete": "new-password"})
-    confirm = PasswordField(
-        _l("New password again"),
-        validators=[DataRequired(), EqualTo("new_password", message=_l("The passwords differ."))],
-        render_kw={"autocomplete": "new-password"})
