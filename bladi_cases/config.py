@@ -14,19 +14,15 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
+from .privacy.crypto import DataKeyError, parse_keys
+from .privacy.crypto import new_key as new_data_key
+
 ENVIRONMENTS = ("production", "development", "testing")
 SECRETS_FILE = "secrets.json"
 
 
 class ConfigError(RuntimeError):
     """Raised when the settings are incomplete or wrong; the app must not start."""
-
-
-def new_data_key() -> str:
-    """A fresh BLADI_DATA_KEY: 32 random bytes, url-safe base64 (a Fernet key)."""
-    import base64
-
-    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii")
 
 
 def _instance_secrets(instance_path: Path) -> dict[str, str]:
@@ -75,6 +71,11 @@ def load_settings(environ: dict | os._Environ, instance_path: Path) -> dict:
     elif env == "testing":
         secret_key = secret_key or secrets.token_urlsafe(32)
         data_key = data_key or new_data_key()
+    if data_key:
+        try:
+            parse_keys(data_key)
+        except DataKeyError as exc:
+            raise ConfigError(f"BLADI_DATA_KEY is not usable: {exc}") from exc
     missing = [name for name, value in (("SECRET_KEY", secret_key),
                                         ("BLADI_DATA_KEY", data_key)) if not value]
     if missing:

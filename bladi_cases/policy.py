@@ -21,7 +21,7 @@ from flask import abort, current_app, redirect, request, url_for
 from flask_login import current_user
 
 from .extensions import db
-from .models import AuditEntry, Organization, Role, Site, User
+from .models import AuditEntry, Beneficiary, Organization, Role, Site, User
 
 PUBLIC = "public"
 
@@ -35,13 +35,21 @@ class Perm:
     ORGS_MANAGE = "orgs.manage"
     SITES_MANAGE = "sites.manage"
     AUDIT_VIEW = "audit.view"
+    BENEFICIARIES = "beneficiaries.use"
+    BENEFICIARIES_IMPORT = "beneficiaries.import"
+    BENEFICIARY_RIGHTS = "beneficiaries.rights"
 
 
 _EVERYONE = {Perm.HOME, Perm.ACCOUNT}
 
+# Identifying records of young people: only the staff of the CSO that serves them.
+_CSO_RECORDS = {Perm.BENEFICIARIES}
+
 PERMISSIONS: dict[str, frozenset[str]] = {
-    Role.FIELD_WORKER: frozenset(_EVERYONE),
-    Role.CSO_MANAGER: frozenset(_EVERYONE | {Perm.USERS_MANAGE, Perm.AUDIT_VIEW}),
+    Role.FIELD_WORKER: frozenset(_EVERYONE | _CSO_RECORDS),
+    Role.CSO_MANAGER: frozenset(
+        _EVERYONE | _CSO_RECORDS | {Perm.USERS_MANAGE, Perm.AUDIT_VIEW,
+                                    Perm.BENEFICIARIES_IMPORT, Perm.BENEFICIARY_RIGHTS}),
     Role.REVIEWER: frozenset(_EVERYONE),
     Role.DONOR: frozenset(_EVERYONE),
     Role.ADMIN: frozenset(
@@ -178,6 +186,11 @@ def _may_act(obj, user, action: str) -> bool:
         )
     if isinstance(obj, Organization | Site) and action == "edit":
         return user.role == Role.ADMIN
+    if isinstance(obj, Beneficiary):
+        if action == "edit":
+            return can(user, Perm.BENEFICIARIES)
+        if action in ("access_request", "erase"):
+            return can(user, Perm.BENEFICIARY_RIGHTS)
     return False
 
 

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from bladi_cases.config import ConfigError, load_settings
+from bladi_cases.privacy import new_key
 
 
 def test_production_refuses_to_start_without_keys(tmp_path):
@@ -18,7 +19,7 @@ def test_production_refuses_to_start_without_keys(tmp_path):
 
 
 def test_production_with_keys(tmp_path):
-    settings = load_settings({"SECRET_KEY": "s" * 40, "BLADI_DATA_KEY": "k" * 44,
+    settings = load_settings({"SECRET_KEY": "s" * 40, "BLADI_DATA_KEY": new_key(),
                               "DATABASE_URL": "postgres://u:p@db/bladi"}, tmp_path)
     assert settings["BLADI_ENV"] == "production" and settings["SESSION_COOKIE_SECURE"]
     assert settings["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u:p@db/bladi"
@@ -34,6 +35,12 @@ def test_development_generates_keys_once_into_instance(tmp_path):
     assert stored["SECRET_KEY"] == first["SECRET_KEY"]
     assert (tmp_path / "secrets.json").stat().st_mode & 0o077 == 0
     assert first["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'bladi.db'}"
+
+
+def test_malformed_data_key_is_refused(tmp_path):
+    with pytest.raises(ConfigError) as error:
+        load_settings({"SECRET_KEY": "s" * 40, "BLADI_DATA_KEY": "k" * 44}, tmp_path)
+    assert "BLADI_DATA_KEY" in str(error.value) and "k" * 44 not in str(error.value)
 
 
 def test_bad_values_fail_fast(tmp_path):

@@ -3,9 +3,31 @@
 from .admin import Governorate, Organization, OrgKind, Site, SiteKind, site_organization
 from .audit import AuditEntry
 from .auth import CSO_ROLES, LANGUAGES, PasswordReset, Role, User
+from .beneficiaries import (
+    Beneficiary,
+    BeneficiaryNameIndex,
+    Consent,
+    ConsentGiver,
+    ConsentMethod,
+    ConsentScope,
+    Enrolment,
+    ExitReason,
+    SchoolStatus,
+    Sex,
+)
 
 __all__ = [
     "AuditEntry",
+    "Beneficiary",
+    "BeneficiaryNameIndex",
+    "Consent",
+    "ConsentGiver",
+    "ConsentMethod",
+    "ConsentScope",
+    "Enrolment",
+    "ExitReason",
+    "SchoolStatus",
+    "Sex",
     "CSO_ROLES",
     "Governorate",
     "LANGUAGES",

@@ -89,6 +89,8 @@ class Organization(PublicIdMixin, db.Model):
     governorate_code: Mapped[str | None] = mapped_column(sa.ForeignKey("governorate.iso_code"))
     locality: Mapped[str | None] = mapped_column(sa.String(120))
     active: Mapped[bool] = mapped_column(default=True)
+    # Last sequence number given to a beneficiary code of this CSO (BA-0042 -> 42).
+    beneficiary_counter: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     governorate: Mapped[Governorate | None] = relationship()

@@ -1,0 +1,264 @@
+"""Beneficiaries (the young people a CSO serves), their consents and enrolments.
+
+Identifying fields are stored encrypted (`*_enc`, see privacy/crypto.py) and searched
+through blind indexes; what aggregates need (sex, birth year and month, governorate,
+setting) stays plain. By design there is no column for an offence, a court decision,
+placement grounds, religion or political opinion (Organic Law 2004-63, art. 13).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .admin import Governorate, Organization, Site, SiteKind
+from .common import PublicIdMixin, utcnow
+
+
+class Sex(StrEnum):
+    """Sex as recorded for disaggregation."""
+
+    FEMALE = "female"
+    MALE = "male"
+
+
+class SchoolStatus(StrEnum):
+    """What the young person does now."""
+
+    IN_SCHOOL = "in_school"
+    DROPPED_OUT = "dropped_out"
+    VOCATIONAL = "vocational_training"
+    WORKING = "working"
+    NONE = "none"
+
+
+class ExitReason(StrEnum):
+    """Why an enrolment ended."""
+
+    COMPLETED = "completed"
+    MOVED = "moved"
+    DROPPED_OUT = "dropped_out"
+    TRANSFERRED = "transferred"
+    OTHER = "other"
+
+
+class ConsentGiver(StrEnum):
+    """Who consented: the young person (adult), a guardian, or an authority (custody)."""
+
+    SELF = "self"
+    GUARDIAN = "guardian"
+    AUTHORITY = "authority"
+
+
+class ConsentMethod(StrEnum):
+    """How consent was given."""
+
+    SIGNED_FORM = "signed_form"
+    WITNESSED_VERBAL = "witnessed_verbal"
+
+
+class ConsentScope(StrEnum):
+    """What a consent covers; each use of data checks its scope."""
+
+    PARTICIPATION = "participation"
+    SURVEYS = "surveys"
+    PHOTOS = "photos"
+    SHARING = "sharing"
+
+
+SEX_LABELS = {Sex.FEMALE: _l("Female"), Sex.MALE: _l("Male")}
+SCHOOL_STATUS_LABELS = {
+    SchoolStatus.IN_SCHOOL: _l("In school"),
+    SchoolStatus.DROPPED_OUT: _l("Dropped out of school"),
+    SchoolStatus.VOCATIONAL: _l("Vocational training"),
+    SchoolStatus.WORKING: _l("Working"),
+    SchoolStatus.NONE: _l("None of these"),
+}
+EXIT_REASON_LABELS = {
+    ExitReason.COMPLETED: _l("Completed"),
+    ExitReason.MOVED: _l("Moved away"),
+    ExitReason.DROPPED_OUT: _l("Dropped out"),
+    ExitReason.TRANSFERRED: _l("Transferred"),
+    ExitReason.OTHER: _l("Other"),
+}
+CONSENT_GIVER_LABELS = {
+    ConsentGiver.SELF: _l("The young person (18 or older)"),
+    ConsentGiver.GUARDIAN: _l("A parent or guardian"),
+    ConsentGiver.AUTHORITY: _l("The centre or authority with custody"),
+}
+CONSENT_METHOD_LABELS = {
+    ConsentMethod.SIGNED_FORM: _l("Signed form"),
+    ConsentMethod.WITNESSED_VERBAL: _l("Verbal, with a witness"),
+}
+CONSENT_SCOPE_LABELS = {
+    ConsentScope.PARTICIPATION: _l("Taking part in activities"),
+    ConsentScope.SURVEYS: _l("Answering surveys"),
+    ConsentScope.PHOTOS: _l("Photos"),
+    ConsentScope.SHARING: _l("Sharing de-identified data"),
+}
+
+
+def _check_in(column: str, enum) -> str:
+    return f"{column} IN {tuple(m.value for m in enum)}"
+
+
+class Beneficiary(PublicIdMixin, db.Model):
+    """A young person served by one CSO. Identifying fields are encrypted at rest."""
+
+    __tablename__ = "beneficiary"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(sa.ForeignKey("organization.id"))
+    sequence: Mapped[int]
+    code: Mapped[str] = mapped_column(sa.String(30), unique=True)
+
+    # Identifying, encrypted (Fernet tokens).
+    first_name_ar_enc: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    last_name_ar_enc: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    first_name_latin_enc: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    last_name_latin_enc: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    birth_date_enc: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    phone_enc: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    guardian_name_enc: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    guardian_phone_enc: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    address_enc: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+
+    # Blind indexes of the full name in each script, for duplicate checks.
+    name_key_ar: Mapped[str | None] = mapped_column(sa.String(32))
+    name_key_latin: Mapped[str | None] = mapped_column(sa.String(32))
+
+    # Plain: what aggregates and age bands need.
+    sex: Mapped[str] = mapped_column(sa.String(10))
+    birth_year: Mapped[int]
+    birth_month: Mapped[int]
+    governorate_code: Mapped[str] = mapped_column(sa.ForeignKey("governorate.iso_code"))
+    delegation: Mapped[str | None] = mapped_column(sa.String(80))
+    school_status: Mapped[str | None] = mapped_column(sa.String(30))
+    setting_kind: Mapped[str] = mapped_column(sa.String(30))
+    disability: Mapped[bool | None]
+    first_contact_date: Mapped[date]
+
+    erased_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    organization: Mapped[Organization] = relationship()
+    governorate: Mapped[Governorate] = relationship()
+    consents: Mapped[list[Consent]] = relationship(
+        back_populates="beneficiary", order_by="Consent.given_on.desc(), Consent.id.desc()",
+        cascade="all, delete-orphan")
+    enrolments: Mapped[list[Enrolment]] = relationship(
+        back_populates="beneficiary", order_by="Enrolment.start_date.desc(), Enrolment.id.desc()",
+        cascade="all, delete-orphan")
+
+    __table_args__ = (
+        sa.UniqueConstraint("organization_id", "sequence", name="uq_beneficiary_org_sequence"),
+        sa.Index("ix_beneficiary_org_name_ar_year", "organization_id", "name_key_ar",
+                 "birth_year"),
+        sa.Index("ix_beneficiary_org_name_latin_year", "organization_id", "name_key_latin",
+                 "birth_year"),
+        sa.Index("ix_beneficiary_org_birth", "organization_id", "birth_year", "birth_month"),
+        sa.CheckConstraint(_check_in("sex", Sex), name="sex"),
+        sa.CheckConstraint("birth_month BETWEEN 1 AND 12", name="birth_month"),
+        sa.CheckConstraint(_check_in("setting_kind", SiteKind), name="setting_kind"),
+    )
+
+    @property
+    def current_consent(self) -> Consent | None:
+        """The newest consent (withdrawn or not)."""
+        return self.consents[0] if self.consents else None
+
+    @property
+    def consent_withdrawn(self) -> bool:
+        """True when the newest consent was withdrawn: collection has stopped."""
+        consent = self.current_consent
+        return consent is not None and consent.withdrawn_on is not None
+
+    def allows(self, scope: str) -> bool:
+        """True when a valid (not withdrawn) consent covers `scope`."""
+        consent = self.current_consent
+        return (consent is not None and consent.withdrawn_on is None
+                and scope in (consent.scopes or []) and self.erased_at is None)
+
+    def status(self, today: date) -> str:
+        """'active' (an open enrolment), 'exited' (only ended ones) or 'not_enrolled'."""
+        if not self.enrolments:
+            return "not_enrolled"
+        if any(e.end_date is None or e.end_date >= today for e in self.enrolments):
+            return "active"
+        return "exited"
+
+
+class BeneficiaryNameIndex(db.Model):
+    """Blind indexes of name prefixes: search by name without decrypting every row."""
+
+    __tablename__ = "beneficiary_name_index"
+
+    beneficiary_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("beneficiary.id", ondelete="CASCADE"), primary_key=True)
+    digest: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    organization_id: Mapped[int] = mapped_column(sa.ForeignKey("organization.id"))
+
+    __table_args__ = (sa.Index("ix_beneficiary_name_index_org_digest", "organization_id",
+                               "digest"),)
+
+
+class Consent(PublicIdMixin, db.Model):
+    """A recorded consent and, if it happened, its withdrawal."""
+
+    __tablename__ = "consent"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    beneficiary_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("beneficiary.id", ondelete="CASCADE"), index=True)
+    organization_id: Mapped[int] = mapped_column(sa.ForeignKey("organization.id"), index=True)
+    given_by: Mapped[str] = mapped_column(sa.String(20))
+    giver_name_enc: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    relationship_to_youth: Mapped[str | None] = mapped_column(sa.String(60))
+    authority: Mapped[str | None] = mapped_column(sa.String(200))
+    given_on: Mapped[date]
+    method: Mapped[str] = mapped_column(sa.String(20))
+    scopes: Mapped[list] = mapped_column(sa.JSON, default=list)
+    withdrawn_on: Mapped[date | None]
+    recorded_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    beneficiary: Mapped[Beneficiary] = relationship(back_populates="consents")
+
+    __table_args__ = (
+        sa.CheckConstraint(_check_in("given_by", ConsentGiver), name="given_by"),
+        sa.CheckConstraint(_check_in("method", ConsentMethod), name="method"),
+    )
+
+
+class Enrolment(PublicIdMixin, db.Model):
+    """A period during which a young person takes part at a site of their CSO."""
+
+    __tablename__ = "enrolment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    beneficiary_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("beneficiary.id", ondelete="CASCADE"), index=True)
+    organization_id: Mapped[int] = mapped_column(sa.ForeignKey("organization.id"), index=True)
+    site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id"), index=True)
+    start_date: Mapped[date]
+    end_date: Mapped[date | None]
+    exit_reason: Mapped[str | None] = mapped_column(sa.String(20))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    beneficiary: Mapped[Beneficiary] = relationship(back_populates="enrolments")
+    site: Mapped[Site] = relationship()
+
+    __table_args__ = (
+        sa.CheckConstraint("end_date IS NULL OR end_date >= start_date", name="dates"),
+        sa.CheckConstraint(
+            "(end_date IS NULL AND exit_reason IS NULL) OR "
+            f"(end_date IS NOT NULL AND {_check_in('exit_reason', ExitReason)})",
+            name="exit_reason"),
+    )
