@@ -41,6 +41,7 @@ update-catalogs: extract-messages
 
 bench: install
 	$(BIN)/python bench/page_weight.py
+	$(BIN)/python bench/search.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -153,9 +153,10 @@ def init_blueprints(app: Flask) -> None:
     from .blueprints.admin import bp as admin_bp
     from .blueprints.audit import bp as audit_bp
     from .blueprints.auth import bp as auth_bp
+    from .blueprints.beneficiaries import bp as beneficiaries_bp
     from .blueprints.main import bp as main_bp
 
-    for blueprint in (main_bp, auth_bp, admin_bp, audit_bp):
+    for blueprint in (main_bp, auth_bp, admin_bp, audit_bp, beneficiaries_bp):
         app.register_blueprint(blueprint)
 
 

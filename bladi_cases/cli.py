@@ -34,15 +34,23 @@ def seed_reference_command():
 
 @seed_cli.command("demo")
 @click.option("--force", is_flag=True, help="Allow in production (never do this with real data).")
-def seed_demo_command(force: bool):
+@click.option("--beneficiaries", "beneficiary_count", type=click.IntRange(0, 1_000_000),
+              default=0, help="Also generate this many synthetic young people.")
+@click.option("--seed", "random_seed", default=1, show_default=True,
+              help="Random seed: the same seed gives the same young people.")
+def seed_demo_command(force: bool, beneficiary_count: int, random_seed: int):
     """Demo sites and one account per role, printed with their passwords."""
-    from .seed import seed_demo
+    from .seed import seed_demo, seed_demo_beneficiaries
 
     if current_app.config["BLADI_ENV"] == "production" and not force:
         raise click.ClickException("Refusing to create demo accounts in production "
                                    "(BLADI_ENV=production). Use --force to override.")
     demo_users = seed_demo()
     db.session.commit()
+    if beneficiary_count:
+        seed_demo_beneficiaries(beneficiary_count, random_seed)
+        db.session.commit()
+        click.echo(f"{beneficiary_count} synthetic young people added (seed {random_seed}).")
     click.echo("Demo accounts (email / password / role / organisation):")
     for demo in demo_users:
         click.echo(f"  {demo.email:28} {demo.password:18} {demo.role.value:13} {demo.org or '-'}")
@@ -105,7 +113,61 @@ def generate_key_command():
     click.echo(new_data_key())
 
 
+@keys_cli.command("rotate")
+@click.option("--batch-size", default=500, show_default=True)
+def rotate_keys_command(batch_size: int):
+    """Re-encrypt everything under the first key of BLADI_DATA_KEY (new,old), online."""
+    from .privacy import parse_keys
+    from .services.beneficiaries import rotate_keys
+
+    keys = parse_keys(current_app.config["BLADI_DATA_KEY"])
+    if len(keys) < 2:
+        click.echo("BLADI_DATA_KEY holds one key: re-encrypting under it. To rotate, set "
+                   "BLADI_DATA_KEY=NEW,OLD (new key first) on every process, then run this.")
+    counts = rotate_keys(batch_size, progress=lambda table, n: click.echo(f"  {table}: {n}"))
+    click.echo("Done: " + ", ".join(f"{n} {table}" for table, n in counts.items())
+               + ". You may now remove the old key from BLADI_DATA_KEY.")
+
+
+beneficiaries_cli = AppGroup("beneficiaries", help="The beneficiary registry.")
+
+
+@beneficiaries_cli.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--org", "org_code", required=True, help="Code of the CSO the youth belong to.")
+@click.option("--allow-duplicates", is_flag=True,
+              help="Import rows that look like registered youth as new people.")
+@click.option("--skip-duplicates", is_flag=True, help="Leave such rows out.")
+def import_beneficiaries_command(path, org_code, allow_duplicates, skip_duplicates):
+    """Import a CSV or XLSX file (the template's columns), all rows or none."""
+    from pathlib import Path
+
+    from .services import beneficiary_import as importer
+
+    org = db.session.scalars(
+        db.select(Organization).where(Organization.code == org_code.upper())).first()
+    if org is None or not org.is_funded_cso:
+        raise click.ClickException(f"No funded CSO with code {org_code!r}.")
+    try:
+        check = importer.check_file(org, Path(path).name, Path(path).read_bytes())
+    except importer.ImportRefused as refused:
+        db.session.rollback()
+        raise click.ClickException(
+            "Nothing imported:\n  " + "\n  ".join(refused.messages)) from None
+    if check.duplicates and not (allow_duplicates or skip_duplicates):
+        db.session.rollback()
+        lines = [f"row {n}: " + ", ".join(getattr(c, "code", str(c)) for c in found)
+                 for n, found in check.duplicates.items()]
+        raise click.ClickException("Possible duplicates (use --skip-duplicates or "
+                                   "--allow-duplicates):\n  " + "\n  ".join(lines))
+    skip = set(check.duplicates) if skip_duplicates else set()
+    codes = importer.import_rows(None, org, check, skip)
+    db.session.commit()
+    click.echo(f"Imported {len(codes)} young people into {org.code}"
+               + (f" ({len(skip)} duplicate rows skipped)." if skip else "."))
+
+
 def init_cli(app: Flask) -> None:
     """Register the command groups on the app."""
-    for group in (seed_cli, users_cli, keys_cli):
+    for group in (seed_cli, users_cli, keys_cli, beneficiaries_cli):
         app.cli.add_command(group)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import random
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 from .extensions import db
@@ -129,3 +131,88 @@ def seed_demo() -> list[DemoUser]:
         })
     db.session.flush()
     return DEMO_USERS
+
+
+def _names() -> dict[str, list[tuple[str, str]]]:
+    names: dict[str, list[tuple[str, str]]] = {"female": [], "male": [], "family": []}
+    for row in _read_csv("names_tn.csv"):
+        names[row["kind"]].append((row["name_ar"], row["name_latin"]))
+    return names
+
+
+def _delegations() -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for row in _read_csv("delegations_tn.csv"):
+        found.setdefault(row["governorate_iso"], []).append(row["name_fr"])
+    return found
+
+
+MOBILE_PREFIXES = (20, 22, 23, 24, 25, 26, 27, 28, 29, 50, 52, 53, 54, 55, 56, 58, 90, 92,
+                   93, 94, 95, 96, 97, 98, 99)
+RELATIONSHIPS = ("أم", "أب", "ولي قانوني", "جدة", "خال")
+
+
+def demo_registration(rng, org: Organization, sites: list[Site], names, delegations,
+                      today: date) -> dict:
+    """Synthetic registration values for one young person of `org` (plausible, not real)."""
+    sex = rng.choice(("female", "male"))
+    first_ar, first_latin = rng.choice(names[sex])
+    last_ar, last_latin = rng.choice(names["family"])
+    age_days = rng.randint(10 * 365 + 3, 29 * 365 + 300)
+    birth = today - timedelta(days=age_days)
+    site = rng.choice(sites) if sites else None
+    governorate = site.governorate_code if site else org.governorate_code
+    minor = (today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))) < 18
+    rehab = site is not None and site.kind == SiteKind.REHABILITATION_CENTRE
+    scripts = rng.random()
+    values = {
+        "first_name_ar": first_ar if scripts < 0.85 else None,
+        "last_name_ar": last_ar if scripts < 0.85 else None,
+        "first_name_latin": first_latin if scripts > 0.3 else None,
+        "last_name_latin": last_latin if scripts > 0.3 else None,
+        "sex": sex, "birth_date": birth, "governorate_code": governorate,
+        "delegation": rng.choice(delegations.get(governorate, [None])),
+        "setting_kind": site.kind if site else SiteKind.YOUTH_CENTRE.value,
+        "school_status": rng.choice(["in_school", "in_school", "dropped_out",
+                                     "vocational_training", "working", "none"]),
+        "disability": rng.random() < 0.06,
+        "first_contact_date": today - timedelta(days=rng.randint(0, 400)),
+        "phone": f"{rng.choice(MOBILE_PREFIXES)}{rng.randint(0, 999_999):06d}"
+        if rng.random() < .6 else None,
+        "site": site,
+        "consent_method": rng.choice(["signed_form", "signed_form", "witnessed_verbal"]),
+        "consent_scopes": ["participation", "surveys"] + (["sharing"] if rng.random() < .7
+                                                           else []),
+    }
+    values["consent_date"] = values["first_contact_date"]
+    if minor:
+        guardian_ar = rng.choice(names[rng.choice(("female", "male"))])[0]
+        values.update(consent_given_by="authority" if rehab else "guardian",
+                      guardian_name=f"{guardian_ar} {last_ar}",
+                      guardian_relationship=rng.choice(RELATIONSHIPS),
+                      consent_authority="إدارة المركز" if rehab else None)
+    else:
+        values["consent_given_by"] = "self"
+    return values
+
+
+def seed_demo_beneficiaries(count: int, seed: int = 1, today: date | None = None,
+                            org_codes: list[str] | None = None) -> int:
+    """`count` synthetic young people spread over the 11 CSOs (or `org_codes`), the same
+    for the same seed."""
+    from .services.beneficiaries import register
+
+    today = today or date.today()
+    rng = random.Random(seed)
+    names, delegations = _names(), _delegations()
+    csos = db.session.scalars(db.select(Organization).where(
+        Organization.kind == OrgKind.FUNDED_CSO).order_by(Organization.code)).all()
+    if org_codes:
+        csos = [o for o in csos if o.code in org_codes]
+    for index in range(count):
+        org = csos[index % len(csos)]
+        values = demo_registration(rng, org, list(org.sites), names, delegations, today)
+        register(None, org, values, confirmed_new=True, today=today, audit=False)
+        if index % 500 == 499:
+            db.session.flush()
+    return count

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -197,6 +198,34 @@ def make_site(org):
         db.session.add(site)
         db.session.commit()
         return site
+
+    return make
+
+
+def registration(**overrides) -> dict:
+    """Valid registration values (an adult who consents), with overrides."""
+    values = {
+        "first_name_ar": "أميرة", "last_name_ar": "الطرابلسي",
+        "first_name_latin": "Amira", "last_name_latin": "Trabelsi",
+        "sex": "female", "birth_date": date(2006, 5, 14), "governorate_code": "TN-61",
+        "setting_kind": "youth_centre", "phone": "98 123 456",
+        "consent_given_by": "self", "consent_method": "signed_form",
+        "consent_scopes": ["participation", "surveys"],
+    }
+    values.update(overrides)
+    return values
+
+
+@pytest.fixture
+def make_beneficiary(org, make_user):
+    """Factory: make_beneficiary(org_code="BA", **registration overrides) -> Beneficiary."""
+    from bladi_cases.services.beneficiaries import register
+
+    def make(org_code: str = "BA", **overrides):
+        beneficiary = register(None, org(org_code), registration(**overrides),
+                               confirmed_new=True)
+        db.session.commit()
+        return beneficiary
 
     return make
 

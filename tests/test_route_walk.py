@@ -22,6 +22,8 @@ EVERYONE = {ANON, *ALL_ROLES}
 LOGGED_IN = set(ALL_ROLES)
 MANAGERS = {Role.CSO_MANAGER.value, Role.ADMIN.value}
 ADMIN = {Role.ADMIN.value}
+CSO_STAFF = {Role.FIELD_WORKER.value, Role.CSO_MANAGER.value}
+CSO_MANAGER = {Role.CSO_MANAGER.value}
 
 # endpoint -> roles that may use it
 EXPECTED: dict[str, set[str]] = {
@@ -45,19 +47,36 @@ EXPECTED: dict[str, set[str]] = {
     "admin.set_user_active": MANAGERS,
     "admin.issue_user_reset": MANAGERS,
     "audit.entries": MANAGERS,
+    "beneficiaries.index": CSO_STAFF,
+    "beneficiaries.new": CSO_STAFF,
+    "beneficiaries.show": CSO_STAFF,
+    "beneficiaries.edit": CSO_STAFF,
+    "beneficiaries.consent": CSO_STAFF,
+    "beneficiaries.withdraw": CSO_STAFF,
+    "beneficiaries.enrol": CSO_STAFF,
+    "beneficiaries.end_enrolment": CSO_STAFF,
+    "beneficiaries.access_request": CSO_MANAGER,
+    "beneficiaries.erase": CSO_MANAGER,
+    "beneficiaries.import_template": CSO_MANAGER,
+    "beneficiaries.import_upload": CSO_MANAGER,
+    "beneficiaries.import_confirm": CSO_MANAGER,
 }
 
 
 def _url_args(rule, fixtures) -> dict:
     values = {"code": lambda: "BA", "site_id": lambda: fixtures["site"].uuid,
               "user_id": lambda: fixtures["colleague"].uuid, "token": fixtures["new_token"],
-              "filename": lambda: "css/app.css"}
+              "filename": lambda: "css/app.css", "fmt": lambda: "xlsx",
+              "beneficiary_id": lambda: fixtures["youth"].uuid,
+              "enrolment_id": lambda: fixtures["enrolment"].uuid}
     return {name: values[name]() for name in rule.arguments}
 
 
 @pytest.fixture
-def walk_fixtures(make_user, make_site):
+def walk_fixtures(make_user, make_site, make_beneficiary):
     colleague = make_user(Role.FIELD_WORKER, "BA")
+    site = make_site("BA")
+    youth = make_beneficiary("BA", site=site)
     admin = make_user(Role.ADMIN)
 
     def new_token():
@@ -66,7 +85,8 @@ def walk_fixtures(make_user, make_site):
         db.session.commit()
         return token
 
-    return {"site": make_site("BA"), "colleague": colleague, "new_token": new_token}
+    return {"site": site, "colleague": colleague, "new_token": new_token, "youth": youth,
+            "enrolment": youth.enrolments[0]}
 
 
 def test_every_route_declares_a_permission_and_has_an_expectation(app):

@@ -1,0 +1,253 @@
+"""Views of the beneficiaries blueprint. Every record is loaded through the policy; every
+page that shows decrypted identities goes through services.beneficiaries.reveal*()."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask import abort, flash, make_response, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from ...extensions import db
+from ...i18n import ui_language
+from ...models import Beneficiary, Enrolment, Governorate, Site
+from ...policy import Perm, get_or_404, requires, scoped
+from ...services import ValidationError, apply_errors
+from ...services import beneficiaries as service
+from ...services.beneficiary_search import AGE_BANDS, STATUSES, age_band_of, search
+from .. import page_number
+from . import bp
+from .forms import (
+    BeneficiaryForm,
+    ConfirmCodeForm,
+    ConsentForm,
+    EndEnrolmentForm,
+    EnrolForm,
+    RegistrationForm,
+    WithdrawForm,
+)
+from .labels import labels_context
+
+
+def _sites():
+    return db.session.scalars(scoped(Site, current_user).where(Site.active.is_(True))
+                              .order_by(Site.name)).all()
+
+
+def _site_by_uuid(value):
+    if not value:
+        return None
+    found = next((s for s in _sites() if str(s.uuid) == value), None)
+    return found if found is not None else "unknown"
+
+
+def _prepare(form, with_site: bool):
+    lang = ui_language()
+    governorates = db.session.scalars(db.select(Governorate).order_by(Governorate.iso_code))
+    form.governorate_code.choices = [(g.iso_code, g.name(lang)) for g in governorates]
+    if request.method == "GET" and not form.governorate_code.data:
+        form.governorate_code.data = current_user.organization.governorate_code
+    if with_site:
+        form.site.choices = [("", "—")] + [(str(s.uuid), s.name) for s in _sites()]
+    return form
+
+
+def _values(form) -> dict:
+    values = dict(form.data)
+    values["disability"] = {"yes": True, "no": False}.get(values.get("disability"))
+    if "site" in values:
+        values["site"] = _site_by_uuid(values["site"])
+    return values
+
+
+@bp.get("/")
+@requires(Perm.BENEFICIARIES)
+def index():
+    """Search the CSO's young people: code, name prefix, site, status, age band."""
+    sites = _sites()
+    site = next((s for s in sites if str(s.uuid) == request.args.get("site")), None)
+    results = search(current_user, q=request.args.get("q", "")[:100], site=site,
+                     status=request.args.get("status"), age_band=request.args.get("age"),
+                     page=page_number(request.args.get("page")))
+    identities = service.reveal_many(results.items, current_user)
+    filters = {k: v for k, v in request.args.items() if k != "page" and v}
+    return render_template("beneficiaries/index.html", results=results, identities=identities,
+                           sites=sites, age_bands=AGE_BANDS, statuses=STATUSES,
+                           filters=filters, today=date.today(), age_band_of=age_band_of,
+                           **labels_context())
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@requires(Perm.BENEFICIARIES)
+def new():
+    """Register a young person, with consent and a first site, checking for duplicates."""
+    form = _prepare(RegistrationForm(), with_site=True)
+    candidates = []
+    if form.validate_on_submit():
+        try:
+            beneficiary = service.register(current_user, current_user.organization,
+                                           _values(form),
+                                           confirmed_new=form.confirmed_new.data == "1")
+        except ValidationError as failure:
+            apply_errors(form, failure)
+        except service.PossibleDuplicates as found:
+            candidates = found.candidates
+        else:
+            flash(_("Registered as %(code)s.", code=beneficiary.code), "success")
+            return redirect(url_for(".show", beneficiary_id=beneficiary.uuid))
+    identities = service.reveal_many(candidates, current_user, purpose="duplicate_check")
+    return render_template("beneficiaries/new.html", form=form, candidates=candidates,
+                           identities=identities, **labels_context())
+
+
+@bp.get("/<uuid:beneficiary_id>")
+@requires(Perm.BENEFICIARIES)
+def show(beneficiary_id):
+    """The record and its timeline."""
+    beneficiary = get_or_404(Beneficiary, beneficiary_id, current_user)
+    identity = None if beneficiary.erased_at else service.reveal(beneficiary, current_user)
+    return render_template(
+        "beneficiaries/show.html", b=beneficiary, identity=identity, today=date.today(),
+        timeline=service.timeline(beneficiary), consent_form=ConsentForm(),
+        withdraw_form=WithdrawForm(), enrol_form=_prepare_enrol(EnrolForm()),
+        end_form=EndEnrolmentForm(), age_band=age_band_of(beneficiary, date.today()),
+        **labels_context())
+
+
+def _prepare_enrol(form):
+    form.site.choices = [("", "—")] + [(str(s.uuid), s.name) for s in _sites()]
+    return form
+
+
+@bp.route("/<uuid:beneficiary_id>/edit", methods=["GET", "POST"])
+@requires(Perm.BENEFICIARIES)
+def edit(beneficiary_id):
+    """Correct or complete the record."""
+    beneficiary = get_or_404(Beneficiary, beneficiary_id, current_user, "edit")
+    if beneficiary.erased_at:
+        abort(404)
+    form = BeneficiaryForm(obj=beneficiary) if request.method == "POST" else BeneficiaryForm(
+        data=service.form_data(beneficiary, current_user))
+    _prepare(form, with_site=False)
+    if form.validate_on_submit():
+        try:
+            service.update(current_user, beneficiary, _values(form))
+        except ValidationError as failure:
+            db.session.rollback()
+            apply_errors(form, failure)
+        else:
+            flash(_("Record saved."), "success")
+            return redirect(url_for(".show", beneficiary_id=beneficiary.uuid))
+    return render_template("beneficiaries/edit.html", form=form, b=beneficiary,
+                           **labels_context())
+
+
+@bp.route("/<uuid:beneficiary_id>/consent", methods=["GET", "POST"])
+@requires(Perm.BENEFICIARIES)
+def consent(beneficiary_id):
+    """Record a new consent."""
+    beneficiary = get_or_404(Beneficiary, beneficiary_id, current_user, "edit")
+    form = ConsentForm()
+    if form.validate_on_submit():
+        try:
+            service.record_consent(current_user, beneficiary, dict(form.data))
+        except ValidationError as failure:
+            apply_errors(form, failure)
+        else:
+            flash(_("Consent recorded."), "success")
+            return redirect(url_for(".show", beneficiary_id=beneficiary.uuid))
+    return render_template("beneficiaries/consent.html", form=form, b=beneficiary)
+
+
+@bp.post("/<uuid:beneficiary_id>/consent/withdraw")
+@requires(Perm.BENEFICIARIES)
+def withdraw(beneficiary_id):
+    """Record the withdrawal of consent."""
+    beneficiary = get_or_404(Beneficiary, beneficiary_id, current_user, "edit")
+    form = WithdrawForm()
+    form.validate_on_submit()
+    _run(service.withdraw_consent, current_user, beneficiary,
+         form.withdrawn_on.data or date.today(), done=_("Withdrawal recorded."))
+    return redirect(url_for(".show", beneficiary_id=beneficiary.uuid))
+
+
+@bp.post("/<uuid:beneficiary_id>/enrol")
+@requires(Perm.BENEFICIARIES)
+def enrol(beneficiary_id):
+    """Enrol the youth at a site of the CSO."""
+    beneficiary = get_or_404(Beneficiary, beneficiary_id, current_user, "edit")
+    form = _prepare_enrol(EnrolForm())
+    form.validate_on_submit()
+    site = _site_by_uuid(form.site.data)
+    _run(service.enrol, current_user, beneficiary, None if site == "unknown" else site,
+         form.start_date.data or date.today(), done=_("Enrolled."))
+    return redirect(url_for(".show", beneficiary_id=beneficiary.uuid))
+
+
+@bp.post("/<uuid:beneficiary_id>/enrolments/<uuid:enrolment_id>/end")
+@requires(Perm.BENEFICIARIES)
+def end_enrolment(beneficiary_id, enrolment_id):
+    """End an enrolment with its exit reason."""
+    beneficiary = get_or_404(Beneficiary, beneficiary_id, current_user, "edit")
+    enrolment = get_or_404(Enrolment, enrolment_id, current_user, "view")
+    if enrolment.beneficiary_id != beneficiary.id:
+        abort(404)
+    form = EndEnrolmentForm()
+    form.validate_on_submit()
+    _run(service.end_enrolment, current_user, enrolment, form.end_date.data or date.today(),
+         form.exit_reason.data, done=_("Enrolment ended."))
+    return redirect(url_for(".show", beneficiary_id=beneficiary.uuid))
+
+
+def _run(action, *args, done: str) -> None:
+    """Call a service action from a small POST form; report the outcome as a flash."""
+    try:
+        action(*args)
+    except ValidationError as failure:
+        db.session.rollback()
+        flash(" ".join(str(m) for msgs in failure.errors.values() for m in msgs), "error")
+    else:
+        flash(done, "success")
+
+
+# The rights routes are open to CSO staff at the route level so that another CSO's record
+# answers 404 (not 403) to everyone; get_or_404 then requires the manager's permission.
+@bp.route("/<uuid:beneficiary_id>/access-request", methods=["GET", "POST"])
+@requires(Perm.BENEFICIARIES)
+def access_request(beneficiary_id):
+    """Produce the complete record of one youth as a readable file (typed confirmation)."""
+    beneficiary = get_or_404(Beneficiary, beneficiary_id, current_user, "access_request")
+    form = ConfirmCodeForm()
+    if form.validate_on_submit():
+        try:
+            export = service.access_record(current_user, beneficiary, form.confirm.data)
+        except ValidationError as failure:
+            apply_errors(form, failure)
+        else:
+            html = render_template("beneficiaries/access_export.html", **export,
+                                   **labels_context())
+            response = make_response(html)
+            response.headers["Content-Disposition"] = (
+                f'attachment; filename="{beneficiary.code}-record.html"')
+            return response
+    return render_template("beneficiaries/rights.html", form=form, b=beneficiary,
+                           kind="access")
+
+
+@bp.route("/<uuid:beneficiary_id>/erase", methods=["GET", "POST"])
+@requires(Perm.BENEFICIARIES)
+def erase(beneficiary_id):
+    """Erase a youth's identifying data, keeping de-identified rows (typed confirmation)."""
+    beneficiary = get_or_404(Beneficiary, beneficiary_id, current_user, "erase")
+    form = ConfirmCodeForm()
+    if form.validate_on_submit():
+        try:
+            service.erase(current_user, beneficiary, form.confirm.data)
+        except ValidationError as failure:
+            apply_errors(form, failure)
+        else:
+            flash(_("The identifying data of %(code)s was erased.", code=beneficiary.code),
+                  "success")
+            return redirect(url_for(".show", beneficiary_id=beneficiary.uuid))
+    return render_template("beneficiaries/rights.html", form=form, b=beneficiary, kind="erase")

@@ -1,0 +1,621 @@
+"""Registering and keeping the record of a young person: validation, encryption, consent,
+enrolment, duplicates, and the rights of access and erasure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import date
+
+import phonenumbers
+import sqlalchemy as sa
+from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from ..extensions import db
+from ..models import (
+    Beneficiary,
+    BeneficiaryNameIndex,
+    Consent,
+    ConsentGiver,
+    ConsentMethod,
+    ConsentScope,
+    Enrolment,
+    ExitReason,
+    Governorate,
+    Organization,
+    SchoolStatus,
+    Sex,
+    Site,
+)
+from ..models.admin import SiteKind
+from ..models.common import utcnow
+from ..privacy import FieldCipher, cipher_from_config
+from . import ValidationError
+from .audit import record
+
+MIN_AGE, MAX_AGE, ADULT_AGE = 8, 35, 18
+NAME_MAX, ADDRESS_MAX, DELEGATION_MAX, PERSON_MAX = 60, 200, 80, 120
+PREFIX_MAX = 10  # name prefixes indexed up to this length (longer ones are re-checked)
+
+IDENTITY_FIELDS = ("first_name_ar", "last_name_ar", "first_name_latin", "last_name_latin",
+                   "birth_date", "phone", "guardian_name", "guardian_phone", "address")
+# Beyond the minimal record: collected only under a valid consent.
+EXTENDED_FIELDS = ("phone", "address", "guardian_phone", "delegation", "school_status",
+                   "disability", "site")
+
+
+STATUS_LABELS = {"active": _l("Active"), "exited": _l("Exited"),
+                 "not_enrolled": _l("Not enrolled")}
+
+
+def cipher() -> FieldCipher:
+    """The field cipher for the configured BLADI_DATA_KEY."""
+    return cipher_from_config(current_app.config)
+
+
+@dataclass
+class Identity:
+    """The decrypted identifying fields of one beneficiary (never stored like this)."""
+
+    first_name_ar: str | None = None
+    last_name_ar: str | None = None
+    first_name_latin: str | None = None
+    last_name_latin: str | None = None
+    birth_date: date | None = None
+    phone: str | None = None
+    guardian_name: str | None = None
+    guardian_phone: str | None = None
+    address: str | None = None
+
+    @property
+    def full_name(self) -> str:
+        """Arabic name, then the Latin one in parentheses when both exist."""
+        arabic = " ".join(p for p in (self.first_name_ar, self.last_name_ar) if p)
+        latin = " ".join(p for p in (self.first_name_latin, self.last_name_latin) if p)
+        if arabic and latin:
+            return f"{arabic} ({latin})"
+        return arabic or latin
+
+
+def age_on(birth: date, day: date) -> int:
+    """Age in whole years on a day."""
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def _decrypt_identity(beneficiary: Beneficiary) -> Identity:
+    c = cipher()
+    values = {}
+    for name in IDENTITY_FIELDS:
+        raw = c.decrypt(getattr(beneficiary, f"{name}_enc"))
+        values[name] = date.fromisoformat(raw) if name == "birth_date" and raw else raw
+    return Identity(**values)
+
+
+def reveal(beneficiary: Beneficiary, actor, purpose: str = "view") -> Identity:
+    """Decrypt one youth's identity for a user of the owning CSO, and audit the read."""
+    if not actor.is_cso_staff or actor.organization_id != beneficiary.organization_id:
+        raise PermissionError("identities are decrypted only for the owning CSO")
+    identity = _decrypt_identity(beneficiary)
+    record("beneficiary_viewed", actor=actor, obj=beneficiary,
+           detail={"code": beneficiary.code, "purpose": purpose})
+    return identity
+
+
+def reveal_many(beneficiaries: list[Beneficiary], actor, purpose: str = "list"):
+    """Decrypt the identities shown on one page (a list), with one audit entry naming them."""
+    if not beneficiaries:
+        return {}
+    if any(not actor.is_cso_staff or actor.organization_id != b.organization_id
+           for b in beneficiaries):
+        raise PermissionError("identities are decrypted only for the owning CSO")
+    record("beneficiaries_listed", actor=actor, organization_id=actor.organization_id,
+           detail={"codes": [b.code for b in beneficiaries], "purpose": purpose})
+    return {b.id: _decrypt_identity(b) for b in beneficiaries}
+
+
+# --- Validation --------------------------------------------------------------------------
+
+def normalize_phone(raw: str | None) -> str | None:
+    """A Tunisian phone number in E.164 (+216XXXXXXXX), or ValueError."""
+    raw = (raw or "").strip()
+    if not raw:
+        return None
+    try:
+        number = phonenumbers.parse(raw, "TN")
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(raw) from exc
+    if number.country_code != 216 or not phonenumbers.is_valid_number(number):
+        raise ValueError(raw)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _text(values: dict, name: str, limit: int, errors: dict) -> str | None:
+    value = values.get(name)
+    value = value.strip() if isinstance(value, str) else value
+    if value and len(value) > limit:
+        errors.setdefault(name, []).append(_("At most %(n)d characters.", n=limit))
+    return value or None
+
+
+def _check_identity(values: dict, today: date, errors: dict) -> dict:
+    clean = {name: _text(values, name, NAME_MAX, errors)
+             for name in ("first_name_ar", "last_name_ar", "first_name_latin", "last_name_latin")}
+    has_arabic = clean["first_name_ar"] and clean["last_name_ar"]
+    has_latin = clean["first_name_latin"] and clean["last_name_latin"]
+    if not (has_arabic or has_latin):
+        errors.setdefault("first_name_ar", []).append(
+            _("Give the first and last name, in Arabic or in Latin letters."))
+    birth = values.get("birth_date")
+    if not isinstance(birth, date):
+        errors.setdefault("birth_date", []).append(_("Give the date of birth."))
+    elif birth > today:
+        errors.setdefault("birth_date", []).append(_("The date of birth is in the future."))
+    elif not MIN_AGE <= age_on(birth, today) <= MAX_AGE:
+        errors.setdefault("birth_date", []).append(
+            _("The age must be between %(low)d and %(high)d years.", low=MIN_AGE, high=MAX_AGE))
+    clean["birth_date"] = birth if isinstance(birth, date) else None
+    for name in ("phone", "guardian_phone"):
+        try:
+            clean[name] = normalize_phone(values.get(name))
+        except ValueError:
+            errors.setdefault(name, []).append(
+                _("Not a Tunisian phone number (8 digits, e.g. 98 123 456)."))
+    clean["address"] = _text(values, "address", ADDRESS_MAX, errors)
+    clean["guardian_name"] = _text(values, "guardian_name", PERSON_MAX, errors)
+    return clean
+
+
+def _check_plain(values: dict, org: Organization, today: date, errors: dict) -> dict:
+    clean = {}
+    choices = {"sex": Sex, "setting_kind": SiteKind, "school_status": SchoolStatus}
+    for name, enum in choices.items():
+        value = values.get(name) or None
+        if value is not None and value not in {m.value for m in enum}:
+            errors.setdefault(name, []).append(_("Choose a value from the list."))
+        clean[name] = value
+    for name in ("sex", "setting_kind"):
+        if clean[name] is None and name not in errors:
+            errors.setdefault(name, []).append(_("This field is required."))
+    governorate = values.get("governorate_code") or None
+    if governorate is None or db.session.get(Governorate, governorate) is None:
+        errors.setdefault("governorate_code", []).append(_("Choose a governorate from the list."))
+    clean["governorate_code"] = governorate
+    clean["delegation"] = _text(values, "delegation", DELEGATION_MAX, errors)
+    disability = values.get("disability")
+    clean["disability"] = None if disability in (None, "") else bool(disability)
+    first_contact = values.get("first_contact_date") or today
+    if not isinstance(first_contact, date):
+        errors.setdefault("first_contact_date", []).append(_("Give a valid date."))
+    elif first_contact > today:
+        errors.setdefault("first_contact_date", []).append(_("This date is in the future."))
+    clean["first_contact_date"] = first_contact
+    site = values.get("site")
+    if site is not None and (not isinstance(site, Site) or org not in site.organizations):
+        errors.setdefault("site", []).append(_("Unknown site: choose one of your CSO's sites."))
+    clean["site"] = site
+    return clean
+
+
+def check_consent(values: dict, *, birth: date | None, setting_kind: str | None,
+                  today: date, errors: dict) -> dict | None:
+    """Validate the consent part of a form; None when no consent is recorded."""
+    given_by = values.get("consent_given_by") or None
+    if given_by is None:
+        return None
+    if given_by not in {g.value for g in ConsentGiver}:
+        errors.setdefault("consent_given_by", []).append(_("Choose a value from the list."))
+        return None
+    minor = birth is not None and age_on(birth, today) < ADULT_AGE
+    if minor and given_by == ConsentGiver.SELF:
+        errors.setdefault("consent_given_by", []).append(
+            _("Under 18: consent is given by a parent or guardian, or by the authority "
+              "with custody."))
+    if birth is not None and not minor and given_by != ConsentGiver.SELF:
+        errors.setdefault("consent_given_by", []).append(
+            _("From 18 on, the young person gives their own consent."))
+    clean = {"given_by": given_by,
+             "giver_name": _text(values, "guardian_name", PERSON_MAX, errors),
+             "relationship_to_youth": _text(values, "guardian_relationship", 60, errors),
+             "authority": _text(values, "consent_authority", 200, errors)}
+    if given_by == ConsentGiver.GUARDIAN:
+        for name, key in (("guardian_name", "giver_name"),
+                          ("guardian_relationship", "relationship_to_youth")):
+            if not clean[key]:
+                errors.setdefault(name, []).append(_("Required when a guardian consents."))
+    needs_authority = given_by == ConsentGiver.AUTHORITY or (
+        minor and setting_kind == SiteKind.REHABILITATION_CENTRE)
+    if needs_authority and not clean["authority"]:
+        errors.setdefault("consent_authority", []).append(
+            _("Name the centre or authority that authorised the participation."))
+    method = values.get("consent_method") or None
+    if method not in {m.value for m in ConsentMethod}:
+        errors.setdefault("consent_method", []).append(_("Choose how consent was given."))
+    given_on = values.get("consent_date") or today
+    if not isinstance(given_on, date) or given_on > today:
+        errors.setdefault("consent_date", []).append(_("Give a date that is not in the future."))
+    scopes = list(values.get("consent_scopes") or [])
+    if not scopes or any(s not in {c.value for c in ConsentScope} for s in scopes):
+        errors.setdefault("consent_scopes", []).append(_("Tick what the consent covers."))
+    clean.update(method=method, given_on=given_on, scopes=scopes)
+    return clean
+
+
+def validate_registration(values: dict, org: Organization, today: date | None = None,
+                          *, consent_on_file: Consent | None = None):
+    """Check a registration (form or spreadsheet row); returns (identity, plain, consent) or
+    raises ValidationError with messages per field. Writes nothing."""
+    today = today or date.today()
+    errors: dict[str, list[str]] = {}
+    identity = _check_identity(values, today, errors)
+    plain = _check_plain(values, org, today, errors)
+    consent = check_consent(values, birth=identity["birth_date"],
+                            setting_kind=plain["setting_kind"], today=today, errors=errors)
+    covered = consent is not None or (consent_on_file is not None
+                                      and consent_on_file.withdrawn_on is None)
+    if not covered:
+        for name in EXTENDED_FIELDS:
+            value = identity.get(name, plain.get(name))
+            if value not in (None, "", False):
+                errors.setdefault(name, []).append(
+                    _("Record consent before collecting more than the minimal record."))
+    elif plain["site"] is not None and "participation" not in (
+            consent["scopes"] if consent else consent_on_file.scopes):
+        errors.setdefault("site", []).append(
+            _("Enrolment needs consent to take part in activities."))
+    if errors:
+        raise ValidationError(errors)
+    return identity, plain, consent
+
+
+# --- Writing -----------------------------------------------------------------------------
+
+def _name_purpose(org_id: int) -> str:
+    # Per-CSO purpose: the same name in two CSOs gives unrelated digests.
+    return f"name:{org_id}"
+
+
+def _name_key(c: FieldCipher, org_id: int, first: str | None, last: str | None) -> str | None:
+    if not (first and last):
+        return None
+    return c.blind_index(f"{first} {last}", f"fullname:{org_id}")
+
+
+def _apply_identity(beneficiary: Beneficiary, identity: dict) -> None:
+    """Encrypt the identity onto the row and rebuild its blind indexes."""
+    c = cipher()
+    for name in IDENTITY_FIELDS:
+        value = identity.get(name)
+        if isinstance(value, date):
+            value = value.isoformat()
+        setattr(beneficiary, f"{name}_enc", c.encrypt(value))
+    birth = identity["birth_date"]
+    beneficiary.birth_year, beneficiary.birth_month = birth.year, birth.month
+    org_id = beneficiary.organization_id
+    beneficiary.name_key_ar = _name_key(c, org_id, identity["first_name_ar"],
+                                        identity["last_name_ar"])
+    beneficiary.name_key_latin = _name_key(c, org_id, identity["first_name_latin"],
+                                           identity["last_name_latin"])
+    write_name_index(beneficiary, identity, c)
+
+
+def write_name_index(beneficiary: Beneficiary, identity, c: FieldCipher) -> None:
+    """Replace the prefix digests of a beneficiary's names (after edits or key rotation)."""
+    if beneficiary.id is None:
+        db.session.flush()
+    db.session.execute(sa.delete(BeneficiaryNameIndex)
+                       .where(BeneficiaryNameIndex.beneficiary_id == beneficiary.id))
+    get = identity.get if isinstance(identity, dict) else lambda n: getattr(identity, n)
+    names = " ".join(get(n) or "" for n in ("first_name_ar", "last_name_ar",
+                                             "first_name_latin", "last_name_latin"))
+    digests = c.prefix_indexes(names, _name_purpose(beneficiary.organization_id),
+                               max_len=PREFIX_MAX)
+    if digests:
+        db.session.execute(sa.insert(BeneficiaryNameIndex), [
+            {"beneficiary_id": beneficiary.id, "digest": d,
+             "organization_id": beneficiary.organization_id} for d in sorted(digests)])
+
+
+def find_duplicates(org: Organization, identity: dict, governorate: str | None,
+                    exclude_id: int | None = None) -> list[Beneficiary]:
+    """Same CSO, same normalised name (either script) and birth year; same governorate first."""
+    c = cipher()
+    keys = []
+    for variant in c.index_variants():
+        keys += [_name_key(variant, org.id, identity["first_name_ar"], identity["last_name_ar"]),
+                 _name_key(variant, org.id, identity["first_name_latin"],
+                           identity["last_name_latin"])]
+    keys = [k for k in keys if k]
+    if not keys or identity.get("birth_date") is None:
+        return []
+    query = sa.select(Beneficiary).where(
+        Beneficiary.organization_id == org.id,
+        Beneficiary.birth_year == identity["birth_date"].year,
+        Beneficiary.erased_at.is_(None),
+        sa.or_(Beneficiary.name_key_ar.in_(keys), Beneficiary.name_key_latin.in_(keys)))
+    if exclude_id is not None:
+        query = query.where(Beneficiary.id != exclude_id)
+    found = db.session.scalars(query).all()
+    return sorted(found, key=lambda b: (b.governorate_code != governorate, b.code))
+
+
+class PossibleDuplicates(Exception):  # noqa: N818 (a signal to the caller, not an error)
+    """Raised by register() when youth with the same name and birth year already exist."""
+
+    def __init__(self, candidates: list[Beneficiary]):
+        super().__init__(", ".join(b.code for b in candidates))
+        self.candidates = candidates
+
+
+def _next_code(org: Organization) -> tuple[int, str]:
+    # One UPDATE takes the row lock, so concurrent registrations get distinct numbers.
+    sequence = db.session.execute(
+        sa.update(Organization).where(Organization.id == org.id)
+        .values(beneficiary_counter=Organization.beneficiary_counter + 1)
+        .returning(Organization.beneficiary_counter)).scalar_one()
+    return sequence, f"{org.code}-{sequence:04d}"
+
+
+def register(actor, org: Organization, values: dict, *, confirmed_new: bool = False,
+             today: date | None = None, audit: bool = True) -> Beneficiary:
+    """Create a beneficiary (with consent and first enrolment) after every check passed.
+
+    Raises ValidationError (nothing written) or PossibleDuplicates unless `confirmed_new`.
+    """
+    today = today or date.today()
+    identity, plain, consent = validate_registration(values, org, today)
+    if not confirmed_new:
+        candidates = find_duplicates(org, identity, plain["governorate_code"])
+        if candidates:
+            raise PossibleDuplicates(candidates)
+    sequence, code = _next_code(org)
+    site = plain.pop("site")
+    beneficiary = Beneficiary(organization_id=org.id, sequence=sequence, code=code,
+                              created_by_id=getattr(actor, "id", None), **plain)
+    db.session.add(beneficiary)
+    _apply_identity(beneficiary, identity)
+    if consent is not None:
+        _add_consent(actor, beneficiary, consent)
+    if site is not None:
+        db.session.add(Enrolment(beneficiary=beneficiary, organization_id=org.id, site=site,
+                                 start_date=plain["first_contact_date"]))
+    db.session.flush()
+    if audit:
+        record("beneficiary_created", actor=actor, obj=beneficiary, detail={"code": code})
+    return beneficiary
+
+
+def _add_consent(actor, beneficiary: Beneficiary, consent: dict) -> Consent:
+    row = Consent(beneficiary=beneficiary, organization_id=beneficiary.organization_id,
+                  given_by=consent["given_by"], giver_name_enc=cipher().encrypt(
+                      consent["giver_name"] if consent["given_by"] == ConsentGiver.GUARDIAN
+                      else None),
+                  relationship_to_youth=consent["relationship_to_youth"],
+                  authority=consent["authority"], given_on=consent["given_on"],
+                  method=consent["method"], scopes=sorted(consent["scopes"]),
+                  recorded_by_id=getattr(actor, "id", None))
+    db.session.add(row)
+    return row
+
+
+def update(actor, beneficiary: Beneficiary, values: dict, today: date | None = None):
+    """Edit the record; collection beyond the minimal record needs a valid consent."""
+    _refuse_if_erased(beneficiary)
+    today = today or date.today()
+    values = {**values, "consent_given_by": None, "site": None}
+    identity, plain, _consent = validate_registration(
+        values, beneficiary.organization, today, consent_on_file=beneficiary.current_consent)
+    plain.pop("site")
+    for name, value in plain.items():
+        setattr(beneficiary, name, value)
+    _apply_identity(beneficiary, identity)
+    db.session.flush()
+    record("beneficiary_updated", actor=actor, obj=beneficiary, detail={"code": beneficiary.code})
+    return beneficiary
+
+
+def _refuse_if_erased(beneficiary: Beneficiary) -> None:
+    if beneficiary.erased_at is not None:
+        raise ValidationError.one("", _("This record was erased; it cannot be changed."))
+
+
+def record_consent(actor, beneficiary: Beneficiary, values: dict, today: date | None = None):
+    """Record a new consent (for example after a withdrawal, or when turning 18)."""
+    _refuse_if_erased(beneficiary)
+    today = today or date.today()
+    errors: dict[str, list[str]] = {}
+    birth = _decrypt_identity(beneficiary).birth_date
+    consent = check_consent({**values, "consent_given_by": values.get("consent_given_by") or ""},
+                            birth=birth, setting_kind=beneficiary.setting_kind, today=today,
+                            errors=errors)
+    if consent is None and not errors:
+        errors["consent_given_by"] = [_("This field is required.")]
+    if errors:
+        raise ValidationError(errors)
+    row = _add_consent(actor, beneficiary, consent)
+    db.session.flush()
+    beneficiary.consents.sort(key=lambda c: (c.given_on, c.id or 0), reverse=True)
+    record("consent_recorded", actor=actor, obj=beneficiary, detail={"scopes": row.scopes})
+    return row
+
+
+def withdraw_consent(actor, beneficiary: Beneficiary, on: date, today: date | None = None):
+    """Record that consent was withdrawn: collection stops and the record is flagged."""
+    today = today or date.today()
+    consent = beneficiary.current_consent
+    if consent is None or consent.withdrawn_on is not None:
+        raise ValidationError.one("", _("There is no valid consent to withdraw."))
+    if not isinstance(on, date) or on > today or on < consent.given_on:
+        raise ValidationError.one("withdrawn_on", _(
+            "Give a date between the consent and today."))
+    consent.withdrawn_on = on
+    db.session.flush()
+    record("consent_withdrawn", actor=actor, obj=beneficiary)
+    return consent
+
+
+def enrol(actor, beneficiary: Beneficiary, site: Site | None, start: date,
+          today: date | None = None) -> Enrolment:
+    """Enrol a youth at one of the CSO's sites (needs consent to take part)."""
+    _refuse_if_erased(beneficiary)
+    today = today or date.today()
+    errors: dict[str, list[str]] = {}
+    if site is None or beneficiary.organization not in site.organizations:
+        errors["site"] = [_("Unknown site: choose one of your CSO's sites.")]
+    if not isinstance(start, date) or start > today:
+        errors["start_date"] = [_("Give a date that is not in the future.")]
+    if not beneficiary.allows(ConsentScope.PARTICIPATION):
+        errors.setdefault("site", []).append(
+            _("Enrolment needs consent to take part in activities."))
+    if errors:
+        raise ValidationError(errors)
+    enrolment = Enrolment(beneficiary=beneficiary, organization_id=beneficiary.organization_id,
+                          site=site, start_date=start)
+    db.session.add(enrolment)
+    db.session.flush()
+    record("enrolment_started", actor=actor, obj=beneficiary, detail={"site": str(site.uuid)})
+    return enrolment
+
+
+def end_enrolment(actor, enrolment: Enrolment, end: date, reason: str,
+                  today: date | None = None) -> Enrolment:
+    """Close an enrolment with its exit reason."""
+    today = today or date.today()
+    errors: dict[str, list[str]] = {}
+    if enrolment.end_date is not None:
+        errors[""] = [_("This enrolment has already ended.")]
+    if not isinstance(end, date) or end > today or end < enrolment.start_date:
+        errors["end_date"] = [_("Give a date between the start of the enrolment and today.")]
+    if reason not in {r.value for r in ExitReason}:
+        errors["exit_reason"] = [_("Choose a value from the list.")]
+    if errors:
+        raise ValidationError(errors)
+    enrolment.end_date, enrolment.exit_reason = end, reason
+    db.session.flush()
+    record("enrolment_ended", actor=actor, obj=enrolment.beneficiary, detail={"reason": reason})
+    return enrolment
+
+
+def erase(actor, beneficiary: Beneficiary, typed_code: str) -> Beneficiary:
+    """Destroy a youth's identifying data (crypto-shred), keeping de-identified rows.
+
+    The encrypted columns, blind indexes and guardian names are overwritten with NULL;
+    sex, birth year and month, governorate, setting and enrolment dates stay for aggregates.
+    """
+    if (typed_code or "").strip().upper() != beneficiary.code:
+        raise ValidationError.one("confirm", _("Type the code %(code)s to confirm.",
+                                               code=beneficiary.code))
+    _refuse_if_erased(beneficiary)
+    for name in IDENTITY_FIELDS:
+        setattr(beneficiary, f"{name}_enc", None)
+    beneficiary.name_key_ar = beneficiary.name_key_latin = None
+    beneficiary.delegation = None
+    for consent in beneficiary.consents:
+        consent.giver_name_enc = None
+    db.session.execute(sa.delete(BeneficiaryNameIndex)
+                       .where(BeneficiaryNameIndex.beneficiary_id == beneficiary.id))
+    beneficiary.erased_at = utcnow()
+    db.session.flush()
+    record("beneficiary_erased", actor=actor, obj=beneficiary, detail={"code": beneficiary.code})
+    return beneficiary
+
+
+def access_record(actor, beneficiary: Beneficiary, typed_code: str) -> dict:
+    """Everything held on one youth, decrypted, for an access request (audited)."""
+    if (typed_code or "").strip().upper() != beneficiary.code:
+        raise ValidationError.one("confirm", _("Type the code %(code)s to confirm.",
+                                               code=beneficiary.code))
+    identity = reveal(beneficiary, actor, purpose="access_request")
+    c = cipher()
+    consents = [{"given_by": k.given_by, "giver_name": c.decrypt(k.giver_name_enc),
+                 "relationship": k.relationship_to_youth, "authority": k.authority,
+                 "given_on": k.given_on, "method": k.method, "scopes": k.scopes,
+                 "withdrawn_on": k.withdrawn_on} for k in beneficiary.consents]
+    record("access_request_exported", actor=actor, obj=beneficiary,
+           detail={"code": beneficiary.code})
+    return {"beneficiary": beneficiary,
+            "identity": {f.name: getattr(identity, f.name) for f in fields(identity)},
+            "consents": consents, "enrolments": list(beneficiary.enrolments)}
+
+
+def form_data(beneficiary: Beneficiary, actor) -> dict:
+    """The current record as edit-form data (decrypted for the owning CSO, audited)."""
+    identity = reveal(beneficiary, actor, purpose="edit")
+    data = {f.name: getattr(identity, f.name) for f in fields(identity)}
+    data.update(sex=beneficiary.sex, governorate_code=beneficiary.governorate_code,
+                setting_kind=beneficiary.setting_kind, delegation=beneficiary.delegation,
+                school_status=beneficiary.school_status or "",
+                disability={True: "yes", False: "no"}.get(beneficiary.disability, ""),
+                first_contact_date=beneficiary.first_contact_date)
+    return data
+
+
+@dataclass
+class TimelineEvent:
+    """One dated line of a youth's history."""
+
+    on: date
+    kind: str
+    detail: dict
+
+
+def timeline(beneficiary: Beneficiary) -> list[TimelineEvent]:
+    """The youth's history, newest first: registration, consents, enrolments.
+
+    Later features (attendance, surveys, case events) add their events here.
+    """
+    events = [TimelineEvent(beneficiary.first_contact_date, "first_contact", {})]
+    for consent in beneficiary.consents:
+        events.append(TimelineEvent(consent.given_on, "consent", {"consent": consent}))
+        if consent.withdrawn_on:
+            events.append(TimelineEvent(consent.withdrawn_on, "consent_withdrawn",
+                                        {"consent": consent}))
+    for enrolment in beneficiary.enrolments:
+        events.append(TimelineEvent(enrolment.start_date, "enrolled", {"enrolment": enrolment}))
+        if enrolment.end_date:
+            events.append(TimelineEvent(enrolment.end_date, "exited", {"enrolment": enrolment}))
+    if beneficiary.erased_at:
+        events.append(TimelineEvent(beneficiary.erased_at.date(), "erased", {}))
+    return sorted(events, key=lambda e: e.on, reverse=True)
+
+
+# Every encrypted column, for key rotation. Later features add theirs here.
+ENCRYPTED_COLUMNS = {
+    Beneficiary: tuple(f"{name}_enc" for name in IDENTITY_FIELDS),
+    Consent: ("giver_name_enc",),
+}
+
+
+def rotate_keys(batch_size: int = 500, progress=None) -> dict[str, int]:
+    """Re-encrypt every encrypted field under the newest key and rebuild blind indexes.
+
+    Runs in batches committed one by one: while it runs, both keys decrypt and searches
+    look up digests under every key (FieldCipher.index_variants), so nothing stops.
+    """
+    c = cipher()
+    counts = {}
+    for model, columns in ENCRYPTED_COLUMNS.items():
+        done, last_id = 0, 0
+        while True:
+            rows = db.session.scalars(sa.select(model).where(model.id > last_id)
+                                      .order_by(model.id).limit(batch_size)).all()
+            if not rows:
+                break
+            for row in rows:
+                for column in columns:
+                    setattr(row, column, c.rotate(getattr(row, column)))
+                if model is Beneficiary and row.erased_at is None:
+                    identity = _decrypt_identity(row)
+                    org_id = row.organization_id
+                    row.name_key_ar = _name_key(c, org_id, identity.first_name_ar,
+                                                identity.last_name_ar)
+                    row.name_key_latin = _name_key(c, org_id, identity.first_name_latin,
+                                                   identity.last_name_latin)
+                    write_name_index(row, identity, c)
+            last_id = rows[-1].id
+            done += len(rows)
+            db.session.commit()
+            if progress:
+                progress(model.__tablename__, done)
+        counts[model.__tablename__] = done
+    return counts

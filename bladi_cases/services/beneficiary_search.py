@@ -1,0 +1,146 @@
+"""Finding beneficiaries: by code, name prefix (blind indexes), site, status and age band.
+
+Everything starts from policy.scoped(Beneficiary, user), so a search can only ever see the
+user's own CSO.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+import sqlalchemy as sa
+
+from ..extensions import db
+from ..models import Beneficiary, BeneficiaryNameIndex, Enrolment, Site
+from ..policy import scoped
+from ..privacy import name_tokens, normalize_text
+from .beneficiaries import PREFIX_MAX, _decrypt_identity, _name_purpose, cipher
+
+AGE_BANDS = {"10-14": (10, 14), "15-17": (15, 17), "18-24": (18, 24), "25-29": (25, 29)}
+STATUSES = ("active", "exited", "not_enrolled")
+CODE_RE = re.compile(r"^[A-Za-z]+-?\d+$|^\d+$")
+# Long name tokens are matched on their first PREFIX_MAX letters, then checked after
+# decrypting; this caps how many candidates that check may decrypt.
+MAX_RECHECK = 5000
+
+
+@dataclass
+class SearchPage:
+    """One page of results, shaped like Flask-SQLAlchemy's pagination for the templates."""
+
+    items: list[Beneficiary]
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        """How many pages there are."""
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def has_prev(self) -> bool:
+        """True after the first page."""
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        """True before the last page."""
+        return self.page < self.pages
+
+    @property
+    def prev_num(self) -> int:
+        """The previous page number."""
+        return self.page - 1
+
+    @property
+    def next_num(self) -> int:
+        """The next page number."""
+        return self.page + 1
+
+
+def age_band_of(beneficiary: Beneficiary, today: date) -> str | None:
+    """The default age band of a youth (month precision: the day of birth is encrypted)."""
+    months = (today.year - beneficiary.birth_year) * 12 + today.month - beneficiary.birth_month
+    age = months // 12
+    return next((band for band, (lo, hi) in AGE_BANDS.items() if lo <= age <= hi), None)
+
+
+def _age_band_filter(band: str, today: date):
+    lo, hi = AGE_BANDS[band]
+    birth_months = Beneficiary.birth_year * 12 + Beneficiary.birth_month - 1
+    now = today.year * 12 + today.month - 1
+    return birth_months.between(now - 12 * hi - 11, now - 12 * lo)
+
+
+def _status_filter(status: str, today: date):
+    open_enrolment = sa.exists().where(
+        Enrolment.beneficiary_id == Beneficiary.id,
+        sa.or_(Enrolment.end_date.is_(None), Enrolment.end_date >= today))
+    any_enrolment = sa.exists().where(Enrolment.beneficiary_id == Beneficiary.id)
+    if status == "active":
+        return open_enrolment
+    if status == "exited":
+        return sa.and_(any_enrolment, ~open_enrolment)
+    return ~any_enrolment
+
+
+def _name_filters(user, query: str):
+    """One IN (...) per typed word: rows whose name has a word starting with it."""
+    c = cipher()
+    purpose = _name_purpose(user.organization_id)
+    filters = []
+    for token in name_tokens(query):
+        if len(token) < 2:
+            continue
+        digests = [v.prefix_query(token, purpose, max_len=PREFIX_MAX)[0]
+                   for v in c.index_variants()]
+        filters.append(Beneficiary.id.in_(
+            sa.select(BeneficiaryNameIndex.beneficiary_id).where(
+                BeneficiaryNameIndex.organization_id == user.organization_id,
+                BeneficiaryNameIndex.digest.in_(digests))))
+    return filters
+
+
+def _names_start_with(beneficiary: Beneficiary, tokens: list[str]) -> bool:
+    identity = _decrypt_identity(beneficiary)
+    words = name_tokens(identity.first_name_ar, identity.last_name_ar,
+                        identity.first_name_latin, identity.last_name_latin)
+    return all(any(w.startswith(t) for w in words) for t in tokens)
+
+
+def search(user, *, q: str = "", site: Site | None = None, status: str | None = None,
+           age_band: str | None = None, page: int = 1, per_page: int = 25,
+           today: date | None = None) -> SearchPage:
+    """Beneficiaries of the user's CSO matching every given criterion, newest code first."""
+    today = today or date.today()
+    query = scoped(Beneficiary, user)
+    q = (q or "").strip()
+    long_tokens: list[str] = []
+    if q and CODE_RE.match(q.replace(" ", "")):
+        digits = re.sub(r"\D", "", q)
+        query = query.where(Beneficiary.sequence == int(digits))
+    elif q:
+        filters = _name_filters(user, q)
+        if not filters:  # only one-letter words: nothing meaningful to look up
+            return SearchPage([], page, per_page, 0)
+        query = query.where(*filters)
+        long_tokens = [t for t in name_tokens(normalize_text(q)) if len(t) > PREFIX_MAX]
+    if site is not None:
+        query = query.where(sa.exists().where(Enrolment.beneficiary_id == Beneficiary.id,
+                                              Enrolment.site_id == site.id))
+    if status in STATUSES:
+        query = query.where(_status_filter(status, today))
+    if age_band in AGE_BANDS:
+        query = query.where(_age_band_filter(age_band, today))
+    query = query.order_by(Beneficiary.sequence.desc())
+    if long_tokens:
+        candidates = db.session.scalars(query.limit(MAX_RECHECK)).all()
+        matches = [b for b in candidates if _names_start_with(b, long_tokens)]
+        start = (page - 1) * per_page
+        return SearchPage(matches[start:start + per_page], page, per_page, len(matches))
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+    items = db.session.scalars(query.limit(per_page).offset((page - 1) * per_page)).all()
+    return SearchPage(items, page, per_page, total)

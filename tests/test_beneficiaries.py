@@ -1,0 +1,337 @@
+"""The beneficiary registry through its pages: registration, record, consent, enrolment,
+search, duplicates, access and erasure requests, and who may see what."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from bladi_cases.extensions import db
+from bladi_cases.models import AuditEntry, Beneficiary, BeneficiaryNameIndex, Consent, Role
+
+from .conftest import login, text_of
+
+
+def _count(model=Beneficiary, *where):
+    return db.session.scalar(sa.select(sa.func.count()).select_from(model).where(*where))
+
+
+def _form(**overrides) -> dict:
+    """Registration form data (strings, as a browser sends them)."""
+    data = {"first_name_ar": "سلمى", "last_name_ar": "العياري", "first_name_latin": "Salma",
+            "last_name_latin": "Ayari", "sex": "female", "birth_date": "2005-02-11",
+            "governorate_code": "TN-61", "setting_kind": "youth_centre", "site": "",
+            "phone": "", "consent_given_by": "self", "consent_method": "signed_form",
+            "consent_date": "", "consent_scopes": ["participation", "surveys"]}
+    data.update(overrides)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def _actions(actor):
+    return db.session.scalars(sa.select(AuditEntry.action)
+                              .where(AuditEntry.actor_id == actor.id)).all()
+
+
+@pytest.fixture
+def worker(client, make_user):
+    user = make_user(Role.FIELD_WORKER, "BA")
+    login(client, user)
+    return user
+
+
+def test_register_show_and_audit(client, worker, make_site):
+    site = make_site("BA")
+    response = client.post("/beneficiaries/new", data=_form(site=str(site.uuid),
+                                                            phone="+216 98 765 432"))
+    assert response.status_code == 302, text_of(response)[-500:]
+    youth = db.session.scalars(sa.select(Beneficiary).order_by(Beneficiary.id.desc())).first()
+    assert re.fullmatch(r"BA-\d{4}", youth.code)
+    assert response.headers["Location"].endswith(f"/beneficiaries/{youth.uuid}")
+    page = text_of(client.get(f"/beneficiaries/{youth.uuid}"))
+    assert "سلمى العياري" in page and "+21698765432" in page and site.name in page
+    assert youth.enrolments[0].site_id == site.id and youth.status(date.today()) == "active"
+    assert {"beneficiary_created", "beneficiary_viewed"} <= set(_actions(worker))
+
+
+def test_codes_are_sequential_per_cso(make_beneficiary):
+    first = make_beneficiary("BA", first_name_ar="هالة")
+    second = make_beneficiary("BA", first_name_ar="رحمة")
+    other = make_beneficiary("ACEC")
+    assert second.sequence == first.sequence + 1
+    assert other.code.startswith("ACEC-")
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"birth_date": (date.today() + timedelta(days=3)).isoformat()}, "في المستقبل"),
+    ({"birth_date": (date.today() - timedelta(days=365 * 7)).isoformat()}, "8"),
+    ({"birth_date": "1980-01-01"}, "35"),
+    ({"birth_date": ""}, "تاريخ الولادة"),
+    ({"phone": "+33 6 12 34 56 78"}, "تونسي"),
+    ({"phone": "123"}, "تونسي"),
+    ({"first_name_ar": "ا" * 61}, "60"),
+    ({"first_name_ar": "", "first_name_latin": ""}, "الاسم"),
+    ({"sex": ""}, "مطلوب"),
+    ({"governorate_code": "TN-99"}, "اختيار غير صحيح"),
+    ({"site": "00000000-0000-0000-0000-000000000000"}, "موقع"),
+    ({"birth_date": "2012-01-01", "consent_given_by": "self"}, "الولي"),
+    ({"consent_given_by": "guardian"}, "18"),
+    ({"birth_date": "2012-01-01", "consent_given_by": "guardian", "guardian_name": "",
+      "guardian_relationship": ""}, "مطلوب عند موافقة الولي"),
+    ({"birth_date": "2012-01-01", "setting_kind": "rehabilitation_centre",
+      "consent_given_by": "guardian", "guardian_name": "منية", "guardian_relationship": "أم",
+      "consent_authority": ""}, "السلطة"),
+    ({"consent_given_by": "", "phone": "98123456"}, "الموافقة"),
+    ({"consent_scopes": []}, "الموافقة"),
+])
+def test_registration_bad_input_saves_nothing(client, worker, overrides, message):
+    before = _count()
+    response = client.post("/beneficiaries/new", data=_form(**overrides))
+    assert response.status_code == 200
+    assert message in text_of(response), text_of(response)[-1500:]
+    assert _count() == before
+
+
+def test_minor_with_guardian_consent_and_minimal_record_without_consent(client, worker):
+    minor = _form(birth_date="2013-06-01", consent_given_by="guardian", guardian_name="منية",
+                  guardian_relationship="أم", guardian_phone="22 333 444")
+    assert client.post("/beneficiaries/new", data=minor).status_code == 302
+    consent = db.session.scalars(sa.select(Consent).order_by(Consent.id.desc())).first()
+    assert consent.given_by == "guardian" and b"\xd9\x85" not in consent.giver_name_enc
+    minimal = _form(first_name_ar="ريم", consent_given_by="", consent_scopes=[])
+    assert client.post("/beneficiaries/new", data=minimal).status_code == 302
+
+
+def test_rehabilitation_centre_minor_needs_the_authority(client, worker):
+    data = _form(birth_date="2010-06-01", setting_kind="rehabilitation_centre",
+                 consent_given_by="authority", consent_authority="مركز إصلاح الأحداث بصفاقس")
+    assert client.post("/beneficiaries/new", data=data).status_code == 302
+
+
+def test_duplicates_are_shown_before_saving(client, worker, make_beneficiary):
+    existing = make_beneficiary("BA", first_name_ar="أميرة", last_name_ar="الطرابلسي",
+                                birth_date=date(2006, 1, 2))
+    before = _count()
+    # Same name with other spellings (ة/ه, أ/ا, tashkeel) and the same birth year.
+    data = _form(first_name_ar="اميره", last_name_ar="الطَّرابلسي", first_name_latin="",
+                 last_name_latin="", birth_date="2006-09-30")
+    response = client.post("/beneficiaries/new", data=data)
+    assert response.status_code == 200 and existing.code in text_of(response)
+    assert _count() == before
+    confirmed = client.post("/beneficiaries/new", data={**data, "confirmed_new": "1"})
+    assert confirmed.status_code == 302 and _count() == before + 1
+
+
+def test_duplicates_are_per_cso(client, worker, make_beneficiary):
+    make_beneficiary("ACEC", first_name_ar="سلمى", last_name_ar="العياري",
+                     birth_date=date(2005, 3, 3), first_name_latin="", last_name_latin="")
+    assert client.post("/beneficiaries/new", data=_form()).status_code == 302
+
+
+def test_edit_record(client, worker, make_beneficiary):
+    youth = make_beneficiary("BA")
+    page = client.get(f"/beneficiaries/{youth.uuid}/edit")
+    assert "أميرة" in page.get_data(as_text=True)
+    data = _form(first_name_ar="أمira", last_name_ar="الطرابلسي", school_status="in_school",
+                 disability="no")
+    for key in ("site", "consent_given_by", "consent_method", "consent_scopes", "consent_date"):
+        data.pop(key)
+    bad = client.post(f"/beneficiaries/{youth.uuid}/edit", data={**data, "phone": "12"})
+    assert bad.status_code == 200 and youth.school_status is None
+    ok = client.post(f"/beneficiaries/{youth.uuid}/edit", data=data)
+    assert ok.status_code == 302
+    db.session.refresh(youth)
+    assert youth.school_status == "in_school" and youth.disability is False
+
+
+def test_withdrawn_consent_stops_collection(client, worker, make_beneficiary, make_site):
+    site = make_site("BA")
+    youth = make_beneficiary("BA")
+    assert client.post(f"/beneficiaries/{youth.uuid}/consent/withdraw",
+                       data={"withdrawn_on": date.today().isoformat()}).status_code == 302
+    db.session.refresh(youth)
+    assert youth.consent_withdrawn and not youth.allows("participation")
+    page = text_of(client.get(f"/beneficiaries/{youth.uuid}"))
+    assert "سُحبت الموافقة" in page or "الموافقة" in page
+    client.post(f"/beneficiaries/{youth.uuid}/enrol", data={"site": str(site.uuid)})
+    db.session.refresh(youth)
+    assert youth.enrolments == []
+    listing = text_of(client.get("/beneficiaries/"))
+    assert youth.code in listing
+    # A new consent (e.g. given again) re-opens collection.
+    client.post(f"/beneficiaries/{youth.uuid}/consent", data={
+        "consent_given_by": "self", "consent_method": "witnessed_verbal",
+        "consent_scopes": ["participation"]})
+    db.session.refresh(youth)
+    assert youth.allows("participation")
+
+
+def test_enrol_and_end_enrolment(client, worker, make_beneficiary, make_site):
+    site = make_site("BA")
+    youth = make_beneficiary("BA")
+    assert client.post(f"/beneficiaries/{youth.uuid}/enrol",
+                       data={"site": str(site.uuid)}).status_code == 302
+    db.session.refresh(youth)
+    enrolment = youth.enrolments[0]
+    bad = client.post(f"/beneficiaries/{youth.uuid}/enrolments/{enrolment.uuid}/end",
+                      data={"end_date": "2001-01-01", "exit_reason": "completed"},
+                      follow_redirects=True)
+    assert "بين" in text_of(bad)
+    client.post(f"/beneficiaries/{youth.uuid}/enrolments/{enrolment.uuid}/end",
+                data={"end_date": date.today().isoformat(), "exit_reason": "moved"})
+    db.session.refresh(enrolment)
+    assert enrolment.exit_reason == "moved"
+    assert youth.status(date.today() + timedelta(days=1)) == "exited"
+
+
+def test_another_csos_youth_is_404_on_every_route(app, client, make_user, make_beneficiary,
+                                                  make_site):
+    youth = make_beneficiary("BA", site=make_site("BA"))
+    enrolment = youth.enrolments[0]
+    for role in (Role.FIELD_WORKER, Role.CSO_MANAGER):
+        login(client, make_user(role, "ACEC"))
+        for rule in app.url_map.iter_rules():
+            if "beneficiary_id" not in rule.arguments:
+                continue
+            url = rule.rule.replace("<uuid:beneficiary_id>", str(youth.uuid)).replace(
+                "<uuid:enrolment_id>", str(enrolment.uuid))
+            method = "GET" if "GET" in rule.methods else "POST"
+            response = client.open(url, method=method, data={"confirm": youth.code})
+            assert response.status_code == 404, (role, url, response.status_code)
+    db.session.refresh(youth)
+    assert youth.erased_at is None and youth.enrolments[0].end_date is None
+
+
+def test_search_by_name_prefix_code_site_status_age(client, worker, make_beneficiary, make_site):
+    site = make_site("BA")
+    amira = make_beneficiary("BA", site=site, birth_date=date(date.today().year - 16, 1, 1),
+                             consent_given_by="guardian", guardian_name="منية",
+                             guardian_relationship="أم")
+    hela = make_beneficiary("BA", first_name_ar="هالة", last_name_ar="الغربي",
+                            first_name_latin="Hela", last_name_latin="Gharbi",
+                            birth_date=date(date.today().year - 22, 1, 1))
+    other = make_beneficiary("ACEC")  # same name as amira, another CSO
+
+    def codes(**params):
+        return set(re.findall(r"(?:BA|ACEC)-\d{4}", text_of(client.get("/beneficiaries/",
+                                                                        query_string=params))))
+
+    assert amira.code in codes(q="أمي") and hela.code not in codes(q="أمي")
+    assert codes(q="trab") >= {amira.code} and other.code not in codes(q="trab")
+    assert codes(q="Hela Ghar") == {hela.code}
+    assert codes(q="الطرابلسي") >= {amira.code}
+    assert codes(q=hela.code) == {hela.code}
+    assert codes(site=str(site.uuid)) == {amira.code}
+    assert amira.code in codes(status="active") and hela.code in codes(status="not_enrolled")
+    assert codes(age="15-17") >= {amira.code} and hela.code not in codes(age="15-17")
+    assert hela.code in codes(age="18-24")
+    assert codes(q="x") == set()
+    assert client.get("/beneficiaries/", query_string={"page": "zz"}).status_code == 200
+
+
+def test_long_name_tokens_are_rechecked_after_decrypting(worker, make_beneficiary):
+    from bladi_cases.services.beneficiary_search import search
+
+    long_name = make_beneficiary("BA", first_name_latin="Abderrahmane", last_name_latin="Ben Hmida")
+    make_beneficiary("BA", first_name_latin="Abderrahmanx", last_name_latin="Ben Hmida",
+                     first_name_ar="عبد", last_name_ar="بن حميدة")
+    found = search(worker, q="abderrahmane").items
+    assert [b.code for b in found] == [long_name.code]
+
+
+def test_list_reads_are_audited_with_the_codes_shown(client, worker, make_beneficiary):
+    youth = make_beneficiary("BA")
+    client.get("/beneficiaries/")
+    entry = db.session.scalars(sa.select(AuditEntry).where(
+        AuditEntry.actor_id == worker.id, AuditEntry.action == "beneficiaries_listed")).first()
+    assert youth.code in entry.detail["codes"]
+
+
+def test_identities_are_unreadable_in_the_database(make_beneficiary):
+    youth = make_beneficiary("BA", first_name_ar="زينب", last_name_ar="المنصوري",
+                             first_name_latin="Zeineb", last_name_latin="Mansouri",
+                             phone="55 443 322", birth_date=date(2004, 7, 19),
+                             address="نهج الحرية 12", guardian_name="سعاد")
+    secrets = ["زينب", "المنصوري", "Zeineb", "Mansouri", "55443322", "2004-07-19",
+               "الحرية", "سعاد"]
+    for table in ("beneficiary", "consent", "beneficiary_name_index", "enrolment",
+                  "audit_entry"):
+        rows = db.session.execute(sa.text(f"SELECT * FROM {table}")).all()
+        dump = repr(rows)
+        for secret in secrets:
+            assert secret not in dump, (table, secret)
+    assert youth.birth_year == 2004 and youth.birth_month == 7
+
+
+def test_sqlite_file_holds_no_readable_identity(tmp_path):
+    from flask_migrate import upgrade
+
+    from bladi_cases import create_app
+    from bladi_cases.seed import seed_reference
+    from bladi_cases.services.beneficiaries import register
+
+    from .conftest import registration
+
+    url = f"sqlite:///{tmp_path / 'file.db'}"
+    fresh = create_app({"BLADI_ENV": "testing", "SQLALCHEMY_DATABASE_URI": url})
+    with fresh.app_context():
+        upgrade()
+        seed_reference()
+        org = db.session.scalars(sa.select(db.metadata.tables["organization"].c.id)).first()
+        from bladi_cases.models import Organization
+
+        register(None, db.session.get(Organization, org), registration(
+            first_name_ar="يسرى", first_name_latin="Yosra", phone="97 111 222",
+            birth_date=date(2003, 4, 5)), confirmed_new=True)
+        db.session.commit()
+        db.engine.dispose()
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("file.db*"))
+    for secret in ("يسرى", "Yosra", "97111222", "2003-04-05", "الطرابلسي", "Trabelsi"):
+        assert secret.encode() not in raw, secret
+
+
+def test_access_request_downloads_the_whole_record(client, make_user, make_beneficiary):
+    manager = make_user(Role.CSO_MANAGER, "BA")
+    youth = make_beneficiary("BA", guardian_name=None)
+    login(client, manager)
+    wrong = client.post(f"/beneficiaries/{youth.uuid}/access-request", data={"confirm": "BA-9"})
+    assert wrong.status_code == 200 and youth.code in text_of(wrong)
+    response = client.post(f"/beneficiaries/{youth.uuid}/access-request",
+                           data={"confirm": youth.code.lower()})
+    assert response.status_code == 200
+    assert "attachment" in response.headers["Content-Disposition"]
+    body = response.get_data(as_text=True)
+    assert "أميرة" in body and "Trabelsi" in body and "+21698123456" in body
+    assert "access_request_exported" in _actions(manager)
+
+
+def test_field_worker_cannot_make_rights_requests(client, worker, make_beneficiary):
+    youth = make_beneficiary("BA")
+    assert client.get(f"/beneficiaries/{youth.uuid}/erase").status_code == 403
+    assert client.get(f"/beneficiaries/{youth.uuid}/access-request").status_code == 403
+
+
+def test_erasure_destroys_identity_and_keeps_deidentified_data(client, make_user,
+                                                              make_beneficiary, make_site):
+    manager = make_user(Role.CSO_MANAGER, "BA")
+    youth = make_beneficiary("BA", site=make_site("BA"))
+    login(client, manager)
+    refused = client.post(f"/beneficiaries/{youth.uuid}/erase", data={"confirm": "nope"})
+    assert refused.status_code == 200 and youth.erased_at is None
+    assert client.post(f"/beneficiaries/{youth.uuid}/erase",
+                       data={"confirm": youth.code}).status_code == 302
+    db.session.refresh(youth)
+    assert youth.erased_at is not None
+    assert all(getattr(youth, f"{n}_enc") is None for n in (
+        "first_name_ar", "last_name_ar", "first_name_latin", "last_name_latin", "birth_date",
+        "phone", "guardian_name", "guardian_phone", "address"))
+    assert _count(BeneficiaryNameIndex, BeneficiaryNameIndex.beneficiary_id == youth.id) == 0
+    assert youth.sex == "female" and youth.birth_year == 2006 and len(youth.enrolments) == 1
+    page = text_of(client.get(f"/beneficiaries/{youth.uuid}"))
+    assert "أميرة" not in page and youth.code in page
+    assert youth.code not in text_of(client.get("/beneficiaries/", query_string={"q": "أميرة"}))
+    assert "beneficiary_erased" in _actions(manager)
+    again = client.post(f"/beneficiaries/{youth.uuid}/edit", data=_form())
+    assert again.status_code == 404
