@@ -11,7 +11,7 @@ from flask.cli import AppGroup
 
 from .config import new_data_key
 from .extensions import db
-from .models import Organization, Role, User
+from .models import Beneficiary, Organization, Role, User
 from .services import ValidationError
 from .services import admin as admin_service
 from .services.auth import normalize_email
@@ -38,7 +38,9 @@ def seed_reference_command():
               default=0, help="Also generate this many synthetic young people.")
 @click.option("--seed", "random_seed", default=1, show_default=True,
               help="Random seed: the same seed gives the same young people.")
-def seed_demo_command(force: bool, beneficiary_count: int, random_seed: int):
+@click.option("--if-empty", is_flag=True,
+              help="Generate young people only when the registry is empty (make run).")
+def seed_demo_command(force: bool, beneficiary_count: int, random_seed: int, if_empty: bool):
     """Demo sites and one account per role, printed with their passwords."""
     from .seed import seed_demo, seed_demo_beneficiaries
 
@@ -47,6 +49,8 @@ def seed_demo_command(force: bool, beneficiary_count: int, random_seed: int):
                                    "(BLADI_ENV=production). Use --force to override.")
     demo_users = seed_demo()
     db.session.commit()
+    if if_empty and db.session.scalar(db.select(db.func.count()).select_from(Beneficiary)):
+        beneficiary_count = 0
     if beneficiary_count:
         seed_demo_beneficiaries(beneficiary_count, random_seed)
         db.session.commit()

@@ -73,7 +73,7 @@ def test_codes_are_sequential_per_cso(make_beneficiary):
     ({"phone": "123"}, "تونسي"),
     ({"first_name_ar": "ا" * 61}, "60"),
     ({"first_name_ar": "", "first_name_latin": ""}, "الاسم"),
-    ({"sex": ""}, "مطلوب"),
+    ({"sex": ""}, "إلزامي"),
     ({"governorate_code": "TN-99"}, "اختيار غير صحيح"),
     ({"site": "00000000-0000-0000-0000-000000000000"}, "موقع"),
     ({"birth_date": "2012-01-01", "consent_given_by": "self"}, "الولي"),

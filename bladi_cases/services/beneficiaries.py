@@ -535,7 +535,8 @@ def access_record(actor, beneficiary: Beneficiary, typed_code: str) -> dict:
            detail={"code": beneficiary.code})
     return {"beneficiary": beneficiary,
             "identity": {f.name: getattr(identity, f.name) for f in fields(identity)},
-            "consents": consents, "enrolments": list(beneficiary.enrolments)}
+            "consents": consents, "enrolments": list(beneficiary.enrolments),
+            "produced_at": utcnow()}
 
 
 def form_data(beneficiary: Beneficiary, actor) -> dict:

@@ -8,7 +8,7 @@ from flask_login import current_user
 
 from ...extensions import db
 from ...i18n import COOKIE_NAME, LANGUAGES
-from ...models import Organization, OrgKind, Role, Site, User
+from ...models import Beneficiary, Organization, OrgKind, Role, Site, User
 from ...policy import Perm, public, requires, scoped
 from ...services.admin import set_preferred_language
 from .. import safe_next
@@ -23,6 +23,8 @@ def home():
     context = {}
     if user.is_cso_staff:
         context["sites"] = db.session.scalars(scoped(Site, user).order_by(Site.name)).all()
+        context["youth_count"] = db.session.scalar(sa.select(sa.func.count()).select_from(
+            scoped(Beneficiary, user).where(Beneficiary.erased_at.is_(None)).subquery()))
         if user.role == Role.CSO_MANAGER:
             context["staff_count"] = db.session.scalar(
                 sa.select(sa.func.count()).select_from(
