@@ -8,6 +8,7 @@ Chromium or Playwright is missing; .ci/run installs both, so CI always runs it.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -45,7 +46,8 @@ def server(tmp_path_factory):
     flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
     subprocess.run([*flask, "db", "upgrade"], cwd=ROOT, env=env, check=True,
                    capture_output=True)
-    subprocess.run([*flask, "seed", "demo"], cwd=ROOT, env=env, check=True, capture_output=True)
+    subprocess.run([*flask, "seed", "demo", "--beneficiaries", "44"], cwd=ROOT, env=env,
+                   check=True, capture_output=True)
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
@@ -146,4 +148,46 @@ def test_reviewer_home_lists_the_funded_csos_without_individuals(browser, server
     text = page.inner_text("main")
     assert "Bedhret Amal" in text and "Mashhad" in text
     page.screenshot(path=str(ARTIFACTS / "home-reviewer-en.png"), full_page=True)
+    context.close()
+
+
+def test_field_worker_registers_a_minor_with_guardian_consent(phone, server):
+    _log_in(phone, server, "worker@demo.bladi.tn", "Olive-Tree-4821")
+    phone.wait_for_url(server + "/")
+    phone.get_by_role("link", name="تسجيل شاب(ة)").first.click()
+    phone.get_by_label("الاسم (بالعربية)").fill("نور")
+    phone.get_by_label("اللقب (بالعربية)").fill("الحمامي")
+    phone.get_by_label("أنثى").check()
+    phone.get_by_label("تاريخ الولادة").fill("2012-04-03")
+    phone.get_by_label("نوع الموقع").select_option("youth_centre")
+    phone.get_by_label("الموافقة صادرة عن").select_option("guardian")
+    phone.get_by_label("اسم الولي").fill("سنية الحمامي")
+    phone.get_by_label("العلاقة بالشاب(ة)").fill("أم")
+    phone.get_by_label("طريقة الموافقة").select_option("signed_form")
+    assert _no_horizontal_scroll(phone)
+    phone.screenshot(path=str(ARTIFACTS / "register-ar-360.png"), full_page=True)
+    phone.get_by_role("button", name="تسجيل", exact=True).click()
+    phone.wait_for_url(re.compile(r".*/beneficiaries/[0-9a-f-]{36}$"))
+    body = phone.inner_text("main")
+    assert "نور الحمامي" in body and "BA-" in body
+    assert _no_horizontal_scroll(phone)
+    phone.screenshot(path=str(ARTIFACTS / "record-ar-360.png"), full_page=True)
+    # Found again by a name prefix, from the list.
+    phone.goto(server + "/beneficiaries/?q=" + "الحما")
+    assert "نور الحمامي" in phone.inner_text("main")
+    phone.screenshot(path=str(ARTIFACTS / "search-ar-360.png"), full_page=True)
+
+
+def test_another_csos_worker_gets_not_found(phone, server, browser):
+    _log_in(phone, server, "worker@demo.bladi.tn", "Olive-Tree-4821")
+    phone.wait_for_url(server + "/")
+    phone.goto(server + "/beneficiaries/")
+    record = phone.locator(".cards a").first.get_attribute("href")
+    context = browser.new_context(viewport={"width": 360, "height": 740}, locale="ar-TN")
+    other = context.new_page()
+    _log_in(other, server, "worker.acec@demo.bladi.tn", "Kasbah-Door-6610")
+    other.wait_for_url(server + "/")
+    response = other.goto(server + record)
+    assert response.status == 404
+    assert "الصفحة غير موجودة" in other.inner_text("main")
     context.close()

@@ -47,7 +47,11 @@ def _prepare(form, with_site: bool):
     governorates = db.session.scalars(db.select(Governorate).order_by(Governorate.iso_code))
     form.governorate_code.choices = [(g.iso_code, g.name(lang)) for g in governorates]
     if request.method == "GET" and not form.governorate_code.data:
+        # Most youth live where their CSO works: start from there.
         form.governorate_code.data = current_user.organization.governorate_code
+        sites = _sites()
+        if sites and with_site:
+            form.setting_kind.data = sites[0].kind
     if with_site:
         form.site.choices = [("", "—")] + [(str(s.uuid), s.name) for s in _sites()]
     return form
