@@ -122,7 +122,7 @@ def generate_key_command():
 def rotate_keys_command(batch_size: int):
     """Re-encrypt everything under the first key of BLADI_DATA_KEY (new,old), online."""
     from .privacy import parse_keys
-    from .services.beneficiaries import rotate_keys
+    from .services.keys import rotate_keys
 
     keys = parse_keys(current_app.config["BLADI_DATA_KEY"])
     if len(keys) < 2:

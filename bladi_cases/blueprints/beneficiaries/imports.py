@@ -10,6 +10,7 @@ from ...extensions import db
 from ...i18n import ui_language
 from ...policy import Perm, requires
 from ...services import beneficiary_import as importer
+from ...services import beneficiary_templates as templates
 from . import bp
 from .forms import ImportConfirmForm, ImportForm
 
@@ -24,8 +25,8 @@ def import_template(fmt: str):
     if fmt not in MIMETYPES:
         abort(404)
     lang = ui_language()
-    body = (importer.template_csv(lang) if fmt == "csv"
-            else importer.template_xlsx(lang, current_user.organization))
+    body = (templates.template_csv(lang) if fmt == "csv"
+            else templates.template_xlsx(lang, current_user.organization))
     return Response(body, mimetype=MIMETYPES[fmt], headers={
         "Content-Disposition": f'attachment; filename="bladi-beneficiaries-{lang}.{fmt}"'})
 
