@@ -92,7 +92,7 @@ def main() -> int:
             "name prefix, 2 letters": lambda: rng.choice(pool)[:2],
             "name prefix, 3-4 letters": lambda: rng.choice(pool)[:rng.randint(3, 4)],
             "first + last name prefixes": lambda: _two_names(rng, names),
-            "long name (> 10 letters, re-checked by decrypting)": lambda: rng.choice(long_names),
+            "whole long name word (> 10 letters)": lambda: rng.choice(long_names),
             "code": lambda: f"BA-{rng.randint(1, total):04d}",
         }
         print(f"| query ({total:,} young people in the CSO, {args.queries} queries each) "

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .extensions import db
 from .models import Governorate, Organization, OrgKind, Role, Site, SiteKind, User
+from .models.common import refresh_statistics
 from .services.auth import hash_password
 
 DATA = Path(__file__).parent / "data"
@@ -215,4 +216,5 @@ def seed_demo_beneficiaries(count: int, seed: int = 1, today: date | None = None
         register(None, org, values, confirmed_new=True, today=today, audit=False)
         if index % 500 == 499:
             db.session.flush()
+    refresh_statistics(db.session, "beneficiary", "beneficiary_name_index")
     return count

@@ -231,7 +231,7 @@ def test_search_by_name_prefix_code_site_status_age(client, worker, make_benefic
     assert client.get("/beneficiaries/", query_string={"page": "zz"}).status_code == 200
 
 
-def test_long_name_tokens_are_rechecked_after_decrypting(worker, make_beneficiary):
+def test_long_name_words_match_whole_words(worker, make_beneficiary):
     from bladi_cases.services.beneficiary_search import search
 
     long_name = make_beneficiary("BA", first_name_latin="Abderrahmane", last_name_latin="Ben Hmida")
@@ -335,3 +335,14 @@ def test_erasure_destroys_identity_and_keeps_deidentified_data(client, make_user
     assert "beneficiary_erased" in _actions(manager)
     again = client.post(f"/beneficiaries/{youth.uuid}/edit", data=_form())
     assert again.status_code == 404
+
+
+def test_large_result_counts_are_capped(client, worker, make_beneficiary, monkeypatch):
+    from bladi_cases.services import beneficiary_search
+
+    for first in ("أمل", "أماني", "أمينة"):
+        make_beneficiary("BA", first_name_ar=first)
+    monkeypatch.setattr(beneficiary_search, "COUNT_CAP", 2)
+    page = text_of(client.get("/beneficiaries/", query_string={"q": "أم"}))
+    assert "أكثر من 2" in page
+    assert len(re.findall(r"BA-\d{4}", page)) == 3

@@ -20,3 +20,19 @@ class PublicIdMixin:
     uuid: Mapped[uuid.UUID] = mapped_column(
         sa.Uuid, unique=True, nullable=False, default=uuid.uuid4
     )
+
+
+def refresh_statistics(session, *tables: str) -> None:
+    """Update the query planner's statistics after a bulk write (imports, demo data).
+
+    PostgreSQL's autovacuum does this by itself eventually; SQLite never does, and without
+    statistics it may scan a whole CSO instead of reading the name index.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        session.execute(sa.text("PRAGMA analysis_limit=1000"))
+        for table in tables:
+            session.execute(sa.text(f"ANALYZE {table}"))
+    elif dialect == "postgresql":
+        for table in tables:
+            session.execute(sa.text(f"ANALYZE {table}"))

@@ -35,6 +35,7 @@ from ..models.beneficiaries import (
     SCHOOL_STATUS_LABELS,
     SEX_LABELS,
 )
+from ..models.common import refresh_statistics
 from ..privacy import normalize_text
 from . import ValidationError
 from .audit import record
@@ -365,6 +366,7 @@ def import_rows(actor, org: Organization, check: ImportCheck, skip_rows: set[int
         except (ValidationError, PossibleDuplicates) as failure:  # checked already: a bug
             raise RuntimeError(f"row {row.number} failed after validation: {failure}") from None
         codes.append(beneficiary.code)
+    refresh_statistics(db.session, "beneficiary", "beneficiary_name_index")
     record("beneficiaries_imported", actor=actor, organization_id=org.id,
            detail={"count": len(codes), "codes": codes[:20] + (["..."] if len(codes) > 20
                                                                 else [])})

@@ -15,15 +15,15 @@ import sqlalchemy as sa
 from ..extensions import db
 from ..models import Beneficiary, BeneficiaryNameIndex, Enrolment, Site
 from ..policy import scoped
-from ..privacy import name_tokens, normalize_text
-from .beneficiaries import PREFIX_MAX, _decrypt_identity, _name_purpose, cipher
+from ..privacy import name_tokens
+from .beneficiaries import PREFIX_MAX, _name_purpose, cipher
 
 AGE_BANDS = {"10-14": (10, 14), "15-17": (15, 17), "18-24": (18, 24), "25-29": (25, 29)}
 STATUSES = ("active", "exited", "not_enrolled")
 CODE_RE = re.compile(r"^[A-Za-z]+-?\d+$|^\d+$")
-# Long name tokens are matched on their first PREFIX_MAX letters, then checked after
-# decrypting; this caps how many candidates that check may decrypt.
-MAX_RECHECK = 5000
+# Counting stops here: "more than 1,000" is all a person needs to add a letter, and an
+# exact count of a two-letter prefix among 100,000 youth would cost more than the search.
+COUNT_CAP = 1000
 
 
 @dataclass
@@ -34,6 +34,7 @@ class SearchPage:
     page: int
     per_page: int
     total: int
+    capped: bool = False  # True when more than COUNT_CAP rows match (total is the cap)
 
     @property
     def pages(self) -> int:
@@ -87,28 +88,33 @@ def _status_filter(status: str, today: date):
     return ~any_enrolment
 
 
+def _token_digests(token: str, purpose: str) -> list[str]:
+    """Digests to look up for one typed word, under every configured key.
+
+    Words of up to PREFIX_MAX letters match any name word they begin; longer ones match a
+    whole name word (the index keeps prefixes up to PREFIX_MAX letters and whole words).
+    """
+    digests = []
+    for variant in cipher().index_variants():
+        if len(token) > PREFIX_MAX:
+            digests.append(variant.blind_index(token, purpose + ":prefix"))
+        else:
+            digests.append(variant.prefix_query(token, purpose, max_len=PREFIX_MAX)[0])
+    return digests
+
+
 def _name_filters(user, query: str):
     """One IN (...) per typed word: rows whose name has a word starting with it."""
-    c = cipher()
     purpose = _name_purpose(user.organization_id)
     filters = []
     for token in name_tokens(query):
         if len(token) < 2:
             continue
-        digests = [v.prefix_query(token, purpose, max_len=PREFIX_MAX)[0]
-                   for v in c.index_variants()]
         filters.append(Beneficiary.id.in_(
-            sa.select(BeneficiaryNameIndex.beneficiary_id).where(
-                BeneficiaryNameIndex.organization_id == user.organization_id,
-                BeneficiaryNameIndex.digest.in_(digests))))
+            scoped(BeneficiaryNameIndex, user).with_only_columns(
+                BeneficiaryNameIndex.beneficiary_id).where(
+                BeneficiaryNameIndex.digest.in_(_token_digests(token, purpose)))))
     return filters
-
-
-def _names_start_with(beneficiary: Beneficiary, tokens: list[str]) -> bool:
-    identity = _decrypt_identity(beneficiary)
-    words = name_tokens(identity.first_name_ar, identity.last_name_ar,
-                        identity.first_name_latin, identity.last_name_latin)
-    return all(any(w.startswith(t) for w in words) for t in tokens)
 
 
 def search(user, *, q: str = "", site: Site | None = None, status: str | None = None,
@@ -118,7 +124,6 @@ def search(user, *, q: str = "", site: Site | None = None, status: str | None = 
     today = today or date.today()
     query = scoped(Beneficiary, user)
     q = (q or "").strip()
-    long_tokens: list[str] = []
     if q and CODE_RE.match(q.replace(" ", "")):
         digits = re.sub(r"\D", "", q)
         query = query.where(Beneficiary.sequence == int(digits))
@@ -127,7 +132,6 @@ def search(user, *, q: str = "", site: Site | None = None, status: str | None = 
         if not filters:  # only one-letter words: nothing meaningful to look up
             return SearchPage([], page, per_page, 0)
         query = query.where(*filters)
-        long_tokens = [t for t in name_tokens(normalize_text(q)) if len(t) > PREFIX_MAX]
     if site is not None:
         query = query.where(sa.exists().where(Enrolment.beneficiary_id == Beneficiary.id,
                                               Enrolment.site_id == site.id))
@@ -135,12 +139,11 @@ def search(user, *, q: str = "", site: Site | None = None, status: str | None = 
         query = query.where(_status_filter(status, today))
     if age_band in AGE_BANDS:
         query = query.where(_age_band_filter(age_band, today))
-    query = query.order_by(Beneficiary.sequence.desc())
-    if long_tokens:
-        candidates = db.session.scalars(query.limit(MAX_RECHECK)).all()
-        matches = [b for b in candidates if _names_start_with(b, long_tokens)]
-        start = (page - 1) * per_page
-        return SearchPage(matches[start:start + per_page], page, per_page, len(matches))
-    total = db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+    # Newest first: ids grow with registration, and the rowid order needs no sort.
+    query = query.order_by(Beneficiary.id.desc())
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(
+        query.order_by(None).limit(COUNT_CAP + 1).subquery()))
+    capped = total > COUNT_CAP
+    page = min(page, max(1, -(-min(total, COUNT_CAP) // per_page)))
     items = db.session.scalars(query.limit(per_page).offset((page - 1) * per_page)).all()
-    return SearchPage(items, page, per_page, total)
+    return SearchPage(items, page, per_page, min(total, COUNT_CAP), capped)

@@ -73,7 +73,7 @@ def upgrade():
     sa.PrimaryKeyConstraint('beneficiary_id', 'digest', name=op.f('pk_beneficiary_name_index'))
     )
     with op.batch_alter_table('beneficiary_name_index', schema=None) as batch_op:
-        batch_op.create_index('ix_beneficiary_name_index_org_digest', ['organization_id', 'digest'], unique=False)
+        batch_op.create_index('ix_beneficiary_name_index_org_digest', ['organization_id', 'digest', 'beneficiary_id'], unique=False)
 
     op.create_table('consent',
     sa.Column('id', sa.Integer(), nullable=False),
