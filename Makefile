@@ -22,7 +22,7 @@ translations: install
 run: translations
 	BLADI_ENV=development $(FLASK) db upgrade
 	BLADI_ENV=development $(FLASK) seed demo --beneficiaries 330 --if-empty
-	BLADI_ENV=development $(BIN)/gunicorn --bind 127.0.0.1:$(PORT) --workers 2 --access-logfile - wsgi:app
+	BLADI_ENV=development $(BIN)/gunicorn --bind 127.0.0.1:$(PORT) --workers 2 --timeout 120 --access-logfile - wsgi:app
 
 test: translations
 	$(BIN)/ruff check .

@@ -201,7 +201,8 @@ def seed_demo_beneficiaries(count: int, seed: int = 1, today: date | None = None
                             org_codes: list[str] | None = None) -> int:
     """`count` synthetic young people spread over the 11 CSOs (or `org_codes`), the same
     for the same seed."""
-    from .services.beneficiaries import register
+    from .services.beneficiaries import create_validated
+    from .services.beneficiary_validation import validate_registration
 
     today = today or date.today()
     rng = random.Random(seed)
@@ -210,11 +211,16 @@ def seed_demo_beneficiaries(count: int, seed: int = 1, today: date | None = None
         Organization.kind == OrgKind.FUNDED_CSO).order_by(Organization.code)).all()
     if org_codes:
         csos = [o for o in csos if o.code in org_codes]
+    pending: dict[int, list] = {o.id: [] for o in csos}
     for index in range(count):
         org = csos[index % len(csos)]
         values = demo_registration(rng, org, list(org.sites), names, delegations, today)
-        register(None, org, values, confirmed_new=True, today=today, audit=False)
-        if index % 500 == 499:
-            db.session.flush()
+        pending[org.id].append(validate_registration(values, org, today))
+        if len(pending[org.id]) == 500:
+            create_validated(None, org, pending[org.id])
+            pending[org.id] = []
+    for org in csos:
+        if pending[org.id]:
+            create_validated(None, org, pending[org.id])
     refresh_statistics(db.session, "beneficiary", "beneficiary_name_index")
     return count

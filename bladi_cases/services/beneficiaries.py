@@ -112,9 +112,8 @@ def _name_key(c: FieldCipher, org_id: int, first: str | None, last: str | None) 
     return c.blind_index(f"{first} {last}", f"fullname:{org_id}")
 
 
-def _apply_identity(beneficiary: Beneficiary, identity: dict) -> None:
-    """Encrypt the identity onto the row and rebuild its blind indexes."""
-    c = cipher()
+def _encrypt_identity(beneficiary: Beneficiary, identity: dict, c: FieldCipher) -> None:
+    """Encrypt the identity onto the row, with its duplicate-check keys."""
     for name in IDENTITY_FIELDS:
         value = identity.get(name)
         if isinstance(value, date):
@@ -127,7 +126,16 @@ def _apply_identity(beneficiary: Beneficiary, identity: dict) -> None:
                                         identity["last_name_ar"])
     beneficiary.name_key_latin = _name_key(c, org_id, identity["first_name_latin"],
                                            identity["last_name_latin"])
-    write_name_index(beneficiary, identity, c)
+
+
+def _name_index_rows(beneficiary: Beneficiary, identity, c: FieldCipher) -> list[dict]:
+    get = identity.get if isinstance(identity, dict) else lambda n: getattr(identity, n)
+    names = " ".join(get(n) or "" for n in ("first_name_ar", "last_name_ar",
+                                             "first_name_latin", "last_name_latin"))
+    digests = c.prefix_indexes(names, _name_purpose(beneficiary.organization_id),
+                               max_len=PREFIX_MAX)
+    return [{"beneficiary_id": beneficiary.id, "digest": d,
+             "organization_id": beneficiary.organization_id} for d in sorted(digests)]
 
 
 def write_name_index(beneficiary: Beneficiary, identity, c: FieldCipher) -> None:
@@ -136,37 +144,48 @@ def write_name_index(beneficiary: Beneficiary, identity, c: FieldCipher) -> None
         db.session.flush()
     db.session.execute(sa.delete(BeneficiaryNameIndex)
                        .where(BeneficiaryNameIndex.beneficiary_id == beneficiary.id))
-    get = identity.get if isinstance(identity, dict) else lambda n: getattr(identity, n)
-    names = " ".join(get(n) or "" for n in ("first_name_ar", "last_name_ar",
-                                             "first_name_latin", "last_name_latin"))
-    digests = c.prefix_indexes(names, _name_purpose(beneficiary.organization_id),
-                               max_len=PREFIX_MAX)
-    if digests:
-        db.session.execute(sa.insert(BeneficiaryNameIndex), [
-            {"beneficiary_id": beneficiary.id, "digest": d,
-             "organization_id": beneficiary.organization_id} for d in sorted(digests)])
+    rows = _name_index_rows(beneficiary, identity, c)
+    if rows:
+        db.session.execute(sa.insert(BeneficiaryNameIndex), rows)
+
+
+def _duplicate_keys(org: Organization, identity: dict) -> set[str]:
+    keys = set()
+    for variant in cipher().index_variants():
+        keys |= {_name_key(variant, org.id, identity["first_name_ar"], identity["last_name_ar"]),
+                 _name_key(variant, org.id, identity["first_name_latin"],
+                           identity["last_name_latin"])}
+    keys.discard(None)
+    return keys
+
+
+def find_duplicates_many(org: Organization, identities: list[dict]) -> list[list[Beneficiary]]:
+    """For each identity: youth of the same CSO with the same normalised name (either
+    script) and birth year. A few queries for a whole spreadsheet, not one per row."""
+    wanted = [_duplicate_keys(org, i) if i.get("birth_date") else set() for i in identities]
+    all_keys = sorted(set().union(*wanted)) if wanted else []
+    by_key: dict[str, list[Beneficiary]] = {}
+    for start in range(0, len(all_keys), 400):
+        chunk = all_keys[start:start + 400]
+        for found in db.session.scalars(sa.select(Beneficiary).where(
+                Beneficiary.organization_id == org.id, Beneficiary.erased_at.is_(None),
+                sa.or_(Beneficiary.name_key_ar.in_(chunk),
+                       Beneficiary.name_key_latin.in_(chunk)))):
+            for key in {found.name_key_ar, found.name_key_latin} - {None}:
+                by_key.setdefault(key, []).append(found)
+    results = []
+    for identity, keys in zip(identities, wanted, strict=True):
+        matches = {b.id: b for key in keys for b in by_key.get(key, [])
+                   if b.birth_year == identity["birth_date"].year}
+        results.append(list(matches.values()))
+    return results
 
 
 def find_duplicates(org: Organization, identity: dict, governorate: str | None,
                     exclude_id: int | None = None) -> list[Beneficiary]:
     """Same CSO, same normalised name (either script) and birth year; same governorate first."""
-    c = cipher()
-    keys = []
-    for variant in c.index_variants():
-        keys += [_name_key(variant, org.id, identity["first_name_ar"], identity["last_name_ar"]),
-                 _name_key(variant, org.id, identity["first_name_latin"],
-                           identity["last_name_latin"])]
-    keys = [k for k in keys if k]
-    if not keys or identity.get("birth_date") is None:
-        return []
-    query = sa.select(Beneficiary).where(
-        Beneficiary.organization_id == org.id,
-        Beneficiary.birth_year == identity["birth_date"].year,
-        Beneficiary.erased_at.is_(None),
-        sa.or_(Beneficiary.name_key_ar.in_(keys), Beneficiary.name_key_latin.in_(keys)))
-    if exclude_id is not None:
-        query = query.where(Beneficiary.id != exclude_id)
-    found = db.session.scalars(query).all()
+    [found] = find_duplicates_many(org, [identity])
+    found = [b for b in found if b.id != exclude_id]
     return sorted(found, key=lambda b: (b.governorate_code != governorate, b.code))
 
 
@@ -178,13 +197,47 @@ class PossibleDuplicates(Exception):  # noqa: N818 (a signal to the caller, not 
         self.candidates = candidates
 
 
-def _next_code(org: Organization) -> tuple[int, str]:
-    # One UPDATE takes the row lock, so concurrent registrations get distinct numbers.
-    sequence = db.session.execute(
+def _allocate_sequences(org: Organization, count: int) -> int:
+    """Reserve `count` consecutive code numbers; returns the first.
+
+    One UPDATE takes the row lock, so concurrent registrations get distinct numbers.
+    """
+    last = db.session.execute(
         sa.update(Organization).where(Organization.id == org.id)
-        .values(beneficiary_counter=Organization.beneficiary_counter + 1)
+        .values(beneficiary_counter=Organization.beneficiary_counter + count)
         .returning(Organization.beneficiary_counter)).scalar_one()
-    return sequence, f"{org.code}-{sequence:04d}"
+    return last - count + 1
+
+
+def create_validated(actor, org: Organization, validated: list[tuple]) -> list[Beneficiary]:
+    """Write beneficiaries whose (identity, plain, consent) already passed
+    validate_registration: codes, encryption, consent, first enrolment, name index.
+
+    Many at once for imports: one sequence reservation, one flush, one index insert.
+    """
+    c = cipher()
+    first = _allocate_sequences(org, len(validated))
+    created = []
+    for offset, (identity, plain, consent) in enumerate(validated):
+        plain = dict(plain)
+        site = plain.pop("site")
+        sequence = first + offset
+        beneficiary = Beneficiary(organization_id=org.id, sequence=sequence,
+                                  code=f"{org.code}-{sequence:04d}",
+                                  created_by_id=getattr(actor, "id", None), **plain)
+        _encrypt_identity(beneficiary, identity, c)
+        db.session.add(beneficiary)
+        if consent is not None:
+            _add_consent(actor, beneficiary, consent)
+        if site is not None:
+            db.session.add(Enrolment(beneficiary=beneficiary, organization_id=org.id,
+                                     site=site, start_date=plain["first_contact_date"]))
+        created.append((beneficiary, identity))
+    db.session.flush()
+    index_rows = [row for b, identity in created for row in _name_index_rows(b, identity, c)]
+    if index_rows:
+        db.session.execute(sa.insert(BeneficiaryNameIndex), index_rows)
+    return [b for b, _identity in created]
 
 
 def register(actor, org: Organization, values: dict, *, confirmed_new: bool = False,
@@ -199,20 +252,10 @@ def register(actor, org: Organization, values: dict, *, confirmed_new: bool = Fa
         candidates = find_duplicates(org, identity, plain["governorate_code"])
         if candidates:
             raise PossibleDuplicates(candidates)
-    sequence, code = _next_code(org)
-    site = plain.pop("site")
-    beneficiary = Beneficiary(organization_id=org.id, sequence=sequence, code=code,
-                              created_by_id=getattr(actor, "id", None), **plain)
-    db.session.add(beneficiary)
-    _apply_identity(beneficiary, identity)
-    if consent is not None:
-        _add_consent(actor, beneficiary, consent)
-    if site is not None:
-        db.session.add(Enrolment(beneficiary=beneficiary, organization_id=org.id, site=site,
-                                 start_date=plain["first_contact_date"]))
-    db.session.flush()
+    [beneficiary] = create_validated(actor, org, [(identity, plain, consent)])
     if audit:
-        record("beneficiary_created", actor=actor, obj=beneficiary, detail={"code": code})
+        record("beneficiary_created", actor=actor, obj=beneficiary,
+               detail={"code": beneficiary.code})
     return beneficiary
 
 
@@ -239,7 +282,9 @@ def update(actor, beneficiary: Beneficiary, values: dict, today: date | None = N
     plain.pop("site")
     for name, value in plain.items():
         setattr(beneficiary, name, value)
-    _apply_identity(beneficiary, identity)
+    c = cipher()
+    _encrypt_identity(beneficiary, identity, c)
+    write_name_index(beneficiary, identity, c)
     db.session.flush()
     record("beneficiary_updated", actor=actor, obj=beneficiary, detail={"code": beneficiary.code})
     return beneficiary

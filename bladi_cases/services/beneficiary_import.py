@@ -39,11 +39,12 @@ from ..models.common import refresh_statistics
 from ..privacy import normalize_text
 from . import ValidationError
 from .audit import record
-from .beneficiaries import PossibleDuplicates, cipher, find_duplicates, register
+from .beneficiaries import cipher, create_validated, find_duplicates_many
 from .beneficiary_validation import validate_registration
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 10_000
+IMPORT_BATCH = 1000  # rows per flush: bounded memory, few round trips
 
 # (key, header label). The key is also accepted as a header.
 COLUMNS = [
@@ -86,11 +87,10 @@ class ImportRefused(Exception):  # noqa: N818 (carries the messages to show)
 
 @dataclass
 class ParsedRow:
-    """One spreadsheet row, turned into the values the registration rules take."""
+    """One spreadsheet row that passed the registration rules, ready to write."""
 
     number: int
-    values: dict
-    errors: list[str] = field(default_factory=list)
+    validated: tuple  # (identity, plain, consent) from validate_registration
 
 
 def header_labels(lang: str) -> list[str]:
@@ -322,50 +322,47 @@ def check_file(org: Organization, filename: str, data: bytes,
     reader = RowReader(org)
     keys = reader.map_headers(table[0])
     labels = {k: str(v) for k, v in reader.labels.items()}
-    problems, rows, seen = [], [], {}
-    duplicates: dict[int, list] = {}
+    problems, rows = [], []
     for number, cells in enumerate(table[1:], start=2):
         values, errors = reader.row_values(keys, list(cells))
         if not errors:
             try:
-                identity, plain, _consent = validate_registration(values, org, today)
+                rows.append(ParsedRow(number, validate_registration(values, org, today)))
             except ValidationError as failure:
                 errors = failure.errors
-            else:
-                candidates = find_duplicates(org, identity, plain["governorate_code"])
-                file_key = (identity["birth_date"].year,
-                            normalize_text(f"{identity['first_name_ar'] or ''} "
-                                           f"{identity['last_name_ar'] or ''} "
-                                           f"{identity['first_name_latin'] or ''} "
-                                           f"{identity['last_name_latin'] or ''}"))
-                if file_key in seen:
-                    candidates = [*candidates, _("row %(n)d of this file", n=seen[file_key])]
-                seen.setdefault(file_key, number)
-                if candidates:
-                    duplicates[number] = candidates
         for key, messages in errors.items():
             for message in messages:
                 problems.append(_("Row %(row)d, column %(column)s: %(message)s", row=number,
                                   column=_column_name(keys, key, labels), message=message))
-        rows.append(ParsedRow(number, values))
     if problems:
         raise ImportRefused(problems)
-    return ImportCheck(rows, duplicates)
+    return ImportCheck(rows, _duplicates(org, rows))
 
 
-def import_rows(actor, org: Organization, check: ImportCheck, skip_rows: set[int],
-                today: date | None = None) -> list[str]:
+def _duplicates(org: Organization, rows: list[ParsedRow]) -> dict[int, list]:
+    """Row number -> registered youth (or earlier rows of the file) it may duplicate."""
+    identities = [row.validated[0] for row in rows]
+    registered = find_duplicates_many(org, identities)
+    duplicates, seen = {}, {}
+    for row, identity, candidates in zip(rows, identities, registered, strict=True):
+        file_key = (identity["birth_date"].year, normalize_text(" ".join(
+            identity[n] or "" for n in ("first_name_ar", "last_name_ar", "first_name_latin",
+                                        "last_name_latin"))))
+        if file_key in seen:
+            candidates = [*candidates, _("row %(n)d of this file", n=seen[file_key])]
+        seen.setdefault(file_key, row.number)
+        if candidates:
+            duplicates[row.number] = candidates
+    return duplicates
+
+
+def import_rows(actor, org: Organization, check: ImportCheck, skip_rows: set[int]) -> list[str]:
     """Write the checked rows (minus `skip_rows`) in the current transaction; their codes."""
+    chosen = [row.validated for row in check.rows if row.number not in skip_rows]
     codes = []
-    for row in check.rows:
-        if row.number in skip_rows:
-            continue
-        try:
-            beneficiary = register(actor, org, row.values, confirmed_new=True, today=today,
-                                   audit=False)
-        except (ValidationError, PossibleDuplicates) as failure:  # checked already: a bug
-            raise RuntimeError(f"row {row.number} failed after validation: {failure}") from None
-        codes.append(beneficiary.code)
+    for start in range(0, len(chosen), IMPORT_BATCH):
+        created = create_validated(actor, org, chosen[start:start + IMPORT_BATCH])
+        codes += [b.code for b in created]
     refresh_statistics(db.session, "beneficiary", "beneficiary_name_index")
     record("beneficiaries_imported", actor=actor, organization_id=org.id,
            detail={"count": len(codes), "codes": codes[:20] + (["..."] if len(codes) > 20
