@@ -19,8 +19,10 @@ sys.path.insert(0, str(ROOT))
 BUDGET = 30 * 1024
 PAGES = {
     None: ["/login"],
-    "worker@demo.bladi.tn": ["/", "/account/password"],
-    "manager@demo.bladi.tn": ["/", "/admin/users", "/admin/users/new", "/audit/"],
+    "worker@demo.bladi.tn": ["/", "/account/password", "/beneficiaries/", "/beneficiaries/new",
+                             "RECORD", "RECORD/edit"],
+    "manager@demo.bladi.tn": ["/", "/admin/users", "/admin/users/new", "/audit/",
+                              "/beneficiaries/import"],
     "reviewer@demo.bladi.tn": ["/"],
     "admin@demo.bladi.tn": ["/", "/admin/organizations", "/admin/organizations/new",
                             "/admin/sites", "/admin/sites/new", "/admin/users", "/audit/"],
@@ -36,14 +38,19 @@ def main() -> int:
 
     from bladi_cases import create_app
     from bladi_cases.extensions import db
-    from bladi_cases.models import User
-    from bladi_cases.seed import seed_demo
+    from bladi_cases.models import Beneficiary, Organization, User
+    from bladi_cases.seed import seed_demo, seed_demo_beneficiaries
 
     app = create_app({"WTF_CSRF_ENABLED": False})
     with app.app_context():
         upgrade()
         seed_demo()
+        seed_demo_beneficiaries(330, seed=1)
         db.session.commit()
+        ba = db.session.scalars(db.select(Organization).where(Organization.code == "BA")).one()
+        record = db.session.scalars(db.select(Beneficiary).where(
+            Beneficiary.organization_id == ba.id)).first()
+        record_url = f"/beneficiaries/{record.uuid}"
     headers = {"Accept-Encoding": "gzip", "Accept-Language": "ar"}
     print("| page | who | HTML (raw) | HTML (gzip) | CSS+JS+icons (gzip) | total | budget |")
     print("|---|---|---:|---:|---:|---:|---|")
@@ -57,6 +64,8 @@ def main() -> int:
             with client.session_transaction() as session:
                 session["_user_id"] = identity
         for url in urls:
+            label = url.replace("RECORD", "/beneficiaries/<id>")
+            url = url.replace("RECORD", record_url)
             page = client.get(url, headers=headers)
             body = page.get_data()
             html = gzip.decompress(body) if page.headers.get("Content-Encoding") else body
@@ -66,7 +75,7 @@ def main() -> int:
             total = len(body) + asset_bytes
             worst = max(worst, total)
             verdict = "ok" if total <= BUDGET else "OVER"
-            print(f"| {url} | {email.split('@')[0] if email else 'anonymous'} | {len(html):,} | "
+            print(f"| {label} | {email.split('@')[0] if email else 'anonymous'} | {len(html):,} | "
                   f"{len(body):,} | {asset_bytes:,} | {total:,} | {verdict} |")
     print(f"\nLargest page: {worst:,} bytes of {BUDGET:,} allowed.")
     return 0 if worst <= BUDGET else 1

@@ -57,8 +57,9 @@ def _weight(client, url: str) -> int:
 
 @pytest.mark.parametrize("role,urls", [
     (None, ["/login"]),
-    (Role.FIELD_WORKER, ["/", "/account/password"]),
-    (Role.CSO_MANAGER, ["/", "/admin/users", "/admin/users/new", "/audit/"]),
+    (Role.FIELD_WORKER, ["/", "/account/password", "/beneficiaries/", "/beneficiaries/new"]),
+    (Role.CSO_MANAGER, ["/", "/admin/users", "/admin/users/new", "/audit/",
+                        "/beneficiaries/import"]),
     (Role.REVIEWER, ["/"]),
     (Role.ADMIN, ["/", "/admin/organizations", "/admin/organizations/new", "/admin/sites",
                   "/admin/sites/new", "/admin/users", "/audit/"]),
@@ -84,10 +85,14 @@ def test_tap_targets_and_focus_are_styled():
     assert ":focus-visible" in css
 
 
-def test_every_input_has_a_label(client, make_user):
-    login(client, make_user(Role.ADMIN))
-    for url in ("/admin/users/new", "/admin/organizations/new", "/admin/sites/new", "/audit/",
-                "/account/password"):
+@pytest.mark.parametrize("role,urls", [
+    (Role.ADMIN, ["/admin/users/new", "/admin/organizations/new", "/admin/sites/new",
+                  "/audit/", "/account/password"]),
+    (Role.CSO_MANAGER, ["/beneficiaries/", "/beneficiaries/new", "/beneficiaries/import"]),
+])
+def test_every_input_has_a_label(client, make_user, role, urls):
+    login(client, make_user(role))
+    for url in urls:
         html = client.get(url).get_data(as_text=True)
         ids = re.findall(r'<(?:input|select|textarea)[^>]*\bid="([^"]+)"', html)
         hidden = set(re.findall(r'<input[^>]*type="hidden"[^>]*id="([^"]+)"', html))
