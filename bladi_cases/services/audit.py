@@ -26,6 +26,18 @@ class Action:
     ORG_UPDATED = "org_updated"
     SITE_CREATED = "site_created"
     SITE_UPDATED = "site_updated"
+    # Reads of identifying data and changes to young people's records.
+    ACCESS_REQUEST_EXPORTED = "access_request_exported"
+    BENEFICIARIES_IMPORTED = "beneficiaries_imported"
+    BENEFICIARIES_LISTED = "beneficiaries_listed"
+    BENEFICIARY_CREATED = "beneficiary_created"
+    BENEFICIARY_ERASED = "beneficiary_erased"
+    BENEFICIARY_UPDATED = "beneficiary_updated"
+    BENEFICIARY_VIEWED = "beneficiary_viewed"
+    CONSENT_RECORDED = "consent_recorded"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    ENROLMENT_ENDED = "enrolment_ended"
+    ENROLMENT_STARTED = "enrolment_started"
 
 
 ALL_ACTIONS = sorted(v for k, v in vars(Action).items() if not k.startswith("_"))

@@ -26,7 +26,7 @@ from ..models import (
 from ..models.common import utcnow
 from ..privacy import FieldCipher, cipher_from_config
 from . import ValidationError
-from .audit import record
+from .audit import Action, record
 from .beneficiary_validation import check_consent, validate_registration
 
 PREFIX_MAX = 10  # name prefixes indexed up to this length (longer ones are re-checked)
@@ -82,7 +82,7 @@ def reveal(beneficiary: Beneficiary, actor, purpose: str = "view") -> Identity:
     if not actor.is_cso_staff or actor.organization_id != beneficiary.organization_id:
         raise PermissionError("identities are decrypted only for the owning CSO")
     identity = _decrypt_identity(beneficiary)
-    record("beneficiary_viewed", actor=actor, obj=beneficiary,
+    record(Action.BENEFICIARY_VIEWED, actor=actor, obj=beneficiary,
            detail={"code": beneficiary.code, "purpose": purpose})
     return identity
 
@@ -94,7 +94,7 @@ def reveal_many(beneficiaries: list[Beneficiary], actor, purpose: str = "list"):
     if any(not actor.is_cso_staff or actor.organization_id != b.organization_id
            for b in beneficiaries):
         raise PermissionError("identities are decrypted only for the owning CSO")
-    record("beneficiaries_listed", actor=actor, organization_id=actor.organization_id,
+    record(Action.BENEFICIARIES_LISTED, actor=actor, organization_id=actor.organization_id,
            detail={"codes": [b.code for b in beneficiaries], "purpose": purpose})
     return {b.id: _decrypt_identity(b) for b in beneficiaries}
 
@@ -254,7 +254,7 @@ def register(actor, org: Organization, values: dict, *, confirmed_new: bool = Fa
             raise PossibleDuplicates(candidates)
     [beneficiary] = create_validated(actor, org, [(identity, plain, consent)])
     if audit:
-        record("beneficiary_created", actor=actor, obj=beneficiary,
+        record(Action.BENEFICIARY_CREATED, actor=actor, obj=beneficiary,
                detail={"code": beneficiary.code})
     return beneficiary
 
@@ -286,7 +286,8 @@ def update(actor, beneficiary: Beneficiary, values: dict, today: date | None = N
     _encrypt_identity(beneficiary, identity, c)
     write_name_index(beneficiary, identity, c)
     db.session.flush()
-    record("beneficiary_updated", actor=actor, obj=beneficiary, detail={"code": beneficiary.code})
+    record(Action.BENEFICIARY_UPDATED, actor=actor, obj=beneficiary,
+           detail={"code": beneficiary.code})
     return beneficiary
 
 
@@ -311,7 +312,7 @@ def record_consent(actor, beneficiary: Beneficiary, values: dict, today: date | 
     row = _add_consent(actor, beneficiary, consent)
     db.session.flush()
     beneficiary.consents.sort(key=lambda c: (c.given_on, c.id or 0), reverse=True)
-    record("consent_recorded", actor=actor, obj=beneficiary, detail={"scopes": row.scopes})
+    record(Action.CONSENT_RECORDED, actor=actor, obj=beneficiary, detail={"scopes": row.scopes})
     return row
 
 
@@ -326,7 +327,7 @@ def withdraw_consent(actor, beneficiary: Beneficiary, on: date, today: date | No
             "Give a date between the consent and today."))
     consent.withdrawn_on = on
     db.session.flush()
-    record("consent_withdrawn", actor=actor, obj=beneficiary)
+    record(Action.CONSENT_WITHDRAWN, actor=actor, obj=beneficiary)
     return consent
 
 
@@ -349,7 +350,7 @@ def enrol(actor, beneficiary: Beneficiary, site: Site | None, start: date,
                           site=site, start_date=start)
     db.session.add(enrolment)
     db.session.flush()
-    record("enrolment_started", actor=actor, obj=beneficiary, detail={"site": str(site.uuid)})
+    record(Action.ENROLMENT_STARTED, actor=actor, obj=beneficiary, detail={"site": str(site.uuid)})
     return enrolment
 
 
@@ -368,7 +369,8 @@ def end_enrolment(actor, enrolment: Enrolment, end: date, reason: str,
         raise ValidationError(errors)
     enrolment.end_date, enrolment.exit_reason = end, reason
     db.session.flush()
-    record("enrolment_ended", actor=actor, obj=enrolment.beneficiary, detail={"reason": reason})
+    record(Action.ENROLMENT_ENDED, actor=actor, obj=enrolment.beneficiary,
+           detail={"reason": reason})
     return enrolment
 
 
@@ -392,7 +394,8 @@ def erase(actor, beneficiary: Beneficiary, typed_code: str) -> Beneficiary:
                        .where(BeneficiaryNameIndex.beneficiary_id == beneficiary.id))
     beneficiary.erased_at = utcnow()
     db.session.flush()
-    record("beneficiary_erased", actor=actor, obj=beneficiary, detail={"code": beneficiary.code})
+    record(Action.BENEFICIARY_ERASED, actor=actor, obj=beneficiary,
+           detail={"code": beneficiary.code})
     return beneficiary
 
 
@@ -407,7 +410,7 @@ def access_record(actor, beneficiary: Beneficiary, typed_code: str) -> dict:
                  "relationship": k.relationship_to_youth, "authority": k.authority,
                  "given_on": k.given_on, "method": k.method, "scopes": k.scopes,
                  "withdrawn_on": k.withdrawn_on} for k in beneficiary.consents]
-    record("access_request_exported", actor=actor, obj=beneficiary,
+    record(Action.ACCESS_REQUEST_EXPORTED, actor=actor, obj=beneficiary,
            detail={"code": beneficiary.code})
     return {"beneficiary": beneficiary,
             "identity": {f.name: getattr(identity, f.name) for f in fields(identity)},

@@ -38,7 +38,7 @@ from ..models.beneficiaries import (
 from ..models.common import refresh_statistics
 from ..privacy import normalize_text
 from . import ValidationError
-from .audit import record
+from .audit import Action, record
 from .beneficiaries import cipher, create_validated, find_duplicates_many
 from .beneficiary_validation import validate_registration
 
@@ -364,7 +364,7 @@ def import_rows(actor, org: Organization, check: ImportCheck, skip_rows: set[int
         created = create_validated(actor, org, chosen[start:start + IMPORT_BATCH])
         codes += [b.code for b in created]
     refresh_statistics(db.session, "beneficiary", "beneficiary_name_index")
-    record("beneficiaries_imported", actor=actor, organization_id=org.id,
+    record(Action.BENEFICIARIES_IMPORTED, actor=actor, organization_id=org.id,
            detail={"count": len(codes), "codes": codes[:20] + (["..."] if len(codes) > 20
                                                                 else [])})
     return codes
