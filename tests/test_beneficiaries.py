@@ -186,24 +186,6 @@ def test_enrol_and_end_enrolment(client, worker, make_beneficiary, make_site):
     assert youth.status(date.today() + timedelta(days=1)) == "exited"
 
 
-def test_another_csos_youth_is_404_on_every_route(app, client, make_user, make_beneficiary,
-                                                  make_site):
-    youth = make_beneficiary("BA", site=make_site("BA"))
-    enrolment = youth.enrolments[0]
-    for role in (Role.FIELD_WORKER, Role.CSO_MANAGER):
-        login(client, make_user(role, "ACEC"))
-        for rule in app.url_map.iter_rules():
-            if "beneficiary_id" not in rule.arguments:
-                continue
-            url = rule.rule.replace("<uuid:beneficiary_id>", str(youth.uuid)).replace(
-                "<uuid:enrolment_id>", str(enrolment.uuid))
-            method = "GET" if "GET" in rule.methods else "POST"
-            response = client.open(url, method=method, data={"confirm": youth.code})
-            assert response.status_code == 404, (role, url, response.status_code)
-    db.session.refresh(youth)
-    assert youth.erased_at is None and youth.enrolments[0].end_date is None
-
-
 def test_search_by_name_prefix_code_site_status_age(client, worker, make_beneficiary, make_site):
     site = make_site("BA")
     amira = make_beneficiary("BA", site=site, birth_date=date(date.today().year - 16, 1, 1),

@@ -142,3 +142,31 @@ def test_manager_gets_404_for_another_csos_account(app, client, make_user, endpo
                            data={"active": "0"})
     assert response.status_code == 404
     assert stranger.active is True
+
+
+# URL arguments that name a CSO-owned record: another CSO must get 404 for all of them.
+CSO_OWNED_ARGUMENTS = {"beneficiary_id", "enrolment_id"}
+
+
+@pytest.mark.parametrize("role", [Role.FIELD_WORKER, Role.CSO_MANAGER])
+def test_another_cso_gets_404_on_every_route_of_a_record(app, make_user, walk_fixtures, role):
+    stranger = make_user(role, "ACEC")
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        if not set(rule.arguments) & CSO_OWNED_ARGUMENTS:
+            continue
+        client = app.test_client()
+        login(client, stranger)
+        with app.test_request_context():
+            from flask import url_for
+
+            url = url_for(rule.endpoint, **_url_args(rule, walk_fixtures))
+        method = "GET" if "GET" in rule.methods else "POST"
+        youth = walk_fixtures["youth"]
+        response = client.open(url, method=method, data={"confirm": youth.code,
+                                                          "active": "0"})
+        assert response.status_code == 404, (url, method, response.status_code)
+        checked += 1
+    assert checked >= 8
+    db.session.refresh(walk_fixtures["youth"])
+    assert walk_fixtures["youth"].erased_at is None
