@@ -150,13 +150,14 @@ def init_policy(app: Flask) -> None:
 
 def init_blueprints(app: Flask) -> None:
     """Register each feature's blueprint."""
+    from .blueprints.activities import bp as activities_bp
     from .blueprints.admin import bp as admin_bp
     from .blueprints.audit import bp as audit_bp
     from .blueprints.auth import bp as auth_bp
     from .blueprints.beneficiaries import bp as beneficiaries_bp
     from .blueprints.main import bp as main_bp
 
-    for blueprint in (main_bp, auth_bp, admin_bp, audit_bp, beneficiaries_bp):
+    for blueprint in (main_bp, auth_bp, admin_bp, audit_bp, beneficiaries_bp, activities_bp):
         app.register_blueprint(blueprint)
 
 

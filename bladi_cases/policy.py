@@ -21,7 +21,17 @@ from flask import abort, current_app, redirect, request, url_for
 from flask_login import current_user
 
 from .extensions import db
-from .models import AuditEntry, Beneficiary, Organization, Role, Site, User
+from .models import (
+    Activity,
+    ActivitySession,
+    AuditEntry,
+    Beneficiary,
+    GroupEvent,
+    Organization,
+    Role,
+    Site,
+    User,
+)
 
 PUBLIC = "public"
 
@@ -38,18 +48,21 @@ class Perm:
     BENEFICIARIES = "beneficiaries.use"
     BENEFICIARIES_IMPORT = "beneficiaries.import"
     BENEFICIARY_RIGHTS = "beneficiaries.rights"
+    ACTIVITIES = "activities.record"
+    ACTIVITIES_MANAGE = "activities.manage"
 
 
 _EVERYONE = {Perm.HOME, Perm.ACCOUNT}
 
 # Identifying records of young people: only the staff of the CSO that serves them.
-_CSO_RECORDS = {Perm.BENEFICIARIES}
+_CSO_RECORDS = {Perm.BENEFICIARIES, Perm.ACTIVITIES}
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     Role.FIELD_WORKER: frozenset(_EVERYONE | _CSO_RECORDS),
     Role.CSO_MANAGER: frozenset(
         _EVERYONE | _CSO_RECORDS | {Perm.USERS_MANAGE, Perm.AUDIT_VIEW,
-                                    Perm.BENEFICIARIES_IMPORT, Perm.BENEFICIARY_RIGHTS}),
+                                    Perm.BENEFICIARIES_IMPORT, Perm.BENEFICIARY_RIGHTS,
+                                    Perm.ACTIVITIES_MANAGE}),
     Role.REVIEWER: frozenset(_EVERYONE),
     Role.DONOR: frozenset(_EVERYONE),
     Role.ADMIN: frozenset(
@@ -186,6 +199,10 @@ def _may_act(obj, user, action: str) -> bool:
         )
     if isinstance(obj, Organization | Site) and action == "edit":
         return user.role == Role.ADMIN
+    if isinstance(obj, Activity) and action == "edit":
+        return can(user, Perm.ACTIVITIES_MANAGE)
+    if isinstance(obj, ActivitySession | GroupEvent) and action == "edit":
+        return can(user, Perm.ACTIVITIES)
     if isinstance(obj, Beneficiary):
         if action == "edit":
             return can(user, Perm.BENEFICIARIES)

@@ -230,6 +230,40 @@ def make_beneficiary(org, make_user):
     return make
 
 
+@pytest.fixture
+def make_activity():
+    """Factory: make_activity(site, youth, facilitator) -> (activity, session, group event),
+    the youth enrolled since 30 days ago and present at a session 7 days ago."""
+    from datetime import timedelta
+
+    from bladi_cases.services import activities as service
+
+    def make(site, youth, facilitator, **overrides):
+        org = db.session.get(Organization, youth.organization_id)
+        start = date.today() - timedelta(days=60)
+        values = {"name": "نادي المسرح", "kind": "drama", "site": site,
+                  "planned_start": start, "planned_end": None, "planned_sessions": 20,
+                  "default_duration_minutes": 90, "completion_rule": "percent",
+                  "completion_threshold": 75, "present_by_default": True,
+                  "weekdays": [date.today().weekday()], "facilitators": [facilitator]}
+        values.update(overrides)
+        activity = service.create_activity(facilitator, org, values)
+        service.enrol_in_activity(facilitator, youth, activity,
+                                  date.today() - timedelta(days=30))
+        session, _ = service.record_session(
+            facilitator, activity, {"date": date.today() - timedelta(days=7),
+                                    "duration_minutes": 90, "facilitator_id": facilitator.id},
+            {youth.id: "present"})
+        event = service.record_group_event(
+            facilitator, org, {"title": "عرض مسرحي", "kind": "community_event",
+                               "date": date.today(), "duration_minutes": 120},
+            {("female", "15-17"): 12, ("male", "15-17"): 9})
+        db.session.commit()
+        return activity, session, event
+
+    return make
+
+
 def login(client, user: User) -> None:
     """Act as `user` in later requests of `client` (sets the login session directly)."""
     with client.session_transaction() as session:

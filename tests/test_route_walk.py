@@ -60,6 +60,17 @@ EXPECTED: dict[str, set[str]] = {
     "beneficiaries.import_template": CSO_MANAGER,
     "beneficiaries.import_upload": CSO_MANAGER,
     "beneficiaries.import_confirm": CSO_MANAGER,
+    "activities.index": CSO_STAFF,
+    "activities.today": CSO_STAFF,
+    "activities.new": CSO_MANAGER,
+    "activities.edit": CSO_MANAGER,
+    "activities.show": CSO_STAFF,
+    "activities.enrol": CSO_STAFF,
+    "activities.new_session": CSO_STAFF,
+    "activities.session": CSO_STAFF,
+    "activities.events": CSO_STAFF,
+    "activities.new_event": CSO_STAFF,
+    "activities.event": CSO_STAFF,
 }
 
 
@@ -68,15 +79,19 @@ def _url_args(rule, fixtures) -> dict:
               "user_id": lambda: fixtures["colleague"].uuid, "token": fixtures["new_token"],
               "filename": lambda: "css/app.css", "fmt": lambda: "xlsx",
               "beneficiary_id": lambda: fixtures["youth"].uuid,
-              "enrolment_id": lambda: fixtures["enrolment"].uuid}
+              "enrolment_id": lambda: fixtures["enrolment"].uuid,
+              "activity_id": lambda: fixtures["activity"].uuid,
+              "session_id": lambda: fixtures["session"].uuid,
+              "event_id": lambda: fixtures["event"].uuid}
     return {name: values[name]() for name in rule.arguments}
 
 
 @pytest.fixture
-def walk_fixtures(make_user, make_site, make_beneficiary):
+def walk_fixtures(make_user, make_site, make_beneficiary, make_activity):
     colleague = make_user(Role.FIELD_WORKER, "BA")
     site = make_site("BA")
     youth = make_beneficiary("BA", site=site)
+    activity, session, event = make_activity(site, youth, colleague)
     admin = make_user(Role.ADMIN)
 
     def new_token():
@@ -86,7 +101,8 @@ def walk_fixtures(make_user, make_site, make_beneficiary):
         return token
 
     return {"site": site, "colleague": colleague, "new_token": new_token, "youth": youth,
-            "enrolment": youth.enrolments[0]}
+            "enrolment": youth.enrolments[-1], "activity": activity, "session": session,
+            "event": event}
 
 
 def test_every_route_declares_a_permission_and_has_an_expectation(app):
@@ -145,7 +161,8 @@ def test_manager_gets_404_for_another_csos_account(app, client, make_user, endpo
 
 
 # URL arguments that name a CSO-owned record: another CSO must get 404 for all of them.
-CSO_OWNED_ARGUMENTS = {"beneficiary_id", "enrolment_id"}
+CSO_OWNED_ARGUMENTS = {"beneficiary_id", "enrolment_id", "activity_id", "session_id",
+                       "event_id"}
 
 
 @pytest.mark.parametrize("role", [Role.FIELD_WORKER, Role.CSO_MANAGER])
@@ -167,6 +184,6 @@ def test_another_cso_gets_404_on_every_route_of_a_record(app, make_user, walk_fi
                                                           "active": "0"})
         assert response.status_code == 404, (url, method, response.status_code)
         checked += 1
-    assert checked >= 8
+    assert checked >= 14
     db.session.refresh(walk_fixtures["youth"])
     assert walk_fixtures["youth"].erased_at is None

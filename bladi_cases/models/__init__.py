@@ -1,5 +1,15 @@
 """All models, imported here so the metadata (and migrations) see every table."""
 
+from .activities import (
+    Activity,
+    ActivityKind,
+    ActivitySession,
+    Attendance,
+    AttendanceStatus,
+    CompletionRule,
+    GroupEvent,
+    GroupEventCount,
+)
 from .admin import Governorate, Organization, OrgKind, Site, SiteKind, site_organization
 from .audit import AuditEntry
 from .auth import CSO_ROLES, LANGUAGES, PasswordReset, Role, User
@@ -17,6 +27,14 @@ from .beneficiaries import (
 )
 
 __all__ = [
+    "Activity",
+    "ActivityKind",
+    "ActivitySession",
+    "Attendance",
+    "AttendanceStatus",
+    "CompletionRule",
+    "GroupEvent",
+    "GroupEventCount",
     "AuditEntry",
     "Beneficiary",
     "BeneficiaryNameIndex",

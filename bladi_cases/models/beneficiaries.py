@@ -248,6 +248,8 @@ class Enrolment(PublicIdMixin, db.Model):
         sa.ForeignKey("beneficiary.id", ondelete="CASCADE"), index=True)
     organization_id: Mapped[int] = mapped_column(sa.ForeignKey("organization.id"), index=True)
     site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id"), index=True)
+    # The activity (club, workshop) the youth joins; None for an enrolment at the site only.
+    activity_id: Mapped[int | None] = mapped_column(sa.ForeignKey("activity.id"), index=True)
     start_date: Mapped[date]
     end_date: Mapped[date | None]
     exit_reason: Mapped[str | None] = mapped_column(sa.String(20))
@@ -255,6 +257,7 @@ class Enrolment(PublicIdMixin, db.Model):
 
     beneficiary: Mapped[Beneficiary] = relationship(back_populates="enrolments")
     site: Mapped[Site] = relationship()
+    activity: Mapped[Activity | None] = relationship()  # noqa: F821 (models/activities.py)
 
     __table_args__ = (
         sa.CheckConstraint("end_date IS NULL OR end_date >= start_date", name="dates"),

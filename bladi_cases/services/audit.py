@@ -26,6 +26,11 @@ class Action:
     ORG_UPDATED = "org_updated"
     SITE_CREATED = "site_created"
     SITE_UPDATED = "site_updated"
+    ACTIVITY_CREATED = "activity_created"
+    ACTIVITY_UPDATED = "activity_updated"
+    SESSION_RECORDED = "session_recorded"
+    SESSION_UPDATED = "session_updated"
+    GROUP_EVENT_RECORDED = "group_event_recorded"
     # Reads of identifying data and changes to young people's records.
     ACCESS_REQUEST_EXPORTED = "access_request_exported"
     BENEFICIARIES_IMPORTED = "beneficiaries_imported"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import sqlalchemy as sa
 from flask import jsonify, make_response, redirect, render_template, request
 from flask_login import current_user
@@ -10,6 +12,7 @@ from ...extensions import db
 from ...i18n import COOKIE_NAME, LANGUAGES
 from ...models import Beneficiary, Organization, OrgKind, Role, Site, User
 from ...policy import Perm, public, requires, scoped
+from ...services.activities import today_items
 from ...services.admin import set_preferred_language
 from .. import safe_next
 from . import bp
@@ -23,6 +26,7 @@ def home():
     context = {}
     if user.is_cso_staff:
         context["sites"] = db.session.scalars(scoped(Site, user).order_by(Site.name)).all()
+        context["items"] = today_items(user, date.today())
         context["youth_count"] = db.session.scalar(sa.select(sa.func.count()).select_from(
             scoped(Beneficiary, user).where(Beneficiary.erased_at.is_(None)).subquery()))
         if user.role == Role.CSO_MANAGER:

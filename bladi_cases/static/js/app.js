@@ -9,3 +9,15 @@ document.addEventListener("submit", function (event) {
     button.disabled = true;
   });
 });
+
+// Attendance: "All present" ticks every youth at once instead of reloading the page.
+document.addEventListener("click", function (event) {
+  var button = event.target.closest ? event.target.closest(".all-present") : null;
+  if (!button) return;
+  var form = button.form;
+  if (!form || !form.hasAttribute("data-attendance")) return;
+  event.preventDefault();
+  form.querySelectorAll('.roster input[type=radio][value="present"]').forEach(function (radio) {
+    radio.checked = true;
+  });
+});

@@ -1,0 +1,68 @@
+"""Group events: participants counted by sex and age band, no identities."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from ...extensions import db
+from ...models import GroupEvent, Site
+from ...models.activities import ACTIVITY_KIND_LABELS, GROUP_AGE_BAND_LABELS, GROUP_AGE_BANDS
+from ...models.beneficiaries import SEX_LABELS
+from ...policy import Perm, get_or_404, requires, scoped
+from ...services import ValidationError, apply_errors
+from ...services import activities as service
+from .. import page_number
+from . import bp
+from .forms import GroupEventForm
+
+
+@bp.get("/events")
+@requires(Perm.ACTIVITIES)
+def events():
+    """The CSO's group events, newest first."""
+    page = db.paginate(scoped(GroupEvent, current_user).order_by(GroupEvent.date.desc()),
+                       page=page_number(request.args.get("page")), per_page=25,
+                       error_out=False)
+    return render_template("activities/events.html", page=page, kinds=ACTIVITY_KIND_LABELS)
+
+
+@bp.route("/events/new", methods=["GET", "POST"])
+@requires(Perm.ACTIVITIES)
+def new_event():
+    """Record a group event with counts by sex and age band."""
+    sites = db.session.scalars(scoped(Site, current_user).order_by(Site.name)).all()
+    form = GroupEventForm()
+    form.site.choices = [("", "—")] + [(str(s.uuid), s.name) for s in sites]
+    if request.method == "GET":
+        form.date.data = date.today()
+        form.duration_minutes.data = 120
+    counts = {(sex, band): request.form.get(f"count-{sex}-{band}", "")
+              for sex in SEX_LABELS for band in GROUP_AGE_BANDS}
+    if form.validate_on_submit():
+        values = dict(form.data)
+        values["site"] = next((s for s in sites if str(s.uuid) == form.site.data), None)
+        try:
+            service.record_group_event(current_user, current_user.organization, values, counts)
+        except ValidationError as failure:
+            apply_errors(form, failure)
+        else:
+            flash(_("Event saved."), "success")
+            return redirect(url_for(".events"))
+    return render_template("activities/event_form.html", form=form, counts=counts,
+                           sexes=SEX_LABELS, bands=GROUP_AGE_BANDS,
+                           band_labels=GROUP_AGE_BAND_LABELS)
+
+
+@bp.get("/events/<uuid:event_id>")
+@requires(Perm.ACTIVITIES)
+def event(event_id):
+    """One group event and its counts."""
+    record = get_or_404(GroupEvent, event_id, current_user)
+    cells = {(c.sex, c.age_band): c.count for c in record.counts}
+    return render_template("activities/event.html", event=record, cells=cells,
+                           sexes=SEX_LABELS, bands=GROUP_AGE_BANDS, kinds=ACTIVITY_KIND_LABELS,
+                           band_labels=GROUP_AGE_BAND_LABELS)

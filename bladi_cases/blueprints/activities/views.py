@@ -1,0 +1,247 @@
+"""Views of the activities blueprint: activities, the attendance form, today's sessions."""
+
+from __future__ import annotations
+
+import calendar
+import uuid
+from datetime import date
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from ...extensions import db
+from ...models import Activity, ActivitySession, Beneficiary, Role, Site, User
+from ...models.activities import ACTIVITY_KIND_LABELS, ATTENDANCE_LABELS, WEEKDAY_LABELS
+from ...policy import Perm, get_or_404, requires, scoped
+from ...services import ValidationError, apply_errors, participation
+from ...services import activities as service
+from ...services.beneficiaries import reveal_many
+from .. import safe_next
+from . import bp
+from .forms import ActivityForm, QuickAddForm, SessionForm
+
+
+def _sites():
+    return db.session.scalars(scoped(Site, current_user).where(Site.active.is_(True))
+                              .order_by(Site.name)).all()
+
+
+def _staff():
+    return db.session.scalars(scoped(User, current_user).where(
+        User.active.is_(True), User.role.in_([Role.FIELD_WORKER, Role.CSO_MANAGER]))
+        .order_by(User.display_name)).all()
+
+
+@bp.get("/")
+@requires(Perm.ACTIVITIES)
+def index():
+    """The CSO's activities, active first."""
+    activities = db.session.scalars(scoped(Activity, current_user).order_by(
+        Activity.active.desc(), Activity.name)).all()
+    return render_template("activities/index.html", activities=activities,
+                           kinds=ACTIVITY_KIND_LABELS)
+
+
+@bp.get("/today")
+@requires(Perm.ACTIVITIES)
+def today():
+    """The facilitator's sessions of the day: open one to take attendance."""
+    return render_template("activities/today.html", today=date.today(),
+                           items=service.today_items(current_user, date.today()))
+
+
+def _activity_form(activity=None):
+    form = ActivityForm(obj=activity)
+    form.site.choices = [(str(s.uuid), s.name) for s in _sites()]
+    form.facilitators.choices = [(u.id, u.display_name) for u in _staff()]
+    if request.method == "GET" and activity is not None:
+        form.site.data = str(activity.site.uuid)
+        form.facilitators.data = [u.id for u in activity.facilitators]
+        form.weekdays.data = activity.weekday_numbers
+    return form
+
+
+def _activity_values(form) -> dict:
+    values = dict(form.data)
+    values["site"] = next((s for s in _sites() if str(s.uuid) == form.site.data), None)
+    chosen = set(form.facilitators.data or [])
+    values["facilitators"] = [u for u in _staff() if u.id in chosen]
+    return values
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@requires(Perm.ACTIVITIES_MANAGE)
+def new():
+    """Create an activity."""
+    form = _activity_form()
+    if form.validate_on_submit():
+        try:
+            activity = service.create_activity(current_user, current_user.organization,
+                                               _activity_values(form))
+        except ValidationError as failure:
+            apply_errors(form, failure)
+        else:
+            flash(_("Activity saved."), "success")
+            return redirect(url_for(".show", activity_id=activity.uuid))
+    return render_template("activities/form.html", form=form, activity=None)
+
+
+# Declared for CSO staff so another CSO's activity answers 404; get_or_404(..., "edit")
+# then requires the manager's permission.
+@bp.route("/<uuid:activity_id>/edit", methods=["GET", "POST"])
+@requires(Perm.ACTIVITIES)
+def edit(activity_id):
+    """Edit an activity."""
+    activity = get_or_404(Activity, activity_id, current_user, "edit")
+    form = _activity_form(activity)
+    if form.validate_on_submit():
+        try:
+            service.update_activity(current_user, activity, _activity_values(form))
+        except ValidationError as failure:
+            db.session.rollback()
+            apply_errors(form, failure)
+        else:
+            flash(_("Activity saved."), "success")
+            return redirect(url_for(".show", activity_id=activity.uuid))
+    return render_template("activities/form.html", form=form, activity=activity)
+
+
+def _month(raw: str | None) -> date:
+    try:
+        year, month = (int(p) for p in (raw or "").split("-"))
+        return date(year, month, 1)
+    except ValueError:
+        return date.today().replace(day=1)
+
+
+@bp.get("/<uuid:activity_id>")
+@requires(Perm.ACTIVITIES)
+def show(activity_id):
+    """An activity: figures, calendar of sessions (weeks start on Monday), roster."""
+    activity = get_or_404(Activity, activity_id, current_user)
+    figures = participation.for_activity(activity)
+    names = reveal_many(list(figures.beneficiaries.values()), current_user, purpose="roster")
+    month = _month(request.args.get("month"))
+    by_day = {s.date: s for s in activity.sessions
+              if (s.date.year, s.date.month) == (month.year, month.month)}
+    weeks = calendar.Calendar(firstweekday=0).monthdatescalendar(month.year, month.month)
+    previous = (month.replace(day=1) - date.resolution).replace(day=1)
+    following = (month.replace(day=28) + 4 * date.resolution).replace(day=1)
+    return render_template(
+        "activities/show.html", activity=activity, figures=figures, names=names, weeks=weeks,
+        month=month, by_day=by_day, previous=previous, following=following,
+        weekday_labels=WEEKDAY_LABELS, kinds=ACTIVITY_KIND_LABELS,
+        quick_add=QuickAddForm(next=request.full_path))
+
+
+@bp.post("/<uuid:activity_id>/enrol")
+@requires(Perm.ACTIVITIES)
+def enrol(activity_id):
+    """Quick-add a youth already registered in the CSO, by code."""
+    activity = get_or_404(Activity, activity_id, current_user)
+    form = QuickAddForm()
+    back = safe_next(form.next.data) if form.next.data else url_for(
+        ".show", activity_id=activity.uuid)
+    if not form.validate_on_submit():
+        flash(_("Type the code of a young person."), "error")
+        return redirect(back)
+    code = form.code.data.strip().upper()
+    youth = db.session.scalars(scoped(Beneficiary, current_user).where(
+        Beneficiary.code == code, Beneficiary.erased_at.is_(None))).first()
+    try:
+        if youth is None:
+            raise ValidationError.one("code", _("No young person of your CSO has this code."))
+        service.enrol_in_activity(current_user, youth, activity,
+                                  form.start_date.data or date.today())
+    except ValidationError as failure:
+        db.session.rollback()
+        flash(" ".join(str(m) for msgs in failure.errors.values() for m in msgs), "error")
+    else:
+        flash(_("%(code)s added to the activity.", code=code), "success")
+    return redirect(back)
+
+
+def _attendance(roster, form_data, default: str, all_present: bool) -> dict[int, str]:
+    """Statuses posted for the roster (att-<uuid>), defaulting for the ones not sent."""
+    marks = {}
+    for youth in roster:
+        value = "present" if all_present else form_data.get(f"att-{youth.uuid}", default)
+        marks[youth.id] = value
+    return marks
+
+
+def _session_page(activity, form, day, session=None, marks=None, status=200):
+    roster = service.roster(activity, day)
+    names = reveal_many(roster, current_user, purpose="attendance")
+    default = "present" if activity.present_by_default else "absent"
+    if marks is None and session is not None:
+        marks = {a.beneficiary_id: a.status for a in session.attendance}
+    return render_template(
+        "activities/session.html", activity=activity, form=form, roster=roster, names=names,
+        marks=marks or {}, default=default, session=session, labels=ATTENDANCE_LABELS,
+        quick_add=QuickAddForm(next=request.full_path, start_date=day)), status
+
+
+@bp.route("/<uuid:activity_id>/sessions/new", methods=["GET", "POST"])
+@requires(Perm.ACTIVITIES)
+def new_session(activity_id):
+    """Take attendance: one screen, one save; a retried save is stored once."""
+    activity = get_or_404(Activity, activity_id, current_user)
+    form = SessionForm()
+    if request.method == "GET":
+        form.session_uuid.data = str(uuid.uuid4())
+        form.date.data = _day(request.args.get("date"))
+        form.duration_minutes.data = activity.default_duration_minutes
+    day = form.date.data or date.today()
+    roster = service.roster(activity, day)
+    default = "present" if activity.present_by_default else "absent"
+    all_present = "all_present" in request.form
+    marks = _attendance(roster, request.form, default, all_present)
+    if request.method == "POST" and not all_present and form.validate_on_submit():
+        values = dict(form.data, facilitator_id=current_user.id)
+        try:
+            session, created = service.record_session(current_user, activity, values, marks,
+                                                       form.session_uuid.data)
+        except ValidationError as failure:
+            apply_errors(form, failure)
+        except service.SessionConflict:
+            form.form_errors.append(_("This session was already saved with other content. "
+                                      "Open it from the activity to correct it."))
+            return _session_page(activity, form, day, marks=marks, status=409)
+        else:
+            flash(_("Attendance saved.") if created else _("This session was already saved."),
+                  "success")
+            return redirect(url_for(".show", activity_id=activity.uuid))
+    return _session_page(activity, form, day, marks=marks if request.method == "POST" else None)
+
+
+def _day(raw: str | None) -> date:
+    try:
+        return date.fromisoformat(raw) if raw else date.today()
+    except ValueError:
+        return date.today()
+
+
+@bp.route("/sessions/<uuid:session_id>", methods=["GET", "POST"])
+@requires(Perm.ACTIVITIES)
+def session(session_id):
+    """A recorded session: see and correct its attendance."""
+    record = get_or_404(ActivitySession, session_id, current_user, "edit")
+    activity = record.activity
+    form = SessionForm(obj=record)
+    if request.method == "POST" and form.validate_on_submit():
+        roster = service.roster(activity, form.date.data or record.date)
+        marks = _attendance(roster, request.form, "absent", "all_present" in request.form)
+        if "all_present" in request.form:
+            return _session_page(activity, form, record.date, record, marks)
+        try:
+            service.update_session(current_user, record, dict(
+                form.data, facilitator_id=record.facilitator_id), marks)
+        except ValidationError as failure:
+            db.session.rollback()
+            apply_errors(form, failure)
+            return _session_page(activity, form, record.date, record, marks)
+        flash(_("Attendance saved."), "success")
+        return redirect(url_for(".show", activity_id=activity.uuid))
+    return _session_page(activity, form, record.date, record)
