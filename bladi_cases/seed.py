@@ -224,3 +224,72 @@ def seed_demo_beneficiaries(count: int, seed: int = 1, today: date | None = None
             create_validated(None, org, pending[org.id])
     refresh_statistics(db.session, "beneficiary", "beneficiary_name_index")
     return count
+
+
+ACTIVITY_PLANS = {
+    SiteKind.SCHOOL: [("نادي المسرح", "drama"), ("نادي الموسيقى", "music"),
+                      ("ورشة الفنون التشكيلية", "arts")],
+    SiteKind.YOUTH_CENTRE: [("ورشة المهارات الحياتية", "life_skills"),
+                            ("حلقات توعية حول الهجرة غير النظامية", "awareness_session"),
+                            ("نادي الرياضة", "sport")],
+    SiteKind.REHABILITATION_CENTRE: [("تكوين مهني: الكهرباء", "vocational_training"),
+                                     ("مرافقة نفسية اجتماعية", "psychosocial_support")],
+}
+
+
+def seed_demo_activities(seed: int = 1, today: date | None = None, weeks: int = 12) -> int:
+    """For each CSO without activities: one per site, a term of sessions twice a week and
+    attendance (most youth come often, a few stop coming). Returns sessions created."""
+    from .models import Activity, Beneficiary, ConsentScope, User
+    from .services.activities import create_activity, enrol_in_activity, record_session
+
+    today = today or date.today()
+    rng = random.Random(seed)
+    start = today - timedelta(weeks=weeks)
+    created = 0
+    for org in db.session.scalars(db.select(Organization).where(
+            Organization.kind == OrgKind.FUNDED_CSO).order_by(Organization.code)):
+        if db.session.scalar(db.select(db.func.count()).select_from(Activity).where(
+                Activity.organization_id == org.id)):
+            continue
+        staff = db.session.scalars(db.select(User).where(
+            User.organization_id == org.id, User.active.is_(True))).all()
+        youth = [b for b in db.session.scalars(db.select(Beneficiary).where(
+            Beneficiary.organization_id == org.id, Beneficiary.erased_at.is_(None)))
+            if b.allows(ConsentScope.PARTICIPATION)]
+        if not youth:
+            continue
+        actor = staff[0] if staff else None  # None: the demo generator itself
+        for site in org.sites:
+            name, kind = rng.choice(ACTIVITY_PLANS[SiteKind(site.kind)])
+            days = sorted(rng.sample(range(6), 2))
+            activity = create_activity(actor, org, {
+                "name": name, "kind": kind, "site": site, "planned_start": start,
+                "planned_end": today + timedelta(weeks=4), "planned_sessions": 2 * (weeks + 4),
+                "default_duration_minutes": rng.choice((60, 90, 120)),
+                "completion_rule": "percent", "completion_threshold": 75,
+                "present_by_default": True, "weekdays": days, "facilitators": staff})
+            members = rng.sample(youth, min(len(youth), rng.randint(12, 25)))
+            for member in members:
+                enrol_in_activity(actor, member, activity, start)
+            habits = {m.id: rng.choice((0.95, 0.9, 0.8, 0.7, 0.5)) for m in members}
+            dropped = {m.id for m in rng.sample(members, max(1, len(members) // 8))}
+            day = start
+            while day < today:
+                if day.weekday() in days:
+                    recent = (today - day).days < 12
+                    marks = {}
+                    for member in members:
+                        if member.id in dropped and recent:
+                            marks[member.id] = "absent"
+                        elif rng.random() < habits[member.id]:
+                            marks[member.id] = "present"
+                        else:
+                            marks[member.id] = rng.choice(("absent", "absent", "excused"))
+                    record_session(actor, activity, {
+                        "date": day, "duration_minutes": activity.default_duration_minutes,
+                        "facilitator_id": getattr(actor, "id", None), "topic": None}, marks,
+                        today=today)
+                    created += 1
+                day += timedelta(days=1)
+    return created

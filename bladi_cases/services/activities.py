@@ -234,10 +234,12 @@ def record_session(actor: User, activity: Activity, values: dict, attendance: di
     """
     today = today or date.today()
     key = _parse_uuid(session_uuid)
-    clean = _check_session(activity, values, attendance, today)
-    digest = content_hash(clean, attendance)
     existing = db.session.scalars(sa.select(ActivitySession)
                                   .where(ActivitySession.uuid == key)).first()
+    # A retry must not clash with itself: leave the stored copy out of the overlap check.
+    clean = _check_session(activity, values, attendance, today,
+                           exclude_id=existing.id if existing is not None else None)
+    digest = content_hash(clean, attendance)
     if existing is not None:
         same = (existing.organization_id == activity.organization_id
                 and existing.activity_id == activity.id and existing.content_hash == digest)
@@ -247,7 +249,7 @@ def record_session(actor: User, activity: Activity, values: dict, attendance: di
         return existing, False
     session = ActivitySession(uuid=key, organization_id=activity.organization_id,
                               activity_id=activity.id, content_hash=digest,
-                              created_by_id=actor.id, **clean)
+                              created_by_id=getattr(actor, "id", None), **clean)
     session.attendance = [Attendance(beneficiary_id=b, organization_id=activity.organization_id,
                                      status=s) for b, s in attendance.items()]
     db.session.add(session)
@@ -340,7 +342,7 @@ def record_group_event(actor: User, org: Organization, values: dict,
     event = GroupEvent(organization_id=org.id, site_id=getattr(site, "id", None), title=title,
                        kind=values["kind"], date=day, duration_minutes=minutes,
                        place=(values.get("place") or "").strip()[:200] or None,
-                       created_by_id=actor.id)
+                       created_by_id=getattr(actor, "id", None))
     event.counts = [GroupEventCount(sex=s, age_band=b, count=n)
                     for (s, b), n in sorted(clean_counts.items())]
     db.session.add(event)

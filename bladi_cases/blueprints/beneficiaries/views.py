@@ -13,7 +13,7 @@ from ...extensions import db
 from ...i18n import ui_language
 from ...models import Beneficiary, Enrolment, Governorate, Site
 from ...policy import Perm, get_or_404, requires, scoped
-from ...services import ValidationError, apply_errors
+from ...services import ValidationError, apply_errors, participation
 from ...services import beneficiaries as service
 from ...services.beneficiary_search import AGE_BANDS, STATUSES, age_band_of, search
 from .. import page_number
@@ -116,7 +116,7 @@ def show(beneficiary_id):
         timeline=service.timeline(beneficiary), consent_form=ConsentForm(),
         withdraw_form=WithdrawForm(), enrol_form=_prepare_enrol(EnrolForm()),
         end_form=EndEnrolmentForm(), age_band=age_band_of(beneficiary, date.today()),
-        **labels_context())
+        participations=participation.for_beneficiary(beneficiary), **labels_context())
 
 
 def _prepare_enrol(form):
@@ -230,6 +230,7 @@ def access_request(beneficiary_id):
             apply_errors(form, failure)
         else:
             html = render_template("beneficiaries/access_export.html", **export,
+                                   participations=participation.for_beneficiary(beneficiary),
                                    **labels_context())
             response = make_response(html)
             response.headers["Content-Disposition"] = (
