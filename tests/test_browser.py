@@ -30,6 +30,33 @@ if not Path(CHROMIUM).exists():
     pytest.skip("SKIPPED: no Chromium (apt-get install chromium)", allow_module_level=True)
 
 
+# A drama club meeting today with 30 youth of Bedhret Amal, run by the demo field worker.
+CLUB_OF_30 = """
+from datetime import date, timedelta
+from bladi_cases import create_app
+from bladi_cases.extensions import db
+from bladi_cases.models import Beneficiary, ConsentScope, Organization, User
+from bladi_cases.services.activities import create_activity, enrol_in_activity
+app = create_app()
+with app.app_context():
+    ba = db.session.scalars(db.select(Organization).where(Organization.code == "BA")).one()
+    worker = db.session.scalars(db.select(User).where(User.email == "worker@demo.bladi.tn")).one()
+    site = [s for s in ba.sites if s.kind == "youth_centre"][0]
+    club = create_activity(worker, ba, {"name": "نادي المسرح التجريبي", "kind": "drama",
+        "site": site, "planned_start": date.today() - timedelta(days=30), "planned_end": None,
+        "planned_sessions": 30, "default_duration_minutes": 90, "completion_rule": "percent",
+        "completion_threshold": 75, "present_by_default": True,
+        "weekdays": [date.today().weekday()], "facilitators": [worker]})
+    youth = [b for b in db.session.scalars(db.select(Beneficiary).where(
+        Beneficiary.organization_id == ba.id).order_by(Beneficiary.id))
+        if b.allows(ConsentScope.PARTICIPATION)][:30]
+    assert len(youth) == 30, len(youth)
+    for member in youth:
+        enrol_in_activity(worker, member, club, date.today() - timedelta(days=30))
+    db.session.commit()
+"""
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -46,8 +73,10 @@ def server(tmp_path_factory):
     flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
     subprocess.run([*flask, "db", "upgrade"], cwd=ROOT, env=env, check=True,
                    capture_output=True)
-    subprocess.run([*flask, "seed", "demo", "--beneficiaries", "44"], cwd=ROOT, env=env,
+    subprocess.run([*flask, "seed", "demo", "--beneficiaries", "400"], cwd=ROOT, env=env,
                    check=True, capture_output=True)
+    subprocess.run([sys.executable, "-c", CLUB_OF_30], cwd=ROOT, env=env, check=True,
+                   capture_output=True)
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
@@ -191,3 +220,43 @@ def test_another_csos_worker_gets_not_found(phone, server, browser):
     assert response.status == 404
     assert "الصفحة غير موجودة" in other.inner_text("main")
     context.close()
+
+
+def test_facilitator_takes_attendance_for_30_youth_in_one_save(phone, server):
+    _log_in(phone, server, "worker@demo.bladi.tn", "Olive-Tree-4821")
+    phone.wait_for_url(server + "/")
+    today_card = phone.locator("li", has_text="نادي المسرح التجريبي")
+    today_card.get_by_role("link", name="تسجيل الحضور").click()
+    rows = phone.locator(".roster li")
+    assert rows.count() == 30
+    assert _no_horizontal_scroll(phone)
+    for index in (1, 4, 8):
+        rows.nth(index).get_by_text("غائب", exact=True).click()
+    rows.nth(12).get_by_text("غياب مبرر", exact=True).click()
+    assert phone.locator('.roster input[value="present"]:checked').count() == 26
+    # Every toggle is a large tap target.
+    box = rows.nth(0).locator("label").first.bounding_box()
+    assert box["height"] >= 44
+    phone.screenshot(path=str(ARTIFACTS / "attendance-ar-360.png"), full_page=True)
+    assert phone.locator("form[data-attendance] button[type=submit].primary").count() == 1
+    phone.get_by_role("button", name="حفظ الحضور").click()
+    phone.wait_for_url(re.compile(r".*/activities/[0-9a-f-]{36}$"))
+    body = phone.inner_text("main")
+    assert "تم حفظ الحضور" in body
+    table = phone.locator("table").last.inner_text()
+    assert table.count("1 / 1") == 26 and table.count("0 / 1") == 4
+    phone.screenshot(path=str(ARTIFACTS / "activity-ar-360.png"), full_page=True)
+
+
+def test_all_present_button_is_instant_with_javascript(phone, server):
+    _log_in(phone, server, "worker@demo.bladi.tn", "Olive-Tree-4821")
+    phone.wait_for_url(server + "/")
+    phone.goto(server + "/activities/")
+    phone.get_by_role("link", name="نادي المسرح التجريبي").click()
+    phone.get_by_role("link", name="تسجيل الحضور").first.click()
+    rows = phone.locator(".roster li")
+    rows.nth(0).get_by_text("غائب", exact=True).click()
+    url = phone.url
+    phone.get_by_role("button", name="الكل حاضر").click()
+    assert phone.url == url, "no reload"
+    assert phone.locator('.roster input[value="present"]:checked').count() == 30
