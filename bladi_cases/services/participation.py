@@ -72,9 +72,12 @@ def _summarise(activity: Activity, beneficiary_id: int, windows, sessions, statu
     """sessions: [(id, date, minutes)] newest first; statuses: {session_id: status}."""
     row = Participation(activity, beneficiary_id,
                         enrolled_now=_inside(today, windows))
-    for session_id, day, minutes in sessions:
-        if not _inside(day, windows):
-            continue
+    if len(windows) == 1:  # the usual case: one enrolment, one date range
+        start, end = windows[0]
+        sessions = [s for s in sessions if start <= s[1] and (end is None or s[1] <= end)]
+    else:
+        sessions = [s for s in sessions if _inside(s[1], windows)]
+    for session_id, _day, minutes in sessions:
         row.held += 1
         status = statuses.get(session_id)
         row.recent.append(status or "")
@@ -128,7 +131,8 @@ def for_activity(activity: Activity, today: date | None = None) -> ActivityFigur
         .order_by(ActivitySession.date.desc(), ActivitySession.id.desc())).all()
     by_youth: dict[int, dict[int, str]] = {}
     present_per_session: dict[int, list[int]] = {}
-    for session_id, beneficiary_id, status in db.session.execute(
+    # Core rows, not ORM ones: thousands of tuples, read once.
+    for session_id, beneficiary_id, status in db.session.connection().execute(
             sa.select(Attendance.session_id, Attendance.beneficiary_id, Attendance.status)
             .join(ActivitySession, ActivitySession.id == Attendance.session_id)
             .where(ActivitySession.activity_id == activity.id)):
