@@ -8,8 +8,9 @@ from flask_babel import format_date, format_datetime, format_decimal, get_locale
 from flask_login import current_user
 
 LANGUAGES = ("ar", "fr", "en")
-# Babel locales used for formatting: ar_TN and fr_TN write Western digits, day first.
-BABEL_LOCALES = {"ar": "ar_TN", "fr": "fr_TN", "en": "en"}
+# Babel locales used for formatting: Western digits and the day first in all three
+# (ar_TN, fr_TN, and en_GB rather than en_US).
+BABEL_LOCALES = {"ar": "ar_TN", "fr": "fr_TN", "en": "en_GB"}
 LANGUAGE_NAMES = {"ar": "العربية", "fr": "Français", "en": "English"}
 COOKIE_NAME = "lang"
 

@@ -233,3 +233,20 @@ def test_group_event_counts(client, setup):
     assert event.total == 28
     assert client.get(f"/activities/events/{event.uuid}").status_code == 200
     assert client.get("/activities/events").status_code == 200
+
+
+def test_correct_a_recorded_session(client, setup):
+    session, youth = setup["session"], setup["youth"]
+    page = client.get(f"/activities/sessions/{session.uuid}")
+    assert page.status_code == 200 and 'value="present" checked' in page.get_data(as_text=True)
+    data = {"date": session.date.isoformat(), "duration_minutes": "45",
+            f"att-{youth[0].uuid}": "excused"}
+    assert client.post(f"/activities/sessions/{session.uuid}", data=data).status_code == 302
+    db.session.refresh(session)
+    assert session.duration_minutes == 45
+    assert {a.beneficiary_id: a.status for a in session.attendance}[youth[0].id] == "excused"
+    bad = client.post(f"/activities/sessions/{session.uuid}", data={**data,
+                                                                    "duration_minutes": "0"})
+    assert bad.status_code == 200
+    db.session.refresh(session)
+    assert session.duration_minutes == 45

@@ -78,6 +78,10 @@ def test_dates_and_numbers_use_western_digits_day_first(app):
     with app.test_request_context(headers={"Accept-Language": "fr"}):
         _clear_g()
         assert format_date(date(2026, 11, 29), "short").startswith("29/11")
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        _clear_g()
+        assert format_date(date(2026, 11, 29), "short").startswith("29/11")
+        assert format_date(date(2026, 11, 29), "medium").startswith("29 Nov")
 
 
 @pytest.mark.parametrize("lang", ["ar", "fr"])

@@ -26,6 +26,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.utils.exceptions import InvalidFileException
 
 from ..extensions import db
+from ..i18n import BABEL_LOCALES
 from ..models import Governorate, Organization, Site
 from ..models.admin import SITE_KIND_LABELS
 from ..models.beneficiaries import (
@@ -95,7 +96,7 @@ class ParsedRow:
 
 def header_labels(lang: str) -> list[str]:
     """The template's headers in one language."""
-    with force_locale({"ar": "ar_TN", "fr": "fr_TN"}.get(lang, "en")):
+    with force_locale(BABEL_LOCALES.get(lang, BABEL_LOCALES["en"])):
         return [str(label) for _, label in COLUMNS]
 
 
@@ -112,7 +113,7 @@ def _choice_lookup(labels: dict) -> dict[str, str]:
     lookup = {}
     for value, label in labels.items():
         lookup[normalize_text(value.value)] = value.value
-        for lang in ("ar_TN", "fr_TN", "en"):
+        for lang in BABEL_LOCALES.values():
             with force_locale(lang):
                 lookup[normalize_text(str(label))] = value.value
     return lookup

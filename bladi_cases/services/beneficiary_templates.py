@@ -10,6 +10,7 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from openpyxl.utils import get_column_letter
 
+from ..i18n import BABEL_LOCALES
 from ..models import Organization
 from ..models.admin import SITE_KIND_LABELS
 from ..models.beneficiaries import (
@@ -40,7 +41,7 @@ def template_xlsx(lang: str, org: Organization) -> bytes:
         sheet.column_dimensions[get_column_letter(index)].width = 22
     help_sheet = workbook.create_sheet("help")
     help_sheet.sheet_view.rightToLeft = lang == "ar"
-    with force_locale({"ar": "ar_TN", "fr": "fr_TN"}.get(lang, "en")):
+    with force_locale(BABEL_LOCALES.get(lang, BABEL_LOCALES["en"])):
         help_sheet.append([_("Column"), _("Accepted values")])
         rows = [
             ("sex", SEX_LABELS), ("setting_kind", SITE_KIND_LABELS),
