@@ -42,6 +42,8 @@ update-catalogs: extract-messages
 bench: install
 	$(BIN)/python bench/page_weight.py
 	$(BIN)/python bench/search.py
+	$(BIN)/python bench/participation.py
+	$(BIN)/python bench/import_rows.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -20,7 +20,8 @@ BUDGET = 30 * 1024
 PAGES = {
     None: ["/login"],
     "worker@demo.bladi.tn": ["/", "/account/password", "/beneficiaries/", "/beneficiaries/new",
-                             "RECORD", "RECORD/edit"],
+                             "RECORD", "RECORD/edit", "/activities/", "/activities/today",
+                             "ACTIVITY", "ACTIVITY/sessions/new", "/activities/events/new"],
     "manager@demo.bladi.tn": ["/", "/admin/users", "/admin/users/new", "/audit/",
                               "/beneficiaries/import"],
     "reviewer@demo.bladi.tn": ["/"],
@@ -38,19 +39,23 @@ def main() -> int:
 
     from bladi_cases import create_app
     from bladi_cases.extensions import db
-    from bladi_cases.models import Beneficiary, Organization, User
-    from bladi_cases.seed import seed_demo, seed_demo_beneficiaries
+    from bladi_cases.models import Activity, Beneficiary, Organization, User
+    from bladi_cases.seed import seed_demo, seed_demo_activities, seed_demo_beneficiaries
 
     app = create_app({"WTF_CSRF_ENABLED": False})
     with app.app_context():
         upgrade()
         seed_demo()
         seed_demo_beneficiaries(330, seed=1)
+        seed_demo_activities(seed=1)
         db.session.commit()
         ba = db.session.scalars(db.select(Organization).where(Organization.code == "BA")).one()
         record = db.session.scalars(db.select(Beneficiary).where(
             Beneficiary.organization_id == ba.id)).first()
         record_url = f"/beneficiaries/{record.uuid}"
+        biggest = max(db.session.scalars(db.select(Activity).where(
+            Activity.organization_id == ba.id)), key=lambda a: len(a.sessions))
+        activity_url = f"/activities/{biggest.uuid}"
     headers = {"Accept-Encoding": "gzip", "Accept-Language": "ar"}
     print("| page | who | HTML (raw) | HTML (gzip) | CSS+JS+icons (gzip) | total | budget |")
     print("|---|---|---:|---:|---:|---:|---|")
@@ -64,8 +69,9 @@ def main() -> int:
             with client.session_transaction() as session:
                 session["_user_id"] = identity
         for url in urls:
-            label = url.replace("RECORD", "/beneficiaries/<id>")
-            url = url.replace("RECORD", record_url)
+            label = url.replace("RECORD", "/beneficiaries/<id>").replace(
+                "ACTIVITY", "/activities/<id>")
+            url = url.replace("RECORD", record_url).replace("ACTIVITY", activity_url)
             page = client.get(url, headers=headers)
             body = page.get_data()
             html = gzip.decompress(body) if page.headers.get("Content-Encoding") else body
