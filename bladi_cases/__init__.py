@@ -155,9 +155,11 @@ def init_blueprints(app: Flask) -> None:
     from .blueprints.audit import bp as audit_bp
     from .blueprints.auth import bp as auth_bp
     from .blueprints.beneficiaries import bp as beneficiaries_bp
+    from .blueprints.cases import bp as cases_bp
     from .blueprints.main import bp as main_bp
 
-    for blueprint in (main_bp, auth_bp, admin_bp, audit_bp, beneficiaries_bp, activities_bp):
+    for blueprint in (main_bp, auth_bp, admin_bp, audit_bp, beneficiaries_bp, activities_bp,
+                      cases_bp):
         app.register_blueprint(blueprint)
 
 

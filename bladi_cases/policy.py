@@ -26,9 +26,16 @@ from .models import (
     ActivitySession,
     AuditEntry,
     Beneficiary,
+    Case,
+    CaseGoal,
+    CaseNote,
+    CaseTransfer,
     GroupEvent,
     Organization,
+    Outcome,
+    Referral,
     Role,
+    ServiceProvider,
     Site,
     User,
 )
@@ -50,12 +57,13 @@ class Perm:
     BENEFICIARY_RIGHTS = "beneficiaries.rights"
     ACTIVITIES = "activities.record"
     ACTIVITIES_MANAGE = "activities.manage"
+    CASES = "cases.use"
 
 
 _EVERYONE = {Perm.HOME, Perm.ACCOUNT}
 
 # Identifying records of young people: only the staff of the CSO that serves them.
-_CSO_RECORDS = {Perm.BENEFICIARIES, Perm.ACTIVITIES}
+_CSO_RECORDS = {Perm.BENEFICIARIES, Perm.ACTIVITIES, Perm.CASES}
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     Role.FIELD_WORKER: frozenset(_EVERYONE | _CSO_RECORDS),
@@ -162,6 +170,24 @@ def _cso_owned_scope(model):
     return scope
 
 
+def _note_scope(user):
+    """Case notes of the CSO; a confidential one only for its author and the CSO manager."""
+    if not user.is_cso_staff:
+        return sa.false()
+    readable = sa.or_(CaseNote.confidential.is_(False), CaseNote.author_id == user.id)
+    if user.role == Role.CSO_MANAGER:
+        readable = sa.true()
+    return sa.and_(CaseNote.organization_id == user.organization_id, readable)
+
+
+def _transfer_scope(user):
+    """A transfer is seen by the CSO that asked and the CSO asked to take the case."""
+    if not user.is_cso_staff:
+        return sa.false()
+    return sa.or_(CaseTransfer.from_organization_id == user.organization_id,
+                  CaseTransfer.to_organization_id == user.organization_id)
+
+
 # Models that need a rule other than the CSO-owned default. Organisations are program-wide
 # reference data (names of CSOs are public), so every logged-in user may read them.
 _SCOPES: dict[type, Callable] = {
@@ -169,6 +195,8 @@ _SCOPES: dict[type, Callable] = {
     AuditEntry: _audit_scope,
     Site: _site_scope,
     Organization: lambda user: sa.true(),
+    CaseNote: _note_scope,
+    CaseTransfer: _transfer_scope,
 }
 
 
@@ -203,6 +231,11 @@ def _may_act(obj, user, action: str) -> bool:
         return can(user, Perm.ACTIVITIES_MANAGE)
     if isinstance(obj, ActivitySession | GroupEvent) and action == "edit":
         return can(user, Perm.ACTIVITIES)
+    if isinstance(obj, Case | CaseNote | Referral | Outcome | CaseGoal | ServiceProvider) \
+            and action == "edit":
+        return can(user, Perm.CASES)
+    if isinstance(obj, CaseTransfer) and action == "decide":
+        return user.role == Role.CSO_MANAGER and obj.to_organization_id == user.organization_id
     if isinstance(obj, Beneficiary):
         if action == "edit":
             return can(user, Perm.BENEFICIARIES)

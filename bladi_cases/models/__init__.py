@@ -25,6 +25,18 @@ from .beneficiaries import (
     SchoolStatus,
     Sex,
 )
+from .cases import (
+    Case,
+    CaseEvent,
+    CaseGoal,
+    CaseNeed,
+    CaseNote,
+    CaseNoteVersion,
+    CaseTransfer,
+    Outcome,
+    Referral,
+    ServiceProvider,
+)
 
 __all__ = [
     "Activity",
@@ -37,6 +49,16 @@ __all__ = [
     "GroupEventCount",
     "AuditEntry",
     "Beneficiary",
+    "Case",
+    "CaseEvent",
+    "CaseGoal",
+    "CaseNeed",
+    "CaseNote",
+    "CaseNoteVersion",
+    "CaseTransfer",
+    "Outcome",
+    "Referral",
+    "ServiceProvider",
     "BeneficiaryNameIndex",
     "Consent",
     "ConsentGiver",

@@ -9,6 +9,12 @@ from ...models.beneficiaries import (
     SCHOOL_STATUS_LABELS,
     SEX_LABELS,
 )
+from ...models.cases import (
+    CASE_STATUS_LABELS,
+    NOTE_KIND_LABELS,
+    OUTCOME_LABELS,
+    SERVICE_LABELS,
+)
 from ...services.beneficiaries import STATUS_LABELS
 
 
@@ -23,4 +29,8 @@ def labels_context() -> dict:
         "method_labels": CONSENT_METHOD_LABELS,
         "scope_labels": CONSENT_SCOPE_LABELS,
         "status_labels": STATUS_LABELS,
+        "case_status_labels": CASE_STATUS_LABELS,
+        "note_kind_labels": NOTE_KIND_LABELS,
+        "service_labels": SERVICE_LABELS,
+        "outcome_labels": OUTCOME_LABELS,
     }

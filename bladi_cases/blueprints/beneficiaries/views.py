@@ -11,11 +11,12 @@ from flask_login import current_user
 
 from ...extensions import db
 from ...i18n import ui_language
-from ...models import Beneficiary, Enrolment, Governorate, Site
+from ...models import Beneficiary, Case, Enrolment, Governorate, Site
 from ...policy import Perm, get_or_404, requires, scoped
 from ...services import ValidationError, apply_errors, participation
 from ...services import beneficiaries as service
 from ...services.beneficiary_search import AGE_BANDS, STATUSES, age_band_of, search
+from ...services.cases import case_events
 from .. import page_number
 from . import bp
 from .forms import (
@@ -111,9 +112,13 @@ def show(beneficiary_id):
     """The record and its timeline."""
     beneficiary = get_or_404(Beneficiary, beneficiary_id, current_user)
     identity = None if beneficiary.erased_at else service.reveal(beneficiary, current_user)
+    cases = db.session.scalars(scoped(Case, current_user).where(
+        Case.beneficiary_id == beneficiary.id).order_by(Case.opened_on.desc())).all()
+    events = service.timeline(beneficiary) + case_events(cases, current_user)
     return render_template(
         "beneficiaries/show.html", b=beneficiary, identity=identity, today=date.today(),
-        timeline=service.timeline(beneficiary), consent_form=ConsentForm(),
+        timeline=sorted(events, key=lambda e: e.on, reverse=True), cases=cases,
+        consent_form=ConsentForm(),
         withdraw_form=WithdrawForm(), enrol_form=_prepare_enrol(EnrolForm()),
         end_form=EndEnrolmentForm(), age_band=age_band_of(beneficiary, date.today()),
         participations=participation.for_beneficiary(beneficiary), **labels_context())
