@@ -264,6 +264,34 @@ def make_activity():
     return make
 
 
+@pytest.fixture
+def make_case():
+    """Factory: make_case(youth, worker) -> case with a goal, a note due today, a referral
+    made, a job outcome, each with what the walk and the tests need."""
+    from datetime import timedelta
+
+    from bladi_cases.services import cases as service
+
+    def make(youth, worker, **overrides):
+        case = service.open_case(worker, youth, {"workers": [worker],
+                                                 "needs": {"employment": 1},
+                                                 "risk_level": "medium", **overrides})
+        service.add_goal(worker, case, {"description": "إيجاد تربص مهني",
+                                        "target_date": date.today() + timedelta(days=3)})
+        service.add_note(worker, case, {"kind": "phone_call", "text": "اتصال مع الأم",
+                                        "due_date": date.today()})
+        referral = service.add_referral(worker, case, {"service_type": "employment"})
+        service.update_referral(worker, referral, "made", date.today(), None)
+        service.add_outcome(worker, case, {"kind": "job", "on_date": date.today()})
+        provider = service.save_provider(worker, case.organization_id, {
+            "name": "مكتب التشغيل بصفاقس", "service_type": "employment",
+            "governorate_code": "TN-61"})
+        db.session.commit()
+        return case, provider
+
+    return make
+
+
 def login(client, user: User) -> None:
     """Act as `user` in later requests of `client` (sets the login session directly)."""
     with client.session_transaction() as session:

@@ -8,6 +8,7 @@ and forget who may open it.
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
 from bladi_cases.extensions import db
 from bladi_cases.models import Role
@@ -71,6 +72,25 @@ EXPECTED: dict[str, set[str]] = {
     "activities.events": CSO_STAFF,
     "activities.new_event": CSO_STAFF,
     "activities.event": CSO_STAFF,
+    "cases.index": CSO_STAFF,
+    "cases.new": CSO_STAFF,
+    "cases.show": CSO_STAFF,
+    "cases.assessment": CSO_STAFF,
+    "cases.status": CSO_STAFF,
+    "cases.add_goal": CSO_STAFF,
+    "cases.goal_status": CSO_STAFF,
+    "cases.add_note": CSO_STAFF,
+    "cases.edit_note": CSO_STAFF,
+    "cases.note_done": CSO_STAFF,
+    "cases.add_referral": CSO_STAFF,
+    "cases.update_referral": CSO_STAFF,
+    "cases.add_outcome": CSO_STAFF,
+    "cases.outcome_check": CSO_STAFF,
+    "cases.providers": CSO_STAFF,
+    "cases.provider": CSO_STAFF,
+    "cases.request_transfer": CSO_STAFF,
+    "cases.transfer_list": CSO_STAFF,
+    "cases.decide": CSO_MANAGER,
 }
 
 
@@ -82,16 +102,33 @@ def _url_args(rule, fixtures) -> dict:
               "enrolment_id": lambda: fixtures["enrolment"].uuid,
               "activity_id": lambda: fixtures["activity"].uuid,
               "session_id": lambda: fixtures["session"].uuid,
-              "event_id": lambda: fixtures["event"].uuid}
+              "event_id": lambda: fixtures["event"].uuid,
+              "case_id": lambda: fixtures["case"].uuid,
+              "goal_id": lambda: fixtures["case"].goals[0].uuid,
+              "note_id": lambda: fixtures["note"].uuid,
+              "referral_id": lambda: fixtures["case"].referrals[0].uuid,
+              "outcome_id": lambda: fixtures["case"].outcomes[0].uuid,
+              "provider_id": lambda: fixtures["provider"].uuid,
+              "transfer_id": lambda: fixtures["transfer"].uuid}
     return {name: values[name]() for name in rule.arguments}
 
 
 @pytest.fixture
-def walk_fixtures(make_user, make_site, make_beneficiary, make_activity):
+def walk_fixtures(make_user, make_site, make_beneficiary, make_activity, make_case, org):
     colleague = make_user(Role.FIELD_WORKER, "BA")
     site = make_site("BA")
     youth = make_beneficiary("BA", site=site)
     activity, session, event = make_activity(site, youth, colleague)
+    case, provider = make_case(youth, colleague)
+    # A case of another CSO (KS) that asks Bedhret Amal (BA) to take it.
+    from bladi_cases.models import CaseNote
+    from bladi_cases.services.case_transfers import request_transfer
+
+    ks_worker = make_user(Role.FIELD_WORKER, "KS")
+    ks_case, _provider = make_case(make_beneficiary("KS"), ks_worker)
+    transfer = request_transfer(ks_worker, ks_case, org("BA"), "موافقة الولي كتابيا")
+    db.session.commit()
+    note = db.session.scalars(sa.select(CaseNote).where(CaseNote.case_id == case.id)).one()
     admin = make_user(Role.ADMIN)
 
     def new_token():
@@ -102,7 +139,8 @@ def walk_fixtures(make_user, make_site, make_beneficiary, make_activity):
 
     return {"site": site, "colleague": colleague, "new_token": new_token, "youth": youth,
             "enrolment": youth.enrolments[-1], "activity": activity, "session": session,
-            "event": event}
+            "event": event, "case": case, "provider": provider, "note": note,
+            "transfer": transfer}
 
 
 def test_every_route_declares_a_permission_and_has_an_expectation(app):
@@ -162,7 +200,8 @@ def test_manager_gets_404_for_another_csos_account(app, client, make_user, endpo
 
 # URL arguments that name a CSO-owned record: another CSO must get 404 for all of them.
 CSO_OWNED_ARGUMENTS = {"beneficiary_id", "enrolment_id", "activity_id", "session_id",
-                       "event_id"}
+                       "event_id", "case_id", "goal_id", "note_id", "referral_id",
+                       "outcome_id", "provider_id", "transfer_id"}
 
 
 @pytest.mark.parametrize("role", [Role.FIELD_WORKER, Role.CSO_MANAGER])
@@ -184,6 +223,6 @@ def test_another_cso_gets_404_on_every_route_of_a_record(app, make_user, walk_fi
                                                           "active": "0"})
         assert response.status_code == 404, (url, method, response.status_code)
         checked += 1
-    assert checked >= 14
+    assert checked >= 27
     db.session.refresh(walk_fixtures["youth"])
     assert walk_fixtures["youth"].erased_at is None

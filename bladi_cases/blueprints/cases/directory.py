@@ -15,7 +15,7 @@ from ...services import ValidationError, apply_errors
 from ...services import case_transfers as transfers
 from ...services import cases as service
 from . import bp
-from .forms import ProviderForm, TransferForm
+from .forms import DecisionForm, ProviderForm, TransferForm
 
 
 @bp.get("/providers")
@@ -88,7 +88,7 @@ def transfer_list():
         CaseTransfer.id.desc()).limit(200)).all()
     orgs = {o.id: o for o in db.session.scalars(scoped(Organization, current_user))}
     return render_template("cases/transfers.html", transfers=rows, orgs=orgs,
-                           labels=TRANSFER_LABELS, lang=ui_language(), form=TransferForm())
+                           labels=TRANSFER_LABELS, lang=ui_language(), form=DecisionForm())
 
 
 @bp.post("/transfers/<uuid:transfer_id>")
@@ -98,7 +98,7 @@ def decide(transfer_id):
     transfer = get_or_404(CaseTransfer, transfer_id, current_user, "decide")
     accept = request.form.get("decision") == "accept"
     try:
-        if not TransferForm().validate_on_submit():
+        if not DecisionForm().validate_on_submit():
             raise ValidationError({"": [_("The form has expired. Reload the page.")]})
         transfers.decide_transfer(current_user, transfer, accept)
     except ValidationError as failure:

@@ -139,3 +139,7 @@ class ProviderForm(FlaskForm):
     address = StringField(_l("Address"), validators=[Optional(), Length(max=200)],
                           render_kw={"dir": "auto"})
     active = BooleanField(_l("Active"), default=True)
+
+
+class DecisionForm(FlaskForm):
+    """Accept or reject (the button pressed says which); only the CSRF token is checked."""
