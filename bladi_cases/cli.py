@@ -42,7 +42,12 @@ def seed_reference_command():
               help="Generate young people only when the registry is empty (make run).")
 def seed_demo_command(force: bool, beneficiary_count: int, random_seed: int, if_empty: bool):
     """Demo sites and one account per role, printed with their passwords."""
-    from .seed import seed_demo, seed_demo_activities, seed_demo_beneficiaries
+    from .seed import (
+        seed_demo,
+        seed_demo_activities,
+        seed_demo_beneficiaries,
+        seed_demo_cases,
+    )
 
     if current_app.config["BLADI_ENV"] == "production" and not force:
         raise click.ClickException("Refusing to create demo accounts in production "
@@ -59,6 +64,10 @@ def seed_demo_command(force: bool, beneficiary_count: int, random_seed: int, if_
     db.session.commit()
     if sessions:
         click.echo(f"Demo activities added, with {sessions} sessions of attendance.")
+    cases = seed_demo_cases(random_seed)
+    db.session.commit()
+    if cases:
+        click.echo(f"{cases} demo case files added.")
     click.echo("Demo accounts (email / password / role / organisation):")
     for demo in demo_users:
         click.echo(f"  {demo.email:28} {demo.password:18} {demo.role.value:13} {demo.org or '-'}")

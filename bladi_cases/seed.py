@@ -293,3 +293,97 @@ def seed_demo_activities(seed: int = 1, today: date | None = None, weeks: int = 
                     created += 1
                 day += timedelta(days=1)
     return created
+
+
+DEMO_PROVIDERS = [
+    ("مكتب التشغيل والعمل المستقل", "employment"),
+    ("مركز التكوين والتدريب المهني", "vocational_training"),
+    ("مركز الصحة الأساسية", "health"),
+    ("جمعية المساعدة القانونية", "legal_aid"),
+]
+DEMO_NOTES = [
+    ("phone_call", "اتصال هاتفي مع الشاب(ة): الوضع مستقر، يرغب في تكوين مهني."),
+    ("home_visit", "زيارة منزلية: العائلة متعاونة، نحتاج إلى وثائق الهوية."),
+    ("centre_visit", "لقاء في المركز لتحضير ملف التسجيل في التكوين."),
+    ("family_contact", "اتصال مع الأم لمتابعة الحضور في الورشات."),
+]
+DEMO_GOALS = ["استخراج بطاقة التعريف الوطنية", "التسجيل في تكوين مهني",
+              "إيجاد تربص في مؤسسة", "العودة إلى الدراسة في السنة المقبلة"]
+
+
+def seed_demo_cases(seed: int = 1, today: date | None = None) -> int:
+    """For each CSO without cases: a service directory and case files for some of its youth
+    (needs, a plan, notes, referrals, outcomes), with follow-ups due today and overdue."""
+    from .models import Beneficiary, Case, CaseNote, ServiceProvider, User
+    from .services import cases as case_service
+
+    today = today or date.today()
+    rng = random.Random(seed)
+    opened = 0
+    for org in db.session.scalars(db.select(Organization).where(
+            Organization.kind == OrgKind.FUNDED_CSO).order_by(Organization.code)):
+        if db.session.scalar(db.select(db.func.count()).select_from(Case).where(
+                Case.organization_id == org.id)):
+            continue
+        youth = db.session.scalars(db.select(Beneficiary).where(
+            Beneficiary.organization_id == org.id, Beneficiary.erased_at.is_(None))
+            .order_by(Beneficiary.id)).all()
+        if not youth:
+            continue
+        staff = db.session.scalars(db.select(User).where(User.organization_id == org.id)
+                                   .order_by(User.role != "field_worker", User.id)).all()
+        actor = staff[0] if staff else None
+        providers = [db.session.scalars(db.select(ServiceProvider).where(
+            ServiceProvider.organization_id == org.id, ServiceProvider.name == name)).first()
+            or case_service.save_provider(actor, org.id, {
+                "name": name, "service_type": kind, "governorate_code": org.governorate_code})
+            for name, kind in DEMO_PROVIDERS]
+        for member in rng.sample(youth, max(2, len(youth) // 7)):
+            start = max(member.first_contact_date, today - timedelta(days=200))
+            case = case_service.open_case(actor or _system_actor(org), member, {
+                "opened_on": start, "workers": list(staff[:1]), "risk_level":
+                rng.choice(("low", "medium", "high")),
+                "needs": {n: rng.randint(1, 3) for n in rng.sample(
+                    ["education", "vocational_training", "employment", "psychosocial_support",
+                     "family", "documents", "health"], rng.randint(1, 3))}}, today=today)
+            writer = actor or _system_actor(org)
+            case_service.change_status(writer, case, "active", None, today)
+            case_service.add_goal(writer, case, {"description": rng.choice(DEMO_GOALS),
+                                                 "target_date": today + timedelta(
+                                                     days=rng.randint(0, 30))}, today)
+            for kind, text in rng.sample(DEMO_NOTES, rng.randint(1, 3)):
+                case_service.add_note(writer, case, {
+                    "kind": kind, "text": text, "confidential": rng.random() < 0.15,
+                    "note_date": today - timedelta(days=rng.randint(0, 60)),
+                    "due_date": today + timedelta(days=rng.randint(0, 10))
+                    if rng.random() < 0.5 else None}, today)
+            provider = rng.choice(providers)
+            referral = case_service.add_referral(writer, case, {
+                "provider": provider, "service_type": provider.service_type,
+                "proposed_on": today - timedelta(days=40)}, today)
+            if rng.random() < 0.7:
+                case_service.update_referral(writer, referral, "made",
+                                             today - timedelta(days=30), None, today)
+                if rng.random() < 0.6:
+                    case_service.update_referral(writer, referral, "completed",
+                                                 today - timedelta(days=10), None, today)
+            if rng.random() < 0.3:
+                case_service.add_outcome(writer, case, {
+                    "kind": rng.choice(("job", "training_completed", "returned_to_school")),
+                    "on_date": max(start, today - timedelta(days=rng.randint(20, 190))),
+                    "sector": rng.choice(("فلاحة", "بناء", "خدمات", "صناعات تقليدية")),
+                    "formal": rng.random() < 0.4, "full_time": rng.random() < 0.6}, today)
+            opened += 1
+        # A few follow-ups already late, as in real life.
+        for note in db.session.scalars(db.select(CaseNote).where(
+                CaseNote.organization_id == org.id, CaseNote.due_date.is_not(None)).limit(2)):
+            note.due_date = today - timedelta(days=rng.randint(1, 5))
+    return opened
+
+
+def _system_actor(org: Organization):
+    """A stand-in author for demo writes in a CSO that has no staff account."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(id=None, organization_id=org.id, role="cso_manager",
+                           is_cso_staff=True)
