@@ -21,7 +21,7 @@ def _visible(model, user):
 def test_permission_table_grants_only_what_each_role_needs():
     assert can(None, Perm.HOME) is False
     assert PERMISSIONS[Role.FIELD_WORKER] == {Perm.HOME, Perm.ACCOUNT, Perm.BENEFICIARIES,
-                                              Perm.ACTIVITIES}
+                                              Perm.ACTIVITIES, Perm.CASES}
     assert Perm.ACTIVITIES_MANAGE in PERMISSIONS[Role.CSO_MANAGER]
     assert Perm.USERS_MANAGE in PERMISSIONS[Role.CSO_MANAGER]
     assert {Perm.BENEFICIARIES_IMPORT, Perm.BENEFICIARY_RIGHTS} <= PERMISSIONS[Role.CSO_MANAGER]
@@ -32,7 +32,7 @@ def test_permission_table_grants_only_what_each_role_needs():
     # Identities of young people never go above the CSO, not even to administrators.
     for role in (Role.REVIEWER, Role.DONOR, Role.ADMIN):
         assert not {Perm.BENEFICIARIES, Perm.BENEFICIARIES_IMPORT, Perm.BENEFICIARY_RIGHTS,
-                    Perm.ACTIVITIES, Perm.ACTIVITIES_MANAGE} & PERMISSIONS[role]
+                    Perm.ACTIVITIES, Perm.ACTIVITIES_MANAGE, Perm.CASES} & PERMISSIONS[role]
 
 
 def test_users_are_scoped_to_the_managers_cso(make_user):
@@ -101,3 +101,18 @@ def test_get_or_404(make_user, org):
         get_or_404(Organization, "BA", manager, "edit")
     with pytest.raises(NotFound):
         get_or_404(Organization, "NOPE", manager)
+
+
+def test_confidential_notes_scope(make_user, make_beneficiary, make_case):
+    from bladi_cases.models import CaseNote
+    from bladi_cases.services.cases import add_note
+
+    author = make_user(Role.FIELD_WORKER, "BA")
+    colleague = make_user(Role.FIELD_WORKER, "BA")
+    manager = make_user(Role.CSO_MANAGER, "BA")
+    case, _provider = make_case(make_beneficiary("BA"), author)
+    secret = add_note(author, case, {"kind": "meeting", "text": "x", "confidential": True})
+    assert secret in _visible(CaseNote, author) and secret in _visible(CaseNote, manager)
+    assert secret not in _visible(CaseNote, colleague)
+    assert len(_visible(CaseNote, colleague)) >= 1, "non-confidential notes stay shared"
+    assert _visible(CaseNote, make_user(Role.ADMIN)) == set()

@@ -106,7 +106,8 @@ CLOSURE_LABELS = {ClosureReason.GOALS_MET: _l("Goals met"), ClosureReason.MOVED:
                   ClosureReason.LOST_CONTACT: _l("Lost contact"),
                   ClosureReason.TRANSFERRED: _l("Transferred"),
                   ClosureReason.DECLINED: _l("Declined"), ClosureReason.OTHER: _l("Other")}
-NEED_LABELS = {Need.EDUCATION: _l("Education"), Need.VOCATIONAL: _l("Vocational training"),
+NEED_LABELS = {Need.EDUCATION: _l("Education"),
+               Need.VOCATIONAL: _l("Access to vocational training"),
                Need.EMPLOYMENT: _l("Employment"), Need.PSYCHOSOCIAL: _l("Psychosocial support"),
                Need.HEALTH: _l("Health"), Need.LEGAL: _l("Legal aid"), Need.FAMILY: _l("Family"),
                Need.HOUSING: _l("Housing"), Need.DOCUMENTS: _l("Documents"),
@@ -120,7 +121,8 @@ NOTE_KIND_LABELS = {NoteKind.CENTRE_VISIT: _l("Visit at the centre"),
                     NoteKind.OTHER: _l("Other")}
 REFERRAL_STATUS_LABELS = {
     ReferralStatus.PROPOSED: _l("Proposed"), ReferralStatus.MADE: _l("Made"),
-    ReferralStatus.ACCEPTED: _l("Accepted"), ReferralStatus.COMPLETED: _l("Completed"),
+    ReferralStatus.ACCEPTED: _l("Accepted"),
+    ReferralStatus.COMPLETED: _l("Completed: service received"),
     ReferralStatus.DECLINED: _l("Declined"), ReferralStatus.NO_SHOW: _l("Did not go")}
 SERVICE_LABELS = {
     "vocational_training": _l("Vocational training centre"),
