@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -260,3 +261,34 @@ def test_all_present_button_is_instant_with_javascript(phone, server):
     phone.get_by_role("button", name="الكل حاضر").click()
     assert phone.url == url, "no reload"
     assert phone.locator('.roster input[value="present"]:checked').count() == 30
+
+
+def test_field_worker_starts_from_due_items_and_works_a_case(phone, server):
+    _log_in(phone, server, "worker@demo.bladi.tn", "Olive-Tree-4821")
+    phone.wait_for_url(server + "/")
+    main = phone.locator("main")
+    headings = main.locator("h2").all_inner_texts()
+    assert headings[0] == "متابعات حان أجلها", headings
+    first = main.locator(".due li").first
+    assert "متأخر" in first.inner_text()
+    phone.screenshot(path=str(ARTIFACTS / "home-due-ar-360.png"), full_page=True)
+    first.locator("a").first.click()
+    phone.wait_for_url(re.compile(r".*/cases/[0-9a-f-]{36}$"))
+    assert _no_horizontal_scroll(phone)
+    notes = phone.locator("#notes")
+    notes.get_by_label("الملاحظة").fill("زيارة للعائلة: الشاب متحمس للتكوين")
+    notes.get_by_role("button", name="إضافة الملاحظة").click()
+    assert "زيارة للعائلة: الشاب متحمس للتكوين" in phone.inner_text("#notes")
+    referrals = phone.locator("#referrals")
+    referrals.get_by_text("إضافة توجيه").click()
+    referrals.get_by_label("الخدمة", exact=True).select_option("health")
+    referrals.get_by_role("button", name="إضافة", exact=True).click()
+    assert phone.locator("#referrals li").count() >= 2
+    outcomes = phone.locator("#outcomes")
+    outcomes.get_by_text("تسجيل نتيجة").click()
+    outcomes.get_by_label("النتيجة", exact=True).select_option("job")
+    outcomes.get_by_label("التاريخ", exact=True).fill(date.today().isoformat())
+    outcomes.get_by_role("button", name="حفظ").click()
+    assert phone.locator("#outcomes li").first.inner_text().strip() != ""
+    assert _no_horizontal_scroll(phone)
+    phone.screenshot(path=str(ARTIFACTS / "case-ar-360.png"), full_page=True)

@@ -38,17 +38,29 @@ def team(client, make_user, make_beneficiary, make_case):
     youth = make_beneficiary("BA")
     case, provider = make_case(youth, worker)
     login(client, worker)
-    return {"worker": worker, "colleague": colleague, "manager": manager, "youth": youth,
-            "case": case, "provider": provider}
+    return {
+        "worker": worker,
+        "colleague": colleague,
+        "manager": manager,
+        "youth": youth,
+        "case": case,
+        "provider": provider,
+    }
 
 
 def test_open_a_case_from_the_record(client, team, make_beneficiary):
     youth = make_beneficiary("BA", first_name_ar="رانية")
     page = client.get(f"/beneficiaries/{youth.uuid}")
     assert f"/cases/new/{youth.uuid}" in page.get_data(as_text=True)
-    response = client.post(f"/cases/new/{youth.uuid}", data={
-        "needs": ["education", "health"], "priority-education": "1", "risk_level": "low",
-        "workers": [str(team["worker"].id)]})
+    response = client.post(
+        f"/cases/new/{youth.uuid}",
+        data={
+            "needs": ["education", "health"],
+            "priority-education": "1",
+            "risk_level": "low",
+            "workers": [str(team["worker"].id)],
+        },
+    )
     assert response.status_code == 302
     case = db.session.scalars(sa.select(Case).where(Case.beneficiary_id == youth.id)).one()
     assert {n.need: n.priority for n in case.needs} == {"education": 1, "health": 2}
@@ -59,28 +71,31 @@ def test_open_a_case_from_the_record(client, team, make_beneficiary):
 
 def test_status_changes_need_a_reason_to_close_and_are_kept(client, team):
     case = team["case"]
-    client.post(f"/cases/{case.uuid}/status", data={"status": "closed", "reason": ""})
+    client.post(f"/cases/{case.uuid}/status", data={"status-status": "closed", "status-reason": ""})
     db.session.refresh(case)
     assert case.status == "open"
-    client.post(f"/cases/{case.uuid}/status", data={"status": "active"})
-    client.post(f"/cases/{case.uuid}/status", data={"status": "closed",
-                                                    "reason": "goals_met"})
-    client.post(f"/cases/{case.uuid}/status", data={"status": "open"})  # reopen
+    client.post(f"/cases/{case.uuid}/status", data={"status-status": "active"})
+    client.post(
+        f"/cases/{case.uuid}/status", data={"status-status": "closed", "status-reason": "goals_met"}
+    )
+    client.post(f"/cases/{case.uuid}/status", data={"status-status": "open"})  # reopen
     db.session.refresh(case)
     assert case.status == "open" and case.closure_reason is None
     assert [e.to_value for e in reversed(case.history)] == ["open", "active", "closed", "open"]
-    assert client.post(f"/cases/{case.uuid}/status",
-                       data={"status": "bogus"}).status_code == 302
+    assert (
+        client.post(f"/cases/{case.uuid}/status", data={"status-status": "bogus"}).status_code
+        == 302
+    )
     db.session.refresh(case)
     assert case.status == "open"
 
 
 def test_confidential_note_is_invisible_to_a_colleague(app, client, team):
-    case, worker, colleague, manager = (team[k] for k in ("case", "worker", "colleague",
-                                                          "manager"))
-    client.post(f"/cases/{case.uuid}/notes", data={"kind": "home_visit",
-                                                   "text": "سر عائلي حساس",
-                                                   "confidential": "y"})
+    case, worker, colleague, manager = (team[k] for k in ("case", "worker", "colleague", "manager"))
+    client.post(
+        f"/cases/{case.uuid}/notes",
+        data={"note-kind": "home_visit", "note-text": "سر عائلي حساس", "note-confidential": "y"},
+    )
     note = db.session.scalars(sa.select(CaseNote).where(CaseNote.confidential.is_(True))).one()
     assert "سر عائلي حساس" in text_of(client.get(f"/cases/{case.uuid}"))
     other = app.test_client()
@@ -112,34 +127,54 @@ def test_editing_a_note_keeps_the_previous_text(app, client, team):
 def test_bad_input_saves_nothing(client, team):
     case = team["case"]
     before = (_count(CaseNote), _count(Referral), _count(Outcome))
-    client.post(f"/cases/{case.uuid}/notes", data={"kind": "phone_call", "text": ""})
-    client.post(f"/cases/{case.uuid}/notes", data={
-        "kind": "phone_call", "text": "x", "due_date": (TODAY - timedelta(days=1)).isoformat()})
-    client.post(f"/cases/{case.uuid}/goals", data={
-        "description": "هدف", "target_date": (TODAY - timedelta(days=2)).isoformat()})
-    client.post(f"/cases/{case.uuid}/outcomes", data={
-        "kind": "job", "on_date": (team["youth"].first_contact_date
-                                   - timedelta(days=10)).isoformat()})
-    client.post(f"/cases/{case.uuid}/referrals", data={"service_type": ""})
+    client.post(f"/cases/{case.uuid}/notes", data={"note-kind": "phone_call", "note-text": ""})
+    client.post(
+        f"/cases/{case.uuid}/notes",
+        data={
+            "note-kind": "phone_call",
+            "note-text": "x",
+            "note-due_date": (TODAY - timedelta(days=1)).isoformat(),
+        },
+    )
+    client.post(
+        f"/cases/{case.uuid}/goals",
+        data={
+            "goal-description": "هدف",
+            "goal-target_date": (TODAY - timedelta(days=2)).isoformat(),
+        },
+    )
+    client.post(
+        f"/cases/{case.uuid}/outcomes",
+        data={
+            "outcome-kind": "job",
+            "outcome-on_date": (team["youth"].first_contact_date - timedelta(days=10)).isoformat(),
+        },
+    )
+    client.post(f"/cases/{case.uuid}/referrals", data={"referral-service_type": ""})
     assert (_count(CaseNote), _count(Referral), _count(Outcome)) == before
     assert len(case.goals) == 1
 
 
 def test_referral_cannot_complete_before_it_was_made(client, team):
     case = team["case"]
-    client.post(f"/cases/{case.uuid}/referrals", data={"service_type": "health"})
-    referral = db.session.scalars(sa.select(Referral).where(
-        Referral.service_type == "health")).one()
+    client.post(f"/cases/{case.uuid}/referrals", data={"referral-service_type": "health"})
+    referral = db.session.scalars(
+        sa.select(Referral).where(Referral.service_type == "health")
+    ).one()
     client.post(f"/cases/referrals/{referral.uuid}", data={"status": "completed"})
     db.session.refresh(referral)
     assert referral.status == "proposed"
-    made = client.post(f"/cases/referrals/{referral.uuid}", data={
-        "status": "made", "on": (TODAY - timedelta(days=5)).isoformat()}, follow_redirects=True)
+    made = client.post(
+        f"/cases/referrals/{referral.uuid}",
+        data={"status": "made", "on": (TODAY - timedelta(days=5)).isoformat()},
+        follow_redirects=True,
+    )
     db.session.refresh(referral)
     assert referral.status == "proposed", text_of(made)[-300:]
     client.post(f"/cases/referrals/{referral.uuid}", data={"status": "made"})
-    client.post(f"/cases/referrals/{referral.uuid}", data={"status": "completed",
-                                                           "outcome": "تم الفحص"})
+    client.post(
+        f"/cases/referrals/{referral.uuid}", data={"status": "completed", "outcome": "تم الفحص"}
+    )
     db.session.refresh(referral)
     assert referral.status == "completed" and referral.closed_on == TODAY
 
@@ -162,19 +197,20 @@ def test_home_shows_overdue_and_due_today_first(client, team):
     assert [i.kind for i in items][:1] == ["note"] and items[0].due < TODAY
     assert any(i.kind == "goal" for i in items)
     html = client.get("/").get_data(as_text=True)
-    main = html[html.index('<main id="main">'):]
+    main = html[html.index('<main id="main">') :]
     # The follow-ups come first on the page, the overdue one first among them.
     assert main.index('class="list cards due"') < main.index("/beneficiaries/new")
-    due_list = main[main.index('class="list cards due"'):]
-    assert due_list[due_list.index("<li"):].startswith('<li class="overdue"')
+    due_list = main[main.index('class="list cards due"') :]
+    assert due_list[due_list.index("<li") :].startswith('<li class="overdue"')
     client.post(f"/cases/notes/{note.uuid}/done", data={"next": "/"})
     assert all(i.kind != "note" for i in service.due_items(team["worker"], TODAY))
 
 
 def test_risk_level_only_for_assigned_workers_and_manager(app, client, team):
     case = team["case"]
-    assert "مستوى الخطر" in text_of(client.get(f"/cases/{case.uuid}")) or \
-        service.can_see_risk(team["worker"], case)
+    assert "مستوى الخطر" in text_of(client.get(f"/cases/{case.uuid}")) or service.can_see_risk(
+        team["worker"], case
+    )
     assert not service.can_see_risk(team["colleague"], case)
     assert service.can_see_risk(team["manager"], case)
     other = app.test_client()
@@ -185,38 +221,50 @@ def test_risk_level_only_for_assigned_workers_and_manager(app, client, team):
 
 def test_case_reads_are_audited(client, team):
     client.get(f"/cases/{team['case'].uuid}")
-    actions = db.session.scalars(sa.select(AuditEntry.action).where(
-        AuditEntry.actor_id == team["worker"].id)).all()
+    actions = db.session.scalars(
+        sa.select(AuditEntry.action).where(AuditEntry.actor_id == team["worker"].id)
+    ).all()
     assert "case_viewed" in actions and "beneficiary_viewed" in actions
 
 
 def test_transfer_request_accept_and_what_moves(app, client, team, make_user, org):
     case, youth = team["case"], team["youth"]
-    service.add_note(team["worker"], case, {"kind": "meeting", "text": "سري جدا",
-                                            "confidential": True})
+    service.add_note(
+        team["worker"], case, {"kind": "meeting", "text": "سري جدا", "confidential": True}
+    )
     db.session.commit()
     inactive = org("ARA")
     inactive.active = False
     db.session.commit()
     for target in ("ARA", "AMIDEAST", "BA", "NOPE"):
-        client.post(f"/cases/{case.uuid}/transfer", data={"to_organization": target,
-                                                          "consent_note": "موافقة"})
-    client.post(f"/cases/{case.uuid}/transfer", data={"to_organization": "ACEC",
-                                                      "consent_note": ""})
+        client.post(
+            f"/cases/{case.uuid}/transfer",
+            data={"transfer-to_organization": target, "transfer-consent_note": "موافقة"},
+        )
+    client.post(
+        f"/cases/{case.uuid}/transfer",
+        data={"transfer-to_organization": "ACEC", "transfer-consent_note": ""},
+    )
     assert _count(CaseTransfer) == 0
-    client.post(f"/cases/{case.uuid}/transfer", data={"to_organization": "ACEC",
-                                                      "consent_note": "موافقة الشاب كتابيا"})
+    client.post(
+        f"/cases/{case.uuid}/transfer",
+        data={"transfer-to_organization": "ACEC", "transfer-consent_note": "موافقة الشاب كتابيا"},
+    )
     transfer = db.session.scalars(sa.select(CaseTransfer)).one()
     receiver_worker = make_user(Role.FIELD_WORKER, "ACEC")
     receiver = make_user(Role.CSO_MANAGER, "ACEC")
     staff = app.test_client()
     login(staff, receiver_worker)
-    assert staff.post(f"/cases/transfers/{transfer.uuid}",
-                      data={"decision": "accept"}).status_code == 403
+    assert (
+        staff.post(f"/cases/transfers/{transfer.uuid}", data={"decision": "accept"}).status_code
+        == 403
+    )
     boss = app.test_client()
     login(boss, receiver)
-    assert boss.post(f"/cases/transfers/{transfer.uuid}",
-                     data={"decision": "accept"}).status_code == 302
+    assert (
+        boss.post(f"/cases/transfers/{transfer.uuid}", data={"decision": "accept"}).status_code
+        == 302
+    )
     db.session.expire_all()
     youth = db.session.get(Beneficiary, youth.id)
     assert youth.code.startswith("ACEC-") and youth.organization_id == org("ACEC").id
@@ -228,11 +276,18 @@ def test_transfer_request_accept_and_what_moves(app, client, team, make_user, or
 
 def test_providers_directory(client, team):
     assert client.get("/cases/providers").status_code == 200
-    bad = client.post("/cases/providers/new", data={"name": "", "service_type": "health",
-                                                    "governorate_code": "TN-61"})
+    bad = client.post(
+        "/cases/providers/new",
+        data={"name": "", "service_type": "health", "governorate_code": "TN-61"},
+    )
     assert bad.status_code == 200
-    ok = client.post("/cases/providers/new", data={"name": "مركز الصحة الأساسية",
-                                                   "service_type": "health",
-                                                   "governorate_code": "TN-61",
-                                                   "active": "y"})
+    ok = client.post(
+        "/cases/providers/new",
+        data={
+            "name": "مركز الصحة الأساسية",
+            "service_type": "health",
+            "governorate_code": "TN-61",
+            "active": "y",
+        },
+    )
     assert ok.status_code == 302

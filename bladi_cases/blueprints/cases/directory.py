@@ -64,7 +64,7 @@ def provider(provider_id):
 def request_transfer(case_id):
     """Ask another funded CSO to take the youth and the case."""
     case = get_or_404(Case, case_id, current_user, "edit")
-    form = TransferForm()
+    form = TransferForm(prefix="transfer")
     target = db.session.scalars(scoped(Organization, current_user).where(
         Organization.code == (form.to_organization.data or ""))).first()
     form.to_organization.choices = [(form.to_organization.data, "")]

@@ -127,12 +127,12 @@ def show(case_id):
     notes = db.session.scalars(scoped(CaseNote, current_user).where(
         CaseNote.case_id == case.id).order_by(CaseNote.note_date.desc(),
                                               CaseNote.id.desc())).all()
-    goal_form = GoalForm()
+    goal_form = GoalForm(prefix="goal")
     goal_form.responsible.choices = [("", "—")] + [(str(u.id), u.display_name)
                                                    for u in _staff()]
-    referral_form = ReferralForm()
+    referral_form = ReferralForm(prefix="referral")
     referral_form.provider.choices = [("", "—")] + [(str(p.uuid), p.name) for p in _providers()]
-    transfer_form = TransferForm()
+    transfer_form = TransferForm(prefix="transfer")
     transfer_form.to_organization.choices = [("", "—")] + [
         (o.code, o.name(ui_language()))
         for o in db.session.scalars(scoped(Organization, current_user).where(
@@ -141,10 +141,10 @@ def show(case_id):
     return render_template(
         "cases/show.html", case=case, identity=identity, notes=notes,
         note_text=service.note_text, show_risk=service.can_see_risk(current_user, case),
-        assessment=_prepare_assessment(OpenCaseForm(), case), status_form=StatusForm(),
-        goal_form=goal_form, goal_status=GoalStatusForm(), note_form=NoteForm(),
+        assessment=_prepare_assessment(OpenCaseForm(), case), status_form=StatusForm(prefix="status"),
+        goal_form=goal_form, goal_status=GoalStatusForm(prefix="status"), note_form=NoteForm(prefix="note"),
         referral_form=referral_form, referral_update=ReferralUpdateForm(),
-        outcome_form=OutcomeForm(), transfer_form=transfer_form, today=date.today(),
+        outcome_form=OutcomeForm(prefix="outcome"), transfer_form=transfer_form, today=date.today(),
         transitions=service.TRANSITIONS, **LABELS)
 
 
@@ -190,7 +190,7 @@ def assessment(case_id):
 def status(case_id):
     """Change the case's status (closing needs a reason)."""
     case = get_or_404(Case, case_id, current_user, "edit")
-    form = StatusForm()
+    form = StatusForm(prefix="status")
     if not _form_or_flash(form):
         return _back(case, "status")
     return _run(case, "status", _("Status changed."), service.change_status, current_user,
@@ -202,7 +202,7 @@ def status(case_id):
 def add_goal(case_id):
     """Add a goal to the case plan."""
     case = get_or_404(Case, case_id, current_user, "edit")
-    form = GoalForm()
+    form = GoalForm(prefix="goal")
     form.responsible.choices = [("", "—")] + [(str(u.id), u.display_name) for u in _staff()]
     if not _form_or_flash(form):
         return _back(case, "plan")
@@ -217,7 +217,7 @@ def add_goal(case_id):
 def goal_status(goal_id):
     """Record a goal's progress."""
     goal = get_or_404(CaseGoal, goal_id, current_user, "edit")
-    form = GoalStatusForm()
+    form = GoalStatusForm(prefix="status")
     if not _form_or_flash(form):
         return _back(goal.case, "plan")
     return _run(goal.case, "plan", _("Saved."), service.set_goal_status, current_user, goal,
@@ -229,7 +229,7 @@ def goal_status(goal_id):
 def add_note(case_id):
     """Add a note (encrypted; confidential if ticked)."""
     case = get_or_404(Case, case_id, current_user, "edit")
-    form = NoteForm()
+    form = NoteForm(prefix="note")
     if not _form_or_flash(form):
         return _back(case, "notes")
     return _run(case, "notes", _("Note added."), service.add_note, current_user, case,
@@ -273,7 +273,7 @@ def note_done(note_id):
 def add_referral(case_id):
     """Refer the youth to a service."""
     case = get_or_404(Case, case_id, current_user, "edit")
-    form = ReferralForm()
+    form = ReferralForm(prefix="referral")
     form.provider.choices = [("", "—")] + [(str(p.uuid), p.name) for p in _providers()]
     if not _form_or_flash(form):
         return _back(case, "referrals")
@@ -300,7 +300,7 @@ def update_referral(referral_id):
 def add_outcome(case_id):
     """Record an outcome (a job, training completed...)."""
     case = get_or_404(Case, case_id, current_user, "edit")
-    form = OutcomeForm()
+    form = OutcomeForm(prefix="outcome")
     if not _form_or_flash(form):
         return _back(case, "outcomes")
     yes_no = {"yes": True, "no": False}
