@@ -133,10 +133,11 @@ def enforce_route_permission():
 # --- Row scoping ------------------------------------------------------------------------
 
 def _user_scope(user):
-    """Admins see every account; a CSO manager sees their CSO's; anyone else only themselves."""
+    """Admins see every account; CSO staff see their CSO's colleagues (to assign cases and
+    facilitators; only managers may change them); anyone else only themselves."""
     if user.role == Role.ADMIN:
         return sa.true()
-    if user.role == Role.CSO_MANAGER:
+    if user.is_cso_staff:
         return User.organization_id == user.organization_id
     return User.id == user.id
 

@@ -291,3 +291,20 @@ def test_providers_directory(client, team):
         },
     )
     assert ok.status_code == 302
+
+
+def test_goal_progress_and_assessment_update(client, team):
+    case = team["case"]
+    goal = case.goals[0]
+    assert client.post(f"/cases/goals/{goal.uuid}", data={"status": "achieved"}).status_code == 302
+    db.session.refresh(goal)
+    assert goal.status == "achieved"
+    client.post(f"/cases/goals/{goal.uuid}", data={"status": "nonsense"})
+    db.session.refresh(goal)
+    assert goal.status == "achieved"
+    client.post(f"/cases/{case.uuid}/assessment", data={
+        "needs": ["housing"], "priority-housing": "1", "risk_level": "high",
+        "workers": [str(team["worker"].id), str(team["colleague"].id)]})
+    db.session.refresh(case)
+    assert [(n.need, n.priority) for n in case.needs] == [("housing", 1)]
+    assert case.risk_level == "high" and len(case.workers) == 2

@@ -42,7 +42,9 @@ def test_users_are_scoped_to_the_managers_cso(make_user):
     admin = make_user(Role.ADMIN)
     seen = _visible(User, manager)
     assert {manager, colleague} <= seen and stranger not in seen and admin not in seen
-    assert _visible(User, colleague) == {colleague}
+    assert _visible(User, colleague) == _visible(User, manager), "colleagues, to assign cases"
+    reviewer = make_user(Role.REVIEWER)
+    assert _visible(User, reviewer) == {reviewer}
     assert {manager, colleague, stranger, admin} <= _visible(User, admin)
 
 

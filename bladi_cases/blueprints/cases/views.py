@@ -141,11 +141,12 @@ def show(case_id):
     return render_template(
         "cases/show.html", case=case, identity=identity, notes=notes,
         note_text=service.note_text, show_risk=service.can_see_risk(current_user, case),
-        assessment=_prepare_assessment(OpenCaseForm(), case), status_form=StatusForm(prefix="status"),
-        goal_form=goal_form, goal_status=GoalStatusForm(prefix="status"), note_form=NoteForm(prefix="note"),
+        assessment=_prepare_assessment(OpenCaseForm(), case),
+        status_form=StatusForm(prefix="status"), goal_form=goal_form,
+        goal_status=GoalStatusForm(), note_form=NoteForm(prefix="note"),
         referral_form=referral_form, referral_update=ReferralUpdateForm(),
-        outcome_form=OutcomeForm(prefix="outcome"), transfer_form=transfer_form, today=date.today(),
-        transitions=service.TRANSITIONS, **LABELS)
+        outcome_form=OutcomeForm(prefix="outcome"), transfer_form=transfer_form,
+        today=date.today(), transitions=service.TRANSITIONS, **LABELS)
 
 
 def _back(case, anchor: str):
@@ -217,7 +218,7 @@ def add_goal(case_id):
 def goal_status(goal_id):
     """Record a goal's progress."""
     goal = get_or_404(CaseGoal, goal_id, current_user, "edit")
-    form = GoalStatusForm(prefix="status")
+    form = GoalStatusForm()
     if not _form_or_flash(form):
         return _back(goal.case, "plan")
     return _run(goal.case, "plan", _("Saved."), service.set_goal_status, current_user, goal,
