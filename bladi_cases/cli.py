@@ -47,6 +47,7 @@ def seed_demo_command(force: bool, beneficiary_count: int, random_seed: int, if_
         seed_demo_activities,
         seed_demo_beneficiaries,
         seed_demo_cases,
+        seed_demo_responses,
     )
 
     if current_app.config["BLADI_ENV"] == "production" and not force:
@@ -68,6 +69,10 @@ def seed_demo_command(force: bool, beneficiary_count: int, random_seed: int, if_
     db.session.commit()
     if cases:
         click.echo(f"{cases} demo case files added.")
+    responses = seed_demo_responses(random_seed)
+    db.session.commit()
+    if responses:
+        click.echo(f"{responses} demo survey responses added.")
     click.echo("Demo accounts (email / password / role / organisation):")
     for demo in demo_users:
         click.echo(f"  {demo.email:28} {demo.password:18} {demo.role.value:13} {demo.org or '-'}")
@@ -146,6 +151,36 @@ def rotate_keys_command(batch_size: int):
                + ". You may now remove the old key from BLADI_DATA_KEY.")
 
 
+surveys_cli = AppGroup("surveys", help="Survey definitions.")
+
+
+@surveys_cli.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--org", "org_code", help="Code of the CSO that owns it (default: program-wide).")
+@click.option("--publish", is_flag=True, help="Publish the imported version.")
+def import_survey_command(path, org_code, publish):
+    """Import an XLSForm as a new version of its survey."""
+    from pathlib import Path
+
+    from .services.surveys import import_version
+
+    org = None
+    if org_code:
+        org = db.session.scalars(
+            db.select(Organization).where(Organization.code == org_code.upper())).first()
+        if org is None:
+            raise click.ClickException(f"No organisation with code {org_code!r}.")
+    try:
+        version = import_version(None, Path(path).read_bytes(), org, publish)
+    except ValidationError as failure:
+        db.session.rollback()
+        raise click.ClickException("Not imported:\n  " + "\n  ".join(
+            str(m) for msgs in failure.errors.values() for m in msgs)) from None
+    db.session.commit()
+    state = "published" if version.published_at else "draft"
+    click.echo(f"Imported {version.survey.code} version {version.number} ({state}).")
+
+
 beneficiaries_cli = AppGroup("beneficiaries", help="The beneficiary registry.")
 
 
@@ -186,5 +221,5 @@ def import_beneficiaries_command(path, org_code, allow_duplicates, skip_duplicat
 
 def init_cli(app: Flask) -> None:
     """Register the command groups on the app."""
-    for group in (seed_cli, users_cli, keys_cli, beneficiaries_cli):
+    for group in (seed_cli, users_cli, keys_cli, beneficiaries_cli, surveys_cli):
         app.cli.add_command(group)

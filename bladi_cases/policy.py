@@ -37,6 +37,9 @@ from .models import (
     Role,
     ServiceProvider,
     Site,
+    Survey,
+    SurveyDraft,
+    SurveyVersion,
     User,
 )
 
@@ -58,23 +61,28 @@ class Perm:
     ACTIVITIES = "activities.record"
     ACTIVITIES_MANAGE = "activities.manage"
     CASES = "cases.use"
+    SURVEYS_VIEW = "surveys.view"
+    SURVEYS_FILL = "surveys.fill"
+    SURVEYS_AUTHOR = "surveys.author"
 
 
 _EVERYONE = {Perm.HOME, Perm.ACCOUNT}
 
 # Identifying records of young people: only the staff of the CSO that serves them.
-_CSO_RECORDS = {Perm.BENEFICIARIES, Perm.ACTIVITIES, Perm.CASES}
+_CSO_RECORDS = {Perm.BENEFICIARIES, Perm.ACTIVITIES, Perm.CASES, Perm.SURVEYS_FILL,
+                Perm.SURVEYS_VIEW}
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     Role.FIELD_WORKER: frozenset(_EVERYONE | _CSO_RECORDS),
     Role.CSO_MANAGER: frozenset(
         _EVERYONE | _CSO_RECORDS | {Perm.USERS_MANAGE, Perm.AUDIT_VIEW,
                                     Perm.BENEFICIARIES_IMPORT, Perm.BENEFICIARY_RIGHTS,
-                                    Perm.ACTIVITIES_MANAGE}),
-    Role.REVIEWER: frozenset(_EVERYONE),
+                                    Perm.ACTIVITIES_MANAGE, Perm.SURVEYS_AUTHOR}),
+    Role.REVIEWER: frozenset(_EVERYONE | {Perm.SURVEYS_AUTHOR, Perm.SURVEYS_VIEW}),
     Role.DONOR: frozenset(_EVERYONE),
     Role.ADMIN: frozenset(
-        _EVERYONE | {Perm.USERS_MANAGE, Perm.ORGS_MANAGE, Perm.SITES_MANAGE, Perm.AUDIT_VIEW}
+        _EVERYONE | {Perm.USERS_MANAGE, Perm.ORGS_MANAGE, Perm.SITES_MANAGE, Perm.AUDIT_VIEW,
+                     Perm.SURVEYS_AUTHOR, Perm.SURVEYS_VIEW}
     ),
 }
 
@@ -189,6 +197,22 @@ def _transfer_scope(user):
                   CaseTransfer.to_organization_id == user.organization_id)
 
 
+def _survey_scope(user):
+    """Authors (admins, reviewers) see every survey; CSO staff the program-wide ones and
+    their CSO's own; the donor none."""
+    if user.role in (Role.ADMIN, Role.REVIEWER):
+        return sa.true()
+    if user.is_cso_staff:
+        return sa.or_(Survey.organization_id.is_(None),
+                      Survey.organization_id == user.organization_id)
+    return sa.false()
+
+
+def _survey_version_scope(user):
+    """A version is visible with its survey."""
+    return SurveyVersion.survey.has(_survey_scope(user))
+
+
 # Models that need a rule other than the CSO-owned default. Organisations are program-wide
 # reference data (names of CSOs are public), so every logged-in user may read them.
 _SCOPES: dict[type, Callable] = {
@@ -198,6 +222,9 @@ _SCOPES: dict[type, Callable] = {
     Organization: lambda user: sa.true(),
     CaseNote: _note_scope,
     CaseTransfer: _transfer_scope,
+    Survey: _survey_scope,
+    SurveyVersion: _survey_version_scope,
+    SurveyDraft: lambda user: SurveyDraft.user_id == user.id,
 }
 
 
@@ -237,12 +264,23 @@ def _may_act(obj, user, action: str) -> bool:
         return can(user, Perm.CASES)
     if isinstance(obj, CaseTransfer) and action == "decide":
         return user.role == Role.CSO_MANAGER and obj.to_organization_id == user.organization_id
+    if isinstance(obj, Survey | SurveyVersion) and action == "publish":
+        survey = obj if isinstance(obj, Survey) else obj.survey
+        if user.role in (Role.ADMIN, Role.REVIEWER):
+            return True
+        return (user.role == Role.CSO_MANAGER
+                and survey.organization_id == user.organization_id)
     if isinstance(obj, Beneficiary):
         if action == "edit":
             return can(user, Perm.BENEFICIARIES)
         if action in ("access_request", "erase"):
             return can(user, Perm.BENEFICIARY_RIGHTS)
     return False
+
+
+def may(user, obj, action: str) -> bool:
+    """Whether `user` may do `action` on a row they can already see (for showing buttons)."""
+    return _may_act(obj, user, action)
 
 
 def get_or_404(model, public_id, user, action: str = "view"):

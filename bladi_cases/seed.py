@@ -65,6 +65,7 @@ def seed_reference() -> dict[str, int]:
         })
         created["organizations"] += new
     db.session.flush()
+    created["surveys"] = int(seed_sample_survey())
     return created
 
 
@@ -387,3 +388,67 @@ def _system_actor(org: Organization):
 
     return SimpleNamespace(id=None, organization_id=org.id, role="cso_manager",
                            is_cso_staff=True)
+
+
+def seed_sample_survey() -> bool:
+    """Import and publish the shipped sample survey once (program-wide). True if added."""
+    from .models import Survey
+    from .sample_survey import FORM_ID, workbook_bytes
+    from .services.surveys import import_version
+
+    if db.session.scalars(db.select(Survey).where(Survey.code == FORM_ID,
+                                                  Survey.organization_id.is_(None))).first():
+        return False
+    import_version(None, workbook_bytes(), None, publish=True)
+    return True
+
+
+def _demo_answers(rng, definition: dict, level: float) -> dict:
+    """Plausible answers; `level` (0-1) moves the wellbeing items up (an endline)."""
+    answers = {"situation": rng.choice(["studying", "training", "working", "none"])}
+    if answers["situation"] != "studying":
+        answers["has_job"] = "yes" if answers["situation"] == "working" else "no"
+        if answers["has_job"] == "yes":
+            answers["job_hours"] = str(rng.randint(10, 48))
+    answers["activities"] = rng.sample(["arts", "sport", "music", "volunteering"],
+                                       rng.randint(1, 2))
+    for item in ("w1", "w3", "w4", "trust_staff"):
+        answers[item] = str(max(1, min(5, round(rng.gauss(2.6 + 2 * level, 0.8)))))
+    for item in ("w2", "w5"):  # reverse-coded: agreeing is worse
+        answers[item] = str(max(1, min(5, round(rng.gauss(3.4 - 2 * level, 0.8)))))
+    return answers
+
+
+def seed_demo_responses(seed: int = 1, today: date | None = None) -> int:
+    """Baseline responses for about 40% of youth with survey consent, endlines (better on
+    average) for half of those. Only when the sample survey has no response yet."""
+    import uuid as uuid_module
+
+    from .models import Beneficiary, ConsentScope, Survey, SurveyResponse, User
+    from .sample_survey import FORM_ID
+    from .services.surveys import submit
+
+    today = today or date.today()
+    rng = random.Random(seed)
+    survey = db.session.scalars(db.select(Survey).where(
+        Survey.code == FORM_ID, Survey.organization_id.is_(None))).first()
+    if survey is None or survey.current is None or db.session.scalar(
+            db.select(db.func.count()).select_from(SurveyResponse)):
+        return 0
+    version, made = survey.current, 0
+    for org in db.session.scalars(db.select(Organization).where(
+            Organization.kind == OrgKind.FUNDED_CSO).order_by(Organization.code)):
+        actor = db.session.scalars(db.select(User).where(User.organization_id == org.id)
+                                   .order_by(User.id)).first() or _system_actor(org)
+        youth = [b for b in db.session.scalars(db.select(Beneficiary).where(
+            Beneficiary.organization_id == org.id).order_by(Beneficiary.id))
+            if b.allows(ConsentScope.SURVEYS)]
+        for member in rng.sample(youth, int(len(youth) * 0.4)):
+            waves = [("baseline", 0.0)] + ([("endline", 0.4)] if rng.random() < 0.5 else [])
+            for wave, level in waves:
+                submit(actor, version, member, wave, _demo_answers(rng, version.definition,
+                                                                   level),
+                       uuid_module.UUID(int=rng.getrandbits(128)), "en",
+                       today - timedelta(days=120 if wave == "baseline" else 5))
+                made += 1
+    return made

@@ -21,18 +21,21 @@ def _visible(model, user):
 def test_permission_table_grants_only_what_each_role_needs():
     assert can(None, Perm.HOME) is False
     assert PERMISSIONS[Role.FIELD_WORKER] == {Perm.HOME, Perm.ACCOUNT, Perm.BENEFICIARIES,
-                                              Perm.ACTIVITIES, Perm.CASES}
+                                              Perm.ACTIVITIES, Perm.CASES, Perm.SURVEYS_FILL,
+                                              Perm.SURVEYS_VIEW}
     assert Perm.ACTIVITIES_MANAGE in PERMISSIONS[Role.CSO_MANAGER]
     assert Perm.USERS_MANAGE in PERMISSIONS[Role.CSO_MANAGER]
     assert {Perm.BENEFICIARIES_IMPORT, Perm.BENEFICIARY_RIGHTS} <= PERMISSIONS[Role.CSO_MANAGER]
     assert Perm.ORGS_MANAGE not in PERMISSIONS[Role.CSO_MANAGER]
-    for role in (Role.REVIEWER, Role.DONOR):
-        assert PERMISSIONS[role] == {Perm.HOME, Perm.ACCOUNT}
+    assert PERMISSIONS[Role.DONOR] == {Perm.HOME, Perm.ACCOUNT}
+    assert PERMISSIONS[Role.REVIEWER] == {Perm.HOME, Perm.ACCOUNT, Perm.SURVEYS_AUTHOR,
+                                          Perm.SURVEYS_VIEW}
     assert {Perm.ORGS_MANAGE, Perm.SITES_MANAGE, Perm.AUDIT_VIEW} <= PERMISSIONS[Role.ADMIN]
     # Identities of young people never go above the CSO, not even to administrators.
     for role in (Role.REVIEWER, Role.DONOR, Role.ADMIN):
         assert not {Perm.BENEFICIARIES, Perm.BENEFICIARIES_IMPORT, Perm.BENEFICIARY_RIGHTS,
-                    Perm.ACTIVITIES, Perm.ACTIVITIES_MANAGE, Perm.CASES} & PERMISSIONS[role]
+                    Perm.ACTIVITIES, Perm.ACTIVITIES_MANAGE, Perm.CASES,
+                    Perm.SURVEYS_FILL} & PERMISSIONS[role]
 
 
 def test_users_are_scoped_to_the_managers_cso(make_user):

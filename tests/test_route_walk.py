@@ -25,6 +25,8 @@ MANAGERS = {Role.CSO_MANAGER.value, Role.ADMIN.value}
 ADMIN = {Role.ADMIN.value}
 CSO_STAFF = {Role.FIELD_WORKER.value, Role.CSO_MANAGER.value}
 CSO_MANAGER = {Role.CSO_MANAGER.value}
+SURVEY_AUTHORS = {Role.CSO_MANAGER.value, Role.REVIEWER.value, Role.ADMIN.value}
+SURVEY_VIEWERS = CSO_STAFF | {Role.REVIEWER.value, Role.ADMIN.value}
 
 # endpoint -> roles that may use it
 EXPECTED: dict[str, set[str]] = {
@@ -91,6 +93,15 @@ EXPECTED: dict[str, set[str]] = {
     "cases.request_transfer": CSO_STAFF,
     "cases.transfer_list": CSO_STAFF,
     "cases.decide": CSO_MANAGER,
+    "surveys.index": SURVEY_VIEWERS,
+    "surveys.show": SURVEY_VIEWERS,
+    "surveys.import_survey": SURVEY_AUTHORS,
+    # The walk's survey is program-wide: a CSO manager publishes only their CSO's own.
+    "surveys.publish": {Role.REVIEWER.value, Role.ADMIN.value},
+    "surveys.export_definition": SURVEY_AUTHORS,
+    "surveys.export_responses": CSO_STAFF,
+    "surveys.fill": CSO_STAFF,
+    "surveys.visibility": CSO_STAFF,
 }
 
 
@@ -109,7 +120,9 @@ def _url_args(rule, fixtures) -> dict:
               "referral_id": lambda: fixtures["case"].referrals[0].uuid,
               "outcome_id": lambda: fixtures["case"].outcomes[0].uuid,
               "provider_id": lambda: fixtures["provider"].uuid,
-              "transfer_id": lambda: fixtures["transfer"].uuid}
+              "transfer_id": lambda: fixtures["transfer"].uuid,
+              "survey_id": lambda: fixtures["survey"].uuid,
+              "version_id": lambda: fixtures["survey"].versions[-1].uuid}
     return {name: values[name]() for name in rule.arguments}
 
 
@@ -137,7 +150,11 @@ def walk_fixtures(make_user, make_site, make_beneficiary, make_activity, make_ca
         db.session.commit()
         return token
 
-    return {"site": site, "colleague": colleague, "new_token": new_token, "youth": youth,
+    from bladi_cases.models import Survey
+
+    survey = db.session.scalars(sa.select(Survey).where(Survey.organization_id.is_(None))).first()
+    return {"survey": survey, "site": site, "colleague": colleague, "new_token": new_token,
+            "youth": youth,
             "enrolment": youth.enrolments[-1], "activity": activity, "session": session,
             "event": event, "case": case, "provider": provider, "note": note,
             "transfer": transfer}

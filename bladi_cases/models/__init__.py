@@ -37,6 +37,7 @@ from .cases import (
     Referral,
     ServiceProvider,
 )
+from .surveys import Survey, SurveyDraft, SurveyResponse, SurveyVersion, Wave
 
 __all__ = [
     "Activity",
@@ -68,6 +69,11 @@ __all__ = [
     "ExitReason",
     "SchoolStatus",
     "Sex",
+    "Survey",
+    "SurveyDraft",
+    "SurveyResponse",
+    "SurveyVersion",
+    "Wave",
     "CSO_ROLES",
     "Governorate",
     "LANGUAGES",

@@ -31,6 +31,10 @@ class Action:
     SESSION_RECORDED = "session_recorded"
     SESSION_UPDATED = "session_updated"
     GROUP_EVENT_RECORDED = "group_event_recorded"
+    SURVEY_IMPORTED = "survey_imported"
+    SURVEY_PUBLISHED = "survey_published"
+    SURVEY_SUBMITTED = "survey_submitted"
+    SURVEY_EXPORTED = "survey_exported"
     # Reads of identifying data and changes to young people's records.
     CASE_OPENED = "case_opened"
     CASE_UPDATED = "case_updated"

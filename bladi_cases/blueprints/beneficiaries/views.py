@@ -11,12 +11,14 @@ from flask_login import current_user
 
 from ...extensions import db
 from ...i18n import ui_language
-from ...models import Beneficiary, Case, Enrolment, Governorate, Site
+from ...models import Beneficiary, Case, Enrolment, Governorate, Site, Survey, SurveyResponse
+from ...models.surveys import WAVE_LABELS
 from ...policy import Perm, get_or_404, requires, scoped
 from ...services import ValidationError, apply_errors, participation
 from ...services import beneficiaries as service
 from ...services.beneficiary_search import AGE_BANDS, STATUSES, age_band_of, search
 from ...services.cases import case_events
+from ...services.surveys import score_changes
 from .. import page_number
 from . import bp
 from .forms import (
@@ -114,10 +116,17 @@ def show(beneficiary_id):
     identity = None if beneficiary.erased_at else service.reveal(beneficiary, current_user)
     cases = db.session.scalars(scoped(Case, current_user).where(
         Case.beneficiary_id == beneficiary.id).order_by(Case.opened_on.desc())).all()
-    events = service.timeline(beneficiary) + case_events(cases, current_user)
+    responses = db.session.scalars(scoped(SurveyResponse, current_user).where(
+        SurveyResponse.beneficiary_id == beneficiary.id).order_by(SurveyResponse.id)).all()
+    surveys = [s for s in db.session.scalars(scoped(Survey, current_user).order_by(Survey.code))
+               if s.current is not None]
+    events = service.timeline(beneficiary) + case_events(cases, current_user) + [
+        service.TimelineEvent(r.submitted_on, "survey", {"response": r}) for r in responses]
     return render_template(
         "beneficiaries/show.html", b=beneficiary, identity=identity, today=date.today(),
         timeline=sorted(events, key=lambda e: e.on, reverse=True), cases=cases,
+        surveys=surveys, responses=responses, changes=score_changes(responses),
+        waves=WAVE_LABELS, lang=ui_language(),
         consent_form=ConsentForm(),
         withdraw_form=WithdrawForm(), enrol_form=_prepare_enrol(EnrolForm()),
         end_form=EndEnrolmentForm(), age_band=age_band_of(beneficiary, date.today()),

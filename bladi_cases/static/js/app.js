@@ -21,3 +21,32 @@ document.addEventListener("click", function (event) {
     radio.checked = true;
   });
 });
+
+// Surveys: skip logic as answers change. The server evaluates the XLSForm expressions (the
+// same code as without JavaScript) and answers which questions show.
+(function () {
+  var form = document.querySelector("form[data-survey]");
+  if (!form || !window.fetch) return;
+  var pending = null;
+  function refresh() {
+    var shown = [];
+    fetch(form.getAttribute("data-visibility"), {
+      method: "POST", body: new FormData(form), credentials: "same-origin",
+      headers: { "Accept": "application/json" }
+    }).then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (visible) {
+        if (!visible) return;
+        form.querySelectorAll("[data-question]").forEach(function (block) {
+          var name = block.getAttribute("data-question");
+          if (name in visible) block.hidden = !visible[name];
+          if (!block.hidden) shown.push(name);
+        });
+        var field = form.querySelector('input[name="shown"]');
+        if (field) field.value = shown.join(" ");
+      });
+  }
+  form.addEventListener("change", function () {
+    clearTimeout(pending);
+    pending = setTimeout(refresh, 150);
+  });
+})();

@@ -1,0 +1,143 @@
+"""Filling a survey on a phone: one page per group, skip logic evaluated on the server for
+every page (and, with JavaScript, as answers change), a draft, a review, one submission."""
+
+from __future__ import annotations
+
+from flask import abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from ...extensions import db
+from ...i18n import ui_language
+from ...models import Beneficiary, Survey
+from ...models.surveys import WAVE_LABELS
+from ...policy import Perm, get_or_404, requires
+from ...services import ValidationError
+from ...services import survey_logic as logic
+from ...services import surveys as service
+from . import bp
+
+
+def _context(survey_id):
+    """The survey's current version, the youth and wave from the query string, the draft."""
+    survey = get_or_404(Survey, survey_id, current_user)
+    version = survey.current
+    if version is None:
+        abort(404)
+    youth_id = request.args.get("beneficiary")
+    youth = get_or_404(Beneficiary, youth_id, current_user) if youth_id else None
+    wave = request.args.get("wave") or None
+    return survey, version, youth, wave
+
+
+def _pages(definition: dict, answers: dict) -> list[dict]:
+    """The pages that have at least one visible question."""
+    shown = logic.visible(definition, answers)
+    return [p for p in logic.pages(definition) if any(shown.get(n) for n in p["questions"])]
+
+
+def _values(definition: dict, names: list[str]) -> dict:
+    multiple = {q["name"] for q in definition["questions"] if q["type"] == "select_multiple"}
+    return {n: request.form.getlist(n) if n in multiple else request.form.get(n, "").strip()
+            for n in names}
+
+
+@bp.route("/<uuid:survey_id>/fill", methods=["GET", "POST"])
+@requires(Perm.SURVEYS_FILL)
+def fill(survey_id):
+    """One page of the survey; `nav` says where to go (next, back, review, submit)."""
+    survey, version, youth, wave = _context(survey_id)
+    try:
+        service.check_can_fill(version, youth, wave)
+    except ValidationError as failure:
+        flash(" ".join(str(m) for msgs in failure.errors.values() for m in msgs), "error")
+        return redirect(url_for("beneficiaries.show", beneficiary_id=youth.uuid) if youth
+                        else url_for(".show", survey_id=survey.uuid))
+    definition, lang = version.definition, ui_language()
+    draft = service.draft_for(current_user, version, youth, wave)
+    pages = _pages(definition, draft.answers)
+    try:
+        index = max(0, min(int(request.args.get("page", 0)), len(pages)))
+    except ValueError:
+        index = 0
+    errors = {}
+    if request.method == "POST":
+        nav = request.form.get("nav", "next")
+        names = pages[index]["questions"] if index < len(pages) else []
+        errors = service.save_page(draft, definition, names, _values(definition, names), lang)
+        pages = _pages(definition, draft.answers)
+        if nav == "back":
+            return _go(survey, youth, wave, max(0, index - 1))
+        if nav == "submit":
+            return _submit(survey, version, youth, wave, draft, lang)
+        # Without JavaScript, an answer may reveal a question of this same page: show the
+        # page again with it rather than skipping it.
+        displayed = set(request.form.get("shown", "").split())
+        now_shown = logic.visible(definition, draft.answers)
+        notes = {q["name"] for q in definition["questions"] if q["type"] == "note"}
+        revealed = [n for n in names
+                    if now_shown.get(n) and n not in displayed and n not in notes]
+        if not errors and not revealed:
+            return _go(survey, youth, wave, index + 1)
+    if index >= len(pages):
+        return _review(survey, version, youth, wave, draft, pages, lang)
+    shown = logic.visible(definition, draft.answers)
+    questions = [q for q in definition["questions"] if q["name"] in pages[index]["questions"]]
+    return render_template("surveys/fill.html", survey=survey, version=version, youth=youth,
+                           wave=wave, waves=WAVE_LABELS, page=pages[index], index=index,
+                           count=len(pages), questions=questions, shown=shown,
+                           displayed=[q["name"] for q in questions if shown.get(q["name"])],
+                           answers=draft.answers, errors=errors, lang=lang), \
+        (422 if errors else 200)
+
+
+def _go(survey, youth, wave, page: int):
+    args = {"page": page}
+    if youth:
+        args.update(beneficiary=youth.uuid, wave=wave)
+    return redirect(url_for(".fill", survey_id=survey.uuid, **args))
+
+
+def _review(survey, version, youth, wave, draft, pages, lang, errors=None, status=200):
+    definition = version.definition
+    shown = logic.visible(definition, draft.answers)
+    questions = [q for q in definition["questions"] if shown.get(q["name"])
+                 and q["type"] != "note"]
+    return render_template("surveys/review.html", survey=survey, youth=youth, wave=wave,
+                           waves=WAVE_LABELS, questions=questions, answers=draft.answers,
+                           errors=errors or {}, lang=lang, count=len(pages),
+                           uuid=draft.response_uuid), status
+
+
+def _submit(survey, version, youth, wave, draft, lang):
+    try:
+        _response, created = service.submit(current_user, version, youth, wave, draft.answers,
+                                            request.form.get("response_uuid")
+                                            or draft.response_uuid, lang)
+    except ValidationError as failure:
+        errors = {k: " ".join(str(m) for m in v) for k, v in failure.errors.items()}
+        return _review(survey, version, youth, wave, draft,
+                       _pages(version.definition, draft.answers), lang, errors, 422)
+    except service.ResponseConflict:
+        db.session.rollback()
+        flash(_("These answers were already sent with other content: they were not saved. "
+                "Check the record."), "error")
+        return _review(survey, version, youth, wave, draft,
+                       _pages(version.definition, draft.answers), lang, {}, 409)
+    flash(_("Survey saved.") if created else _("This survey was already saved."), "success")
+    if youth:
+        return redirect(url_for("beneficiaries.show", beneficiary_id=youth.uuid))
+    return redirect(url_for(".show", survey_id=survey.uuid))
+
+
+@bp.post("/<uuid:survey_id>/visibility")
+@requires(Perm.SURVEYS_FILL)
+def visibility(survey_id):
+    """Which questions show, for the answers on screen (JavaScript asks as they change)."""
+    survey, version, youth, wave = _context(survey_id)
+    draft = service.draft_for(current_user, version, youth, wave)
+    definition = version.definition
+    names = [q["name"] for q in definition["questions"]]
+    on_screen = {n: v for n, v in _values(definition, names).items()
+                 if n in request.form or n + "[]" in request.form}
+    return jsonify(logic.visible(definition, {**draft.answers, **on_screen}))

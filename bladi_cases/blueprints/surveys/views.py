@@ -1,0 +1,118 @@
+"""Views of the surveys blueprint: surveys, versions, import/export, responses."""
+
+from __future__ import annotations
+
+from flask import Response, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from ...extensions import db
+from ...i18n import ui_language
+from ...models import Beneficiary, Survey, SurveyResponse, SurveyVersion
+from ...models.surveys import WAVE_LABELS
+from ...policy import Perm, can, get_or_404, may, requires, scoped
+from ...services import ValidationError, apply_errors
+from ...services import surveys as service
+from ...services.audit import Action, record
+from ...services.xlsform import export_xlsform
+from . import bp
+from .forms import ConfirmForm, ImportSurveyForm
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@bp.get("/")
+@requires(Perm.SURVEYS_VIEW)
+def index():
+    """Surveys the user may fill or author."""
+    surveys = db.session.scalars(scoped(Survey, current_user).order_by(Survey.code)).all()
+    return render_template("surveys/index.html", surveys=surveys, lang=ui_language())
+
+
+@bp.route("/import", methods=["GET", "POST"])
+@requires(Perm.SURVEYS_AUTHOR)
+def import_survey():
+    """Import an XLSForm as a new version (a CSO manager's surveys are their CSO's)."""
+    form = ImportSurveyForm()
+    if form.validate_on_submit():
+        try:
+            version = service.import_version(current_user, form.upload.data.read(
+                5 * 1024 * 1024 + 1), service.owner_for(current_user), form.publish.data)
+        except ValidationError as failure:
+            db.session.rollback()
+            apply_errors(form, failure)
+        else:
+            flash(_("Version %(n)d imported.", n=version.number), "success")
+            return redirect(url_for(".show", survey_id=version.survey.uuid))
+    return render_template("surveys/import.html", form=form)
+
+
+@bp.get("/<uuid:survey_id>")
+@requires(Perm.SURVEYS_VIEW)
+def show(survey_id):
+    """A survey: its versions, what to fill, the CSO's responses."""
+    survey = get_or_404(Survey, survey_id, current_user)
+    responses = []
+    if can(current_user, Perm.SURVEYS_FILL):
+        responses = db.session.scalars(scoped(SurveyResponse, current_user).where(
+            SurveyResponse.survey_id == survey.id).order_by(SurveyResponse.id.desc())
+            .limit(100)).all()
+    codes = _codes(responses)
+    return render_template("surveys/show.html", survey=survey, responses=responses,
+                           codes=codes, lang=ui_language(), waves=WAVE_LABELS,
+                           confirm=ConfirmForm(), can_publish=_can_publish(survey))
+
+
+def _can_publish(survey: Survey) -> bool:
+    return can(current_user, Perm.SURVEYS_AUTHOR) and may(current_user, survey, "publish")
+
+
+def _codes(responses) -> dict[int, str]:
+    ids = {r.beneficiary_id for r in responses if r.beneficiary_id}
+    if not ids:
+        return {}
+    return dict(db.session.execute(scoped(Beneficiary, current_user).with_only_columns(
+        Beneficiary.id, Beneficiary.code).where(Beneficiary.id.in_(ids))).all())
+
+
+@bp.post("/versions/<uuid:version_id>/publish")
+@requires(Perm.SURVEYS_AUTHOR)
+def publish(version_id):
+    """Publish a version (CSO managers: their CSO's surveys only)."""
+    version = get_or_404(SurveyVersion, version_id, current_user, "publish")
+    if ConfirmForm().validate_on_submit():
+        service.publish_version(current_user, version)
+        flash(_("Version %(n)d published.", n=version.number), "success")
+    return redirect(url_for(".show", survey_id=version.survey.uuid))
+
+
+@bp.get("/versions/<uuid:version_id>/xlsform")
+@requires(Perm.SURVEYS_AUTHOR)
+def export_definition(version_id):
+    """Download a version as an XLSForm."""
+    version = get_or_404(SurveyVersion, version_id, current_user)
+    name = f"{version.survey.code}-v{version.number}.xlsx"
+    return Response(export_xlsform(version.definition), mimetype=XLSX,
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@bp.get("/<uuid:survey_id>/responses.<fmt>")
+@requires(Perm.SURVEYS_FILL)
+def export_responses(survey_id, fmt):
+    """The CSO's own responses as CSV or XLSX, labels in the user's language."""
+    survey = get_or_404(Survey, survey_id, current_user)
+    if fmt not in ("csv", "xlsx"):
+        return redirect(url_for(".show", survey_id=survey.uuid))
+    responses = db.session.scalars(scoped(SurveyResponse, current_user).where(
+        SurveyResponse.survey_id == survey.id).order_by(SurveyResponse.id)).all()
+    if not responses:
+        flash(_("No response to export yet."), "info")
+        return redirect(url_for(".show", survey_id=survey.uuid))
+    lang = request.args.get("lang") or ui_language()
+    rows = service.export_rows(survey, responses, _codes(responses), lang)
+    record(Action.SURVEY_EXPORTED, actor=current_user, obj=survey,
+           detail={"responses": len(responses)})
+    body = service.to_csv(rows) if fmt == "csv" else service.to_xlsx(rows, lang == "ar")
+    return Response(body, mimetype="text/csv; charset=utf-8" if fmt == "csv" else XLSX,
+                    headers={"Content-Disposition":
+                             f'attachment; filename="{survey.code}-responses.{fmt}"'})

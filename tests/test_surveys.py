@@ -1,0 +1,245 @@
+"""Surveys through the pages: import and versions, filling page by page with skip logic,
+review and retry-safe submission, consent and waves, scores, exports."""
+
+from __future__ import annotations
+
+import io
+import re
+import uuid
+
+import openpyxl
+import pytest
+import sqlalchemy as sa
+
+from bladi_cases.extensions import db
+from bladi_cases.models import Role, Survey, SurveyResponse, SurveyVersion
+from bladi_cases.sample_survey import FORM_ID, workbook_bytes
+from bladi_cases.services import ValidationError
+from bladi_cases.services import surveys as service
+
+from .conftest import login, text_of
+
+
+def _sample() -> Survey:
+    return db.session.scalars(sa.select(Survey).where(
+        Survey.code == FORM_ID, Survey.organization_id.is_(None))).one()
+
+
+def _count(model, *where):
+    return db.session.scalar(sa.select(sa.func.count()).select_from(model).where(*where))
+
+
+@pytest.fixture
+def worker(client, make_user):
+    user = make_user(Role.FIELD_WORKER, "BA")
+    login(client, user)
+    return user
+
+
+def _fill_url(survey, youth=None, wave=None, page=None):
+    url = f"/surveys/{survey.uuid}/fill"
+    params = []
+    if youth is not None:
+        params += [f"beneficiary={youth.uuid}", f"wave={wave}"]
+    if page is not None:
+        params.append(f"page={page}")
+    return url + ("?" + "&".join(params) if params else "")
+
+
+GOOD_PAGES = [
+    {"situation": "working", "has_job": "yes", "job_hours": "40", "activities": ["sport"]},
+    {"w1": "4", "w2": "2", "w3": "5", "w4": "3", "w5": "1"},
+    {"trust_staff": "5", "comments": "شكرا"},
+]
+
+
+def test_the_sample_survey_is_loaded_and_published(app):
+    survey = _sample()
+    assert survey.current is not None and survey.organization_id is None
+    assert survey.title["ar"] and survey.title["fr"]
+    assert [s["name"] for s in survey.current.definition["scales"]] == ["wellbeing"]
+
+
+def test_filling_page_by_page_with_review_and_scores(client, worker, make_beneficiary):
+    youth = make_beneficiary("BA", consent_scopes=["participation", "surveys"])
+    survey = _sample()
+    first = client.get(_fill_url(survey, youth, "baseline"))
+    assert first.status_code == 200 and "ماذا تفعل حاليًا" in text_of(first)
+    # A constraint message in Arabic, next to the field; nothing moves on.
+    bad = client.post(_fill_url(survey, youth, "baseline", 0),
+                      data={**GOOD_PAGES[0], "job_hours": "90", "nav": "next",
+                            "shown": "situation has_job job_hours activities"})
+    assert bad.status_code == 422 and "بين 1 و80 ساعة" in text_of(bad)
+    for page, answers in enumerate(GOOD_PAGES):
+        shown = " ".join(answers)
+        response = client.post(_fill_url(survey, youth, "baseline", page),
+                               data={**answers, "nav": "next", "shown": shown})
+        assert response.status_code == 302, text_of(response)[-500:]
+    review = client.get(_fill_url(survey, youth, "baseline", 3))
+    assert review.status_code == 200 and "شكرا" in text_of(review)
+    token = re.search(r'name="response_uuid" value="([^"]+)"',
+                      review.get_data(as_text=True)).group(1)
+    sent = client.post(_fill_url(survey, youth, "baseline", 3),
+                       data={"nav": "submit", "response_uuid": token})
+    assert sent.status_code == 302
+    response = db.session.scalars(sa.select(SurveyResponse).where(
+        SurveyResponse.uuid == uuid.UUID(token))).one()
+    # Hand computation: 4 + (6-2) + 5 + 3 + (6-1) = 21.
+    assert response.scores == {"wellbeing": 21}
+    assert response.answers["job_hours"] == 40 and response.answers["activities"] == ["sport"]
+    # One baseline per youth and survey.
+    again = client.get(_fill_url(survey, youth, "baseline"))
+    assert again.status_code == 302
+
+
+def test_back_keeps_answers_and_hidden_questions_are_not_required(client, worker,
+                                                                  make_beneficiary):
+    youth = make_beneficiary("BA", consent_scopes=["participation", "surveys"])
+    survey = _sample()
+    # A student: has_job and job_hours are hidden, so not required.
+    ok = client.post(_fill_url(survey, youth, "midline", 0),
+                     data={"situation": "studying", "nav": "next",
+                           "shown": "situation activities"})
+    assert ok.status_code == 302
+    client.post(_fill_url(survey, youth, "midline", 1), data={"w1": "3", "nav": "back"})
+    page = client.get(_fill_url(survey, youth, "midline", 1)).get_data(as_text=True)
+    assert 'name="w1" value="3" checked' in page
+
+
+def test_same_page_reveal_without_javascript(client, worker, make_beneficiary):
+    youth = make_beneficiary("BA", consent_scopes=["participation", "surveys"])
+    survey = _sample()
+    # job_hours was not on screen (has_job unanswered); answering 'yes' reveals it: the
+    # same page comes back with it instead of moving on.
+    response = client.post(_fill_url(survey, youth, "follow_up", 0), data={
+        "situation": "working", "has_job": "yes", "nav": "next",
+        "shown": "situation has_job activities"})
+    assert response.status_code in (200, 422)
+    assert 'data-question="job_hours"' in response.get_data(as_text=True)
+
+
+def test_resubmitting_the_same_uuid_never_duplicates(worker, make_beneficiary):
+    youth = make_beneficiary("BA", consent_scopes=["participation", "surveys"])
+    version = _sample().current
+    answers = {k: v for page in GOOD_PAGES for k, v in page.items()}
+    key = uuid.uuid4()
+    first, created = service.submit(worker, version, youth, "endline", answers, key)
+    again, created_again = service.submit(worker, version, youth, "endline", answers, key)
+    assert created and not created_again and first.id == again.id
+    assert _count(SurveyResponse, SurveyResponse.uuid == key) == 1
+    with pytest.raises(service.ResponseConflict):
+        service.submit(worker, version, youth, "endline", {**answers, "w1": "1"}, key)
+
+
+def test_consent_and_wave_rules(client, worker, make_beneficiary):
+    survey = _sample()
+    no_consent = make_beneficiary("BA", consent_scopes=["participation"])
+    assert client.get(_fill_url(survey, no_consent, "baseline")).status_code == 302
+    youth = make_beneficiary("BA", consent_scopes=["participation", "surveys"])
+    assert client.get(_fill_url(survey, youth, "sometime")).status_code == 302
+    with pytest.raises(ValidationError):
+        service.check_can_fill(survey.current, None, "baseline")
+
+
+def test_anonymous_community_survey(client, worker):
+    survey = _sample()
+    for page, answers in enumerate(GOOD_PAGES):
+        client.post(_fill_url(survey, page=page), data={**answers, "nav": "next",
+                                                        "shown": " ".join(answers)})
+    review = client.get(_fill_url(survey, page=3))
+    token = re.search(r'name="response_uuid" value="([^"]+)"',
+                      review.get_data(as_text=True)).group(1)
+    client.post(_fill_url(survey, page=3), data={"nav": "submit", "response_uuid": token})
+    response = db.session.scalars(sa.select(SurveyResponse).where(
+        SurveyResponse.uuid == uuid.UUID(token))).one()
+    assert response.beneficiary_id is None and response.wave is None
+
+
+def test_another_cso_cannot_survey_or_read_responses(app, client, make_user, make_beneficiary):
+    youth = make_beneficiary("BA", consent_scopes=["participation", "surveys"])
+    survey = _sample()
+    login(client, make_user(Role.FIELD_WORKER, "ACEC"))
+    assert client.get(_fill_url(survey, youth, "baseline")).status_code == 404
+    assert client.post(f"/surveys/{survey.uuid}/visibility?beneficiary={youth.uuid}"
+                       "&wave=baseline", data={}).status_code == 404
+
+
+def test_visibility_endpoint(client, worker, make_beneficiary):
+    youth = make_beneficiary("BA", consent_scopes=["participation", "surveys"])
+    survey = _sample()
+    response = client.post(f"/surveys/{survey.uuid}/visibility?beneficiary={youth.uuid}"
+                           "&wave=baseline", data={"situation": "studying"})
+    assert response.get_json()["has_job"] is False
+    response = client.post(f"/surveys/{survey.uuid}/visibility?beneficiary={youth.uuid}"
+                           "&wave=baseline", data={"situation": "working", "has_job": "yes"})
+    assert response.get_json()["job_hours"] is True
+
+
+def test_import_versions_and_publish(client, make_user):
+    login(client, make_user(Role.ADMIN))
+    survey = _sample()
+    before = len(survey.versions)
+    response = client.post("/surveys/import", data={"upload": (io.BytesIO(workbook_bytes()),
+                                                               "form.xlsx")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 302
+    db.session.refresh(survey)
+    draft = survey.versions[0]
+    assert len(survey.versions) == before + 1 and draft.published_at is None
+    assert survey.current.number == before, "the published version stays current"
+    client.post(f"/surveys/versions/{draft.uuid}/publish")
+    db.session.refresh(survey)
+    assert survey.current.number == before + 1
+    exported = client.get(f"/surveys/versions/{draft.uuid}/xlsform")
+    assert openpyxl.load_workbook(io.BytesIO(exported.data))["survey"].max_row > 10
+
+
+def test_bad_xlsform_is_refused_with_the_row(client, make_user):
+    login(client, make_user(Role.REVIEWER))
+    book = openpyxl.Workbook()
+    book.active.title = "settings"
+    book.active.append(["form_id"])
+    book.active.append(["broken"])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    before = _count(SurveyVersion)
+    response = client.post("/surveys/import", data={"upload": (io.BytesIO(buffer.getvalue()),
+                                                               "broken.xlsx")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 200 and "survey" in text_of(response)
+    assert _count(SurveyVersion) == before
+    not_xlsx = client.post("/surveys/import", data={"upload": (io.BytesIO(b"hello"), "a.xlsx")},
+                           content_type="multipart/form-data")
+    assert not_xlsx.status_code == 200 and _count(SurveyVersion) == before
+
+
+def test_manager_imports_for_own_cso_field_worker_cannot(client, make_user):
+    login(client, make_user(Role.FIELD_WORKER, "BA"))
+    assert client.get("/surveys/import").status_code == 403
+    manager = make_user(Role.CSO_MANAGER, "BA")
+    login(client, manager)
+    client.post("/surveys/import", data={"upload": (io.BytesIO(workbook_bytes()), "f.xlsx")},
+                content_type="multipart/form-data")
+    own = db.session.scalars(sa.select(Survey).where(
+        Survey.organization_id == manager.organization_id)).one()
+    assert own.code == FORM_ID
+    program_wide = _sample()
+    version = program_wide.versions[0]
+    assert client.post(f"/surveys/versions/{version.uuid}/publish").status_code == 403
+
+
+def test_export_in_french_and_scores_on_the_youth_page(client, worker, make_beneficiary):
+    youth = make_beneficiary("BA", consent_scopes=["participation", "surveys"])
+    version = _sample().current
+    answers = {k: v for page in GOOD_PAGES for k, v in page.items()}
+    service.submit(worker, version, youth, "baseline", answers, uuid.uuid4())
+    service.submit(worker, version, youth, "endline", {**answers, "w1": "5"}, uuid.uuid4())
+    db.session.commit()
+    page = text_of(client.get(f"/beneficiaries/{youth.uuid}"))
+    assert "21" in page and "22" in page and "+1" in page  # endline 22 - baseline 21
+    csv_file = client.get(f"/surveys/{_sample().uuid}/responses.csv?lang=fr")
+    text = csv_file.data.decode("utf-8-sig")
+    assert "Que fais-tu actuellement" in text and "Je travaille" in text and youth.code in text
+    xlsx = client.get(f"/surveys/{_sample().uuid}/responses.xlsx")
+    sheet = openpyxl.load_workbook(io.BytesIO(xlsx.data)).active
+    assert sheet.max_row >= 3
