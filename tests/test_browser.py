@@ -292,3 +292,40 @@ def test_field_worker_starts_from_due_items_and_works_a_case(phone, server):
     assert phone.locator("#outcomes li").first.inner_text().strip() != ""
     assert _no_horizontal_scroll(phone)
     phone.screenshot(path=str(ARTIFACTS / "case-ar-360.png"), full_page=True)
+
+
+def _survey_link(page, server, wave):
+    page.goto(server + "/beneficiaries/")
+    page.locator(".cards a").first.click()
+    return page.locator(f'#surveys a[href*="wave={wave}"]').first.get_attribute("href")
+
+
+def test_survey_skip_logic_instant_with_javascript(phone, server):
+    _log_in(phone, server, "worker@demo.bladi.tn", "Olive-Tree-4821")
+    phone.wait_for_url(server + "/")
+    phone.goto(server + _survey_link(phone, server, "midline"))
+    job = phone.locator('[data-question="has_job"]')
+    hours = phone.locator('[data-question="job_hours"]')
+    phone.get_by_label("أعمل").check()
+    phone.locator('[data-question="has_job"] input[value="yes"]').check()
+    hours.wait_for(state="visible")
+    assert _no_horizontal_scroll(phone)
+    phone.screenshot(path=str(ARTIFACTS / "survey-ar-360.png"), full_page=True)
+    phone.get_by_label("أدرس").check()
+    job.wait_for(state="hidden")
+    assert hours.is_hidden()
+
+
+def test_survey_skip_logic_on_the_server_without_javascript(browser, server):
+    context = browser.new_context(viewport={"width": 360, "height": 740}, locale="ar-TN",
+                                  java_script_enabled=False)
+    page = context.new_page()
+    _log_in(page, server, "worker@demo.bladi.tn", "Olive-Tree-4821")
+    page.wait_for_url(server + "/")
+    page.goto(server + _survey_link(page, server, "follow_up"))
+    page.get_by_label("أدرس").check()
+    page.locator('button[value="next"]').click()
+    # A student is not asked about a job: the next page is the wellbeing one.
+    assert page.locator('[data-question="w1"]').count() == 1
+    assert "page=1" in page.url
+    context.close()
