@@ -1,14 +1,19 @@
-"""Privacy primitives: field encryption, blind indexes, normalisation."""
+"""Privacy primitives: field encryption, blind indexes, normalisation, small-cell
+suppression."""
 
 from .crypto import DataKeyError, FieldCipher, cipher_from_config, new_key, parse_keys
 from .normalize import name_tokens, normalize_text
+from .suppression import PublishedTable, percentage, suppress
 
 __all__ = [
     "DataKeyError",
+    "PublishedTable",
     "FieldCipher",
     "cipher_from_config",
     "name_tokens",
     "new_key",
     "normalize_text",
     "parse_keys",
+    "percentage",
+    "suppress",
 ]
