@@ -16,9 +16,10 @@ from ..extensions import db
 from ..models import Beneficiary, BeneficiaryNameIndex, Enrolment, Site
 from ..policy import scoped
 from ..privacy import name_tokens
+from ..privacy.deidentify import DEFAULT_BANDS, age_band
 from .beneficiaries import PREFIX_MAX, _name_purpose, cipher
 
-AGE_BANDS = {"10-14": (10, 14), "15-17": (15, 17), "18-24": (18, 24), "25-29": (25, 29)}
+AGE_BANDS = {f"{low}-{high}": (low, high) for low, high in DEFAULT_BANDS}
 STATUSES = ("active", "exited", "not_enrolled")
 CODE_RE = re.compile(r"^[A-Za-z]+-?\d+$|^\d+$")
 # Counting stops here: "more than 1,000" is all a person needs to add a letter, and an
@@ -64,9 +65,8 @@ class SearchPage:
 
 def age_band_of(beneficiary: Beneficiary, today: date) -> str | None:
     """The default age band of a youth (month precision: the day of birth is encrypted)."""
-    months = (today.year - beneficiary.birth_year) * 12 + today.month - beneficiary.birth_month
-    age = months // 12
-    return next((band for band, (lo, hi) in AGE_BANDS.items() if lo <= age <= hi), None)
+    band = age_band(beneficiary.birth_year, beneficiary.birth_month, today)
+    return None if band == "other" else band
 
 
 def _age_band_filter(band: str, today: date):
