@@ -2,10 +2,16 @@
 
 `suppress(counts, k)` takes a two-way table of true counts (e.g. sex x age band) and returns
 what may be published: each cell of 1..k-1 is shown as "<k" (primary suppression), and more
-cells are hidden (complementary suppression) until no hidden cell can be worked out from the
-row and column totals: every row and column that hides something hides at least two entries
-(its total counts as an entry). Zeros are shown: an empty cell tells nothing about a person.
-Percentages must be computed from the true counts and hidden wherever their count is.
+cells are hidden (complementary suppression) until no hidden entry can be worked out from the
+cells and totals that are shown. Seen as a graph whose nodes are the table's rows and columns
+(the totals' row and column included) and whose edges are the hidden entries, an entry can be
+recomputed exactly when it is a bridge (on no cycle); every hidden entry is positive, so on a
+cycle it can move by one up and down with the others and stay consistent. So: first every
+line hiding one entry hides a second one; then every bridge gets a rectangle of hidden
+entries around it, the cheapest one, until none is left. tests/test_suppression_properties.py
+checks it with a linear program on random tables. Zeros are shown: an empty cell tells
+nothing about a person. Percentages are computed from the true counts and hidden wherever
+their count is.
 
 Limits (see the reporting issue): this protects one table against its own margins; keeping
 several tables of the same period consistent with each other is not done here yet.
@@ -64,19 +70,12 @@ def suppress(counts: dict[tuple[str, str], int], rows: list[str], columns: list[
     primary = {key for key, v in value.items() if 0 < v < k}
     hidden = set(primary)
     lines = _lines(rows, columns)
-    changed = True
-    while changed:  # add complements until every line hides zero or at least two entries
-        changed = False
-        for line in lines:
-            if len(_hidden_in_line(line, hidden)) != 1:
-                continue
-            # Hide the smallest other non-zero entry of the line (least information lost).
-            # There always is one: a hidden entry is non-zero, so its line's total is too.
-            candidates = sorted((value[key], key) for key in line
-                                if key not in hidden and value[key] > 0)
-            if candidates:
-                hidden.add(candidates[0][1])
-                changed = True
+    while True:
+        _pair_up_lines(lines, value, hidden)
+        bridges = _bridges(hidden)
+        if not bridges:
+            break
+        _close_cycle(sorted(bridges)[0], rows + [TOTAL], columns + [TOTAL], value, hidden)
 
     def show(key) -> str:
         if key in primary:
@@ -91,6 +90,76 @@ def suppress(counts: dict[tuple[str, str], int], rows: list[str], columns: list[
         row_totals={r: show((r, TOTAL)) for r in rows},
         column_totals={c: show((TOTAL, c)) for c in columns},
         grand_total=show((TOTAL, TOTAL)), primary=primary, complementary=hidden - primary)
+
+
+def _pair_up_lines(lines, value, hidden) -> None:
+    """Until no line (row or column) hides exactly one entry, hide the smallest other
+    non-zero entry of such a line (least information lost). There always is one: a hidden
+    entry is non-zero, so its line's total is too."""
+    changed = True
+    while changed:
+        changed = False
+        for line in lines:
+            if len(_hidden_in_line(line, hidden)) != 1:
+                continue
+            candidates = sorted((value[key], key) for key in line
+                                if key not in hidden and value[key] > 0)
+            if candidates:
+                hidden.add(candidates[0][1])
+                changed = True
+
+
+def _bridges(hidden: set) -> set:
+    """Hidden entries on no cycle of the row-column graph (Tarjan's bridge search)."""
+    graph: dict = {}
+    for r, c in hidden:
+        graph.setdefault(("row", r), []).append((("col", c), (r, c)))
+        graph.setdefault(("col", c), []).append((("row", r), (r, c)))
+    order, low, found = {}, {}, set()
+    for start in graph:
+        if start in order:
+            continue
+        order[start] = low[start] = len(order)
+        stack = [(start, None, iter(graph[start]))]
+        while stack:
+            node, via, edges = stack[-1]
+            for neighbour, entry in edges:
+                if entry == via:
+                    continue
+                if neighbour in order:
+                    low[node] = min(low[node], order[neighbour])
+                else:
+                    order[neighbour] = low[neighbour] = len(order)
+                    stack.append((neighbour, entry, iter(graph[neighbour])))
+                    break
+            else:
+                stack.pop()
+                if stack:
+                    parent = stack[-1][0]
+                    low[parent] = min(low[parent], low[node])
+                    if low[node] > order[parent]:
+                        found.add(via)
+    return found
+
+
+def _close_cycle(entry, all_rows, all_columns, value, hidden) -> None:
+    """Hide the cheapest rectangle of positive entries through `entry`, putting it on a
+    cycle. One always exists: through the totals' row and column if nothing else."""
+    r, c = entry
+    best = None
+    for r2 in all_rows:
+        for c2 in all_columns:
+            if r2 == r or c2 == c:
+                continue
+            corners = [(r, c2), (r2, c), (r2, c2)]
+            if any(value[key] == 0 for key in corners):
+                continue
+            cost = sum(value[key] for key in corners if key not in hidden)
+            if best is None or cost < best[0]:
+                best = (cost, corners)
+    if best is None:  # cannot happen for a positive entry; refuse rather than publish
+        raise ValueError(f"cannot protect the entry {entry}")
+    hidden.update(best[1])
 
 
 def percentage(numerator: int, denominator: int, hidden: bool) -> str:

@@ -1,0 +1,90 @@
+"""Property-based proof, on random tables, that no suppressed value can be recovered by a
+linear combination of what is published: for every hidden entry, a linear program finds
+the smallest and largest value it could take given the shown cells and totals (and counts
+being non-negative); they must differ."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy.optimize import linprog
+
+from bladi_cases.privacy import suppress
+from bladi_cases.privacy.suppression import TOTAL
+
+
+def _entries(rows, columns):
+    return [(r, c) for r in rows + [TOTAL] for c in columns + [TOTAL]]
+
+
+def _bounds_of_hidden(counts, rows, columns, table):
+    """(entry, min, max) of each hidden entry, by linear programming over the unknowns."""
+    hidden = sorted(table.primary | table.complementary)
+    if not hidden:
+        return []
+    value = {(r, c): counts.get((r, c), 0) for r in rows for c in columns}
+    for r in rows:
+        value[(r, TOTAL)] = sum(value[(r, c)] for c in columns)
+    for c in columns:
+        value[(TOTAL, c)] = sum(value[(r, c)] for r in rows)
+    value[(TOTAL, TOTAL)] = sum(value[(r, TOTAL)] for r in rows)
+    index = {key: i for i, key in enumerate(hidden)}
+    equations, constants = [], []
+    for line in ([[(r, c) for c in columns] + [(r, TOTAL)] for r in rows + [TOTAL]]
+                 + [[(r, c) for r in rows] + [(TOTAL, c)] for c in columns + [TOTAL]]):
+        cells, total = line[:-1], line[-1]
+        row = np.zeros(len(hidden))
+        constant = 0.0
+        for key, sign in [(key, 1) for key in cells] + [(total, -1)]:
+            if key in index:
+                row[index[key]] += sign
+            else:
+                constant -= sign * value[key]
+        if row.any():
+            equations.append(row)
+            constants.append(constant)
+    results = []
+    for key, i in index.items():
+        objective = np.zeros(len(hidden))
+        objective[i] = 1
+        low = linprog(objective, A_eq=np.array(equations), b_eq=np.array(constants),
+                      bounds=[(0, None)] * len(hidden), method="highs")
+        high = linprog(-objective, A_eq=np.array(equations), b_eq=np.array(constants),
+                       bounds=[(0, None)] * len(hidden), method="highs")
+        assert low.status == 0  # the true table is always feasible
+        # Unbounded above (status 3): nothing published caps this entry at all.
+        results.append((key, low.fun, float("inf") if high.status == 3 else -high.fun))
+    return results
+
+
+tables = st.integers(1, 5).flatmap(lambda n_rows: st.integers(1, 6).flatmap(
+    lambda n_cols: st.tuples(
+        st.just(n_rows), st.just(n_cols),
+        st.lists(st.sampled_from([0, 0, 1, 2, 3, 4, 6, 9, 15, 40]),
+                 min_size=n_rows * n_cols, max_size=n_rows * n_cols),
+        st.sampled_from([3, 5, 10]))))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tables)
+def test_no_hidden_value_can_be_recovered(spec):
+    n_rows, n_cols, flat, k = spec
+    rows = [f"r{i}" for i in range(n_rows)]
+    columns = [f"c{j}" for j in range(n_cols)]
+    counts = {(r, c): flat[i * n_cols + j] for i, r in enumerate(rows)
+              for j, c in enumerate(columns)}
+    table = suppress(counts, rows, columns, k=k)
+    for key, low, high in _bounds_of_hidden(counts, rows, columns, table):
+        assert high - low >= 1 - 1e-9, f"{key} is pinned to {low} by what is published"
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_a_reviewer_never_receives_a_cell_between_1_and_k_minus_1(k):
+    counts = {("female", "10-14"): 1, ("female", "15-17"): k - 1, ("male", "10-14"): k,
+              ("male", "15-17"): 2 * k}
+    table = suppress(counts, ["female", "male"], ["10-14", "15-17"], k=k)
+    shown = list(table.cells.values()) + list(table.row_totals.values()) + \
+        list(table.column_totals.values()) + [table.grand_total]
+    assert not [s for s in shown if s.isdigit() and 0 < int(s) < k]
