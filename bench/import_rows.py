@@ -37,9 +37,10 @@ def main() -> int:
     from flask_migrate import upgrade
 
     from bladi_cases import create_app
+    from bladi_cases.demo import _delegations, _names, demo_registration
     from bladi_cases.extensions import db
     from bladi_cases.models import Organization
-    from bladi_cases.seed import _delegations, _names, demo_registration, seed_demo
+    from bladi_cases.seed import seed_demo
     from bladi_cases.services import beneficiary_import as importer
 
     app = create_app({"WTF_CSRF_ENABLED": False})

@@ -38,9 +38,10 @@ def main() -> int:
     from flask_migrate import upgrade
 
     from bladi_cases import create_app
+    from bladi_cases.demo import seed_demo_activities, seed_demo_beneficiaries
     from bladi_cases.extensions import db
     from bladi_cases.models import Activity, Beneficiary, Organization, User
-    from bladi_cases.seed import seed_demo, seed_demo_activities, seed_demo_beneficiaries
+    from bladi_cases.seed import seed_demo
 
     app = create_app({"WTF_CSRF_ENABLED": False})
     with app.app_context():

@@ -32,9 +32,10 @@ def _build(app, count: int) -> None:
     import sqlalchemy as sa
     from flask_migrate import upgrade
 
+    from bladi_cases.demo import seed_demo_beneficiaries
     from bladi_cases.extensions import db
     from bladi_cases.models import Beneficiary
-    from bladi_cases.seed import seed_demo, seed_demo_beneficiaries
+    from bladi_cases.seed import seed_demo
 
     with app.app_context():
         upgrade()
@@ -71,9 +72,10 @@ def main() -> int:
     import sqlalchemy as sa
 
     from bladi_cases import create_app
+    from bladi_cases.demo import _names
     from bladi_cases.extensions import db
     from bladi_cases.models import Beneficiary, Organization, User
-    from bladi_cases.seed import DEMO_USERS, _names
+    from bladi_cases.seed import DEMO_USERS
     from bladi_cases.services.beneficiary_search import search
 
     app = create_app({"WTF_CSRF_ENABLED": False})

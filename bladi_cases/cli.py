@@ -42,13 +42,13 @@ def seed_reference_command():
               help="Generate young people only when the registry is empty (make run).")
 def seed_demo_command(force: bool, beneficiary_count: int, random_seed: int, if_empty: bool):
     """Demo sites and one account per role, printed with their passwords."""
-    from .seed import (
-        seed_demo,
+    from .demo import (
         seed_demo_activities,
         seed_demo_beneficiaries,
         seed_demo_cases,
         seed_demo_responses,
     )
+    from .seed import seed_demo
 
     if current_app.config["BLADI_ENV"] == "production" and not force:
         raise click.ClickException("Refusing to create demo accounts in production "

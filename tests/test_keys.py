@@ -55,7 +55,7 @@ def test_seed_demo_beneficiaries_is_deterministic(app):
     assert all(b.governorate_code == "TN-61" for b in rows if b.organization_id == ba.id)
     db.session.rollback()
     # Same seed, same young people (names, sexes, birth years, places).
-    from bladi_cases.seed import seed_demo_beneficiaries
+    from bladi_cases.demo import seed_demo_beneficiaries
 
     seed_demo_beneficiaries(22, 5, today=date.today())
     again = db.session.scalars(sa.select(Beneficiary).order_by(Beneficiary.id)).all()[-22:]

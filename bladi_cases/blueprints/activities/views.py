@@ -17,7 +17,7 @@ from ...policy import Perm, get_or_404, requires, scoped
 from ...services import ValidationError, apply_errors, participation
 from ...services import activities as service
 from ...services.beneficiaries import reveal_many
-from .. import safe_next
+from .. import flash_refusal, safe_next
 from . import bp
 from .forms import ActivityForm, QuickAddForm, SessionForm
 
@@ -156,7 +156,7 @@ def enrol(activity_id):
                                   form.start_date.data or date.today())
     except ValidationError as failure:
         db.session.rollback()
-        flash(" ".join(str(m) for msgs in failure.errors.values() for m in msgs), "error")
+        flash_refusal(failure)
     else:
         flash(_("%(code)s added to the activity.", code=code), "success")
     return redirect(back)

@@ -16,10 +16,11 @@ from ...models.surveys import WAVE_LABELS
 from ...policy import Perm, get_or_404, requires, scoped
 from ...services import ValidationError, apply_errors, participation
 from ...services import beneficiaries as service
+from ...services import beneficiary_rights as rights
 from ...services.beneficiary_search import AGE_BANDS, STATUSES, age_band_of, search
 from ...services.cases import case_events
 from ...services.surveys import score_changes
-from .. import page_number
+from .. import page_number, run_action
 from . import bp
 from .forms import (
     BeneficiaryForm,
@@ -185,8 +186,8 @@ def withdraw(beneficiary_id):
     beneficiary = get_or_404(Beneficiary, beneficiary_id, current_user, "edit")
     form = WithdrawForm()
     form.validate_on_submit()
-    _run(service.withdraw_consent, current_user, beneficiary,
-         form.withdrawn_on.data or date.today(), done=_("Withdrawal recorded."))
+    run_action(_("Withdrawal recorded."), service.withdraw_consent, current_user, beneficiary,
+               form.withdrawn_on.data or date.today())
     return redirect(url_for(".show", beneficiary_id=beneficiary.uuid))
 
 
@@ -198,8 +199,8 @@ def enrol(beneficiary_id):
     form = _prepare_enrol(EnrolForm())
     form.validate_on_submit()
     site = _site_by_uuid(form.site.data)
-    _run(service.enrol, current_user, beneficiary, None if site == "unknown" else site,
-         form.start_date.data or date.today(), done=_("Enrolled."))
+    run_action(_("Enrolled."), service.enrol, current_user, beneficiary,
+               None if site == "unknown" else site, form.start_date.data or date.today())
     return redirect(url_for(".show", beneficiary_id=beneficiary.uuid))
 
 
@@ -213,20 +214,9 @@ def end_enrolment(beneficiary_id, enrolment_id):
         abort(404)
     form = EndEnrolmentForm()
     form.validate_on_submit()
-    _run(service.end_enrolment, current_user, enrolment, form.end_date.data or date.today(),
-         form.exit_reason.data, done=_("Enrolment ended."))
+    run_action(_("Enrolment ended."), service.end_enrolment, current_user, enrolment,
+               form.end_date.data or date.today(), form.exit_reason.data)
     return redirect(url_for(".show", beneficiary_id=beneficiary.uuid))
-
-
-def _run(action, *args, done: str) -> None:
-    """Call a service action from a small POST form; report the outcome as a flash."""
-    try:
-        action(*args)
-    except ValidationError as failure:
-        db.session.rollback()
-        flash(" ".join(str(m) for msgs in failure.errors.values() for m in msgs), "error")
-    else:
-        flash(done, "success")
 
 
 # The rights routes are open to CSO staff at the route level so that another CSO's record
@@ -239,7 +229,7 @@ def access_request(beneficiary_id):
     form = ConfirmCodeForm()
     if form.validate_on_submit():
         try:
-            export = service.access_record(current_user, beneficiary, form.confirm.data)
+            export = rights.access_record(current_user, beneficiary, form.confirm.data)
         except ValidationError as failure:
             apply_errors(form, failure)
         else:
@@ -262,7 +252,7 @@ def erase(beneficiary_id):
     form = ConfirmCodeForm()
     if form.validate_on_submit():
         try:
-            service.erase(current_user, beneficiary, form.confirm.data)
+            rights.erase(current_user, beneficiary, form.confirm.data)
         except ValidationError as failure:
             apply_errors(form, failure)
         else:

@@ -14,6 +14,7 @@ from ...policy import Perm, get_or_404, requires, scoped
 from ...services import ValidationError, apply_errors
 from ...services import case_transfers as transfers
 from ...services import cases as service
+from .. import flash_refusal
 from . import bp
 from .forms import DecisionForm, ProviderForm, TransferForm
 
@@ -74,7 +75,7 @@ def request_transfer(case_id):
         transfers.request_transfer(current_user, case, target, form.consent_note.data)
     except ValidationError as failure:
         db.session.rollback()
-        flash(" ".join(str(m) for msgs in failure.errors.values() for m in msgs), "error")
+        flash_refusal(failure)
     else:
         flash(_("Transfer requested: the other CSO's manager will answer."), "success")
     return redirect(url_for(".show", case_id=case.uuid, _anchor="transfer"))
@@ -103,7 +104,7 @@ def decide(transfer_id):
         transfers.decide_transfer(current_user, transfer, accept)
     except ValidationError as failure:
         db.session.rollback()
-        flash(" ".join(str(m) for msgs in failure.errors.values() for m in msgs), "error")
+        flash_refusal(failure)
     else:
         flash(_("Transfer accepted: the young person is now in your CSO.") if accept
               else _("Transfer rejected."), "success")

@@ -29,7 +29,7 @@ from ...services import ValidationError, apply_errors
 from ...services import cases as service
 from ...services.audit import Action, record
 from ...services.beneficiaries import reveal
-from .. import safe_next
+from .. import run_action, safe_next
 from . import bp
 from .forms import (
     GoalForm,
@@ -154,14 +154,8 @@ def _back(case, anchor: str):
 
 
 def _run(case, anchor: str, done: str, action, *args):
-    """Run one service action from a small form; errors become a flash message."""
-    try:
-        action(*args)
-    except ValidationError as failure:
-        db.session.rollback()
-        flash(" ".join(str(m) for msgs in failure.errors.values() for m in msgs), "error")
-    else:
-        flash(done, "success")
+    """Run one service action from a small form, then back to the case's section."""
+    run_action(done, action, *args)
     return _back(case, anchor)
 
 

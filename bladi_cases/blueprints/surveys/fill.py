@@ -15,6 +15,7 @@ from ...policy import Perm, get_or_404, requires
 from ...services import ValidationError
 from ...services import survey_logic as logic
 from ...services import surveys as service
+from .. import flash_refusal
 from . import bp
 
 
@@ -50,7 +51,7 @@ def fill(survey_id):
     try:
         service.check_can_fill(version, youth, wave)
     except ValidationError as failure:
-        flash(" ".join(str(m) for msgs in failure.errors.values() for m in msgs), "error")
+        flash_refusal(failure)
         return redirect(url_for("beneficiaries.show", beneficiary_id=youth.uuid) if youth
                         else url_for(".show", survey_id=survey.uuid))
     definition, lang = version.definition, ui_language()
