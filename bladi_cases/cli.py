@@ -181,6 +181,57 @@ def import_survey_command(path, org_code, publish):
     click.echo(f"Imported {version.survey.code} version {version.number} ({state}).")
 
 
+export_cli = AppGroup("export", help="The donor's files, through the anonymiser.")
+
+
+@export_cli.command("indicators")
+@click.option("--fy", "fiscal_year", type=int, required=True, help="US fiscal year (Oct-Sep).")
+@click.option("--quarter", type=click.IntRange(1, 4), help="Only check that quarter's status.")
+@click.option("--format", "fmt", type=click.Choice(["xlsx", "csv"]), default="xlsx")
+@click.option("--lang", type=click.Choice(["ar", "fr", "en"]), default="en")
+@click.option("--out", "out", type=click.Path(dir_okay=False, writable=True), required=True)
+def export_indicators_command(fiscal_year, quarter, fmt, lang, out):
+    """The indicator tracking table, exactly as the donor downloads it."""
+    from pathlib import Path
+
+    from flask_babel import force_locale
+
+    from .i18n import BABEL_LOCALES
+    from .services import donor_exports as exports
+    from .services.audit import Action, record
+
+    k = current_app.config["BLADI_SMALL_CELL_K"]
+    with force_locale(BABEL_LOCALES[lang]):
+        body = (exports.tracking_xlsx([fiscal_year], lang, k) if fmt == "xlsx"
+                else exports.rows_csv(exports.tracking_rows(fiscal_year, lang, k)))
+    Path(out).write_bytes(body)
+    record(Action.EXPORT_DOWNLOADED, detail={"file": f"tracking.{fmt}", "fy": fiscal_year,
+                                             "by": "command line"})
+    db.session.commit()
+    state = exports.approved(fiscal_year)
+    if quarter and not state[quarter]:
+        click.echo(f"Note: FY{fiscal_year} Q{quarter} is not approved for every CSO.")
+    click.echo(f"Wrote {out}.")
+
+
+@export_cli.command("microdata")
+@click.option("--fy", "fiscal_year", type=int, required=True)
+@click.option("--out", "out", type=click.Path(dir_okay=False, writable=True), required=True)
+def export_microdata_command(fiscal_year, out):
+    """De-identified microdata (k-anonymous), exactly as the donor downloads it."""
+    from .services import donor_exports as exports
+    from .services.audit import Action, record
+
+    k = current_app.config["BLADI_SMALL_CELL_K"]
+    with open(out, "wb") as handle:
+        for chunk in exports.microdata_csv(fiscal_year, k):
+            handle.write(chunk)
+    record(Action.EXPORT_DOWNLOADED, detail={"file": "microdata", "fy": fiscal_year,
+                                             "by": "command line"})
+    db.session.commit()
+    click.echo(f"Wrote {out}.")
+
+
 beneficiaries_cli = AppGroup("beneficiaries", help="The beneficiary registry.")
 
 
@@ -221,5 +272,5 @@ def import_beneficiaries_command(path, org_code, allow_duplicates, skip_duplicat
 
 def init_cli(app: Flask) -> None:
     """Register the command groups on the app."""
-    for group in (seed_cli, users_cli, keys_cli, beneficiaries_cli, surveys_cli):
+    for group in (seed_cli, users_cli, keys_cli, beneficiaries_cli, surveys_cli, export_cli):
         app.cli.add_command(group)

@@ -117,4 +117,6 @@ def load_settings(environ: dict | os._Environ, instance_path: Path) -> dict:
         "BLADI_LOCKOUT_MINUTES": _int(environ, "BLADI_LOCKOUT_MINUTES", 15),
         "BLADI_RESET_HOURS": _int(environ, "BLADI_RESET_HOURS", 24),
         "BLADI_PAGE_SIZE": _int(environ, "BLADI_PAGE_SIZE", 25),
+        # Counts of 1..k-1 never leave a CSO (tables for reviewers and the donor).
+        "BLADI_SMALL_CELL_K": _int(environ, "BLADI_SMALL_CELL_K", 5),
     }

@@ -31,8 +31,11 @@ from .models import (
     CaseNote,
     CaseTransfer,
     GroupEvent,
+    Indicator,
+    ManualValue,
     Organization,
     Outcome,
+    QuarterlyReport,
     Referral,
     Role,
     ServiceProvider,
@@ -40,6 +43,7 @@ from .models import (
     Survey,
     SurveyDraft,
     SurveyVersion,
+    Target,
     User,
 )
 
@@ -64,6 +68,9 @@ class Perm:
     SURVEYS_VIEW = "surveys.view"
     SURVEYS_FILL = "surveys.fill"
     SURVEYS_AUTHOR = "surveys.author"
+    REPORTS_CSO = "reports.cso"          # a CSO's own dashboard and quarterly reports
+    REPORTS_REVIEW = "reports.review"    # all CSOs through the anonymiser, review, targets
+    REPORTS_APPROVED = "reports.approved"  # approved figures and the donor's exports
 
 
 _EVERYONE = {Perm.HOME, Perm.ACCOUNT}
@@ -77,12 +84,15 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     Role.CSO_MANAGER: frozenset(
         _EVERYONE | _CSO_RECORDS | {Perm.USERS_MANAGE, Perm.AUDIT_VIEW,
                                     Perm.BENEFICIARIES_IMPORT, Perm.BENEFICIARY_RIGHTS,
-                                    Perm.ACTIVITIES_MANAGE, Perm.SURVEYS_AUTHOR}),
-    Role.REVIEWER: frozenset(_EVERYONE | {Perm.SURVEYS_AUTHOR, Perm.SURVEYS_VIEW}),
-    Role.DONOR: frozenset(_EVERYONE),
+                                    Perm.ACTIVITIES_MANAGE, Perm.SURVEYS_AUTHOR,
+                                    Perm.REPORTS_CSO}),
+    Role.REVIEWER: frozenset(_EVERYONE | {Perm.SURVEYS_AUTHOR, Perm.SURVEYS_VIEW,
+                                          Perm.REPORTS_REVIEW, Perm.REPORTS_APPROVED}),
+    Role.DONOR: frozenset(_EVERYONE | {Perm.REPORTS_APPROVED}),
     Role.ADMIN: frozenset(
         _EVERYONE | {Perm.USERS_MANAGE, Perm.ORGS_MANAGE, Perm.SITES_MANAGE, Perm.AUDIT_VIEW,
-                     Perm.SURVEYS_AUTHOR, Perm.SURVEYS_VIEW}
+                     Perm.SURVEYS_AUTHOR, Perm.SURVEYS_VIEW, Perm.REPORTS_REVIEW,
+                     Perm.REPORTS_APPROVED}
     ),
 }
 
@@ -213,6 +223,22 @@ def _survey_version_scope(user):
     return SurveyVersion.survey.has(_survey_scope(user))
 
 
+def _report_scope(model):
+    """Reports, targets and manual values: a CSO's staff see their CSO's; reviewers and
+    admins every CSO's (aggregates, never identities); the donor approved reports only."""
+
+    def scope(user):
+        if user.is_cso_staff:
+            return model.organization_id == user.organization_id
+        if user.role in (Role.REVIEWER, Role.ADMIN):
+            return sa.true()
+        if user.role == Role.DONOR and model is QuarterlyReport:
+            return QuarterlyReport.status == "approved"
+        return sa.false()
+
+    return scope
+
+
 # Models that need a rule other than the CSO-owned default. Organisations are program-wide
 # reference data (names of CSOs are public), so every logged-in user may read them.
 _SCOPES: dict[type, Callable] = {
@@ -225,6 +251,10 @@ _SCOPES: dict[type, Callable] = {
     Survey: _survey_scope,
     SurveyVersion: _survey_version_scope,
     SurveyDraft: lambda user: SurveyDraft.user_id == user.id,
+    QuarterlyReport: _report_scope(QuarterlyReport),
+    Target: _report_scope(Target),
+    ManualValue: _report_scope(ManualValue),
+    Indicator: lambda user: sa.true(),
 }
 
 
@@ -264,6 +294,11 @@ def _may_act(obj, user, action: str) -> bool:
         return can(user, Perm.CASES)
     if isinstance(obj, CaseTransfer) and action == "decide":
         return user.role == Role.CSO_MANAGER and obj.to_organization_id == user.organization_id
+    if isinstance(obj, QuarterlyReport):
+        if action == "edit":
+            return can(user, Perm.REPORTS_CSO) and obj.organization_id == user.organization_id
+        if action == "review":
+            return can(user, Perm.REPORTS_REVIEW)
     if isinstance(obj, Survey | SurveyVersion) and action == "publish":
         survey = obj if isinstance(obj, Survey) else obj.survey
         if user.role in (Role.ADMIN, Role.REVIEWER):

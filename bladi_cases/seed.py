@@ -63,6 +63,9 @@ def seed_reference() -> dict[str, int]:
         created["organizations"] += new
     db.session.flush()
     created["surveys"] = int(seed_sample_survey())
+    from .services.reports import seed_indicators
+
+    created["indicators"] = seed_indicators()
     return created
 
 

@@ -27,6 +27,7 @@ CSO_STAFF = {Role.FIELD_WORKER.value, Role.CSO_MANAGER.value}
 CSO_MANAGER = {Role.CSO_MANAGER.value}
 SURVEY_AUTHORS = {Role.CSO_MANAGER.value, Role.REVIEWER.value, Role.ADMIN.value}
 SURVEY_VIEWERS = CSO_STAFF | {Role.REVIEWER.value, Role.ADMIN.value}
+EXPORTERS = {Role.REVIEWER.value, Role.ADMIN.value, Role.DONOR.value}
 
 # endpoint -> roles that may use it
 EXPECTED: dict[str, set[str]] = {
@@ -102,6 +103,17 @@ EXPECTED: dict[str, set[str]] = {
     "surveys.export_responses": CSO_STAFF,
     "surveys.fill": CSO_STAFF,
     "surveys.visibility": CSO_STAFF,
+    "reports.dashboard": LOGGED_IN,
+    "reports.quarterly": {Role.CSO_MANAGER.value, Role.REVIEWER.value, Role.ADMIN.value,
+                          Role.DONOR.value},
+    "reports.generate": CSO_MANAGER,
+    "reports.report": LOGGED_IN,  # the walk's report is approved: the donor sees it too
+    "reports.targets": {Role.REVIEWER.value, Role.ADMIN.value},
+    "reports.manual": CSO_MANAGER,
+    "reports.exports_page": EXPORTERS,
+    "reports.tracking": EXPORTERS,
+    "reports.microdata": EXPORTERS,
+    "reports.dictionary": EXPORTERS,
 }
 
 
@@ -122,7 +134,8 @@ def _url_args(rule, fixtures) -> dict:
               "provider_id": lambda: fixtures["provider"].uuid,
               "transfer_id": lambda: fixtures["transfer"].uuid,
               "survey_id": lambda: fixtures["survey"].uuid,
-              "version_id": lambda: fixtures["survey"].versions[-1].uuid}
+              "version_id": lambda: fixtures["survey"].versions[-1].uuid,
+              "report_id": lambda: fixtures["report"].uuid, "year": lambda: 2027}
     return {name: values[name]() for name in rule.arguments}
 
 
@@ -151,10 +164,19 @@ def walk_fixtures(make_user, make_site, make_beneficiary, make_activity, make_ca
         return token
 
     from bladi_cases.models import Survey
+    from bladi_cases.services import reports
+    from bladi_cases.services.indicators import Period
+
+    manager = make_user(Role.CSO_MANAGER, "BA")
+    report = reports.generate_report(manager, org("BA"), Period(2027, 1))
+    reports.save_narrative(manager, report, {"achievements": "ورشات منتظمة"})
+    reports.submit_report(manager, report)
+    reports.review_report(make_user(Role.REVIEWER), report, "approve", "")
+    db.session.commit()
 
     survey = db.session.scalars(sa.select(Survey).where(Survey.organization_id.is_(None))).first()
-    return {"survey": survey, "site": site, "colleague": colleague, "new_token": new_token,
-            "youth": youth,
+    return {"report": report, "survey": survey, "site": site, "colleague": colleague,
+            "new_token": new_token, "youth": youth,
             "enrolment": youth.enrolments[-1], "activity": activity, "session": session,
             "event": event, "case": case, "provider": provider, "note": note,
             "transfer": transfer}
@@ -218,7 +240,7 @@ def test_manager_gets_404_for_another_csos_account(app, client, make_user, endpo
 # URL arguments that name a CSO-owned record: another CSO must get 404 for all of them.
 CSO_OWNED_ARGUMENTS = {"beneficiary_id", "enrolment_id", "activity_id", "session_id",
                        "event_id", "case_id", "goal_id", "note_id", "referral_id",
-                       "outcome_id", "provider_id", "transfer_id"}
+                       "outcome_id", "provider_id", "transfer_id", "report_id"}
 
 
 @pytest.mark.parametrize("role", [Role.FIELD_WORKER, Role.CSO_MANAGER])
@@ -240,6 +262,6 @@ def test_another_cso_gets_404_on_every_route_of_a_record(app, make_user, walk_fi
                                                           "active": "0"})
         assert response.status_code == 404, (url, method, response.status_code)
         checked += 1
-    assert checked >= 27
+    assert checked >= 28
     db.session.refresh(walk_fixtures["youth"])
     assert walk_fixtures["youth"].erased_at is None

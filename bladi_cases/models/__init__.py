@@ -37,6 +37,14 @@ from .cases import (
     Referral,
     ServiceProvider,
 )
+from .reports import (
+    Indicator,
+    ManualValue,
+    QuarterlyReport,
+    ReportStatus,
+    ReportStep,
+    Target,
+)
 from .surveys import Survey, SurveyDraft, SurveyResponse, SurveyVersion, Wave
 
 __all__ = [
@@ -68,7 +76,13 @@ __all__ = [
     "Enrolment",
     "ExitReason",
     "SchoolStatus",
+    "Indicator",
+    "ManualValue",
+    "QuarterlyReport",
+    "ReportStatus",
+    "ReportStep",
     "Sex",
+    "Target",
     "Survey",
     "SurveyDraft",
     "SurveyResponse",

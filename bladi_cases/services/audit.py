@@ -35,6 +35,10 @@ class Action:
     SURVEY_PUBLISHED = "survey_published"
     SURVEY_SUBMITTED = "survey_submitted"
     SURVEY_EXPORTED = "survey_exported"
+    TARGET_SET = "target_set"
+    REPORT_SUBMITTED = "report_submitted"
+    REPORT_REVIEWED = "report_reviewed"
+    EXPORT_DOWNLOADED = "export_downloaded"
     # Reads of identifying data and changes to young people's records.
     CASE_OPENED = "case_opened"
     CASE_UPDATED = "case_updated"

@@ -1,0 +1,199 @@
+"""Views of the reports blueprint: dashboards, quarterly reports, targets."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from ...extensions import db
+from ...i18n import text_direction, ui_language
+from ...models import Indicator, QuarterlyReport
+from ...models.reports import REPORT_STATUS_LABELS
+from ...policy import Perm, can, get_or_404, requires, scoped
+from ...services import ValidationError
+from ...services import reports as service
+from ...services.charts import bar_chart
+from ...services.indicators import Period
+from ...services.quality import quality_flags
+from .. import flash_refusal, run_action
+from . import bp
+
+
+def _period() -> Period:
+    today = Period.containing(date.today())
+    try:
+        year = int(request.args.get("fy", today.fiscal_year))
+        quarter = int(request.args.get("q", today.quarter))
+    except ValueError:
+        return today
+    if not 2018 <= year <= 2100 or quarter not in (1, 2, 3, 4):
+        return today
+    return Period(year, quarter)
+
+
+def _k() -> int:
+    return current_app.config["BLADI_SMALL_CELL_K"]
+
+
+@bp.get("/")
+@requires(Perm.HOME)
+def dashboard():
+    """A CSO manager: their CSO, exact. Reviewers and admins: every CSO, through the
+    anonymiser. Anyone else: the approved reports."""
+    period, lang = _period(), ui_language()
+    if can(current_user, Perm.REPORTS_CSO):
+        rows = service.progress(current_user.organization, period, None)
+        return render_template("reports/cso.html", rows=rows, period=period, lang=lang,
+                               reports=_reports(), statuses=REPORT_STATUS_LABELS)
+    if not can(current_user, Perm.REPORTS_REVIEW):
+        return redirect(url_for(".quarterly"))
+    return _reviewer_dashboard(period, lang)
+
+
+def _reviewer_dashboard(period: Period, lang: str):
+    k = _k()
+    csos = service.funded_csos()
+    governorate = request.args.get("governorate") or None
+    if governorate:
+        csos = [o for o in csos if o.governorate_code == governorate]
+    chosen = request.args.get("cso")
+    if chosen:
+        csos = [o for o in csos if o.code == chosen]
+    indicator = next((i for i in service.indicators()
+                      if i.code == request.args.get("indicator")), service.indicators()[0])
+    totals = []
+    for item in service.indicators():
+        value = sum(service.value_of(item, o, Period(period.fiscal_year)) for o in csos)
+        target = sum(t.value for o in csos
+                     if (t := service.target_for(item, o, period.fiscal_year)))
+        hidden = 0 < value < k
+        totals.append((item, f"<{k}" if hidden else f"{value:g}", target,
+                       "—" if not target else ("…" if hidden else
+                                               f"{round(100 * value / target)}%")))
+    trend = service.cso_table(indicator, period, k)
+    codes = [o.code for o in csos]
+    bars = [(code, None if trend.hidden(code, "__total__") else float(trend.row_totals[code]),
+             trend.row_totals[code]) for code in codes]
+    chart = bar_chart(indicator.text("name", lang), bars, rtl=text_direction() == "rtl")
+    return render_template(
+        "reports/reviewer.html", period=period, lang=lang, totals=totals, trend=trend,
+        codes=codes, indicator=indicator, indicators=service.indicators(), chart=chart,
+        flags=quality_flags(csos, period), all_csos=service.funded_csos(), k=k,
+        governorates=sorted({o.governorate_code for o in service.funded_csos()}))
+
+
+def _reports():
+    return db.session.scalars(scoped(QuarterlyReport, current_user).order_by(
+        QuarterlyReport.fiscal_year.desc(), QuarterlyReport.quarter.desc())).all()
+
+
+@bp.get("/quarterly")
+@requires(Perm.HOME)
+def quarterly():
+    """Quarterly reports the user may see (the donor: approved ones)."""
+    if not any(can(current_user, p) for p in (Perm.REPORTS_CSO, Perm.REPORTS_REVIEW,
+                                                 Perm.REPORTS_APPROVED)):
+        abort(403)
+    return render_template("reports/quarterly.html", reports=_reports(),
+                           statuses=REPORT_STATUS_LABELS, lang=ui_language(),
+                           period=Period.containing(date.today()))
+
+
+@bp.post("/quarterly/generate")
+@requires(Perm.REPORTS_CSO)
+def generate():
+    """Create or refresh this quarter's report from the data."""
+    try:
+        report = service.generate_report(current_user, current_user.organization, _period())
+    except ValidationError as failure:
+        db.session.rollback()
+        flash_refusal(failure)
+        return redirect(url_for(".quarterly"))
+    return redirect(url_for(".report", report_id=report.uuid))
+
+
+@bp.route("/quarterly/<uuid:report_id>", methods=["GET", "POST"])
+@requires(Perm.HOME)
+def report(report_id):
+    """A report: figures (hidden below k for anyone outside the CSO), narrative, review."""
+    item = get_or_404(QuarterlyReport, report_id, current_user)
+    own = can(current_user, Perm.REPORTS_CSO)
+    if request.method == "POST":
+        return _act_on_report(item, own)
+    k = None if own else _k()
+    figures = {code: (f"<{k}" if k and 0 < v < k else f"{v:g}")
+               for code, v in item.figures.items()}
+    return render_template(
+        "reports/report.html", report=item, figures=figures, own=own, lang=ui_language(),
+        indicators=service.indicators(), statuses=REPORT_STATUS_LABELS,
+        differences=service.differences(item) if can(current_user, Perm.REPORTS_REVIEW)
+        else {}, can_review=can(current_user, Perm.REPORTS_REVIEW), errors={})
+
+
+def _act_on_report(item: QuarterlyReport, own: bool):
+    action = request.form.get("action")
+    back = redirect(url_for(".report", report_id=item.uuid))
+    if action in ("save", "submit") and own:
+        get_or_404(QuarterlyReport, item.uuid, current_user, "edit")
+        try:
+            service.save_narrative(current_user, item, request.form)
+            if action == "submit":
+                service.submit_report(current_user, item)
+        except ValidationError as failure:
+            db.session.rollback()
+            flash_refusal(failure)
+        else:
+            flash(_("Report submitted.") if action == "submit" else _("Saved."), "success")
+        return back
+    if action in ("comment", "return", "approve") and can(current_user, Perm.REPORTS_REVIEW):
+        run_action(_("Saved."), service.review_report, current_user, item, action,
+                   request.form.get("comment", ""))
+        return back
+    abort(403)
+
+
+@bp.route("/targets", methods=["GET", "POST"])
+@requires(Perm.REPORTS_REVIEW)
+def targets():
+    """Targets per indicator, CSO and fiscal year (and life of award), with baselines."""
+    period = _period()
+    csos = service.funded_csos()
+    if request.method == "POST":
+        org = next((o for o in csos if o.code == request.form.get("cso")), None)
+        indicator = db.session.scalars(db.select(Indicator).where(
+            Indicator.code == request.form.get("indicator"))).first()
+        if org is None or indicator is None:
+            abort(400)
+        year = None if request.form.get("scope") == "award" else period.fiscal_year
+        try:
+            service.set_target(current_user, indicator, org, year, None,
+                               request.form.get("value"), request.form.get("baseline"))
+        except ValidationError as failure:
+            db.session.rollback()
+            flash_refusal(failure)
+        else:
+            flash(_("Target saved."), "success")
+        return redirect(url_for(".targets", fy=period.fiscal_year, q=period.quarter))
+    rows = [(i, o, service.target_for(i, o, period.fiscal_year),
+             service.target_for(i, o, None)) for i in service.indicators() for o in csos]
+    return render_template("reports/targets.html", rows=rows, period=period,
+                           lang=ui_language())
+
+
+@bp.post("/manual")
+@requires(Perm.REPORTS_CSO)
+def manual():
+    """Enter a manual indicator's value for the quarter, with its evidence."""
+    indicator = db.session.scalars(db.select(Indicator).where(
+        Indicator.code == request.form.get("indicator"))).first()
+    if indicator is None:
+        abort(400)
+    run_action(_("Saved."), service.enter_manual_value, current_user, indicator,
+               current_user.organization, _period(), request.form.get("value"),
+               request.form.get("evidence", ""))
+    return redirect(url_for(".dashboard", fy=_period().fiscal_year, q=_period().quarter))
+
+

@@ -1,0 +1,212 @@
+"""The donor's files: the indicator tracking table (XLSX and CSV) and de-identified
+microdata (CSV with a data dictionary), all through the anonymiser. Every cell is
+neutralised against formula injection before it is written."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from collections.abc import Iterator
+from datetime import date
+
+import openpyxl
+import sqlalchemy as sa
+from flask_babel import gettext as _
+from openpyxl.styles import Font
+
+from ..extensions import db
+from ..models import (
+    Attendance,
+    Beneficiary,
+    Case,
+    Outcome,
+    QuarterlyReport,
+    ReportStatus,
+    SurveyResponse,
+)
+from ..privacy.deidentify import age_band, deidentify
+from .indicators import Period
+from .reports import funded_csos, indicators, target_for, value_of
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value):
+    """A cell that a spreadsheet would run as a formula is kept as text (quote first)."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _shown(value: float, k: int) -> str | float:
+    return f"<{k}" if 0 < value < k else value
+
+
+def approved(fiscal_year: int) -> dict[int, bool]:
+    """Quarter -> whether every funded CSO's report of that quarter is approved."""
+    csos = funded_csos()
+    status = {}
+    for quarter in range(1, 5):
+        approved_count = db.session.scalar(sa.select(sa.func.count()).select_from(
+            QuarterlyReport).where(QuarterlyReport.fiscal_year == fiscal_year,
+                                   QuarterlyReport.quarter == quarter,
+                                   QuarterlyReport.status == ReportStatus.APPROVED))
+        status[quarter] = approved_count >= len(csos) > 0
+    return status
+
+
+def tracking_rows(fiscal_year: int, lang: str, k: int) -> list[list]:
+    """The indicator tracking table of a fiscal year, program-wide (all funded CSOs)."""
+    csos = funded_csos()
+    state = approved(fiscal_year)
+    header = [_("Indicator"), _("Definition"), _("Unit"), _("Baseline"),
+              _("Life-of-award target"), _("Annual target")] + \
+        [f"Q{q}" + ("" if state[q] else f" ({_('not approved')})") for q in range(1, 5)] + \
+        [_("Fiscal year"), _("% of target"), _("On track")]
+    rows = [header]
+    today_period = Period.containing(date.today())
+    for indicator in indicators():
+        quarters = [sum(value_of(indicator, o, Period(fiscal_year, q)) for o in csos)
+                    for q in range(1, 5)]
+        year = sum(quarters)
+        annual = sum(t.value for o in csos if (t := target_for(indicator, o, fiscal_year)))
+        lifetime = sum(t.value for o in csos if (t := target_for(indicator, o, None)))
+        baseline = sum(t.baseline or 0 for o in csos if (t := target_for(indicator, o, None)))
+        percent = round(100 * year / annual) if annual else None
+        elapsed = 4 if fiscal_year < today_period.fiscal_year else (
+            today_period.quarter if fiscal_year == today_period.fiscal_year else 0)
+        on_track = "" if not annual or not elapsed else (
+            _("Yes") if year >= annual * elapsed / 4 else _("No"))
+        rows.append([indicator.text("name", lang), indicator.text("definition", lang),
+                     indicator.unit, baseline or "", lifetime or "", annual or ""]
+                    + [_shown(v, k) for v in quarters]
+                    + [_shown(year, k), "" if percent is None else f"{percent}%", on_track])
+    return rows
+
+
+def disaggregation_rows(fiscal_year: int, lang: str, k: int) -> list[list]:
+    """Youth-based indicators of the year by sex, age band, governorate, setting (k-safe)."""
+    from .indicators import DIMENSIONS, RULES, compute
+
+    rows = [[_("Indicator"), _("Disaggregation"), _("Category"), _("Value")]]
+    for indicator in indicators():
+        if indicator.rule not in RULES or not RULES[indicator.rule].by_youth:
+            continue
+        value = compute(indicator.rule, Period(fiscal_year), funded_csos())
+        for dimension in DIMENSIONS:
+            for category, count in sorted(value.by[dimension].items()):
+                rows.append([indicator.text("name", lang), dimension, category,
+                             _shown(count, k)])
+    return rows
+
+
+def tracking_xlsx(fiscal_years: list[int], lang: str, k: int) -> bytes:
+    """The tracking table as XLSX: one sheet per fiscal year, and a disaggregation sheet."""
+    book = openpyxl.Workbook()
+    book.remove(book.active)
+    for fiscal_year in fiscal_years:
+        _write(book.create_sheet(f"FY{fiscal_year}"), tracking_rows(fiscal_year, lang, k), lang)
+    _write(book.create_sheet(_("Disaggregation")[:31]),
+           disaggregation_rows(fiscal_years[-1], lang, k), lang)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def _write(sheet, rows: list[list], lang: str) -> None:
+    sheet.sheet_view.rightToLeft = lang == "ar"
+    for row in rows:
+        sheet.append([neutralise(v) for v in row])
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    sheet.column_dimensions["A"].width = 40
+    sheet.column_dimensions["B"].width = 50
+
+
+def rows_csv(rows: list[list]) -> bytes:
+    """Any table as CSV, UTF-8 with BOM, neutralised."""
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([[neutralise(v) for v in row] for row in rows])
+    return buffer.getvalue().encode("utf-8-sig")
+
+
+# --- Microdata ---------------------------------------------------------------------------
+
+MICRODATA_FIELDS = ["pseudonym", "cso", "sex", "age_band", "governorate", "setting",
+                    "sessions_attended", "baseline_score", "endline_score", "outcome"]
+QUASI_IDENTIFIERS = ("age_band", "sex", "governorate", "setting")
+
+
+def microdata(fiscal_year: int, k: int) -> Iterator[list]:
+    """One row per youth reached, de-identified; rows whose age band, sex, governorate and
+    setting are shared by fewer than k youth are generalised (governorate dropped), and
+    removed if still too rare (k-anonymity). Streams in chunks."""
+    period = Period(fiscal_year)
+    csos = {o.id: o.code for o in funded_csos()}
+    attended = dict(db.session.execute(sa.select(Attendance.beneficiary_id, sa.func.count())
+                                       .where(Attendance.status == "present")
+                                       .group_by(Attendance.beneficiary_id)).all())
+    scores: dict[int, dict[str, float]] = {}
+    for youth_id, wave, values in db.session.execute(sa.select(
+            SurveyResponse.beneficiary_id, SurveyResponse.wave, SurveyResponse.scores).where(
+            SurveyResponse.wave.in_(("baseline", "endline")))):
+        first = next(iter((values or {}).values()), None)
+        scores.setdefault(youth_id, {})[wave] = first
+    outcomes = dict(db.session.execute(sa.select(Case.beneficiary_id, sa.func.max(Outcome.kind))
+                                       .join(Outcome, Outcome.case_id == Case.id)
+                                       .group_by(Case.beneficiary_id)).all())
+    youth = db.session.execute(sa.select(
+        Beneficiary.id, Beneficiary.organization_id, Beneficiary.sex, Beneficiary.birth_year,
+        Beneficiary.birth_month, Beneficiary.governorate_code, Beneficiary.setting_kind)
+        .where(Beneficiary.organization_id.in_(csos),
+               Beneficiary.first_contact_date <= period.end)).all()
+    raw = [{"id": y.id, "cso": csos[y.organization_id], "sex": y.sex,
+            "age_band": age_band(y.birth_year, y.birth_month, period.end),
+            "governorate": y.governorate_code, "setting": y.setting_kind,
+            "sessions_attended": attended.get(y.id, 0),
+            "baseline_score": scores.get(y.id, {}).get("baseline"),
+            "endline_score": scores.get(y.id, {}).get("endline"),
+            "outcome": outcomes.get(y.id)} for y in youth]
+    rows = deidentify(raw, keep=[f for f in MICRODATA_FIELDS if f != "pseudonym"],
+                      id_field="id")
+    groups = Counter(tuple(r[q] for q in QUASI_IDENTIFIERS) for r in rows)
+    coarse = Counter(tuple(r[q] for q in QUASI_IDENTIFIERS if q != "governorate")
+                     for r in rows)
+    yield MICRODATA_FIELDS
+    for row in rows:
+        if groups[tuple(row[q] for q in QUASI_IDENTIFIERS)] < k:
+            if coarse[tuple(row[q] for q in QUASI_IDENTIFIERS if q != "governorate")] < k:
+                continue  # still unique enough to single someone out: left out
+            row["governorate"] = "*"
+        yield [neutralise(row.get(f)) for f in MICRODATA_FIELDS]
+
+
+def microdata_dictionary(lang: str) -> list[list]:
+    """What each microdata column means (the data dictionary)."""
+    meaning = {
+        "pseudonym": _("A code valid in this file only: files cannot be joined on it."),
+        "cso": _("The CSO that serves the young person."),
+        "sex": _("female or male"), "age_band": _("Age band at the end of the fiscal year."),
+        "governorate": _("ISO 3166-2 code; * when generalised to protect rare profiles."),
+        "setting": _("rehabilitation_centre, youth_centre or school"),
+        "sessions_attended": _("Sessions attended, all activities."),
+        "baseline_score": _("First scale score at the baseline survey."),
+        "endline_score": _("First scale score at the endline survey."),
+        "outcome": _("A recorded outcome (job, training completed...), if any."),
+    }
+    return [[_("Column"), _("Meaning")]] + [[f, meaning[f]] for f in MICRODATA_FIELDS]
+
+
+def microdata_csv(fiscal_year: int, k: int) -> Iterator[bytes]:
+    """The microdata as a CSV stream (UTF-8 with BOM), a chunk per 1,000 rows."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    buffer.write("\ufeff")
+    for index, row in enumerate(microdata(fiscal_year, k)):
+        writer.writerow(row)
+        if index % 1000 == 999:
+            yield buffer.getvalue().encode("utf-8")
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode("utf-8")
