@@ -169,6 +169,7 @@ def test_tracking_table_xlsx_and_csv(client, people, three_youth):
     _indicator("staff_trained").name = {"en": "=HYPERLINK(\"http://x\")"}
     db.session.commit()
     login(client, people["donor"])
+    client.set_cookie("lang", "en", domain="bladi.test")
     year = PERIOD.fiscal_year
     response = client.get(f"/reports/exports/tracking-{year}.xlsx")
     book = openpyxl.load_workbook(io.BytesIO(response.data))

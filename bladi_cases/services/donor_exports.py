@@ -27,7 +27,7 @@ from ..models import (
 )
 from ..privacy.deidentify import age_band, deidentify
 from .indicators import Period
-from .reports import funded_csos, indicators, target_for, value_of
+from .reports import funded_csos, indicators, target_for, values_by_org
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -63,11 +63,11 @@ def tracking_rows(fiscal_year: int, lang: str, k: int) -> list[list]:
     header = [_("Indicator"), _("Definition"), _("Unit"), _("Baseline"),
               _("Life-of-award target"), _("Annual target")] + \
         [f"Q{q}" + ("" if state[q] else f" ({_('not approved')})") for q in range(1, 5)] + \
-        [_("Fiscal year"), _("% of target"), _("On track")]
+        [_("Fiscal year"), _("Percent of target"), _("On track")]
     rows = [header]
     today_period = Period.containing(date.today())
     for indicator in indicators():
-        quarters = [sum(value_of(indicator, o, Period(fiscal_year, q)) for o in csos)
+        quarters = [sum(values_by_org(indicator, Period(fiscal_year, q), csos).values())
                     for q in range(1, 5)]
         year = sum(quarters)
         annual = sum(t.value for o in csos if (t := target_for(indicator, o, fiscal_year)))

@@ -66,7 +66,7 @@ def _reviewer_dashboard(period: Period, lang: str):
                       if i.code == request.args.get("indicator")), service.indicators()[0])
     totals = []
     for item in service.indicators():
-        value = sum(service.value_of(item, o, Period(period.fiscal_year)) for o in csos)
+        value = sum(service.values_by_org(item, Period(period.fiscal_year), csos).values())
         target = sum(t.value for o in csos
                      if (t := service.target_for(item, o, period.fiscal_year)))
         hidden = 0 < value < k
