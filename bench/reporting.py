@@ -61,6 +61,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--database")
     parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--microdata-only", action="store_true",
+                        help="Only the export, in a fresh process (its own memory figure).")
     args = parser.parse_args()
     url = args.database or f"sqlite:///{tempfile.gettempdir()}/bladi-bench-100000.db"
     os.environ.update(BLADI_ENV="development", DATABASE_URL=url,
@@ -79,7 +81,8 @@ def main() -> int:
     from bladi_cases.services.indicators import Period
 
     app = create_app({"WTF_CSRF_ENABLED": False})
-    _build(app, 100_000)
+    if not args.microdata_only:
+        _build(app, 100_000)
     with app.app_context():
         org = db.session.scalars(sa.select(Organization).where(Organization.code == "BA")).one()
         worker = db.session.scalars(sa.select(User).where(User.email == DEMO_USERS[0].email)).one()
@@ -90,6 +93,16 @@ def main() -> int:
         refresh_statistics(db.session, "survey_response", "attendance", "enrolment",
                            "beneficiary")
         db.session.commit()
+        if args.microdata_only:
+            year = Period.containing(date.today()).fiscal_year
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            started = time.perf_counter()
+            rows = sum(chunk.count(b"\n") for chunk in microdata_csv(year, 5))
+            print(f"| microdata export alone, fresh process | {rows - 1:,} rows in "
+                  f"{time.perf_counter() - started:.1f} s; peak memory "
+                  f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB "
+                  f"(app loaded: {before / 1024:.0f} MB) |")
+            return 0
         counts = {name: db.session.scalar(sa.select(sa.func.count()).select_from(model))
                   for name, model in (("attendance", Attendance),
                                       ("responses", SurveyResponse))}
@@ -99,7 +112,15 @@ def main() -> int:
         client = app.test_client()
         with client.session_transaction() as session:
             session["_user_id"] = reviewer.get_id()
-        assert client.get(f"/reports/?fy={year}").status_code == 200  # warm-up
+        app.config["BLADI_DASHBOARD_CACHE_SECONDS"] = 0
+        assert client.get(f"/reports/?fy={year}").status_code == 200  # templates compiled
+        cold = []
+        for _ in range(args.repeat):
+            started = time.perf_counter()
+            assert client.get(f"/reports/?fy={year}").status_code == 200
+            cold.append((time.perf_counter() - started) * 1000)
+        app.config["BLADI_DASHBOARD_CACHE_SECONDS"] = 300
+        client.get(f"/reports/?fy={year}")  # fills the 5-minute cache
         timings = []
         for _ in range(args.repeat):
             started = time.perf_counter()
@@ -116,9 +137,11 @@ def main() -> int:
     print(f"| 100,000 youth, {counts['attendance']:,} attendance rows, "
           f"{counts['responses']:,} survey responses | figure |")
     print("|---|---:|")
-    print(f"| reviewer dashboard, 11 CSOs, median of {args.repeat} | "
+    print(f"| reviewer dashboard, 11 CSOs, figures recomputed (median of {args.repeat}) | "
+          f"{statistics.median(cold):.0f} ms |")
+    print(f"| reviewer dashboard, figures from the 5-minute cache (median) | "
           f"{statistics.median(timings):.0f} ms |")
-    print(f"| reviewer dashboard, slowest | {max(timings):.0f} ms |")
+    print(f"| reviewer dashboard, slowest of all | {max(cold + timings):.0f} ms |")
     print(f"| microdata export: rows, size | {rows - 1:,} rows, {size / 1e6:.1f} MB |")
     print(f"| microdata export: time | {seconds:.1f} s |")
     print(f"| process peak memory (after / before the export) | {peak / 1024:.0f} MB / "

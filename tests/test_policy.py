@@ -27,9 +27,10 @@ def test_permission_table_grants_only_what_each_role_needs():
     assert Perm.USERS_MANAGE in PERMISSIONS[Role.CSO_MANAGER]
     assert {Perm.BENEFICIARIES_IMPORT, Perm.BENEFICIARY_RIGHTS} <= PERMISSIONS[Role.CSO_MANAGER]
     assert Perm.ORGS_MANAGE not in PERMISSIONS[Role.CSO_MANAGER]
-    assert PERMISSIONS[Role.DONOR] == {Perm.HOME, Perm.ACCOUNT}
+    assert PERMISSIONS[Role.DONOR] == {Perm.HOME, Perm.ACCOUNT, Perm.REPORTS_APPROVED}
     assert PERMISSIONS[Role.REVIEWER] == {Perm.HOME, Perm.ACCOUNT, Perm.SURVEYS_AUTHOR,
-                                          Perm.SURVEYS_VIEW}
+                                          Perm.SURVEYS_VIEW, Perm.REPORTS_REVIEW,
+                                          Perm.REPORTS_APPROVED}
     assert {Perm.ORGS_MANAGE, Perm.SITES_MANAGE, Perm.AUDIT_VIEW} <= PERMISSIONS[Role.ADMIN]
     # Identities of young people never go above the CSO, not even to administrators.
     for role in (Role.REVIEWER, Role.DONOR, Role.ADMIN):

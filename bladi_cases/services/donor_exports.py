@@ -5,7 +5,10 @@ neutralised against formula injection before it is written."""
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 import io
+import secrets
 from collections import Counter
 from collections.abc import Iterator
 from datetime import date
@@ -25,7 +28,7 @@ from ..models import (
     ReportStatus,
     SurveyResponse,
 )
-from ..privacy.deidentify import age_band, deidentify
+from ..privacy.deidentify import age_band
 from .indicators import Period
 from .reports import funded_csos, indicators, target_for, values_by_org
 
@@ -141,45 +144,46 @@ QUASI_IDENTIFIERS = ("age_band", "sex", "governorate", "setting")
 def microdata(fiscal_year: int, k: int) -> Iterator[list]:
     """One row per youth reached, de-identified; rows whose age band, sex, governorate and
     setting are shared by fewer than k youth are generalised (governorate dropped), and
-    removed if still too rare (k-anonymity). Streams in chunks."""
+    removed if still too rare (k-anonymity). Rows are tuples, built as they are written, so
+    memory stays flat: one pass counts the profiles, the next writes the file."""
     period = Period(fiscal_year)
     csos = {o.id: o.code for o in funded_csos()}
     attended = dict(db.session.execute(sa.select(Attendance.beneficiary_id, sa.func.count())
                                        .where(Attendance.status == "present")
                                        .group_by(Attendance.beneficiary_id)).all())
-    scores: dict[int, dict[str, float]] = {}
+    scores: dict[str, dict[int, float]] = {"baseline": {}, "endline": {}}
+    # Read in batches: 200,000 responses' JSON must not sit in memory all at once.
     for youth_id, wave, values in db.session.execute(sa.select(
             SurveyResponse.beneficiary_id, SurveyResponse.wave, SurveyResponse.scores).where(
-            SurveyResponse.wave.in_(("baseline", "endline")))):
-        first = next(iter((values or {}).values()), None)
-        scores.setdefault(youth_id, {})[wave] = first
+            SurveyResponse.wave.in_(("baseline", "endline"))).execution_options(
+            yield_per=5000)):
+        scores[wave][youth_id] = next(iter((values or {}).values()), None)
     outcomes = dict(db.session.execute(sa.select(Case.beneficiary_id, sa.func.max(Outcome.kind))
                                        .join(Outcome, Outcome.case_id == Case.id)
                                        .group_by(Case.beneficiary_id)).all())
-    youth = db.session.execute(sa.select(
-        Beneficiary.id, Beneficiary.organization_id, Beneficiary.sex, Beneficiary.birth_year,
-        Beneficiary.birth_month, Beneficiary.governorate_code, Beneficiary.setting_kind)
-        .where(Beneficiary.organization_id.in_(csos),
-               Beneficiary.first_contact_date <= period.end)).all()
-    raw = [{"id": y.id, "cso": csos[y.organization_id], "sex": y.sex,
-            "age_band": age_band(y.birth_year, y.birth_month, period.end),
-            "governorate": y.governorate_code, "setting": y.setting_kind,
-            "sessions_attended": attended.get(y.id, 0),
-            "baseline_score": scores.get(y.id, {}).get("baseline"),
-            "endline_score": scores.get(y.id, {}).get("endline"),
-            "outcome": outcomes.get(y.id)} for y in youth]
-    rows = deidentify(raw, keep=[f for f in MICRODATA_FIELDS if f != "pseudonym"],
-                      id_field="id")
-    groups = Counter(tuple(r[q] for q in QUASI_IDENTIFIERS) for r in rows)
-    coarse = Counter(tuple(r[q] for q in QUASI_IDENTIFIERS if q != "governorate")
-                     for r in rows)
+    youth = [(y.id, csos[y.organization_id], y.sex,
+              age_band(y.birth_year, y.birth_month, period.end), y.governorate_code,
+              y.setting_kind) for y in db.session.execute(sa.select(
+                  Beneficiary.id, Beneficiary.organization_id, Beneficiary.sex,
+                  Beneficiary.birth_year, Beneficiary.birth_month,
+                  Beneficiary.governorate_code, Beneficiary.setting_kind).where(
+                  Beneficiary.organization_id.in_(csos),
+                  Beneficiary.first_contact_date <= period.end).execution_options(
+                  yield_per=5000))]
+    # QUASI_IDENTIFIERS order: age band, sex, governorate, setting.
+    groups = Counter((band, sex, gov, setting) for _i, _c, sex, band, gov, setting in youth)
+    coarse = Counter((band, sex, setting) for _i, _c, sex, band, _g, setting in youth)
+    key = secrets.token_bytes(32)  # per export: pseudonyms cannot be joined across files
     yield MICRODATA_FIELDS
-    for row in rows:
-        if groups[tuple(row[q] for q in QUASI_IDENTIFIERS)] < k:
-            if coarse[tuple(row[q] for q in QUASI_IDENTIFIERS if q != "governorate")] < k:
-                continue  # still unique enough to single someone out: left out
-            row["governorate"] = "*"
-        yield [neutralise(row.get(f)) for f in MICRODATA_FIELDS]
+    for youth_id, cso, sex, band, governorate, setting in youth:
+        if groups[(band, sex, governorate, setting)] < k:
+            if coarse[(band, sex, setting)] < k:
+                continue  # still rare enough to single someone out: left out
+            governorate = "*"
+        pseudonym = hmac.new(key, str(youth_id).encode(), hashlib.sha256).hexdigest()[:12]
+        yield [pseudonym, cso, sex, band, governorate, setting, attended.get(youth_id, 0),
+               scores["baseline"].get(youth_id), scores["endline"].get(youth_id),
+               outcomes.get(youth_id)]
 
 
 def microdata_dictionary(lang: str) -> list[list]:

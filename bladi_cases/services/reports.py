@@ -4,6 +4,7 @@ dashboards show. Everything a reviewer or the donor sees goes through privacy.su
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -117,6 +118,27 @@ def values_by_org(indicator: Indicator, period: Period,
         query = query.where(ManualValue.quarter == period.quarter)
     found = dict(db.session.execute(query).all())
     return {i: float(found.get(i) or 0) for i in ids}
+
+
+_CACHE: dict[tuple, tuple[float, dict[int, float]]] = {}
+
+
+def dashboard_values(indicator: Indicator, period: Period, orgs: list[Organization],
+                     seconds: int) -> dict[int, float]:
+    """values_by_org for the reviewers' dashboard, kept for `seconds`: aggregated figures
+    a few minutes old are fine there, and recomputing them over millions of rows on every
+    page view is not. Reports and their approval always use live values."""
+    if seconds <= 0:
+        return values_by_org(indicator, period, orgs)
+    key = (indicator.id, period, tuple(o.id for o in orgs))
+    now = time.monotonic()
+    cached = _CACHE.get(key)
+    if cached is None or cached[0] < now:
+        if len(_CACHE) > 2000:  # bounded: forget everything rather than grow
+            _CACHE.clear()
+        cached = (now + seconds, values_by_org(indicator, period, orgs))
+        _CACHE[key] = cached
+    return cached[1]
 
 
 def figures(org: Organization, period: Period) -> dict[str, float]:
@@ -332,14 +354,14 @@ def _shown(value: float, k: int | None) -> str:
     return f"{value:g}"
 
 
-def cso_table(indicator: Indicator, period: Period, k: int):
+def cso_table(indicator: Indicator, period: Period, k: int, cache_seconds: int = 0):
     """One indicator for every funded CSO, quarter by quarter of the fiscal year, through
     the anonymiser: the reviewer's trend table."""
     csos = funded_csos()
     quarters = [f"Q{q}" for q in range(1, 5)]
     counts = {}
     for q in range(1, 5):
-        values = values_by_org(indicator, Period(period.fiscal_year, q), csos)
+        values = dashboard_values(indicator, Period(period.fiscal_year, q), csos, cache_seconds)
         for org in csos:
             counts[(org.code, f"Q{q}")] = int(round(values[org.id]))
     return suppress(counts, [o.code for o in csos], quarters, k=k)

@@ -34,6 +34,10 @@ def _period() -> Period:
     return Period(year, quarter)
 
 
+def _cache_seconds() -> int:
+    return current_app.config["BLADI_DASHBOARD_CACHE_SECONDS"]
+
+
 def _k() -> int:
     return current_app.config["BLADI_SMALL_CELL_K"]
 
@@ -66,14 +70,15 @@ def _reviewer_dashboard(period: Period, lang: str):
                       if i.code == request.args.get("indicator")), service.indicators()[0])
     totals = []
     for item in service.indicators():
-        value = sum(service.values_by_org(item, Period(period.fiscal_year), csos).values())
+        value = sum(service.dashboard_values(item, Period(period.fiscal_year), csos,
+                                             _cache_seconds()).values())
         target = sum(t.value for o in csos
                      if (t := service.target_for(item, o, period.fiscal_year)))
         hidden = 0 < value < k
         totals.append((item, f"<{k}" if hidden else f"{value:g}", target,
                        "—" if not target else ("…" if hidden else
                                                f"{round(100 * value / target)}%")))
-    trend = service.cso_table(indicator, period, k)
+    trend = service.cso_table(indicator, period, k, _cache_seconds())
     codes = [o.code for o in csos]
     bars = [(code, None if trend.hidden(code, "__total__") else float(trend.row_totals[code]),
              trend.row_totals[code]) for code in codes]
