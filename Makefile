@@ -43,6 +43,7 @@ bench: install
 	$(BIN)/python bench/page_weight.py
 	$(BIN)/python bench/search.py
 	$(BIN)/python bench/participation.py
+	$(BIN)/python bench/reporting.py
 	$(BIN)/python bench/import_rows.py
 
 clean:
