@@ -59,8 +59,8 @@ def _weight(client, url: str) -> int:
     (None, ["/login"]),
     (Role.FIELD_WORKER, ["/", "/account/password", "/beneficiaries/", "/beneficiaries/new"]),
     (Role.CSO_MANAGER, ["/", "/admin/users", "/admin/users/new", "/audit/",
-                        "/beneficiaries/import"]),
-    (Role.REVIEWER, ["/"]),
+                        "/beneficiaries/import", "/reports/", "/cases/", "/surveys/"]),
+    (Role.REVIEWER, ["/", "/reports/", "/reports/targets", "/reports/exports"]),
     (Role.ADMIN, ["/", "/admin/organizations", "/admin/organizations/new", "/admin/sites",
                   "/admin/sites/new", "/admin/users", "/audit/"]),
 ])
