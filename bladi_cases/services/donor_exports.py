@@ -72,7 +72,9 @@ def tracking_rows(fiscal_year: int, lang: str, k: int) -> list[list]:
     for indicator in indicators():
         quarters = [sum(values_by_org(indicator, Period(fiscal_year, q), csos).values())
                     for q in range(1, 5)]
-        year = sum(quarters)
+        # Over the whole year, not the sum of quarters: a youth reached in every quarter
+        # counts once in the year.
+        year = sum(values_by_org(indicator, Period(fiscal_year), csos).values())
         annual = sum(t.value for o in csos if (t := target_for(indicator, o, fiscal_year)))
         lifetime = sum(t.value for o in csos if (t := target_for(indicator, o, None)))
         baseline = sum(t.baseline or 0 for o in csos if (t := target_for(indicator, o, None)))

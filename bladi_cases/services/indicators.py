@@ -89,7 +89,9 @@ RULES = {
 
 def _youth_ids(code: str, period: Period, org_ids: list[int]) -> sa.Select:
     """The distinct youth counted by a youth-based indicator in a period."""
-    start, end = period.start, period.end
+    start, end = period.start, min(period.end, date.today())  # nobody is reached ahead
+    if start > end:  # a period still to come
+        return sa.select(Beneficiary.id).where(sa.false())
     if code == "youth_reached":
         return sa.select(Enrolment.beneficiary_id).where(
             Enrolment.organization_id.in_(org_ids), Enrolment.start_date <= end,
@@ -172,7 +174,9 @@ def compute(code: str, period: Period, orgs: list[Organization]) -> IndicatorVal
 
 def totals_by_org(code: str, period: Period, org_ids: list[int]) -> dict[int, float]:
     """An indicator's total for each CSO in one query (dashboards: no youth rows loaded)."""
-    start, end = period.start, period.end
+    start, end = period.start, min(period.end, date.today())  # nobody is reached ahead
+    if start > end:  # a period still to come
+        return dict.fromkeys(org_ids, 0.0)
     rule = RULES[code]
     if code == "youth_reached":  # straight from the enrolments: no join needed
         query = sa.select(Enrolment.organization_id,
