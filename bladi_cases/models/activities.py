@@ -13,7 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..extensions import db
 from .admin import Site
 from .auth import User
-from .common import PublicIdMixin, utcnow
+from .common import PublicIdMixin, check_in, utcnow
 
 
 class ActivityKind(StrEnum):
@@ -74,9 +74,6 @@ GROUP_AGE_BAND_LABELS = {"under_10": _l("Under 10"), "10-14": "10-14", "15-17": 
                          "18-24": "18-24", "25-29": "25-29", "30_plus": _l("30 and over")}
 
 
-def _check_in(column: str, enum) -> str:
-    return f"{column} IN {tuple(m.value for m in enum)}"
-
 
 activity_facilitator = sa.Table(
     "activity_facilitator",
@@ -118,8 +115,8 @@ class Activity(PublicIdMixin, db.Model):
         cascade="all, delete-orphan")
 
     __table_args__ = (
-        sa.CheckConstraint(_check_in("kind", ActivityKind), name="kind"),
-        sa.CheckConstraint(_check_in("completion_rule", CompletionRule), name="completion_rule"),
+        sa.CheckConstraint(check_in("kind", ActivityKind), name="kind"),
+        sa.CheckConstraint(check_in("completion_rule", CompletionRule), name="completion_rule"),
         sa.CheckConstraint("default_duration_minutes BETWEEN 1 AND 720", name="duration"),
         sa.CheckConstraint("planned_end IS NULL OR planned_end >= planned_start", name="dates"),
     )
@@ -177,7 +174,7 @@ class Attendance(db.Model):
     __table_args__ = (
         # A youth's participation summary reads their rows without touching other youth's.
         sa.Index("ix_attendance_beneficiary_session", "beneficiary_id", "session_id", "status"),
-        sa.CheckConstraint(_check_in("status", AttendanceStatus), name="status"),
+        sa.CheckConstraint(check_in("status", AttendanceStatus), name="status"),
     )
 
 
@@ -202,7 +199,7 @@ class GroupEvent(PublicIdMixin, db.Model):
         back_populates="event", cascade="all, delete-orphan")
 
     __table_args__ = (
-        sa.CheckConstraint(_check_in("kind", ActivityKind), name="kind"),
+        sa.CheckConstraint(check_in("kind", ActivityKind), name="kind"),
         sa.CheckConstraint("duration_minutes BETWEEN 1 AND 720", name="duration"),
     )
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
 from .admin import Governorate, Organization, Site, SiteKind
-from .common import PublicIdMixin, utcnow
+from .common import PublicIdMixin, check_in, utcnow
 
 
 class Sex(StrEnum):
@@ -103,9 +103,6 @@ CONSENT_SCOPE_LABELS = {
 }
 
 
-def _check_in(column: str, enum) -> str:
-    return f"{column} IN {tuple(m.value for m in enum)}"
-
 
 class Beneficiary(PublicIdMixin, db.Model):
     """A young person served by one CSO. Identifying fields are encrypted at rest."""
@@ -164,9 +161,9 @@ class Beneficiary(PublicIdMixin, db.Model):
         sa.Index("ix_beneficiary_org_name_latin_year", "organization_id", "name_key_latin",
                  "birth_year"),
         sa.Index("ix_beneficiary_org_birth", "organization_id", "birth_year", "birth_month"),
-        sa.CheckConstraint(_check_in("sex", Sex), name="sex"),
+        sa.CheckConstraint(check_in("sex", Sex), name="sex"),
         sa.CheckConstraint("birth_month BETWEEN 1 AND 12", name="birth_month"),
-        sa.CheckConstraint(_check_in("setting_kind", SiteKind), name="setting_kind"),
+        sa.CheckConstraint(check_in("setting_kind", SiteKind), name="setting_kind"),
     )
 
     @property
@@ -233,8 +230,8 @@ class Consent(PublicIdMixin, db.Model):
     beneficiary: Mapped[Beneficiary] = relationship(back_populates="consents")
 
     __table_args__ = (
-        sa.CheckConstraint(_check_in("given_by", ConsentGiver), name="given_by"),
-        sa.CheckConstraint(_check_in("method", ConsentMethod), name="method"),
+        sa.CheckConstraint(check_in("given_by", ConsentGiver), name="given_by"),
+        sa.CheckConstraint(check_in("method", ConsentMethod), name="method"),
     )
 
 
@@ -263,6 +260,6 @@ class Enrolment(PublicIdMixin, db.Model):
         sa.CheckConstraint("end_date IS NULL OR end_date >= start_date", name="dates"),
         sa.CheckConstraint(
             "(end_date IS NULL AND exit_reason IS NULL) OR "
-            f"(end_date IS NOT NULL AND {_check_in('exit_reason', ExitReason)})",
+            f"(end_date IS NOT NULL AND {check_in('exit_reason', ExitReason)})",
             name="exit_reason"),
     )

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..extensions import db
 from .auth import User
 from .beneficiaries import Beneficiary
-from .common import PublicIdMixin, utcnow
+from .common import PublicIdMixin, check_in, utcnow
 
 
 class CaseStatus(StrEnum):
@@ -139,9 +139,6 @@ TRANSFER_LABELS = {TransferStatus.PENDING: _l("Waiting for an answer"),
                    TransferStatus.REJECTED: _l("Rejected")}
 
 
-def _check_in(column: str, values) -> str:
-    return f"{column} IN {tuple(getattr(v, 'value', v) for v in values)}"
-
 
 case_worker = sa.Table(
     "case_worker", db.metadata,
@@ -179,7 +176,7 @@ class Case(PublicIdMixin, db.Model):
                                                    cascade="all, delete-orphan")
 
     __table_args__ = (
-        sa.CheckConstraint(_check_in("status", CaseStatus), name="status"),
+        sa.CheckConstraint(check_in("status", CaseStatus), name="status"),
         sa.CheckConstraint("status != 'closed' OR closure_reason IS NOT NULL",
                            name="closure_reason"),
         sa.CheckConstraint("risk_level IS NULL OR risk_level IN ('low', 'medium', 'high')",
@@ -238,7 +235,7 @@ class CaseGoal(PublicIdMixin, db.Model):
     case: Mapped[Case] = relationship(back_populates="goals")
     responsible: Mapped[User | None] = relationship()
 
-    __table_args__ = (sa.CheckConstraint(_check_in("status", GoalStatus), name="status"),)
+    __table_args__ = (sa.CheckConstraint(check_in("status", GoalStatus), name="status"),)
 
 
 class CaseNote(PublicIdMixin, db.Model):
@@ -265,7 +262,7 @@ class CaseNote(PublicIdMixin, db.Model):
     versions: Mapped[list[CaseNoteVersion]] = relationship(
         order_by="CaseNoteVersion.id.desc()", cascade="all, delete-orphan")
 
-    __table_args__ = (sa.CheckConstraint(_check_in("kind", NoteKind), name="kind"),)
+    __table_args__ = (sa.CheckConstraint(check_in("kind", NoteKind), name="kind"),)
 
 
 class CaseNoteVersion(db.Model):
@@ -296,7 +293,7 @@ class ServiceProvider(PublicIdMixin, db.Model):
     address: Mapped[str | None] = mapped_column(sa.String(200))
     active: Mapped[bool] = mapped_column(default=True)
 
-    __table_args__ = (sa.CheckConstraint(_check_in("service_type", SERVICE_LABELS),
+    __table_args__ = (sa.CheckConstraint(check_in("service_type", SERVICE_LABELS),
                                          name="service_type"),)
 
 
@@ -322,7 +319,7 @@ class Referral(PublicIdMixin, db.Model):
     provider: Mapped[ServiceProvider | None] = relationship()
 
     __table_args__ = (
-        sa.CheckConstraint(_check_in("status", ReferralStatus), name="status"),
+        sa.CheckConstraint(check_in("status", ReferralStatus), name="status"),
         sa.CheckConstraint("made_on IS NULL OR made_on >= proposed_on", name="made_on"),
         sa.CheckConstraint("closed_on IS NULL OR made_on IS NULL OR closed_on >= made_on",
                            name="closed_on"),
@@ -348,7 +345,7 @@ class Outcome(PublicIdMixin, db.Model):
 
     case: Mapped[Case] = relationship(back_populates="outcomes")
 
-    __table_args__ = (sa.CheckConstraint(_check_in("kind", OutcomeKind), name="kind"),)
+    __table_args__ = (sa.CheckConstraint(check_in("kind", OutcomeKind), name="kind"),)
 
     def check_due(self, months: int) -> dt.date:
         """When the 3- or 6-month check falls due."""
@@ -375,4 +372,4 @@ class CaseTransfer(PublicIdMixin, db.Model):
 
     case: Mapped[Case] = relationship()
 
-    __table_args__ = (sa.CheckConstraint(_check_in("status", TransferStatus), name="status"),)
+    __table_args__ = (sa.CheckConstraint(check_in("status", TransferStatus), name="status"),)

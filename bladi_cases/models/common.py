@@ -14,6 +14,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def check_in(column: str, values) -> str:
+    """The SQL of a CHECK constraint keeping a column to an enum's values (or any strings)."""
+    return f"{column} IN {tuple(getattr(v, 'value', v) for v in values)}"
+
+
 class PublicIdMixin:
     """A random UUID used in URLs, so sequential database ids never show."""
 
