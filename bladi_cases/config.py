@@ -93,6 +93,8 @@ def load_settings(environ: dict | os._Environ, instance_path: Path) -> dict:
     elif database_url.startswith("postgresql://"):
         database_url = "postgresql+psycopg://" + database_url[len("postgresql://"):]
 
+    # Cookies only over HTTPS in production; development serves plain HTTP on 127.0.0.1.
+    secure_cookies = env == "production" and environ.get("BLADI_INSECURE_COOKIES") != "1"
     return {
         "BLADI_ENV": env,
         "DEBUG": env == "development" and environ.get("FLASK_DEBUG") == "1",
@@ -105,8 +107,12 @@ def load_settings(environ: dict | os._Environ, instance_path: Path) -> dict:
         "MAX_CONTENT_LENGTH": _int(environ, "BLADI_MAX_UPLOAD_BYTES", 6 * 1024 * 1024),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_COOKIE_SECURE": env == "production"
-        and environ.get("BLADI_INSECURE_COOKIES") != "1",
+        "SESSION_COOKIE_SECURE": secure_cookies,
+        # Flask-Login's "remember me" cookie is never set (duration 0); if it ever is, it
+        # gets the same protection as the session cookie.
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": secure_cookies,
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=_int(environ, "BLADI_SESSION_HOURS", 12)),
         "REMEMBER_COOKIE_DURATION": timedelta(seconds=0),
         "WTF_CSRF_TIME_LIMIT": None,  # the session lifetime already bounds a token

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import sqlalchemy as sa
-from flask import jsonify, make_response, redirect, render_template, request
+from flask import current_app, jsonify, make_response, redirect, render_template, request
 from flask_login import current_user
 
 from ...extensions import db
@@ -62,7 +62,7 @@ def set_language():
     response = make_response(redirect(safe_next(request.form.get("next"))))
     if lang in LANGUAGES:
         response.set_cookie(COOKIE_NAME, lang, max_age=365 * 24 * 3600, samesite="Lax",
-                            httponly=True)
+                            httponly=True, secure=current_app.config["SESSION_COOKIE_SECURE"])
         if current_user.is_authenticated:
             set_preferred_language(current_user, lang)
     return response
