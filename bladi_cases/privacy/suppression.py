@@ -13,8 +13,9 @@ checks it with a linear program on random tables. Zeros are shown: an empty cell
 nothing about a person. Percentages are computed from the true counts and hidden wherever
 their count is.
 
-Limits (see the reporting issue): this protects one table against its own margins; keeping
-several tables of the same period consistent with each other is not done here yet.
+Several tables of one period that share figures (a CSO's year total is the margin of two
+tables) are published together through `privacy.release.Release`, which hides a shared
+figure in every table as soon as one of them hides it (`forced` below).
 """
 
 from __future__ import annotations
@@ -54,8 +55,10 @@ def _lines(rows: list[str], columns: list[str]) -> list[list[tuple[str, str]]]:
 
 
 def suppress(counts: dict[tuple[str, str], int], rows: list[str], columns: list[str],
-             k: int = 5) -> PublishedTable:
-    """Apply primary and complementary suppression to a table of true counts."""
+             k: int = 5, forced=frozenset()) -> PublishedTable:
+    """Apply primary and complementary suppression to a table of true counts. `forced`
+    entries (cells or totals) are hidden too, when not zero: another table published with
+    this one hides the same figure."""
     if k < 2:
         raise ValueError("k must be at least 2")
     value = {(r, c): int(counts.get((r, c), 0)) for r in rows for c in columns}
@@ -68,7 +71,7 @@ def suppress(counts: dict[tuple[str, str], int], rows: list[str], columns: list[
         raise ValueError("counts cannot be negative")
 
     primary = {key for key, v in value.items() if 0 < v < k}
-    hidden = set(primary)
+    hidden = primary | {key for key in forced if value.get(key, 0) > 0}
     lines = _lines(rows, columns)
     while True:
         _pair_up_lines(lines, value, hidden)
