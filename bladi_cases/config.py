@@ -125,7 +125,9 @@ def load_settings(environ: dict | os._Environ, instance_path: Path) -> dict:
         "BLADI_PAGE_SIZE": _int(environ, "BLADI_PAGE_SIZE", 25),
         # Counts of 1..k-1 never leave a CSO (tables for reviewers and the donor).
         "BLADI_SMALL_CELL_K": _int(environ, "BLADI_SMALL_CELL_K", 5),
-        # Reviewers' dashboard figures are recomputed at most this often (0: every view).
+        # The year's figures snapshot is recomputed when older than this (0: every view).
         "BLADI_DASHBOARD_CACHE_SECONDS": _int(environ, "BLADI_DASHBOARD_CACHE_SECONDS",
                                               0 if env == "testing" else 300),
+        # The award's first US fiscal year: where life-of-award totals start.
+        "BLADI_AWARD_FIRST_FY": _int(environ, "BLADI_AWARD_FIRST_FY", 2025),
     }

@@ -38,6 +38,7 @@ from .cases import (
     ServiceProvider,
 )
 from .reports import (
+    FiguresSnapshot,
     Indicator,
     ManualValue,
     QuarterlyReport,
@@ -48,6 +49,7 @@ from .reports import (
 from .surveys import Survey, SurveyDraft, SurveyResponse, SurveyVersion, Wave
 
 __all__ = [
+    "FiguresSnapshot",
     "Activity",
     "ActivityKind",
     "ActivitySession",

@@ -143,3 +143,18 @@ class ReportStep(db.Model):
 
     report: Mapped[QuarterlyReport] = relationship(back_populates="steps")
     by: Mapped[User | None] = relationship()
+
+
+class FiguresSnapshot(db.Model):
+    """A fiscal year's true aggregate figures (counts per CSO, quarter and profile group;
+    never a youth), computed in one go and kept for the dashboards: recomputing them over
+    millions of rows on every page view is too slow, and every worker process can share
+    them. Refreshed when older than the dashboard's cache setting, or by
+    `flask reports refresh` on a schedule."""
+
+    __tablename__ = "figures_snapshot"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    fiscal_year: Mapped[int] = mapped_column(index=True)
+    computed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    payload: Mapped[dict] = mapped_column(sa.JSON)

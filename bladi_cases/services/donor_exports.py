@@ -15,6 +15,7 @@ from datetime import date
 
 import openpyxl
 import sqlalchemy as sa
+from flask import current_app
 from flask_babel import gettext as _
 from openpyxl.styles import Font
 
@@ -29,8 +30,9 @@ from ..models import (
     SurveyResponse,
 )
 from ..privacy.deidentify import age_band
-from .indicators import Period
-from .reports import funded_csos, indicators, target_for, values_by_org
+from .indicators import RULES, Period
+from .report_release import YearRelease, first_year, year_release
+from .reports import funded_csos, indicators, target_for
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -40,10 +42,6 @@ def neutralise(value):
     if isinstance(value, str) and value.startswith(FORMULA_START):
         return "'" + value
     return value
-
-
-def _shown(value: float, k: int) -> str | float:
-    return f"<{k}" if 0 < value < k else value
 
 
 def approved(fiscal_year: int) -> dict[int, bool]:
@@ -59,50 +57,100 @@ def approved(fiscal_year: int) -> dict[int, bool]:
     return status
 
 
-def tracking_rows(fiscal_year: int, lang: str, k: int) -> list[list]:
-    """The indicator tracking table of a fiscal year, program-wide (all funded CSOs)."""
-    csos = funded_csos()
+def _number(shown: str):
+    """A published figure as a number for the spreadsheet when it is one ("<5" stays)."""
+    try:
+        return int(shown)
+    except ValueError:
+        try:
+            return float(shown)
+        except ValueError:
+            return shown
+
+
+def _releases(fiscal_year: int, k: int) -> list[YearRelease]:
+    """This year's release and the earlier years' of the award (life-of-award totals)."""
+    seconds = current_app.config["BLADI_DASHBOARD_CACHE_SECONDS"]
+    return [year_release(y, k, seconds) for y in range(
+        min(first_year(), fiscal_year), fiscal_year + 1)]
+
+
+def tracking_rows(fiscal_year: int, lang: str, k: int,
+                  releases: list[YearRelease] | None = None) -> list[list]:
+    """The indicator tracking table of a fiscal year, program-wide (all funded CSOs), from
+    the year's release: every figure suppressed consistently with the dashboards."""
+    releases = releases or _releases(fiscal_year, k)
+    release = releases[-1]
     state = approved(fiscal_year)
-    header = [_("Indicator"), _("Definition"), _("Unit"), _("Baseline"),
+    header = [_("Indicator"), _("Definition"), _("Unit"), _("Disaggregation"), _("Baseline"),
               _("Life-of-award target"), _("Annual target")] + \
         [f"Q{q}" + ("" if state[q] else f" ({_('not approved')})") for q in range(1, 5)] + \
-        [_("Fiscal year"), _("Percent of target"), _("On track")]
+        [_("Fiscal year"), _("Life of award to date"), _("Percent of target"), _("On track"),
+         _("Notes")]
     rows = [header]
     today_period = Period.containing(date.today())
+    elapsed = 4 if fiscal_year < today_period.fiscal_year else (
+        today_period.quarter if fiscal_year == today_period.fiscal_year else 0)
+    csos = funded_csos()
+    by_code = {i.code: i for i in indicators()}
     for indicator in indicators():
-        quarters = [sum(values_by_org(indicator, Period(fiscal_year, q), csos).values())
-                    for q in range(1, 5)]
-        # Over the whole year, not the sum of quarters: a youth reached in every quarter
-        # counts once in the year.
-        year = sum(values_by_org(indicator, Period(fiscal_year), csos).values())
+        value = _number(release.year(indicator))
         annual = sum(t.value for o in csos if (t := target_for(indicator, o, fiscal_year)))
         lifetime = sum(t.value for o in csos if (t := target_for(indicator, o, None)))
         baseline = sum(t.baseline or 0 for o in csos if (t := target_for(indicator, o, None)))
-        percent = round(100 * year / annual) if annual else None
-        elapsed = 4 if fiscal_year < today_period.fiscal_year else (
-            today_period.quarter if fiscal_year == today_period.fiscal_year else 0)
-        on_track = "" if not annual or not elapsed else (
-            _("Yes") if year >= annual * elapsed / 4 else _("No"))
+        known = isinstance(value, int | float)
+        percent = f"{round(100 * value / annual)}%" if annual and known else (
+            "…" if annual else "")
+        on_track = "" if not annual or not elapsed or not known else (
+            _("Yes") if value >= annual * elapsed / 4 else _("No"))
         rows.append([indicator.text("name", lang), indicator.text("definition", lang),
-                     indicator.unit, baseline or "", lifetime or "", annual or ""]
-                    + [_shown(v, k) for v in quarters]
-                    + [_shown(year, k), "" if percent is None else f"{percent}%", on_track])
+                     indicator.unit, _disaggregation(indicator), baseline or "",
+                     lifetime or "", annual or ""]
+                    + [_number(release.quarter(indicator, "*", q)) for q in range(1, 5)]
+                    + [value, _number(release.lifetime(indicator, releases[:-1])), percent,
+                       on_track, _notes(indicator, release, by_code)])
     return rows
 
 
-def disaggregation_rows(fiscal_year: int, lang: str, k: int) -> list[list]:
-    """Youth-based indicators of the year by sex, age band, governorate, setting (k-safe)."""
-    from .indicators import DIMENSIONS, RULES, compute
+def _disaggregation(indicator) -> str:
+    if indicator.rule in RULES and RULES[indicator.rule].by_youth:
+        return _("sex, age band, governorate, setting, CSO")
+    return _("CSO")
 
+
+def _notes(indicator, release: YearRelease, by_code: dict) -> str:
+    """What a reader of the row must know: entered by hand, a share, a mean."""
+    if indicator.rule is None:
+        return _("Entered by the CSOs, with the evidence.")
+    if RULES[indicator.rule].mean:
+        return _("A mean, shown only over at least %(k)d youth.", k=release.k)
+    base = by_code.get("youth_baseline_endline")
+    if indicator.rule == "youth_improved" and base is not None:
+        part, whole = release.year(indicator), release.year(base)
+        if part.isdigit() and whole.isdigit() and int(whole):
+            share = round(100 * int(part) / int(whole))
+            return _("Share of the youth with a baseline and an endline: %(share)d%%.",
+                     share=share)
+        return _("Share of the youth with a baseline and an endline: hidden.")
+    return ""
+
+
+def disaggregation_rows(fiscal_year: int, lang: str, k: int,
+                        release: YearRelease | None = None) -> list[list]:
+    """Youth-based indicators of the year by sex, age band, governorate, setting and CSO,
+    from the same release as the tracking table."""
+    release = release or year_release(fiscal_year, k,
+                                      current_app.config["BLADI_DASHBOARD_CACHE_SECONDS"])
+    names = {"sex": _("Sex"), "age_band": _("Age band"), "governorate": _("Governorate"),
+             "setting": _("Setting"), "cso": _("CSO")}
     rows = [[_("Indicator"), _("Disaggregation"), _("Category"), _("Value")]]
     for indicator in indicators():
         if indicator.rule not in RULES or not RULES[indicator.rule].by_youth:
             continue
-        value = compute(indicator.rule, Period(fiscal_year), funded_csos())
-        for dimension in DIMENSIONS:
-            for category, count in sorted(value.by[dimension].items()):
-                rows.append([indicator.text("name", lang), dimension, category,
-                             _shown(count, k)])
+        for dimension in ("sex", "age_band", "governorate", "setting", "cso"):
+            for category, shown in release.dimension(indicator, dimension):
+                rows.append([indicator.text("name", lang), names[dimension], category,
+                             _number(shown)])
     return rows
 
 
@@ -110,10 +158,14 @@ def tracking_xlsx(fiscal_years: list[int], lang: str, k: int) -> bytes:
     """The tracking table as XLSX: one sheet per fiscal year, and a disaggregation sheet."""
     book = openpyxl.Workbook()
     book.remove(book.active)
+    releases = _releases(fiscal_years[-1], k)
+    by_year = {r.fiscal_year: i for i, r in enumerate(releases)}
     for fiscal_year in fiscal_years:
-        _write(book.create_sheet(f"FY{fiscal_year}"), tracking_rows(fiscal_year, lang, k), lang)
+        _write(book.create_sheet(f"FY{fiscal_year}"), tracking_rows(
+            fiscal_year, lang, k, releases[:by_year[fiscal_year] + 1]
+            if fiscal_year in by_year else None), lang)
     _write(book.create_sheet(_("Disaggregation")[:31]),
-           disaggregation_rows(fiscal_years[-1], lang, k), lang)
+           disaggregation_rows(fiscal_years[-1], lang, k, releases[-1]), lang)
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()

@@ -4,7 +4,6 @@ dashboards show. Everything a reviewer or the donor sees goes through privacy.su
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -12,6 +11,7 @@ from flask_babel import gettext as _
 
 from ..extensions import db
 from ..models import (
+    FiguresSnapshot,
     Indicator,
     ManualValue,
     Organization,
@@ -22,7 +22,6 @@ from ..models import (
     Target,
     User,
 )
-from ..privacy import suppress
 from . import ValidationError
 from .audit import Action, record
 from .indicators import RULES, Period, totals_by_org
@@ -61,6 +60,29 @@ INDICATOR_SET = [
      ("شباب حصلوا على عمل أو تكوين أو عادوا إلى الدراسة أو بعثوا مشروعًا",
       "Jeunes ayant obtenu un emploi, une formation, un retour à l'école ou créé une activité",
       "Youth placed in a job, training, back in school or in their own business")),
+    ("youth_improved", "outcome", "youth", "youth_improved",
+     ("الشباب الذين تحسّن مقياسهم", "Jeunes dont le score s'est amélioré",
+      "Youth whose score improved"),
+     ("شباب أتموا القياس البعدي خلال الفترة وكانت نتيجتهم فيه أعلى من القياس القبلي",
+      "Jeunes dont le score de fin, mesuré dans la période, dépasse celui de départ",
+      "Youth whose endline score, taken in the period, is above their baseline score")),
+    ("score_change", "outcome", "points", "score_change",
+     ("متوسط تغيّر المقياس", "Évolution moyenne du score", "Mean score change"),
+     ("متوسط الفرق بين القياس البعدي والقبلي للشباب الذين أتموا القياس البعدي خلال الفترة",
+      "Moyenne de (score de fin moins score de départ) des jeunes mesurés en fin de période",
+      "Mean of endline minus baseline score, over youth whose endline is in the period")),
+    ("youth_employed_3m", "outcome", "youth", "youth_employed_3m",
+     ("الشباب الذين ما زالوا يعملون بعد 3 أشهر", "Jeunes toujours en emploi après 3 mois",
+      "Youth still employed after 3 months"),
+     ("شباب وجدوا عملًا أو بعثوا مشروعًا وما زالوا فيه عند متابعة الأشهر الثلاثة",
+      "Jeunes placés en emploi ou à leur compte, toujours en poste au suivi à 3 mois",
+      "Youth placed in a job or own business and still in it at the 3-month check")),
+    ("youth_employed_6m", "outcome", "youth", "youth_employed_6m",
+     ("الشباب الذين ما زالوا يعملون بعد 6 أشهر", "Jeunes toujours en emploi après 6 mois",
+      "Youth still employed after 6 months"),
+     ("شباب وجدوا عملًا أو بعثوا مشروعًا وما زالوا فيه عند متابعة الأشهر الستة",
+      "Jeunes placés en emploi ou à leur compte, toujours en poste au suivi à 6 mois",
+      "Youth placed in a job or own business and still in it at the 6-month check")),
     ("staff_trained", "output", "people", None,
      ("أعضاء الفريق المكوَّنون (يُدخل يدويًا)", "Membres formés (saisie manuelle)",
       "Staff trained (entered by hand)"),
@@ -118,27 +140,6 @@ def values_by_org(indicator: Indicator, period: Period,
         query = query.where(ManualValue.quarter == period.quarter)
     found = dict(db.session.execute(query).all())
     return {i: float(found.get(i) or 0) for i in ids}
-
-
-_CACHE: dict[tuple, tuple[float, dict[int, float]]] = {}
-
-
-def dashboard_values(indicator: Indicator, period: Period, orgs: list[Organization],
-                     seconds: int) -> dict[int, float]:
-    """values_by_org for the reviewers' dashboard, kept for `seconds`: aggregated figures
-    a few minutes old are fine there, and recomputing them over millions of rows on every
-    page view is not. Reports and their approval always use live values."""
-    if seconds <= 0:
-        return values_by_org(indicator, period, orgs)
-    key = (indicator.id, period, tuple(o.id for o in orgs))
-    now = time.monotonic()
-    cached = _CACHE.get(key)
-    if cached is None or cached[0] < now:
-        if len(_CACHE) > 2000:  # bounded: forget everything rather than grow
-            _CACHE.clear()
-        cached = (now + seconds, values_by_org(indicator, period, orgs))
-        _CACHE[key] = cached
-    return cached[1]
 
 
 def figures(org: Organization, period: Period) -> dict[str, float]:
@@ -304,6 +305,9 @@ def review_report(actor: User, report: QuarterlyReport, decision: str,
         report.figures = figures(report.organization,
                                  Period(report.fiscal_year, report.quarter))
         report.status = ReportStatus.APPROVED
+        # The year's published figures now include these frozen ones: recompute them.
+        db.session.execute(sa.delete(FiguresSnapshot).where(
+            FiguresSnapshot.fiscal_year == report.fiscal_year))
     _step(report, actor, {"comment": "commented", "return": "returned",
                           "approve": "approved"}[decision], comment or "")
     db.session.flush()
@@ -352,16 +356,3 @@ def _shown(value: float, k: int | None) -> str:
     if k is not None and 0 < value < k:
         return f"<{k}"
     return f"{value:g}"
-
-
-def cso_table(indicator: Indicator, period: Period, k: int, cache_seconds: int = 0):
-    """One indicator for every funded CSO, quarter by quarter of the fiscal year, through
-    the anonymiser: the reviewer's trend table."""
-    csos = funded_csos()
-    quarters = [f"Q{q}" for q in range(1, 5)]
-    counts = {}
-    for q in range(1, 5):
-        values = dashboard_values(indicator, Period(period.fiscal_year, q), csos, cache_seconds)
-        for org in csos:
-            counts[(org.code, f"Q{q}")] = int(round(values[org.id]))
-    return suppress(counts, [o.code for o in csos], quarters, k=k)

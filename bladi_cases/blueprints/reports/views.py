@@ -11,13 +11,15 @@ from flask_login import current_user
 from ...extensions import db
 from ...i18n import text_direction, ui_language
 from ...models import Indicator, QuarterlyReport
+from ...models.admin import SITE_KIND_LABELS
 from ...models.reports import REPORT_STATUS_LABELS
 from ...policy import Perm, can, get_or_404, requires, scoped
 from ...services import ValidationError
 from ...services import reports as service
 from ...services.charts import bar_chart
-from ...services.indicators import Period
-from ...services.quality import quality_flags
+from ...services.indicators import RULES, Period
+from ...services.quality import flags_from
+from ...services.report_release import ALL, SETTINGS, year_release
 from .. import flash_refusal, run_action
 from . import bp
 
@@ -59,35 +61,54 @@ def dashboard():
 
 def _reviewer_dashboard(period: Period, lang: str):
     k = _k()
-    csos = service.funded_csos()
+    release = year_release(period.fiscal_year, k, _cache_seconds())
+    every = service.funded_csos()
+    csos = every
     governorate = request.args.get("governorate") or None
     if governorate:
         csos = [o for o in csos if o.governorate_code == governorate]
     chosen = request.args.get("cso")
     if chosen:
         csos = [o for o in csos if o.code == chosen]
+    setting = request.args.get("setting") if request.args.get("setting") in SETTINGS else ALL
+    codes = [o.code for o in csos]
     indicator = next((i for i in service.indicators()
                       if i.code == request.args.get("indicator")), service.indicators()[0])
     totals = []
     for item in service.indicators():
-        value = sum(service.dashboard_values(item, Period(period.fiscal_year), csos,
-                                             _cache_seconds()).values())
+        shown = release.year_of(item, codes, setting) if codes else "—"
         target = sum(t.value for o in csos
                      if (t := service.target_for(item, o, period.fiscal_year)))
-        hidden = 0 < value < k
-        totals.append((item, f"<{k}" if hidden else f"{value:g}", target,
-                       "—" if not target else ("…" if hidden else
-                                               f"{round(100 * value / target)}%")))
-    trend = service.cso_table(indicator, period, k, _cache_seconds())
-    codes = [o.code for o in csos]
-    bars = [(code, None if trend.hidden(code, "__total__") else float(trend.row_totals[code]),
-             trend.row_totals[code]) for code in codes]
+        totals.append((item, shown, target, _percent(shown, target, setting)))
+    trend = [(code, [release.quarter(indicator, code, q) for q in range(1, 5)],
+              release.year(indicator, code)) for code in codes]
+    program = ([release.quarter(indicator, ALL, q) for q in range(1, 5)],
+               release.year(indicator))
+    bars = [(code, _as_number(year), year) for code, _quarters, year in trend]
     chart = bar_chart(indicator.text("name", lang), bars, rtl=text_direction() == "rtl")
     return render_template(
         "reports/reviewer.html", period=period, lang=lang, totals=totals, trend=trend,
-        codes=codes, indicator=indicator, indicators=service.indicators(), chart=chart,
-        flags=quality_flags(csos, period), all_csos=service.funded_csos(), k=k,
-        governorates=sorted({o.governorate_code for o in service.funded_csos()}))
+        program=program, indicator=indicator, indicators=service.indicators(), chart=chart,
+        flags=flags_from(release.payload["quality"], csos, period.quarter), all_csos=every,
+        k=k, setting=setting, settings=SETTINGS, setting_labels=SITE_KIND_LABELS,
+        computed_at=release.computed_at,
+        governorates=sorted({o.governorate_code for o in every}))
+
+
+def _as_number(shown: str) -> float | None:
+    """A published figure as a number for a chart bar (None when withheld)."""
+    try:
+        return float(shown)
+    except ValueError:
+        return None
+
+
+def _percent(shown: str, target: float, setting: str) -> str:
+    """Progress against a target, from a published figure only (hidden with it)."""
+    if not target or setting != ALL:
+        return "—"
+    value = _as_number(shown)
+    return "…" if value is None else f"{round(100 * value / target)}%"
 
 
 def _reports():
@@ -128,14 +149,36 @@ def report(report_id):
     own = can(current_user, Perm.REPORTS_CSO)
     if request.method == "POST":
         return _act_on_report(item, own)
-    k = None if own else _k()
-    figures = {code: (f"<{k}" if k and 0 < v < k else f"{v:g}")
-               for code, v in item.figures.items()}
+    figures = {code: f"{v:g}" for code, v in item.figures.items()}
+    if not own:  # outside the CSO: only what the year's release shows
+        figures = _released_figures(item)
     return render_template(
         "reports/report.html", report=item, figures=figures, own=own, lang=ui_language(),
         indicators=service.indicators(), statuses=REPORT_STATUS_LABELS,
         differences=service.differences(item) if can(current_user, Perm.REPORTS_REVIEW)
         else {}, can_review=can(current_user, Perm.REPORTS_REVIEW), errors={})
+
+
+def _released_figures(item: QuarterlyReport) -> dict[str, str]:
+    """A report's figures for a reviewer or the donor: hidden wherever the fiscal year's
+    release hides that CSO's quarter (so the report cannot undo the dashboard's
+    suppression), and below k in any case."""
+    k = _k()
+    release = year_release(item.fiscal_year, k, _cache_seconds())
+    shown = {}
+    for indicator in service.indicators():
+        value = item.figures.get(indicator.code)
+        if value is None:
+            continue
+        published = release.quarter(indicator, item.organization.code, item.quarter)
+        mean = indicator.rule in RULES and RULES[indicator.rule].mean
+        if published in ("…", f"<{k}"):
+            shown[indicator.code] = published
+        elif mean:
+            shown[indicator.code] = f"{value:+.1f}"
+        else:
+            shown[indicator.code] = f"<{k}" if 0 < value < k else f"{value:g}"
+    return shown
 
 
 def _act_on_report(item: QuarterlyReport, own: bool):
