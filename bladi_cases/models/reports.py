@@ -29,6 +29,10 @@ REPORT_STATUS_LABELS = {ReportStatus.DRAFT: _l("Draft"), ReportStatus.SUBMITTED:
                         ReportStatus.RETURNED: _l("Returned"),
                         ReportStatus.APPROVED: _l("Approved")}
 
+STEP_LABELS = {"generated": _l("Generated from the data"), "submitted": _l("Submitted"),
+               "commented": _l("Commented"), "returned": _l("Returned"),
+               "approved": _l("Approved")}
+
 
 class Indicator(db.Model):
     """An indicator of the program: computed by a rule over the records, or manual."""

@@ -12,7 +12,7 @@ from ...extensions import db
 from ...i18n import text_direction, ui_language
 from ...models import Indicator, QuarterlyReport
 from ...models.admin import SITE_KIND_LABELS
-from ...models.reports import REPORT_STATUS_LABELS
+from ...models.reports import REPORT_STATUS_LABELS, STEP_LABELS
 from ...policy import Perm, can, get_or_404, requires, scoped
 from ...services import ValidationError
 from ...services import reports as service
@@ -154,7 +154,7 @@ def report(report_id):
         figures = _released_figures(item)
     return render_template(
         "reports/report.html", report=item, figures=figures, own=own, lang=ui_language(),
-        indicators=service.indicators(), statuses=REPORT_STATUS_LABELS,
+        indicators=service.indicators(), statuses=REPORT_STATUS_LABELS, step_labels=STEP_LABELS,
         differences=service.differences(item) if can(current_user, Perm.REPORTS_REVIEW)
         else {}, can_review=can(current_user, Perm.REPORTS_REVIEW), errors={})
 
