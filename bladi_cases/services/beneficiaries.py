@@ -208,11 +208,13 @@ def _allocate_sequences(org: Organization, count: int) -> int:
     return last - count + 1
 
 
-def create_validated(actor, org: Organization, validated: list[tuple]) -> list[Beneficiary]:
+def create_validated(actor, org: Organization, validated: list[tuple],
+                     public_ids: list | None = None) -> list[Beneficiary]:
     """Write beneficiaries whose (identity, plain, consent) already passed
     validate_registration: codes, encryption, consent, first enrolment, name index.
 
     Many at once for imports: one sequence reservation, one flush, one index insert.
+    `public_ids` gives their UUIDs when a client made them (the offline app); else random.
     """
     c = cipher()
     first = _allocate_sequences(org, len(validated))
@@ -224,6 +226,8 @@ def create_validated(actor, org: Organization, validated: list[tuple]) -> list[B
         beneficiary = Beneficiary(organization_id=org.id, sequence=sequence,
                                   code=f"{org.code}-{sequence:04d}",
                                   created_by_id=getattr(actor, "id", None), **plain)
+        if public_ids is not None and public_ids[offset] is not None:
+            beneficiary.uuid = public_ids[offset]
         _encrypt_identity(beneficiary, identity, c)
         db.session.add(beneficiary)
         if consent is not None:
@@ -240,10 +244,12 @@ def create_validated(actor, org: Organization, validated: list[tuple]) -> list[B
 
 
 def register(actor, org: Organization, values: dict, *, confirmed_new: bool = False,
-             today: date | None = None, audit: bool = True) -> Beneficiary:
+             today: date | None = None, audit: bool = True,
+             beneficiary_uuid=None) -> Beneficiary:
     """Create a beneficiary (with consent and first enrolment) after every check passed.
 
     Raises ValidationError (nothing written) or PossibleDuplicates unless `confirmed_new`.
+    `beneficiary_uuid` is the public id a phone gave the record (see services/sync.py).
     """
     today = today or date.today()
     identity, plain, consent = validate_registration(values, org, today)
@@ -251,7 +257,8 @@ def register(actor, org: Organization, values: dict, *, confirmed_new: bool = Fa
         candidates = find_duplicates(org, identity, plain["governorate_code"])
         if candidates:
             raise PossibleDuplicates(candidates)
-    [beneficiary] = create_validated(actor, org, [(identity, plain, consent)])
+    [beneficiary] = create_validated(actor, org, [(identity, plain, consent)],
+                                     [beneficiary_uuid])
     if audit:
         record(Action.BENEFICIARY_CREATED, actor=actor, obj=beneficiary,
                detail={"code": beneficiary.code})

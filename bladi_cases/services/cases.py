@@ -179,8 +179,11 @@ def set_goal_status(actor: User, goal: CaseGoal, status: str) -> CaseGoal:
     return goal
 
 
-def add_note(actor: User, case: Case, values: dict, today: date | None = None) -> CaseNote:
-    """Write a note (encrypted); it may be confidential and set a follow-up date."""
+def add_note(actor: User, case: Case, values: dict, today: date | None = None,
+             note_uuid=None) -> CaseNote:
+    """Write a note (encrypted); it may be confidential and set a follow-up date.
+
+    `note_uuid` is the public id a phone gave the note (see services/sync.py)."""
     today = today or date.today()
     text = (values.get("text") or "").strip()
     if not text or len(text) > NOTE_MAX:
@@ -192,6 +195,8 @@ def add_note(actor: User, case: Case, values: dict, today: date | None = None) -
                     kind=values["kind"], text_enc=cipher().encrypt(text),
                     confidential=bool(values.get("confidential")),
                     due_date=_due(values.get("due_date"), "due_date", today))
+    if note_uuid is not None:
+        note.uuid = note_uuid
     db.session.add(note)
     db.session.flush()
     record(Action.CASE_NOTE_ADDED, actor=actor, obj=case,
