@@ -11,12 +11,15 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 def _messages() -> dict[int, tuple[str, str]]:
     return {
         400: (_("Bad request"), _("The request could not be understood.")),
+        401: (_("Not logged in"), _("Log in to continue.")),
         403: (_("Not allowed"), _("Your account does not have access to this page.")),
         404: (_("Page not found"),
               _("This page does not exist, or you do not have access to it.")),
         405: (_("Not allowed"), _("This action cannot be done this way.")),
+        409: (_("Conflict"), _("This was already saved with other content.")),
         413: (_("File too large"),
               _("What you sent is too large. Files up to 5 MB are accepted.")),
+        422: (_("Not accepted"), _("Some values are not accepted.")),
         429: (_("Too many requests"), _("Please wait a moment and try again.")),
         500: (_("Something went wrong"),
               _("The error was recorded. Please try again; if it persists, tell your "
@@ -24,14 +27,24 @@ def _messages() -> dict[int, tuple[str, str]]:
     }
 
 
+# Machine-readable error codes of the JSON API ({"error": code, "message": text}).
+API_ERROR_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                   405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
+                   422: "unprocessable", 429: "too_many_requests", 500: "server_error"}
+
+
 def _wants_json() -> bool:
     return request.path.startswith("/api/") or request.path == "/healthz"
 
 
-def render_error(code: int, title: str | None = None, message: str | None = None):
-    """Render the error page for an HTTP status code."""
+def render_error(code: int, title: str | None = None, message: str | None = None,
+                 api_code: str | None = None):
+    """Render the error page for an HTTP status code (JSON under /api/)."""
     default_title, default_message = _messages().get(code, _messages()[500])
     title, message = title or default_title, message or default_message
+    if request.path.startswith("/api/"):
+        return jsonify(error=api_code or API_ERROR_CODES.get(code, "error"),
+                       message=message), code
     if _wants_json():
         return jsonify(error=title, message=message), code
     return render_template("errors/error.html", code=code, title=title, message=message), code
@@ -45,7 +58,7 @@ def register_error_handlers(app: Flask) -> None:
         return render_error(
             400, _("The form has expired"),
             _("For your security the form could not be accepted. Reload the page and "
-              "try again."))
+              "try again."), api_code="csrf_failed")
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

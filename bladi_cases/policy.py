@@ -68,6 +68,7 @@ class Perm:
     SURVEYS_VIEW = "surveys.view"
     SURVEYS_FILL = "surveys.fill"
     SURVEYS_AUTHOR = "surveys.author"
+    SYNC = "records.sync"                # send records made offline (each type checks its own)
     REPORTS_CSO = "reports.cso"          # a CSO's own dashboard and quarterly reports
     REPORTS_REVIEW = "reports.review"    # all CSOs through the anonymiser, review, targets
     REPORTS_APPROVED = "reports.approved"  # approved figures and the donor's exports
@@ -77,7 +78,7 @@ _EVERYONE = {Perm.HOME, Perm.ACCOUNT}
 
 # Identifying records of young people: only the staff of the CSO that serves them.
 _CSO_RECORDS = {Perm.BENEFICIARIES, Perm.ACTIVITIES, Perm.CASES, Perm.SURVEYS_FILL,
-                Perm.SURVEYS_VIEW}
+                Perm.SURVEYS_VIEW, Perm.SYNC}
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     Role.FIELD_WORKER: frozenset(_EVERYONE | _CSO_RECORDS),
@@ -132,7 +133,8 @@ def route_permission(endpoint: str) -> str | None:
 
 
 def enforce_route_permission():
-    """before_request hook: deny by default, send anonymous users to the login page."""
+    """before_request hook: deny by default, send anonymous users to the login page
+    (the JSON API answers 401 instead: a script cannot follow a login form)."""
     if request.endpoint is None:  # no route matched: let the 404/405 handler answer
         return None
     permission = route_permission(request.endpoint)
@@ -142,6 +144,8 @@ def enforce_route_permission():
     if permission == PUBLIC:
         return None
     if not current_user.is_authenticated:
+        if request.path.startswith("/api/"):
+            abort(401)
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
     if not can(current_user, permission):
         abort(403)

@@ -22,7 +22,7 @@ def test_permission_table_grants_only_what_each_role_needs():
     assert can(None, Perm.HOME) is False
     assert PERMISSIONS[Role.FIELD_WORKER] == {Perm.HOME, Perm.ACCOUNT, Perm.BENEFICIARIES,
                                               Perm.ACTIVITIES, Perm.CASES, Perm.SURVEYS_FILL,
-                                              Perm.SURVEYS_VIEW}
+                                              Perm.SURVEYS_VIEW, Perm.SYNC}
     assert Perm.ACTIVITIES_MANAGE in PERMISSIONS[Role.CSO_MANAGER]
     assert Perm.USERS_MANAGE in PERMISSIONS[Role.CSO_MANAGER]
     assert {Perm.BENEFICIARIES_IMPORT, Perm.BENEFICIARY_RIGHTS} <= PERMISSIONS[Role.CSO_MANAGER]
