@@ -158,11 +158,12 @@ def init_blueprints(app: Flask) -> None:
     from .blueprints.beneficiaries import bp as beneficiaries_bp
     from .blueprints.cases import bp as cases_bp
     from .blueprints.main import bp as main_bp
+    from .blueprints.offline import bp as offline_bp
     from .blueprints.reports import bp as reports_bp
     from .blueprints.surveys import bp as surveys_bp
 
     for blueprint in (main_bp, auth_bp, admin_bp, audit_bp, beneficiaries_bp, activities_bp,
-                      cases_bp, surveys_bp, reports_bp, api_bp):
+                      cases_bp, surveys_bp, reports_bp, offline_bp, api_bp):
         app.register_blueprint(blueprint)
 
 

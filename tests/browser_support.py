@@ -95,6 +95,7 @@ class Words:
 # --- the server ------------------------------------------------------------------------------
 
 _SEEDED: dict[str, Path] = {}
+INSTANCES: dict[str, Path] = {}  # server base URL -> its instance folder (its database)
 
 
 def _env(instance: Path) -> dict[str, str]:
@@ -136,6 +137,7 @@ def server(tmp_path_factory):
          "wsgi:app"], cwd=ROOT, env=_env(instance), stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
+    INSTANCES[base] = instance
     for _ in range(100):
         try:
             urllib.request.urlopen(base + "/healthz", timeout=1)

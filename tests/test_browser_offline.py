@@ -1,0 +1,197 @@
+"""The field app offline, in a real browser (system Chromium, phone, Arabic): entries made
+with no connection survive a reload, are sent once the connection is back, and reach the
+server exactly once; a shared phone shows nothing of the previous worker."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from datetime import date
+
+import pytest
+
+from . import browser_support
+from .browser_support import CLUB, ROOT, Words, log_in, phone_context, require_browser
+
+browser, server = browser_support.browser, browser_support.server
+
+pytestmark = pytest.mark.browser
+require_browser()
+
+AR = Words("ar")
+WORKER = ("worker@demo.bladi.tn", "Olive-Tree-4821")
+OTHER = ("worker.acec@demo.bladi.tn", "Kasbah-Door-6610")  # the phone passed on
+
+COUNT = """
+import json, sys, uuid
+from bladi_cases import create_app
+from bladi_cases.extensions import db
+from bladi_cases.models import ActivitySession, Attendance, Beneficiary, SurveyResponse
+app = create_app()
+ids = json.loads(sys.argv[1])
+with app.app_context():
+    found = {}
+    for kind, model in (("session", ActivitySession), ("registration", Beneficiary),
+                        ("survey_response", SurveyResponse)):
+        key = uuid.UUID(ids[kind])
+        found[kind] = db.session.scalar(db.select(db.func.count()).select_from(model)
+                                        .where(model.uuid == key))
+    session = db.session.scalars(db.select(ActivitySession).where(
+        ActivitySession.uuid == uuid.UUID(ids["session"]))).first()
+    found["present"] = session and db.session.scalar(
+        db.select(db.func.count()).select_from(Attendance).where(
+            Attendance.session_id == session.id, Attendance.status == "present"))
+    print(json.dumps(found))
+"""
+
+
+def _server_counts(server_base: str, ids: dict) -> dict:
+    """Count the records in the test server's own database."""
+    env = browser_support._env(browser_support.INSTANCES[server_base])
+    out = subprocess.run([sys.executable, "-c", COUNT, json.dumps(ids)], cwd=ROOT, env=env,
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _until(page, script: str, timeout: float = 15.0, arg=None) -> None:
+    """Poll a JavaScript function (may return a promise) until it is true (the page's CSP
+    forbids the string form of wait_for_function)."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(script, arg):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout} s: {script}")
+        time.sleep(0.2)
+
+
+def _ready(page) -> None:
+    """Wait until the service worker controls the page and the field data is on the phone."""
+    _until(page, "() => !!(navigator.serviceWorker && navigator.serviceWorker.controller)")
+    _until(page, "() => document.querySelectorAll('#att-activity option').length > 1")
+
+
+def _queue(page) -> list[dict]:
+    return page.evaluate("() => BladiQueue.list()")
+
+
+def test_offline_entries_survive_a_reload_and_reach_the_server_once(browser, server):
+    context = phone_context(browser)
+    page = context.new_page()
+    log_in(page, server, *WORKER, AR)
+    page.wait_for_url(server + "/")
+    page.goto(server + "/field")
+    page.evaluate("() => navigator.serviceWorker.ready.then(() => true)")
+    page.reload()  # now under the service worker, which keeps the page
+    _ready(page)
+
+    context.set_offline(True)
+    # Attendance of today's club, everyone present.
+    page.select_option("#att-activity", label=CLUB)
+    _until(page, "() => document.querySelectorAll('[data-roster] fieldset').length === 30")
+    page.fill("#att-date", date.today().isoformat())
+    page.locator('form[data-offline="session"] button[type=submit]').click()
+    # A new youth, with her mother's consent.
+    form = page.locator('form[data-offline="registration"]')
+    form.locator("#first_name_ar").fill("مريم")
+    form.locator("#last_name_ar").fill("الزواري")
+    form.locator('input[name="sex"][value="female"]').check()
+    form.locator("#birth_date").fill(f"{date.today().year - 15}-02-10")
+    form.locator("#setting_kind").select_option("youth_centre")
+    form.locator("#consent_given_by").select_option("guardian")
+    form.locator("#guardian_name").fill("فاطمة الزواري")
+    form.locator("#guardian_relationship").fill("أم")
+    form.locator("#consent_method").select_option("signed_form")
+    form.locator("button[type=submit]").click()
+    # The baseline survey of a youth of the club.
+    survey = page.locator('form[data-offline="survey_response"]')
+    survey.locator("#sv-version").select_option(index=1)
+    survey.locator("#sv-youth").select_option(index=1)
+    survey.locator("#sv-wave").select_option("baseline")
+    survey.locator('input[name="q-situation"][value="studying"]').check()
+    for item in ("w1", "w2", "w3", "w4", "w5", "trust_staff"):
+        survey.locator(f'input[name="q-{item}"][value="3"]').check()
+    survey.locator("button[type=submit]").click()
+    _until(page, "() => BladiQueue.list().then(items => items.length === 3)")
+    items = _queue(page)
+    assert {i["type"] for i in items} == {"session", "registration", "survey_response"}
+    assert all(i["state"] == "waiting" for i in items), items
+    assert page.locator(".queue-badge").is_visible()
+
+    # Reloading with no connection: the page comes from the phone, the entries too.
+    page.reload()
+    _until(page, "() => document.querySelectorAll('[data-queue] li[data-item]').length === 3")
+    assert page.locator("#att-activity option", has_text=CLUB).count() == 1
+
+    # The connection comes back: everything is sent, and confirmed, then leaves the phone.
+    context.set_offline(False)
+    page.evaluate("() => window.dispatchEvent(new Event('online'))")
+    _until(page, "() => BladiQueue.list().then(items => items.length === 0)", timeout=30)
+    ids = {i["type"]: i["uuid"] for i in items}
+    counts = _server_counts(server, ids)
+    assert counts == {"session": 1, "registration": 1, "survey_response": 1, "present": 30}
+
+    # The same records sent again (a retry after a lost answer): stored once, still.
+    answer = page.evaluate("""async (items) => {
+        const me = await (await fetch('/api/v1/me')).json();
+        const response = await fetch('/api/v1/sync', {method: 'POST',
+            headers: {'Content-Type': 'application/json', 'X-CSRFToken': me.csrf_token},
+            body: JSON.stringify({records: items.map(i => ({uuid: i.uuid, type: i.type,
+                                                           base_version: null, data: i.data}))})});
+        return (await response.json()).results.map(r => r.status);
+    }""", items)
+    assert answer == ["already_stored"] * 3
+    assert _server_counts(server, ids) == counts
+    context.close()
+
+
+def test_a_shared_phone_shows_nothing_of_the_previous_worker(browser, server):
+    context = phone_context(browser)
+    page = context.new_page()
+    log_in(page, server, *WORKER, AR)
+    page.wait_for_url(server + "/")
+    page.goto(server + "/field")
+    _ready_data(page)
+    names = page.evaluate("() => BladiQueue.cacheGet('activities').then(a => a.flatMap("
+                          "x => x.roster.map(y => y.name)).filter(Boolean))")
+    assert names, "the worker's roster is on the phone"
+    # The phone has a connection but the server cannot take the entry (cut on the way).
+    context.route("**/api/v1/sync", lambda route: route.abort())
+    page.locator('form[data-offline="case_note"] #nt-text').fill("زيارة منزلية")
+    page.locator('form[data-offline="case_note"] #nt-case').select_option(index=1)
+    page.locator('form[data-offline="case_note"] button[type=submit]').click()
+    _until(page, "() => BladiQueue.list().then(items => items.length === 1)")
+
+    # Logging out with an entry waiting: a warning first; cancelling leads to the queue.
+    warnings = []
+    page.once("dialog", lambda dialog: (warnings.append(dialog.message), dialog.dismiss()))
+    page.locator("form[data-logout] button").click()
+    page.wait_for_url("**/field#queue")
+    assert warnings, "the worker was warned"
+    # Logging out anyway: the entry stays on the phone for her, hidden from anyone else.
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("form[data-logout] button").click()
+    page.wait_for_url("**/login**")
+    log_in(page, server, *OTHER, AR)
+    page.wait_for_url(server + "/")
+    page.goto(server + "/field")
+    _until(page, "() => document.querySelector('[data-queue] li') !== null")
+    assert page.locator("[data-queue] li[data-item]").count() == 0
+    assert not page.locator(".queue-badge").is_visible()
+    assert page.evaluate("() => BladiQueue.list()") == []
+    content = page.content()
+    cached = page.evaluate("""() => new Promise(resolve => {
+        const open = indexedDB.open('bladi-field');
+        open.onsuccess = () => {
+          const all = open.result.transaction('cache').objectStore('cache').getAll();
+          all.onsuccess = () => resolve(JSON.stringify(all.result));
+        };
+    })""")
+    for name in names[:10]:
+        assert name not in content and name not in cached, "a name of the previous roster"
+    context.close()
+
+
+def _ready_data(page) -> None:
+    _until(page, "() => document.querySelectorAll('#nt-case option').length > 1")
+    time.sleep(0.3)  # the cache write follows the fetch
