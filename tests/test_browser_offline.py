@@ -28,7 +28,7 @@ COUNT = """
 import json, sys, uuid
 from bladi_cases import create_app
 from bladi_cases.extensions import db
-from bladi_cases.models import ActivitySession, Attendance, Beneficiary, SurveyResponse
+from bladi_cases.models import ActivitySession, Attendance, Beneficiary, CaseNote, SurveyResponse
 app = create_app()
 ids = json.loads(sys.argv[1])
 with app.app_context():
@@ -43,6 +43,9 @@ with app.app_context():
     found["present"] = session and db.session.scalar(
         db.select(db.func.count()).select_from(Attendance).where(
             Attendance.session_id == session.id, Attendance.status == "present"))
+    found["follow_up_done"] = db.session.scalar(db.select(db.func.count()).select_from(
+        CaseNote).where(CaseNote.uuid == uuid.UUID(ids["follow_up_note"]),
+                        CaseNote.done_on.is_not(None)))
     print(json.dumps(found))
 """
 
@@ -112,15 +115,22 @@ def test_offline_entries_survive_a_reload_and_reach_the_server_once(browser, ser
     for item in ("w1", "w2", "w3", "w4", "w5", "trust_staff"):
         survey.locator(f'input[name="q-{item}"][value="3"]').check()
     survey.locator("button[type=submit]").click()
-    _until(page, "() => BladiQueue.list().then(items => items.length === 3)")
+    # A follow-up of one of her cases, done today.
+    case = page.evaluate("() => BladiQueue.cacheGet('cases').then("
+                         "cases => (cases.find(c => c.follow_ups_due.length) || {}).id)")
+    assert case, "the demo worker has a follow-up due"
+    page.select_option("#nt-case", case)
+    page.locator("[data-followups] button").first.click()
+    _until(page, "() => BladiQueue.list().then(items => items.length === 4)")
     items = _queue(page)
-    assert {i["type"] for i in items} == {"session", "registration", "survey_response"}
+    assert {i["type"] for i in items} == {"session", "registration", "survey_response",
+                                          "follow_up"}
     assert all(i["state"] == "waiting" for i in items), items
     assert page.locator(".queue-badge").is_visible()
 
     # Reloading with no connection: the page comes from the phone, the entries too.
     page.reload()
-    _until(page, "() => document.querySelectorAll('[data-queue] li[data-item]').length === 3")
+    _until(page, "() => document.querySelectorAll('[data-queue] li[data-item]').length === 4")
     assert page.locator("#att-activity option", has_text=CLUB).count() == 1
 
     # The connection comes back: everything is sent, and confirmed, then leaves the phone.
@@ -128,8 +138,10 @@ def test_offline_entries_survive_a_reload_and_reach_the_server_once(browser, ser
     page.evaluate("() => window.dispatchEvent(new Event('online'))")
     _until(page, "() => BladiQueue.list().then(items => items.length === 0)", timeout=30)
     ids = {i["type"]: i["uuid"] for i in items}
+    ids["follow_up_note"] = next(i["data"]["note"] for i in items if i["type"] == "follow_up")
     counts = _server_counts(server, ids)
-    assert counts == {"session": 1, "registration": 1, "survey_response": 1, "present": 30}
+    assert counts == {"session": 1, "registration": 1, "survey_response": 1, "present": 30,
+                      "follow_up_done": 1}
 
     # The same records sent again (a retry after a lost answer): stored once, still.
     answer = page.evaluate("""async (items) => {
@@ -140,7 +152,7 @@ def test_offline_entries_survive_a_reload_and_reach_the_server_once(browser, ser
                                                            base_version: null, data: i.data}))})});
         return (await response.json()).results.map(r => r.status);
     }""", items)
-    assert answer == ["already_stored"] * 3
+    assert answer == ["already_stored"] * 4
     assert _server_counts(server, ids) == counts
     context.close()
 

@@ -90,6 +90,30 @@
     if (!date.value) date.value = today();
     renderRoster();
     renderQuestions();
+    renderFollowUps();
+    var people = app.querySelector("[data-youth]");
+    people.innerHTML = "";
+    youthChoices().forEach(function (pair) { people.appendChild(el("li", { dir: "auto" }, pair[1])); });
+  }
+
+  // --- Follow-ups due on the chosen case: "done" goes to the queue like any entry ---------
+  function renderFollowUps() {
+    var box = app.querySelector("[data-followups]");
+    box.innerHTML = "";
+    var id = app.querySelector("#nt-case").value;
+    var chosen = data.cases.filter(function (c) { return c.id === id; })[0];
+    ((chosen && chosen.follow_ups_due) || []).forEach(function (due) {
+      var row = el("li", {}, box.getAttribute("data-label") + " " + due.due_date + " ");
+      var done = el("button", { type: "button" }, box.getAttribute("data-done"));
+      done.addEventListener("click", function () {
+        Q.add("follow_up", { note: due.id, done_on: today() }).then(function () {
+          say(app.getAttribute("data-saved"));
+          row.remove();
+        });
+      });
+      row.appendChild(done);
+      box.appendChild(row);
+    });
   }
 
   // --- Attendance ---------------------------------------------------------------------------
@@ -246,6 +270,7 @@
   app.addEventListener("change", function (event) {
     if (event.target.id === "att-activity") { app.querySelector("#att-duration").value = ""; renderRoster(); }
     if (event.target.id === "sv-version") renderQuestions();
+    if (event.target.id === "nt-case") renderFollowUps();
   });
   app.addEventListener("click", function (event) {
     if (event.target.closest("[data-all-present]")) {
