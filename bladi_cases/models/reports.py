@@ -29,6 +29,9 @@ REPORT_STATUS_LABELS = {ReportStatus.DRAFT: _l("Draft"), ReportStatus.SUBMITTED:
                         ReportStatus.RETURNED: _l("Returned"),
                         ReportStatus.APPROVED: _l("Approved")}
 
+UNIT_LABELS = {"youth": _l("young people"), "sessions": _l("sessions"), "hours": _l("hours"),
+               "referrals": _l("referrals"), "points": _l("score points"),
+               "people": _l("people")}
 STEP_LABELS = {"generated": _l("Generated from the data"), "submitted": _l("Submitted"),
                "commented": _l("Commented"), "returned": _l("Returned"),
                "approved": _l("Approved")}

@@ -24,11 +24,15 @@ from ..models import (
     Attendance,
     Beneficiary,
     Case,
+    Governorate,
     Outcome,
     QuarterlyReport,
     ReportStatus,
     SurveyResponse,
 )
+from ..models.admin import SITE_KIND_LABELS
+from ..models.beneficiaries import SEX_LABELS
+from ..models.reports import UNIT_LABELS
 from ..privacy.deidentify import age_band
 from .indicators import RULES, Period
 from .report_release import YearRelease, first_year, year_release
@@ -104,7 +108,8 @@ def tracking_rows(fiscal_year: int, lang: str, k: int,
         on_track = "" if not annual or not elapsed or not known else (
             _("Yes") if value >= annual * elapsed / 4 else _("No"))
         rows.append([indicator.text("name", lang), indicator.text("definition", lang),
-                     indicator.unit, _disaggregation(indicator), baseline or "",
+                     str(UNIT_LABELS.get(indicator.unit, indicator.unit)),
+                     _disaggregation(indicator), baseline or "",
                      lifetime or "", annual or ""]
                     + [_number(release.quarter(indicator, "*", q)) for q in range(1, 5)]
                     + [value, _number(release.lifetime(indicator, releases[:-1])), percent,
@@ -143,12 +148,18 @@ def disaggregation_rows(fiscal_year: int, lang: str, k: int,
                                       current_app.config["BLADI_DASHBOARD_CACHE_SECONDS"])
     names = {"sex": _("Sex"), "age_band": _("Age band"), "governorate": _("Governorate"),
              "setting": _("Setting"), "cso": _("CSO")}
+    # Categories in words where they are codes (sex, setting, governorate).
+    words = {"sex": {k: str(v) for k, v in SEX_LABELS.items()},
+             "setting": {k: str(v) for k, v in SITE_KIND_LABELS.items()},
+             "governorate": {g.iso_code: g.name(lang) for g in db.session.scalars(
+                 sa.select(Governorate))}}
     rows = [[_("Indicator"), _("Disaggregation"), _("Category"), _("Value")]]
     for indicator in indicators():
         if indicator.rule not in RULES or not RULES[indicator.rule].by_youth:
             continue
         for dimension in ("sex", "age_band", "governorate", "setting", "cso"):
             for category, shown in release.dimension(indicator, dimension):
+                category = words.get(dimension, {}).get(category, category)
                 rows.append([indicator.text("name", lang), names[dimension], category,
                              _number(shown)])
     return rows
