@@ -13,7 +13,15 @@ from datetime import date
 import pytest
 
 from . import browser_support
-from .browser_support import CLUB, ROOT, Words, log_in, phone_context, require_browser
+from .browser_support import (
+    CLUB,
+    ROOT,
+    SCREENSHOTS,
+    Words,
+    log_in,
+    phone_context,
+    require_browser,
+)
 
 browser, server = browser_support.browser, browser_support.server
 
@@ -93,7 +101,6 @@ def test_offline_entries_survive_a_reload_and_reach_the_server_once(browser, ser
     page.select_option("#att-activity", label=CLUB)
     _until(page, "() => document.querySelectorAll('[data-roster] fieldset').length === 30")
     page.fill("#att-date", date.today().isoformat())
-    page.locator('form[data-offline="session"] button[type=submit]').click()
     # A new youth, with her mother's consent.
     form = page.locator('form[data-offline="registration"]')
     form.locator("#first_name_ar").fill("مريم")
@@ -105,7 +112,12 @@ def test_offline_entries_survive_a_reload_and_reach_the_server_once(browser, ser
     form.locator("#guardian_name").fill("فاطمة الزواري")
     form.locator("#guardian_relationship").fill("أم")
     form.locator("#consent_method").select_option("signed_form")
+    form.locator("#reg-activity").select_option(label=CLUB)
     form.locator("button[type=submit]").click()
+    # She joins the club today: on its roster at once, and present.
+    _until(page, "() => document.querySelectorAll('[data-roster] fieldset').length === 31")
+    page.locator('form[data-offline="session"] button[type=submit]').click()
+    page.screenshot(path=str(SCREENSHOTS / "field-offline-ar-360.png"), full_page=False)
     # The baseline survey of a youth of the club.
     survey = page.locator('form[data-offline="survey_response"]')
     survey.locator("#sv-version").select_option(index=1)
@@ -140,7 +152,7 @@ def test_offline_entries_survive_a_reload_and_reach_the_server_once(browser, ser
     ids = {i["type"]: i["uuid"] for i in items}
     ids["follow_up_note"] = next(i["data"]["note"] for i in items if i["type"] == "follow_up")
     counts = _server_counts(server, ids)
-    assert counts == {"session": 1, "registration": 1, "survey_response": 1, "present": 30,
+    assert counts == {"session": 1, "registration": 1, "survey_response": 1, "present": 31,
                       "follow_up_done": 1}
 
     # The same records sent again (a retry after a lost answer): stored once, still.

@@ -81,6 +81,8 @@
   function render() {
     options(app.querySelector("#att-activity"), data.activities.map(function (a) {
       return [a.id, a.name]; }), "—");
+    options(app.querySelector("#reg-activity"), data.activities.map(function (a) {
+      return [a.id, a.name]; }), "—");
     options(app.querySelector("#sv-version"), data.surveys.map(function (s) {
       return [s.id, label(s.title) + (s.number ? " · v" + s.number : "")]; }), "—");
     options(app.querySelector("#sv-youth"), youthChoices(), "—");
@@ -245,10 +247,20 @@
       values.confirmed_new = fields.get("confirmed_new") === "1";
       if (!values.first_name_ar && !values.first_name_latin) { fail(form, required()); return; }
       var name = [values.first_name_ar || values.first_name_latin, values.last_name_ar || values.last_name_latin].join(" ");
+      if (!values.activity) delete values.activity;
       save(kind, form, values).then(function (item) {
         data.pending = data.pending.filter(function (p) { return p.id !== item.uuid; })
           .concat([{ id: item.uuid, name: name }]);
         Q.cacheSet("pending", data.pending);
+        // Enrolled in an activity: on its roster at once, so today's attendance counts them
+        // (the registration is sent before the session: the queue keeps the order).
+        data.activities.forEach(function (a) {
+          if (a.id === values.activity && !(a.roster || []).some(function (y) { return y.id === item.uuid; })) {
+            a.roster = (a.roster || []).concat([{ id: item.uuid, code: "+", name: name }]);
+          }
+        });
+        Q.cacheSet("activities", data.activities);
+        renderRoster();
         options(app.querySelector("#sv-youth"), youthChoices(), "—");
         form.reset();
       });
