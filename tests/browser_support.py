@@ -167,7 +167,9 @@ def browser():
 
 
 def phone_context(browser, locale: str = "ar-TN", **options):
-    """A cheap Android phone: 360 x 740, touch."""
+    """A cheap Android phone: 360 x 740, touch. Service workers are blocked unless asked
+    for: a page's weight is measured as on a first visit, not from the worker's cache."""
+    options.setdefault("service_workers", "block")
     context = browser.new_context(viewport=PHONE, locale=locale, device_scale_factor=1,
                                   is_mobile=True, has_touch=True, **options)
     context.set_default_timeout(10_000)

@@ -87,7 +87,7 @@ def _queue(page) -> list[dict]:
 
 
 def test_offline_entries_survive_a_reload_and_reach_the_server_once(browser, server):
-    context = phone_context(browser)
+    context = phone_context(browser, service_workers="allow")
     page = context.new_page()
     log_in(page, server, *WORKER, AR)
     page.wait_for_url(server + "/")
@@ -170,7 +170,7 @@ def test_offline_entries_survive_a_reload_and_reach_the_server_once(browser, ser
 
 
 def test_a_shared_phone_shows_nothing_of_the_previous_worker(browser, server):
-    context = phone_context(browser)
+    context = phone_context(browser, service_workers="allow")
     page = context.new_page()
     log_in(page, server, *WORKER, AR)
     page.wait_for_url(server + "/")
@@ -219,3 +219,93 @@ def test_a_shared_phone_shows_nothing_of_the_previous_worker(browser, server):
 def _ready_data(page) -> None:
     _until(page, "() => document.querySelectorAll('#nt-case option').length > 1")
     time.sleep(0.3)  # the cache write follows the fetch
+
+
+COUNT_ONE = """
+import sys, uuid
+from bladi_cases import create_app
+from bladi_cases.extensions import db
+from bladi_cases.models import Beneficiary, CaseNote
+app = create_app()
+model = {"registration": Beneficiary, "case_note": CaseNote}[sys.argv[1]]
+with app.app_context():
+    print(db.session.scalar(db.select(db.func.count()).select_from(model).where(
+        model.uuid == uuid.UUID(sys.argv[2]))))
+"""
+
+
+def _count_one(server_base: str, kind: str, record_uuid: str) -> int:
+    env = browser_support._env(browser_support.INSTANCES[server_base])
+    out = subprocess.run([sys.executable, "-c", COUNT_ONE, kind, record_uuid], cwd=ROOT,
+                         env=env, check=True, capture_output=True, text=True).stdout
+    return int(out.strip().splitlines()[-1])
+
+
+def _open_field(browser, server):
+    context = phone_context(browser, service_workers="allow", accept_downloads=True)
+    page = context.new_page()
+    log_in(page, server, *WORKER, AR)
+    page.wait_for_url(server + "/")
+    page.goto(server + "/field")
+    _ready_data(page)
+    return context, page
+
+
+def test_a_rejected_entry_is_fixed_and_the_queue_moves_between_phones(browser, server,
+                                                                      tmp_path):
+    context, page = _open_field(browser, server)
+    # A registration the server refuses (no sex given): rejected, with the field's message.
+    form = page.locator('form[data-offline="registration"]')
+    form.locator("#first_name_ar").fill("سلمى")
+    form.locator("#last_name_ar").fill("المرزوقي")
+    form.locator("#birth_date").fill(f"{date.today().year - 19}-06-01")
+    form.locator("#setting_kind").select_option("youth_centre")
+    form.locator("button[type=submit]").click()
+    _until(page, "() => BladiQueue.list().then(i => i.length === 1 && i[0].state === 'rejected')")
+    [item] = _queue(page)
+    assert "sex" in item["field_errors"]
+    row = page.locator("[data-queue] li[data-state=rejected]")
+    assert row.locator(".error").count() >= 1
+    # Fixed on the phone and sent again under the same UUID: stored once.
+    row.get_by_role("button", name=AR("Fix")).click()
+    assert form.locator("#first_name_ar").input_value() == "سلمى"
+    form.locator('input[name="sex"][value="female"]').check()
+    form.locator("button[type=submit]").click()
+    _until(page, "() => BladiQueue.list().then(i => i.length === 0)")
+    assert _count_one(server, "registration", item["uuid"]) == 1
+
+    # The server cannot be reached: the entry waits, retried later and later.
+    context.route("**/api/v1/sync", lambda route: route.abort())
+    note = page.locator('form[data-offline="case_note"]')
+    note.locator("#nt-case").select_option(index=1)
+    note.locator("#nt-text").fill("اتصال هاتفي مع العائلة")
+    note.locator("button[type=submit]").click()
+    _until(page, "() => BladiQueue.list().then(i => i.length === 1 && i[0].tries >= 1)")
+    [waiting] = _queue(page)
+    assert waiting["state"] == "waiting" and waiting["next_try"] > time.time() * 1000
+    # Last resort: the queue as a file, taken to another phone, which sends it.
+    with page.expect_download() as download:
+        page.locator("[data-download]").click()
+    path = tmp_path / "queue.json"
+    download.value.save_as(path)
+    assert json.loads(path.read_text(encoding="utf-8"))["items"][0]["uuid"] == waiting["uuid"]
+    other, other_page = _open_field(browser, server)
+    other_page.locator("[data-upload]").set_input_files(str(path))
+    _until(other_page, "() => BladiQueue.list().then(i => i.length === 0)")
+    assert _count_one(server, "case_note", waiting["uuid"]) == 1
+    # The first phone gets through at last: "already stored", and its copy leaves too.
+    context.unroute("**/api/v1/sync")
+    page.locator("[data-send-now]").click()
+    _until(page, "() => BladiQueue.list().then(i => i.length === 0)")
+    assert _count_one(server, "case_note", waiting["uuid"]) == 1
+
+    # Twelve hours without use: the rosters and cases on the phone are gone.
+    other_page.evaluate("() => localStorage.setItem('bladi-last-use', "
+                        "String(Date.now() - 13 * 3600 * 1000))")
+    other.set_offline(True)
+    other_page.reload()
+    _until(other_page, "() => document.querySelector('[data-status]').textContent === "
+                       "document.getElementById('field-app').getAttribute('data-empty')")
+    assert other_page.evaluate("() => BladiQueue.cacheGet('activities')") is None
+    other.close()
+    context.close()
