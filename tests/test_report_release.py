@@ -25,7 +25,7 @@ from bladi_cases.models import (
 from bladi_cases.privacy.release import Release
 from bladi_cases.privacy.suppression import TOTAL
 from bladi_cases.sample_survey import FORM_ID
-from bladi_cases.services import cases
+from bladi_cases.services import ValidationError, cases
 from bladi_cases.services import reports as service
 from bladi_cases.services.donor_exports import disaggregation_rows, tracking_rows
 from bladi_cases.services.indicators import Period, compute, months_before
@@ -303,3 +303,44 @@ def test_the_snapshot_is_reused_then_refreshed(app, people, program, sites, make
         app.config["BLADI_DASHBOARD_CACHE_SECONDS"] = 0
     assert year_figures(YEAR)["quarters"]["youth_reached"]["BA"][PERIOD.quarter - 1] == 17
     assert year_release(YEAR, K).year(reached, ALL) == "23"
+
+
+# --- Age bands per indicator ---------------------------------------------------------------
+
+def test_age_bands_are_set_per_indicator_and_used(client, people, program):
+    reached = _indicator("youth_reached")
+    login(client, people["reviewer"])
+    response = client.post("/reports/targets", data={
+        "action": "bands", "indicator": "youth_reached", "age_bands": "10-17, 18-29"})
+    assert response.status_code == 302
+    assert reached.age_bands == [[10, 17], [18, 29]]
+    bands = {category for name, dimension, category, _v in disaggregation_rows(YEAR, "en", K)[1:]
+             if name == "Youth reached" and dimension == "Age band"}
+    assert bands <= {"10-17", "18-29", "other"} and bands & {"10-17", "18-29"}
+    placed = {category for name, dimension, category, _v in disaggregation_rows(YEAR, "en", K)[1:]
+              if name == "Youth placed" and dimension == "Age band"}
+    assert not placed & {"10-17", "18-29"}, "other indicators keep their own bands"
+    assert "10-17, 18-29" in client.get("/reports/targets").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("text", ["10-14, 12-20", "abc", "20-10", "", "10-14, 15", "5-120"])
+def test_bad_age_bands_are_refused_and_nothing_changes(client, people, text):
+    reached = _indicator("youth_reached")
+    before = list(reached.age_bands)
+    with pytest.raises(ValidationError):
+        service.set_age_bands(people["reviewer"], reached, text)
+    db.session.rollback()
+    assert _indicator("youth_reached").age_bands == before
+    login(client, people["reviewer"])
+    client.set_cookie("lang", "fr", domain="bladi.test")
+    client.post("/reports/targets", data={"action": "bands", "indicator": "youth_reached",
+                                          "age_bands": text})
+    page = client.get("/reports/targets").get_data(as_text=True)
+    assert "tranches" in page or "chevaucher" in page or "séparées" in page
+    assert _indicator("youth_reached").age_bands == before
+
+
+def test_only_reviewers_set_age_bands(client, people):
+    login(client, people["manager"])
+    assert client.post("/reports/targets", data={
+        "action": "bands", "indicator": "youth_reached", "age_bands": "10-29"}).status_code == 403

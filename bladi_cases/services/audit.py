@@ -36,6 +36,7 @@ class Action:
     SURVEY_SUBMITTED = "survey_submitted"
     SURVEY_EXPORTED = "survey_exported"
     TARGET_SET = "target_set"
+    AGE_BANDS_SET = "age_bands_set"
     REPORT_SUBMITTED = "report_submitted"
     REPORT_REVIEWED = "report_reviewed"
     EXPORT_DOWNLOADED = "export_downloaded"

@@ -202,6 +202,40 @@ def set_target(actor: User, indicator: Indicator, org: Organization, fiscal_year
     return target
 
 
+AGE_LIMITS = (0, 99)
+
+
+def set_age_bands(actor: User, indicator: Indicator, text: str) -> Indicator:
+    """Set the age bands an indicator is disaggregated by, written "10-14, 15-17, ...":
+    each band low-high in years, in order, not overlapping."""
+    bands = []
+    for part in (text or "").replace("،", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        low, dash, high = part.partition("-")
+        try:
+            low, high = int(low), int(high)
+        except ValueError:
+            raise ValidationError.one("age_bands", _(
+                "Write the bands as ages from-to, separated by commas: 10-14, 15-17.")) from None
+        if not dash or not AGE_LIMITS[0] <= low <= high <= AGE_LIMITS[1]:
+            raise ValidationError.one("age_bands", _(
+                "Write the bands as ages from-to, separated by commas: 10-14, 15-17."))
+        if bands and low <= bands[-1][1]:
+            raise ValidationError.one("age_bands", _(
+                "The bands must follow each other without overlapping."))
+        bands.append([low, high])
+    if not bands:
+        raise ValidationError.one("age_bands", _(
+            "Write the bands as ages from-to, separated by commas: 10-14, 15-17."))
+    indicator.age_bands = bands
+    db.session.flush()
+    record(Action.AGE_BANDS_SET, actor=actor,
+           detail={"indicator": indicator.code, "bands": bands})
+    return indicator
+
+
 def enter_manual_value(actor: User, indicator: Indicator, org: Organization, period: Period,
                        value, evidence: str) -> ManualValue:
     """A manual indicator's value for a quarter, with the evidence behind it."""

@@ -209,6 +209,14 @@ def targets():
     """Targets per indicator, CSO and fiscal year (and life of award), with baselines."""
     period = _period()
     csos = service.funded_csos()
+    if request.method == "POST" and request.form.get("action") == "bands":
+        indicator = db.session.scalars(db.select(Indicator).where(
+            Indicator.code == request.form.get("indicator"))).first()
+        if indicator is None:
+            abort(400)
+        run_action(_("Saved."), service.set_age_bands, current_user, indicator,
+                   request.form.get("age_bands", ""))
+        return redirect(url_for(".targets", fy=period.fiscal_year, q=period.quarter))
     if request.method == "POST":
         org = next((o for o in csos if o.code == request.form.get("cso")), None)
         indicator = db.session.scalars(db.select(Indicator).where(
@@ -227,8 +235,10 @@ def targets():
         return redirect(url_for(".targets", fy=period.fiscal_year, q=period.quarter))
     rows = [(i, o, service.target_for(i, o, period.fiscal_year),
              service.target_for(i, o, None)) for i in service.indicators() for o in csos]
+    youth_indicators = [i for i in service.indicators()
+                        if i.rule in RULES and RULES[i.rule].by_youth]
     return render_template("reports/targets.html", rows=rows, period=period,
-                           lang=ui_language())
+                           lang=ui_language(), youth_indicators=youth_indicators)
 
 
 @bp.post("/manual")
