@@ -123,7 +123,15 @@ def test_offline_entries_survive_a_reload_and_reach_the_server_once(browser, ser
     survey.locator("#sv-version").select_option(index=1)
     survey.locator("#sv-youth").select_option(index=1)
     survey.locator("#sv-wave").select_option("baseline")
+    # The skip rules hold offline: "has a job?" is asked only of those not studying.
+    has_job = survey.locator('[data-question="has_job"]')
+    survey.locator('input[name="q-situation"]').nth(1).check()
+    assert has_job.is_visible()
+    survey.locator('input[name="q-has_job"][value="yes"]').check()
+    assert survey.locator('[data-question="job_hours"]').is_visible()
     survey.locator('input[name="q-situation"][value="studying"]').check()
+    assert not has_job.is_visible()
+    assert not survey.locator('[data-question="job_hours"]').is_visible(), "a chain of rules"
     for item in ("w1", "w2", "w3", "w4", "w5", "trust_staff"):
         survey.locator(f'input[name="q-{item}"][value="3"]').check()
     survey.locator("button[type=submit]").click()

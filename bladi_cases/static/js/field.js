@@ -147,6 +147,76 @@
   }
 
   // --- Survey -------------------------------------------------------------------------------
+  // Skip rules offline: a small reader of the XLSForm expressions the forms use most
+  // (comparisons, and/or/not, selected(), string-length(), count-selected()). Anything it
+  // cannot read shows the question: the server, which reads them all, decides on arrival.
+  function relevant(expression, answers) {
+    if (!expression) return true;
+    var tokens = expression.match(/\$\{[^}]+\}|'[^']*'|"[^"]*"|-?\d+(?:\.\d+)?|!=|<=|>=|[=<>(),.]|[A-Za-z_][\w-]*/g) || [];
+    var at = 0;
+    function peek() { return tokens[at]; }
+    function next() { return tokens[at++]; }
+    function value(v) { return Array.isArray(v) ? v.join(" ") : (v === undefined || v === null ? "" : String(v)); }
+    function compare(a, op, b) {
+      var x = Number(a), y = Number(b), numeric = a !== "" && b !== "" && !isNaN(x) && !isNaN(y);
+      if (!numeric) { x = value(a); y = value(b); }
+      return { "=": x === y, "!=": x !== y, "<": x < y, "<=": x <= y, ">": x > y, ">=": x >= y }[op];
+    }
+    function primary() {
+      var t = next();
+      if (t === undefined) throw new Error("end");
+      if (t === "(") { var inner = or(); if (next() !== ")") throw new Error(")"); return inner; }
+      if (t.charAt(0) === "$") return value(answers[t.slice(2, -1)]);
+      if (t.charAt(0) === "'" || t.charAt(0) === '"') return t.slice(1, -1);
+      if (/^-?\d/.test(t)) return t;
+      if (peek() === "(") {
+        next();
+        var args = [];
+        while (peek() !== ")") { args.push(or()); if (peek() === ",") next(); }
+        next();
+        if (t === "selected") return value(args[0]).split(" ").indexOf(value(args[1])) >= 0;
+        if (t === "not") return !truthy(args[0]);
+        if (t === "string-length") return String(value(args[0]).length);
+        if (t === "count-selected") return String(value(args[0]).split(" ").filter(Boolean).length);
+        if (t === "true") return true;
+        if (t === "false") return false;
+      }
+      throw new Error("unknown " + t);
+    }
+    function truthy(v) { return typeof v === "boolean" ? v : value(v) !== ""; }
+    function comparison() {
+      var left = primary();
+      while (["=", "!=", "<", "<=", ">", ">="].indexOf(peek()) >= 0) {
+        var op = next();
+        left = compare(left, op, primary());
+      }
+      return left;
+    }
+    function and() { var v = comparison(); while (peek() === "and") { next(); var r = comparison(); v = truthy(v) && truthy(r); } return v; }
+    function or() { var v = and(); while (peek() === "or") { next(); var r = and(); v = truthy(v) || truthy(r); } return v; }
+    try {
+      var result = or();
+      return at === tokens.length ? truthy(result) : true;
+    } catch (error) {
+      return true;
+    }
+  }
+  function applyRelevance() {
+    var chosen = version();
+    if (!chosen || !chosen.definition) return;
+    var form = app.querySelector('form[data-offline="survey_response"]');
+    // A question hidden now empties the answers the next ones depend on: repeat until stable.
+    for (var round = 0; round < 5; round++) {
+      var answers = collectAnswers(form), changed = false;
+      (chosen.definition.questions || []).forEach(function (q) {
+        var block = form.querySelector('[data-question="' + q.name + '"]');
+        var hide = !relevant(q.relevant, answers);
+        if (block && block.hidden !== hide) { block.hidden = hide; changed = true; }
+      });
+      if (!changed) break;
+    }
+  }
+
   function version() {
     var id = app.querySelector("#sv-version").value;
     return data.surveys.filter(function (s) { return String(s.id) === id; })[0];
@@ -158,9 +228,13 @@
     if (!chosen || !chosen.definition) return;
     (chosen.definition.questions || []).forEach(function (q) {
       var id = "q-" + q.name, kind = q.type, value = answers ? answers[q.name] : undefined;
-      if (kind === "note") { box.appendChild(el("p", { "class": "hint", dir: "auto" }, label(q.label))); return; }
+      if (kind === "note") {
+        box.appendChild(el("p", { "class": "hint", dir: "auto", "data-question": q.name }, label(q.label)));
+        return;
+      }
       if (["select_one", "select_multiple", "yes_no", "likert"].indexOf(kind) >= 0) {
-        var group = el("fieldset", { "class": "field radios", "data-answer": q.name, "data-kind": kind });
+        var group = el("fieldset", { "class": "field radios", "data-answer": q.name, "data-kind": kind,
+                                     "data-question": q.name });
         group.appendChild(el("legend", { dir: "auto" }, label(q.label)));
         (q.choices || []).forEach(function (c, i) {
           var input = el("input", { type: kind === "select_multiple" ? "checkbox" : "radio",
@@ -174,7 +248,8 @@
         box.appendChild(group);
         return;
       }
-      var wrap = el("div", { "class": "field", "data-answer": q.name, "data-kind": kind });
+      var wrap = el("div", { "class": "field", "data-answer": q.name, "data-kind": kind,
+                             "data-question": q.name });
       wrap.appendChild(el("label", { "for": id, dir: "auto" }, label(q.label)));
       var type = kind === "integer" || kind === "decimal" ? "number" : (kind === "date" ? "date" : "text");
       var input = el("input", { id: id, name: id, type: type, dir: "auto" });
@@ -183,10 +258,12 @@
       wrap.appendChild(input);
       box.appendChild(wrap);
     });
+    applyRelevance();
   }
   function collectAnswers(form) {
     var answers = {};
     form.querySelectorAll("[data-answer]").forEach(function (block) {
+      if (block.hidden) return;  // a skipped question keeps no answer
       var name = block.getAttribute("data-answer"), kind = block.getAttribute("data-kind");
       if (kind === "select_multiple") {
         var picked = Array.prototype.filter.call(block.querySelectorAll("input"), function (i) { return i.checked; })
@@ -283,6 +360,7 @@
     if (event.target.id === "att-activity") { app.querySelector("#att-duration").value = ""; renderRoster(); }
     if (event.target.id === "sv-version") renderQuestions();
     if (event.target.id === "nt-case") renderFollowUps();
+    if (event.target.closest && event.target.closest("[data-questions]")) applyRelevance();
   });
   app.addEventListener("click", function (event) {
     if (event.target.closest("[data-all-present]")) {
