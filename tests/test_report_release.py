@@ -344,3 +344,28 @@ def test_only_reviewers_set_age_bands(client, people):
     login(client, people["manager"])
     assert client.post("/reports/targets", data={
         "action": "bands", "indicator": "youth_reached", "age_bands": "10-29"}).status_code == 403
+
+
+def test_a_stale_snapshot_is_shown_then_refreshed_once_the_response_is_sent(app, client,
+                                                                            people, program):
+    from bladi_cases.models.common import utcnow
+
+    payload = year_figures(YEAR)
+    payload["quarters"]["youth_reached"]["BA"][PERIOD.quarter - 1] = 77  # an old figure
+    db.session.add(FiguresSnapshot(fiscal_year=YEAR, payload=payload,
+                                   computed_at=utcnow() - timedelta(minutes=10)))
+    db.session.commit()
+    app.config["BLADI_DASHBOARD_CACHE_SECONDS"] = 300
+    try:
+        login(client, people["reviewer"])
+        response = client.get(f"/reports/?fy={YEAR}&indicator=youth_reached")
+        assert "<td>77</td>" in response.get_data(as_text=True), "shown without waiting"
+        response.close()  # the server has sent it: now the figures are recomputed
+        latest = db.session.scalars(sa.select(FiguresSnapshot).order_by(
+            FiguresSnapshot.computed_at.desc())).first()
+        assert latest.computed_at > utcnow() - timedelta(minutes=1)
+        assert latest.payload["quarters"]["youth_reached"]["BA"][PERIOD.quarter - 1] == 12
+        html = client.get(f"/reports/?fy={YEAR}&indicator=youth_reached").get_data(as_text=True)
+        assert "<td>77</td>" not in html and "<td>12</td>" in html
+    finally:
+        app.config["BLADI_DASHBOARD_CACHE_SECONDS"] = 0
