@@ -178,12 +178,7 @@ def test_offline_entries_survive_a_reload_and_reach_the_server_once(browser, ser
 
 
 def test_a_shared_phone_shows_nothing_of_the_previous_worker(browser, server):
-    context = phone_context(browser, service_workers="allow")
-    page = context.new_page()
-    log_in(page, server, *WORKER, AR)
-    page.wait_for_url(server + "/")
-    page.goto(server + "/field")
-    _ready_data(page)
+    context, page = _open_field(browser, server)
     names = page.evaluate("() => BladiQueue.cacheGet('activities').then(a => a.flatMap("
                           "x => x.roster.map(y => y.name)).filter(Boolean))")
     assert names, "the worker's roster is on the phone"
