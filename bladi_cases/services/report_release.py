@@ -246,6 +246,16 @@ class YearRelease:
         return f"{total / count:+.1f}" if count else "—"
 
 
+def link_youth_trend(quarters: dict[str, list[int]], year: dict[str, int]) -> set[str]:
+    """The CSOs (and ALL, the program) whose year of youth equals the sum of their quarters:
+    there the year is known from the quarters, so the row total of the CSO-by-quarter table
+    and the year are one published figure."""
+    linked = {c for c in quarters if sum(quarters[c]) == year[c]}
+    if sum(map(sum, quarters.values())) == sum(year.values()):
+        linked.add(ALL)
+    return linked
+
+
 def build(payload: dict, fiscal_year: int, k: int) -> YearRelease:
     """Build and publish the release of a year from its true figures."""
     csos = sorted(payload["quarters"][next(iter(payload["quarters"]))]) if payload[
@@ -264,11 +274,7 @@ def build(payload: dict, fiscal_year: int, k: int) -> YearRelease:
         linked = set(csos) | {ALL}
         if _is_youth(indicator):
             settings = payload["settings"][code]
-            year_of = {c: sum(settings[c].values()) for c in csos}
-            year_of[ALL] = sum(year_of.values())
-            linked = {c for c in csos if sum(quarters[c]) == year_of[c]}
-            if sum(map(sum, quarters.values())) == year_of[ALL]:
-                linked.add(ALL)
+            linked = link_youth_trend(quarters, {c: sum(settings[c].values()) for c in csos})
 
         def trend_id(key, code=code, linked=linked):
             row, column = key
