@@ -151,6 +151,17 @@ def _date(value, field_name: str, required: bool = True) -> date | None:
         _reject(_("Give a date as YYYY-MM-DD."), field_name)
 
 
+def _existing(model, key: uuid.UUID, actor: User, reason: str):
+    """The row a retried record stored before, read through the policy; a UUID taken by a
+    row the user may not see (another CSO's) is a conflict, and only its existence is
+    read."""
+    row = db.session.scalars(scoped(model, actor).where(model.uuid == key)).first()
+    if row is None and db.session.scalar(
+            sa.select(sa.func.count()).select_from(model).where(model.uuid == key)):
+        _conflict(reason)
+    return row
+
+
 def _load(model, public_id, actor: User, field_name: str, reason: str):
     """A row the user may see, by the UUID the client sent; refused when not visible."""
     key = _uuid(public_id)
@@ -225,13 +236,13 @@ def _registration_values(actor: User, data: dict) -> dict:
 
 
 def _same_registration(actor: User, existing: Beneficiary, values: dict) -> bool:
-    """Whether a retried registration says what the stored record says (compared
-    in memory: nothing is shown, so this is not a read of the identity)."""
+    """Whether a retried registration says what the stored record says (the stored
+    identity is decrypted for the comparison, so the read is audited like any other)."""
     try:
         identity, plain, _consent = validate_registration(values, actor.organization)
     except ValidationError:
         return False
-    stored = beneficiary_service._decrypt_identity(existing)
+    stored = beneficiary_service.reveal(existing, actor, purpose="sync_retry_check")
     if any(getattr(stored, name) != identity.get(name)
            for name in beneficiary_service.IDENTITY_FIELDS):
         return False
@@ -243,12 +254,12 @@ def _same_registration(actor: User, existing: Beneficiary, values: dict) -> bool
 
 def _registration(actor: User, key: uuid.UUID, data: dict):
     values = _registration_values(actor, data)
-    existing = db.session.scalars(sa.select(Beneficiary).where(Beneficiary.uuid == key)).first()
+    other = _("This young person was already saved with other content.")
+    existing = _existing(Beneficiary, key, actor, other)
     if existing is not None:
-        if existing.organization_id == actor.organization_id and \
-                _same_registration(actor, existing, values):
+        if _same_registration(actor, existing, values):
             return ALREADY_STORED, str(existing.uuid)
-        _conflict(_("This young person was already saved with other content."))
+        _conflict(other)
     activity = None
     if data.get("activity"):
         activity = _load(Activity, data.get("activity"), actor, "activity",
@@ -302,15 +313,15 @@ def _case_note(actor: User, key: uuid.UUID, data: dict):
     text = data.get("text")
     if not isinstance(text, str):
         _reject(_("Write the note."), "text")
-    existing = db.session.scalars(sa.select(CaseNote).where(CaseNote.uuid == key)).first()
+    other = _("This note was already saved with other content.")
+    existing = _existing(CaseNote, key, actor, other)
     if existing is not None:
-        same = (existing.organization_id == actor.organization_id
-                and existing.case_id == case.id and existing.kind == data.get("kind")
+        same = (existing.case_id == case.id and existing.kind == data.get("kind")
                 and existing.confidential == bool(data.get("confidential"))
                 and existing.due_date == due and case_service.note_text(existing) == text.strip()
                 and (note_date is None or existing.note_date == note_date))
         if not same:
-            _conflict(_("This note was already saved with other content."))
+            _conflict(other)
         return ALREADY_STORED, str(existing.uuid)
     values = {"kind": data.get("kind"), "text": text, "due_date": due,
               "note_date": note_date, "confidential": data.get("confidential") is True}
