@@ -35,8 +35,8 @@ from ..models.beneficiaries import SEX_LABELS
 from ..models.reports import UNIT_LABELS
 from ..privacy.deidentify import age_band
 from .indicators import RULES, Period
-from .report_release import YearRelease, first_year, year_release
-from .reports import funded_csos, indicators, target_for
+from .report_release import YearRelease, first_year, number, year_release
+from .reports import funded_csos, indicators, targets_of
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -62,14 +62,9 @@ def approved(fiscal_year: int) -> dict[int, bool]:
 
 
 def _number(shown: str):
-    """A published figure as a number for the spreadsheet when it is one ("<5" stays)."""
-    try:
-        return int(shown)
-    except ValueError:
-        try:
-            return float(shown)
-        except ValueError:
-            return shown
+    """A published figure as a spreadsheet number when it is one ("<5" stays text)."""
+    value = number(shown)
+    return shown if value is None else value
 
 
 def _releases(fiscal_year: int, k: int) -> list[YearRelease]:
@@ -97,11 +92,14 @@ def tracking_rows(fiscal_year: int, lang: str, k: int,
         today_period.quarter if fiscal_year == today_period.fiscal_year else 0)
     csos = funded_csos()
     by_code = {i.code: i for i in indicators()}
+    targets = targets_of(fiscal_year)
     for indicator in indicators():
         value = _number(release.year(indicator))
-        annual = sum(t.value for o in csos if (t := target_for(indicator, o, fiscal_year)))
-        lifetime = sum(t.value for o in csos if (t := target_for(indicator, o, None)))
-        baseline = sum(t.baseline or 0 for o in csos if (t := target_for(indicator, o, None)))
+        yearly = [t for o in csos if (t := targets.get((indicator.id, o.id, fiscal_year)))]
+        award = [t for o in csos if (t := targets.get((indicator.id, o.id, None)))]
+        annual = sum(t.value for t in yearly)
+        lifetime = sum(t.value for t in award)
+        baseline = sum(t.baseline or 0 for t in award)
         known = isinstance(value, int | float)
         percent = f"{round(100 * value / annual)}%" if annual and known else (
             "…" if annual else "")

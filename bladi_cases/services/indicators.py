@@ -153,12 +153,12 @@ def _youth_ids(code: str, period: Period | Span, org_ids: list[int]) -> sa.Selec
     raise KeyError(code)
 
 
-def _score_rows(period: Period, org_ids: list[int]) -> list[tuple]:
+def score_rows(period: Period, org_ids: list[int]) -> list[tuple]:
     """Youth whose endline falls in the period and who have a baseline of the same survey:
     (profile..., endline day, endline minus baseline on the survey's first scale, or None).
     Read once per fiscal year and request, then filtered: quarters and year share it."""
     year = Period(period.fiscal_year)
-    cache = g.setdefault("_score_rows", {}) if has_request_context() else {}
+    cache = g.setdefault("score_rows", {}) if has_request_context() else {}
     key = (year.fiscal_year, tuple(org_ids))
     if key not in cache:
         baseline = sa.orm.aliased(SurveyResponse)
@@ -210,7 +210,7 @@ def youth_profiles(code: str, period: Period | Span, org_ids: list[int]) -> Coun
     """How many youth a youth-based indicator counts, per profile (CSO, setting, sex, birth
     year and month, governorate): grouped in the database, so no youth row is loaded."""
     if code == "youth_improved":
-        return Counter(row[:6] for row in _score_rows(period, org_ids)
+        return Counter(row[:6] for row in score_rows(period, org_ids)
                        if row[7] is not None and row[7] > 0)
     if code == "youth_10_sessions" and isinstance(period, Period):
         return _regular_profiles(period, org_ids)
@@ -221,7 +221,7 @@ def youth_profiles(code: str, period: Period | Span, org_ids: list[int]) -> Coun
 
 def mean_change(period: Period, org_ids: list[int]) -> tuple[float, int]:
     """Sum of the score changes and how many youth they are over (for a mean)."""
-    changes = [row[7] for row in _score_rows(period, org_ids) if row[7] is not None]
+    changes = [row[7] for row in score_rows(period, org_ids) if row[7] is not None]
     return sum(changes), len(changes)
 
 
@@ -377,7 +377,7 @@ def _regular_profiles(period: Period, org_ids: list[int]) -> Counter:
 def _score_totals(code: str, period: Period, org_ids: list[int]) -> dict[int, float]:
     """Youth whose score improved, or the mean change, per CSO."""
     changes: dict[int, list[float]] = {org_id: [] for org_id in org_ids}
-    for row in _score_rows(period, org_ids):
+    for row in score_rows(period, org_ids):
         if row[7] is not None and row[0] in changes:
             changes[row[0]].append(row[7])
     if code == "youth_improved":

@@ -21,14 +21,21 @@ import sqlalchemy as sa
 from flask import after_this_request, current_app, g, has_request_context
 
 from ..extensions import db
-from ..models import FiguresSnapshot, Indicator, QuarterlyReport, ReportStatus, SiteKind
+from ..models import (
+    FiguresSnapshot,
+    Indicator,
+    Organization,
+    QuarterlyReport,
+    ReportStatus,
+    SiteKind,
+)
 from ..models.common import utcnow
 from ..privacy.deidentify import DEFAULT_BANDS, age_band
 from ..privacy.release import Release
 from ..privacy.suppression import TOTAL
-from .indicators import RULES, Period, Span, _score_rows, youth_profiles
+from .indicators import RULES, Period, Span, score_rows, youth_profiles
 from .quality import year_quality
-from .reports import funded_csos, indicators, values_by_org
+from .reports import funded_csos, indicators, targets_of, values_by_org
 
 QUARTERS = ["Q1", "Q2", "Q3", "Q4"]
 SETTINGS = [kind.value for kind in SiteKind]
@@ -88,7 +95,7 @@ def year_figures(fiscal_year: int) -> dict:
                     indicator.rule, award, list(codes)).values())
             payload["dimensions"][indicator.code] = {k: dict(v) for k, v in dimensions.items()}
     scores = {o.code: [[0.0, 0] for _q in range(4)] for o in csos}
-    for row in _score_rows(year, list(codes)):
+    for row in score_rows(year, list(codes)):
         if row[7] is not None:
             cell = scores[codes[row[0]]][Period.containing(row[6]).quarter - 1]
             cell[0] += row[7]
@@ -312,3 +319,53 @@ def year_release(fiscal_year: int, k: int, max_age_seconds: int = 0) -> YearRele
     release = build(payload, fiscal_year, k)
     release.computed_at = computed_at
     return release
+
+
+# --- Reading a release -------------------------------------------------------------------
+
+def number(shown: str) -> int | float | None:
+    """A published figure as a number; None when it is withheld ("<5", "…", "—")."""
+    for kind in (int, float):
+        try:
+            return kind(shown)
+        except ValueError:
+            continue
+    return None
+
+
+def progress_rows(release: YearRelease, csos: list[Organization], setting: str = ALL
+                  ) -> list[tuple[Indicator, str, float, str]]:
+    """(indicator, the year's published value over `csos`, their annual target, percent
+    of target) for the reviewers' dashboard: the percent comes from the published value
+    only, so it is hidden with it."""
+    targets = targets_of(release.fiscal_year)
+    codes = [o.code for o in csos]
+    rows = []
+    for indicator in indicators():
+        shown = release.year_of(indicator, codes, setting) if codes else "—"
+        target = sum(t.value for o in csos
+                     if (t := targets.get((indicator.id, o.id, release.fiscal_year))))
+        value = number(shown)
+        percent = "—" if not target or setting != ALL else (
+            "…" if value is None else f"{round(100 * value / target)}%")
+        rows.append((indicator, shown, target, percent))
+    return rows
+
+
+def report_figures(report: QuarterlyReport, release: YearRelease) -> dict[str, str]:
+    """A quarterly report's figures for a reviewer or the donor: hidden wherever the year's
+    release hides that CSO's quarter (so the report cannot undo the dashboard's
+    suppression), and below k in any case."""
+    k, shown = release.k, {}
+    for indicator in indicators():
+        value = report.figures.get(indicator.code)
+        if value is None:
+            continue
+        published = release.quarter(indicator, report.organization.code, report.quarter)
+        if number(published) is None and published != "—":
+            shown[indicator.code] = published
+        elif _is_mean(indicator):
+            shown[indicator.code] = f"{value:+.1f}"
+        else:
+            shown[indicator.code] = f"<{k}" if 0 < value < k else f"{value:g}"
+    return shown

@@ -156,6 +156,15 @@ def target_for(indicator: Indicator, org: Organization, fiscal_year: int | None,
         Target.quarter.is_(None) if quarter is None else Target.quarter == quarter)).first()
 
 
+def targets_of(fiscal_year: int) -> dict[tuple[int, int, int | None], Target]:
+    """Every target bearing on a fiscal year (its own and the life of the award's), by
+    (indicator id, CSO id, fiscal year or None), in one query: pages list dozens."""
+    rows = db.session.scalars(sa.select(Target).where(
+        Target.quarter.is_(None),
+        sa.or_(Target.fiscal_year == fiscal_year, Target.fiscal_year.is_(None))))
+    return {(t.indicator_id, t.organization_id, t.fiscal_year): t for t in rows}
+
+
 def _closed(org: Organization, fiscal_year: int | None, quarter: int | None) -> bool:
     """A period is closed once its quarterly report (or, for a year, its Q4) is approved."""
     if fiscal_year is None:
@@ -374,10 +383,11 @@ class ProgressRow:
 def progress(org: Organization, period: Period, k: int | None) -> list[ProgressRow]:
     """Progress against the fiscal-year target; with `k`, counts of 1..k-1 are hidden."""
     rows = []
+    targets = targets_of(period.fiscal_year)
     for indicator in indicators():
         quarter = value_of(indicator, org, period)
         year = value_of(indicator, org, Period(period.fiscal_year))
-        target = target_for(indicator, org, period.fiscal_year)
+        target = targets.get((indicator.id, org.id, period.fiscal_year))
         hidden = k is not None and 0 < year < k
         percent = "—" if not target or not target.value else (
             "…" if hidden else f"{round(100 * year / target.value)}%")

@@ -46,7 +46,9 @@ def _site_by_uuid(value):
     return found if found is not None else "unknown"
 
 
-def _prepare(form, with_site: bool):
+def prepare_form(form, with_site: bool):
+    """Governorate and site choices of a registration or record form (also the offline
+    field page's registration form), starting from the CSO's own governorate."""
     lang = ui_language()
     governorates = db.session.scalars(db.select(Governorate).order_by(Governorate.iso_code))
     form.governorate_code.choices = [(g.iso_code, g.name(lang)) for g in governorates]
@@ -90,7 +92,7 @@ def index():
 @requires(Perm.BENEFICIARIES)
 def new():
     """Register a young person, with consent and a first site, checking for duplicates."""
-    form = _prepare(RegistrationForm(), with_site=True)
+    form = prepare_form(RegistrationForm(), with_site=True)
     candidates = []
     if form.validate_on_submit():
         try:
@@ -148,7 +150,7 @@ def edit(beneficiary_id):
         abort(404)
     form = BeneficiaryForm(obj=beneficiary) if request.method == "POST" else BeneficiaryForm(
         data=service.form_data(beneficiary, current_user))
-    _prepare(form, with_site=False)
+    prepare_form(form, with_site=False)
     if form.validate_on_submit():
         try:
             service.update(current_user, beneficiary, _values(form))

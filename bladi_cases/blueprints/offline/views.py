@@ -14,7 +14,7 @@ from ...models.cases import NOTE_KIND_LABELS
 from ...models.surveys import WAVE_LABELS
 from ...policy import Perm, public, requires
 from ..beneficiaries.forms import RegistrationForm
-from ..beneficiaries.views import _prepare as prepare_registration
+from ..beneficiaries.views import prepare_form
 from . import bp
 
 # Files the service worker keeps for the app to start with no connection.
@@ -26,7 +26,7 @@ SHELL = ("css/app.css", "js/app.js", "js/offline.js", "js/field.js", "img/icon.s
 def field():
     """The field app: today's attendance, registration, surveys and case notes, entered
     with or without a connection, and the queue of what waits to be sent."""
-    form = prepare_registration(RegistrationForm(), with_site=True)
+    form = prepare_form(RegistrationForm(), with_site=True)
     states = {"waiting": _("Waiting"), "sending": _("Sending"), "conflict": _("Conflict"),
               "rejected": _("Rejected")}
     types = {"session": _("Attendance"), "registration": _("Registration"),

@@ -19,7 +19,14 @@ from ...services import reports as service
 from ...services.charts import bar_chart
 from ...services.indicators import RULES, Period
 from ...services.quality import flags_from
-from ...services.report_release import ALL, SETTINGS, year_release
+from ...services.report_release import (
+    ALL,
+    SETTINGS,
+    number,
+    progress_rows,
+    report_figures,
+    year_release,
+)
 from .. import flash_refusal, run_action
 from . import bp
 
@@ -74,17 +81,12 @@ def _reviewer_dashboard(period: Period, lang: str):
     codes = [o.code for o in csos]
     indicator = next((i for i in service.indicators()
                       if i.code == request.args.get("indicator")), service.indicators()[0])
-    totals = []
-    for item in service.indicators():
-        shown = release.year_of(item, codes, setting) if codes else "—"
-        target = sum(t.value for o in csos
-                     if (t := service.target_for(item, o, period.fiscal_year)))
-        totals.append((item, shown, target, _percent(shown, target, setting)))
+    totals = progress_rows(release, csos, setting)
     trend = [(code, [release.quarter(indicator, code, q) for q in range(1, 5)],
               release.year(indicator, code)) for code in codes]
     program = ([release.quarter(indicator, ALL, q) for q in range(1, 5)],
                release.year(indicator))
-    bars = [(code, _as_number(year), year) for code, _quarters, year in trend]
+    bars = [(code, number(year), year) for code, _quarters, year in trend]
     chart = bar_chart(indicator.text("name", lang), bars, rtl=text_direction() == "rtl")
     return render_template(
         "reports/reviewer.html", period=period, lang=lang, totals=totals, trend=trend,
@@ -93,22 +95,6 @@ def _reviewer_dashboard(period: Period, lang: str):
         k=k, setting=setting, settings=SETTINGS, setting_labels=SITE_KIND_LABELS,
         computed_at=release.computed_at,
         governorates=sorted({o.governorate_code for o in every}))
-
-
-def _as_number(shown: str) -> float | None:
-    """A published figure as a number for a chart bar (None when withheld)."""
-    try:
-        return float(shown)
-    except ValueError:
-        return None
-
-
-def _percent(shown: str, target: float, setting: str) -> str:
-    """Progress against a target, from a published figure only (hidden with it)."""
-    if not target or setting != ALL:
-        return "—"
-    value = _as_number(shown)
-    return "…" if value is None else f"{round(100 * value / target)}%"
 
 
 def _reports():
@@ -151,34 +137,13 @@ def report(report_id):
         return _act_on_report(item, own)
     figures = {code: f"{v:g}" for code, v in item.figures.items()}
     if not own:  # outside the CSO: only what the year's release shows
-        figures = _released_figures(item)
+        figures = report_figures(item, year_release(item.fiscal_year, _k(),
+                                                    _cache_seconds()))
     return render_template(
         "reports/report.html", report=item, figures=figures, own=own, lang=ui_language(),
         indicators=service.indicators(), statuses=REPORT_STATUS_LABELS, step_labels=STEP_LABELS,
         differences=service.differences(item) if can(current_user, Perm.REPORTS_REVIEW)
         else {}, can_review=can(current_user, Perm.REPORTS_REVIEW), errors={})
-
-
-def _released_figures(item: QuarterlyReport) -> dict[str, str]:
-    """A report's figures for a reviewer or the donor: hidden wherever the fiscal year's
-    release hides that CSO's quarter (so the report cannot undo the dashboard's
-    suppression), and below k in any case."""
-    k = _k()
-    release = year_release(item.fiscal_year, k, _cache_seconds())
-    shown = {}
-    for indicator in service.indicators():
-        value = item.figures.get(indicator.code)
-        if value is None:
-            continue
-        published = release.quarter(indicator, item.organization.code, item.quarter)
-        mean = indicator.rule in RULES and RULES[indicator.rule].mean
-        if published in ("…", f"<{k}"):
-            shown[indicator.code] = published
-        elif mean:
-            shown[indicator.code] = f"{value:+.1f}"
-        else:
-            shown[indicator.code] = f"<{k}" if 0 < value < k else f"{value:g}"
-    return shown
 
 
 def _act_on_report(item: QuarterlyReport, own: bool):
@@ -233,8 +198,9 @@ def targets():
         else:
             flash(_("Target saved."), "success")
         return redirect(url_for(".targets", fy=period.fiscal_year, q=period.quarter))
-    rows = [(i, o, service.target_for(i, o, period.fiscal_year),
-             service.target_for(i, o, None)) for i in service.indicators() for o in csos]
+    targets = service.targets_of(period.fiscal_year)
+    rows = [(i, o, targets.get((i.id, o.id, period.fiscal_year)), targets.get((i.id, o.id, None)))
+            for i in service.indicators() for o in csos]
     youth_indicators = [i for i in service.indicators()
                         if i.rule in RULES and RULES[i.rule].by_youth]
     return render_template("reports/targets.html", rows=rows, period=period,
