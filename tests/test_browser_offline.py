@@ -294,6 +294,7 @@ def test_a_rejected_entry_is_fixed_and_the_queue_moves_between_phones(browser, s
     assert json.loads(path.read_text(encoding="utf-8"))["items"][0]["uuid"] == waiting["uuid"]
     other, other_page = _open_field(browser, server)
     other_page.locator("[data-upload]").set_input_files(str(path))
+    _until(other_page, "() => document.querySelector('[data-status]').textContent.endsWith('1')")
     _until(other_page, "() => BladiQueue.list().then(i => i.length === 0)")
     assert _count_one(server, "case_note", waiting["uuid"]) == 1
     # The first phone gets through at last: "already stored", and its copy leaves too.

@@ -9,6 +9,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 
+def in_language(texts: dict | None, lang: str, default: str = "") -> str:
+    """The text in `lang` of a {"ar": ..., "fr": ..., "en": ...} dict (survey labels,
+    indicator names...), else English, else any non-empty one, else `default`."""
+    texts = texts or {}
+    return texts.get(lang) or texts.get("en") or next(
+        (text for text in texts.values() if text), default)
+
+
 def utcnow() -> datetime:
     """Now, as a naive UTC datetime: what every timestamp column stores (portable)."""
     return datetime.now(UTC).replace(tzinfo=None)

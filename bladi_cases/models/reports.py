@@ -13,7 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..extensions import db
 from .admin import Organization
 from .auth import User
-from .common import PublicIdMixin, utcnow
+from .common import PublicIdMixin, in_language, utcnow
 
 
 class ReportStatus(StrEnum):
@@ -54,8 +54,7 @@ class Indicator(db.Model):
 
     def text(self, field: str, lang: str) -> str:
         """A translated field (name or definition) in a UI language."""
-        values = getattr(self, field) or {}
-        return values.get(lang) or values.get("en") or next(iter(values.values()), self.code)
+        return in_language(getattr(self, field), lang, self.code)
 
 
 class Target(db.Model):

@@ -11,7 +11,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
-from .common import PublicIdMixin, utcnow
+from .common import PublicIdMixin, in_language, utcnow
 
 
 class Wave(StrEnum):
@@ -52,7 +52,7 @@ class Survey(PublicIdMixin, db.Model):
 
     def title_in(self, lang: str) -> str:
         """The title in a UI language, falling back to another."""
-        return self.title.get(lang) or next(iter(self.title.values()), self.code)
+        return in_language(self.title, lang, self.code)
 
 
 class SurveyVersion(PublicIdMixin, db.Model):

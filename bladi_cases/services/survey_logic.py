@@ -20,6 +20,8 @@ from decimal import Decimal
 from elementpath import ElementPathError, XPath1Parser, XPathContext, XPathNode
 from flask_babel import lazy_gettext as _l
 
+from ..models.common import in_language
+
 MSG_REQUIRED = _l("This question must be answered.")
 MSG_INTEGER = _l("Enter a whole number.")
 MSG_DECIMAL = _l("Enter a number.")
@@ -282,8 +284,7 @@ def _constraint_message(question: dict, lang: str) -> str:
     messages = question.get("constraint_message") or {}
     if isinstance(messages, str):
         return messages
-    return messages.get(lang) or next((m for m in messages.values() if m), None) \
-        or str(MSG_REJECTED)
+    return in_language(messages, lang) or str(MSG_REJECTED)
 
 
 def validate(definition: dict, answers: dict, names: list[str] | None = None,

@@ -28,7 +28,7 @@ from ..models import (
     User,
     Wave,
 )
-from ..models.common import utcnow
+from ..models.common import in_language, utcnow
 from ..models.surveys import SINGLE_WAVES
 from . import ValidationError
 from . import survey_logic as logic
@@ -240,8 +240,7 @@ def score_changes(responses: list[SurveyResponse]) -> list[ScoreChange]:
 
 
 def _label(item: dict, lang: str) -> str:
-    labels = item.get("label") or {}
-    return labels.get(lang) or next(iter(labels.values()), item.get("name", ""))
+    return in_language(item.get("label"), lang, item.get("name", ""))
 
 
 def export_rows(survey: Survey, responses: list[SurveyResponse], codes: dict[int, str],

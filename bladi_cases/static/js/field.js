@@ -451,7 +451,9 @@
   app.querySelector("[data-upload]").addEventListener("change", function (event) {
     var input = event.target, file = input.files && input.files[0];
     if (!file) return;
-    file.text().then(Q.upload).then(function (count) { say("+" + count); }, function () {
+    file.text().then(Q.upload).then(function (count) {
+      say(input.getAttribute("data-added").replace("{n}", count));
+    }, function () {
       say(input.getAttribute("data-bad"));
     }).then(function () { input.value = ""; });
   });
