@@ -292,6 +292,23 @@ def make_case():
     return make
 
 
+@pytest.fixture
+def field(client, make_user, make_site, make_beneficiary, make_activity, make_case):
+    """A field worker of BA, logged in (on `client`), with an activity (a youth enrolled),
+    a case and its note: what the API and sync tests start from."""
+    from bladi_cases.models import CaseNote
+
+    worker = make_user(Role.FIELD_WORKER, "BA", preferred_language="en")
+    site = make_site("BA")
+    youth = make_beneficiary("BA", site=site)
+    activity, session, _event = make_activity(site, youth, worker)
+    case, _provider = make_case(youth, worker)
+    note = db.session.scalars(db.select(CaseNote).where(CaseNote.case_id == case.id)).one()
+    login(client, worker)
+    return {"worker": worker, "site": site, "youth": youth, "activity": activity,
+            "case": case, "note": note, "client": client}
+
+
 def login(client, user: User) -> None:
     """Act as `user` in later requests of `client` (sets the login session directly)."""
     with client.session_transaction() as session:

@@ -19,18 +19,6 @@ READS = ["/api/v1/activities", "/api/v1/sessions/today", "/api/v1/surveys",
          "/api/v1/registration-options", "/api/v1/cases"]
 
 
-@pytest.fixture
-def field(client, make_user, make_site, make_beneficiary, make_activity, make_case):
-    """A field worker of BA (logged in) facilitating an activity, with a youth and a case."""
-    worker = make_user(Role.FIELD_WORKER, "BA", preferred_language="en")
-    site = make_site("BA")
-    youth = make_beneficiary("BA", site=site)
-    activity, _session, _event = make_activity(site, youth, worker)
-    case, _provider = make_case(youth, worker)
-    login(client, worker)
-    return {"worker": worker, "site": site, "youth": youth, "activity": activity, "case": case}
-
-
 def _audited(action: str, purpose: str) -> list[AuditEntry]:
     entries = db.session.scalars(sa.select(AuditEntry).where(AuditEntry.action == action))
     return [e for e in entries if (e.detail or {}).get("purpose") == purpose]

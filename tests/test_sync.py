@@ -43,20 +43,6 @@ def _survey_version():
     return survey.current
 
 
-@pytest.fixture
-def field(client, make_user, make_site, make_beneficiary, make_activity, make_case):
-    """A field worker of BA, logged in, with an activity (a youth enrolled) and a case."""
-    worker = make_user(Role.FIELD_WORKER, "BA", preferred_language="en")
-    site = make_site("BA")
-    youth = make_beneficiary("BA", site=site)
-    activity, session, _event = make_activity(site, youth, worker)
-    case, _provider = make_case(youth, worker)
-    note = db.session.scalars(sa.select(CaseNote).where(CaseNote.case_id == case.id)).one()
-    login(client, worker)
-    return {"worker": worker, "site": site, "youth": youth, "activity": activity,
-            "case": case, "note": note, "client": client}
-
-
 def _send(client, *records, status=200):
     response = client.post("/api/v1/sync", json={"records": list(records)})
     assert response.status_code == status, response.get_data(as_text=True)
