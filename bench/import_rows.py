@@ -41,7 +41,7 @@ def main() -> int:
     from bladi_cases.extensions import db
     from bladi_cases.models import Organization
     from bladi_cases.seed import seed_demo
-    from bladi_cases.services import beneficiary_import as importer
+    from bladi_cases.services.beneficiaries import imports as importer
 
     app = create_app({"WTF_CSRF_ENABLED": False})
     with app.app_context():

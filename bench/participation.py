@@ -101,7 +101,7 @@ def main() -> int:
     from bladi_cases.models import Activity, Attendance, Beneficiary, Organization, User
     from bladi_cases.models.common import refresh_statistics
     from bladi_cases.seed import DEMO_USERS
-    from bladi_cases.services.participation import for_activity, for_beneficiary
+    from bladi_cases.services.activities.participation import for_activity, for_beneficiary
 
     app = create_app({"WTF_CSRF_ENABLED": False})
     _build(app, 100_000)

@@ -81,9 +81,9 @@ def main() -> int:
     from bladi_cases.models import Attendance, Organization, SurveyResponse, User
     from bladi_cases.models.common import refresh_statistics
     from bladi_cases.seed import DEMO_USERS
-    from bladi_cases.services.donor_exports import microdata_csv
-    from bladi_cases.services.indicators import Period
-    from bladi_cases.services.report_release import refresh
+    from bladi_cases.services.reports.exports import microdata_csv
+    from bladi_cases.services.reports.indicators import Period
+    from bladi_cases.services.reports.release import refresh
 
     app = create_app({"WTF_CSRF_ENABLED": False})
     if not args.microdata_only:

@@ -76,7 +76,7 @@ def main() -> int:
     from bladi_cases.extensions import db
     from bladi_cases.models import Beneficiary, Organization, User
     from bladi_cases.seed import DEMO_USERS
-    from bladi_cases.services.beneficiary_search import search
+    from bladi_cases.services.beneficiaries.search import search
 
     app = create_app({"WTF_CSRF_ENABLED": False})
     _build(app, args.count)

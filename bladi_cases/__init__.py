@@ -152,18 +152,17 @@ def init_blueprints(app: Flask) -> None:
     """Register each feature's blueprint."""
     from .blueprints.activities import bp as activities_bp
     from .blueprints.admin import bp as admin_bp
-    from .blueprints.api import bp as api_bp
     from .blueprints.audit import bp as audit_bp
     from .blueprints.auth import bp as auth_bp
     from .blueprints.beneficiaries import bp as beneficiaries_bp
     from .blueprints.cases import bp as cases_bp
+    from .blueprints.field import bp as field_bp
     from .blueprints.main import bp as main_bp
-    from .blueprints.offline import bp as offline_bp
     from .blueprints.reports import bp as reports_bp
     from .blueprints.surveys import bp as surveys_bp
 
     for blueprint in (main_bp, auth_bp, admin_bp, audit_bp, beneficiaries_bp, activities_bp,
-                      cases_bp, surveys_bp, reports_bp, offline_bp, api_bp):
+                      cases_bp, surveys_bp, reports_bp, field_bp):
         app.register_blueprint(blueprint)
 
 

@@ -162,7 +162,7 @@ def import_survey_command(path, org_code, publish):
     """Import an XLSForm as a new version of its survey."""
     from pathlib import Path
 
-    from .services.surveys import import_version
+    from .services.surveys.surveys import import_version
 
     org = None
     if org_code:
@@ -197,8 +197,8 @@ def export_indicators_command(fiscal_year, quarter, fmt, lang, out):
     from flask_babel import force_locale
 
     from .i18n import BABEL_LOCALES
-    from .services import donor_exports as exports
     from .services.audit import Action, record
+    from .services.reports import exports
 
     k = current_app.config["BLADI_SMALL_CELL_K"]
     with force_locale(BABEL_LOCALES[lang]):
@@ -219,8 +219,8 @@ def export_indicators_command(fiscal_year, quarter, fmt, lang, out):
 @click.option("--out", "out", type=click.Path(dir_okay=False, writable=True), required=True)
 def export_microdata_command(fiscal_year, out):
     """De-identified microdata (k-anonymous), exactly as the donor downloads it."""
-    from .services import donor_exports as exports
     from .services.audit import Action, record
+    from .services.reports import exports
 
     k = current_app.config["BLADI_SMALL_CELL_K"]
     with open(out, "wb") as handle:
@@ -245,7 +245,7 @@ def import_beneficiaries_command(path, org_code, allow_duplicates, skip_duplicat
     """Import a CSV or XLSX file (the template's columns), all rows or none."""
     from pathlib import Path
 
-    from .services import beneficiary_import as importer
+    from .services.beneficiaries import imports as importer
 
     org = db.session.scalars(
         db.select(Organization).where(Organization.code == org_code.upper())).first()
@@ -281,8 +281,8 @@ def reports_refresh_command(fiscal_year):
     import time
     from datetime import date
 
-    from .services.indicators import Period
-    from .services.report_release import refresh
+    from .services.reports.indicators import Period
+    from .services.reports.release import refresh
 
     fiscal_year = fiscal_year or Period.containing(date.today()).fiscal_year
     started = time.perf_counter()

@@ -80,8 +80,8 @@ def seed_demo_beneficiaries(count: int, seed: int = 1, today: date | None = None
                             org_codes: list[str] | None = None) -> int:
     """`count` synthetic young people spread over the 11 CSOs (or `org_codes`), the same
     for the same seed."""
-    from .services.beneficiaries import create_validated
-    from .services.beneficiary_validation import validate_registration
+    from .services.beneficiaries.registry import create_validated
+    from .services.beneficiaries.validation import validate_registration
 
     today = today or date.today()
     rng = random.Random(seed)
@@ -120,7 +120,7 @@ def seed_demo_activities(seed: int = 1, today: date | None = None, weeks: int = 
     """For each CSO without activities: one per site, a term of sessions twice a week and
     attendance (most youth come often, a few stop coming). Returns sessions created."""
     from .models import Activity, Beneficiary, ConsentScope, User
-    from .services.activities import create_activity, enrol_in_activity, record_session
+    from .services.activities.activities import create_activity, enrol_in_activity, record_session
 
     today = today or date.today()
     rng = random.Random(seed)
@@ -194,7 +194,7 @@ def seed_demo_cases(seed: int = 1, today: date | None = None) -> int:
     """For each CSO without cases: a service directory and case files for some of its youth
     (needs, a plan, notes, referrals, outcomes), with follow-ups due today and overdue."""
     from .models import Beneficiary, Case, CaseNote, ServiceProvider, User
-    from .services import cases as case_service
+    from .services.cases import cases as case_service
 
     today = today or date.today()
     rng = random.Random(seed)
@@ -291,7 +291,7 @@ def seed_demo_responses(seed: int = 1, today: date | None = None) -> int:
 
     from .models import Beneficiary, ConsentScope, Survey, SurveyResponse, User
     from .sample_survey import FORM_ID
-    from .services.surveys import submit
+    from .services.surveys.surveys import submit
 
     today = today or date.today()
     rng = random.Random(seed)

@@ -63,7 +63,7 @@ def seed_reference() -> dict[str, int]:
         created["organizations"] += new
     db.session.flush()
     created["surveys"] = int(seed_sample_survey())
-    from .services.reports import seed_indicators
+    from .services.reports.reports import seed_indicators
 
     created["indicators"] = seed_indicators()
     return created
@@ -139,7 +139,7 @@ def seed_sample_survey() -> bool:
     """Import and publish the shipped sample survey once (program-wide). True if added."""
     from .models import Survey
     from .sample_survey import FORM_ID, workbook_bytes
-    from .services.surveys import import_version
+    from .services.surveys.surveys import import_version
 
     if db.session.scalars(db.select(Survey).where(Survey.code == FORM_ID,
                                                   Survey.organization_id.is_(None))).first():

@@ -38,7 +38,7 @@ from datetime import date, timedelta
 from bladi_cases import create_app
 from bladi_cases.extensions import db
 from bladi_cases.models import Beneficiary, ConsentScope, Organization, User
-from bladi_cases.services.activities import create_activity, enrol_in_activity
+from bladi_cases.services.activities.activities import create_activity, enrol_in_activity
 app = create_app()
 with app.app_context():
     ba = db.session.scalars(db.select(Organization).where(Organization.code == "BA")).one()

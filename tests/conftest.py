@@ -219,7 +219,7 @@ def registration(**overrides) -> dict:
 @pytest.fixture
 def make_beneficiary(org, make_user):
     """Factory: make_beneficiary(org_code="BA", **registration overrides) -> Beneficiary."""
-    from bladi_cases.services.beneficiaries import register
+    from bladi_cases.services.beneficiaries.registry import register
 
     def make(org_code: str = "BA", **overrides):
         beneficiary = register(None, org(org_code), registration(**overrides),
@@ -236,7 +236,7 @@ def make_activity():
     the youth enrolled since 30 days ago and present at a session 7 days ago."""
     from datetime import timedelta
 
-    from bladi_cases.services import activities as service
+    from bladi_cases.services.activities import activities as service
 
     def make(site, youth, facilitator, **overrides):
         org = db.session.get(Organization, youth.organization_id)
@@ -270,7 +270,7 @@ def make_case():
     made, a job outcome, each with what the walk and the tests need."""
     from datetime import timedelta
 
-    from bladi_cases.services import cases as service
+    from bladi_cases.services.cases import cases as service
 
     def make(youth, worker, **overrides):
         case = service.open_case(worker, youth, {"workers": [worker],

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from bladi_cases.extensions import db
 from bladi_cases.models import Activity, ActivitySession, Attendance, GroupEvent, Role
 from bladi_cases.services import ValidationError
-from bladi_cases.services import activities as service
-from bladi_cases.services.participation import for_activity, for_beneficiary
+from bladi_cases.services.activities import activities as service
+from bladi_cases.services.activities.participation import for_activity, for_beneficiary
 
 from .conftest import login
 

@@ -214,7 +214,7 @@ def test_search_by_name_prefix_code_site_status_age(client, worker, make_benefic
 
 
 def test_long_name_words_match_whole_words(worker, make_beneficiary):
-    from bladi_cases.services.beneficiary_search import search
+    from bladi_cases.services.beneficiaries.search import search
 
     long_name = make_beneficiary("BA", first_name_latin="Abderrahmane", last_name_latin="Ben Hmida")
     make_beneficiary("BA", first_name_latin="Abderrahmanx", last_name_latin="Ben Hmida",
@@ -252,7 +252,7 @@ def test_sqlite_file_holds_no_readable_identity(tmp_path):
 
     from bladi_cases import create_app
     from bladi_cases.seed import seed_reference
-    from bladi_cases.services.beneficiaries import register
+    from bladi_cases.services.beneficiaries.registry import register
 
     from .conftest import registration
 
@@ -320,7 +320,7 @@ def test_erasure_destroys_identity_and_keeps_deidentified_data(client, make_user
 
 
 def test_large_result_counts_are_capped(client, worker, make_beneficiary, monkeypatch):
-    from bladi_cases.services import beneficiary_search
+    from bladi_cases.services.beneficiaries import search as beneficiary_search
 
     for first in ("أمل", "أماني", "أمينة"):
         make_beneficiary("BA", first_name_ar=first)

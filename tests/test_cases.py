@@ -19,7 +19,7 @@ from bladi_cases.models import (
     Referral,
     Role,
 )
-from bladi_cases.services import cases as service
+from bladi_cases.services.cases import cases as service
 
 from .conftest import login, text_of
 

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from bladi_cases.extensions import db
 from bladi_cases.models import Beneficiary, Consent, Organization, Role
 from bladi_cases.privacy import DataKeyError, FieldCipher, new_key, parse_keys
-from bladi_cases.services.beneficiaries import _decrypt_identity
-from bladi_cases.services.beneficiary_search import search
+from bladi_cases.services.beneficiaries.registry import _decrypt_identity
+from bladi_cases.services.beneficiaries.search import search
 
 
 def test_rotation_keeps_search_working_and_retires_the_old_key(app, make_user,

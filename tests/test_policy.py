@@ -111,7 +111,7 @@ def test_get_or_404(make_user, org):
 
 def test_confidential_notes_scope(make_user, make_beneficiary, make_case):
     from bladi_cases.models import CaseNote
-    from bladi_cases.services.cases import add_note
+    from bladi_cases.services.cases.cases import add_note
 
     author = make_user(Role.FIELD_WORKER, "BA")
     colleague = make_user(Role.FIELD_WORKER, "BA")

@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from bladi_cases.extensions import db
 from bladi_cases.models import Indicator, QuarterlyReport, Role
 from bladi_cases.services import ValidationError
-from bladi_cases.services import reports as service
-from bladi_cases.services.donor_exports import QUASI_IDENTIFIERS, microdata, neutralise
-from bladi_cases.services.indicators import Period
+from bladi_cases.services.reports import reports as service
+from bladi_cases.services.reports.exports import QUASI_IDENTIFIERS, microdata, neutralise
+from bladi_cases.services.reports.indicators import Period
 
 from .conftest import login, text_of
 
@@ -246,7 +246,7 @@ def test_command_line_exports(app, tmp_path, three_youth):
 
 
 def test_a_youth_counts_once_in_the_year_however_many_quarters(people, three_youth):
-    from bladi_cases.services.donor_exports import tracking_rows
+    from bladi_cases.services.reports.exports import tracking_rows
 
     rows = tracking_rows(PERIOD.fiscal_year, "en", 2)
     reached = next(r for r in rows if r[0] == "Youth reached")

@@ -35,9 +35,9 @@ EXPECTED: dict[str, set[str]] = {
     "main.healthz": EVERYONE,
     "main.set_language": EVERYONE,
     "main.home": LOGGED_IN,
-    "offline.field": CSO_STAFF,
-    "offline.service_worker": EVERYONE,
-    "offline.manifest": EVERYONE,
+    "field.page": CSO_STAFF,
+    "field.service_worker": EVERYONE,
+    "field.manifest": EVERYONE,
     "auth.login": EVERYONE,
     "auth.reset_password": EVERYONE,
     "auth.logout": LOGGED_IN,
@@ -117,14 +117,14 @@ EXPECTED: dict[str, set[str]] = {
     "reports.tracking": EXPORTERS,
     "reports.microdata": EXPORTERS,
     "reports.dictionary": EXPORTERS,
-    "api.me": LOGGED_IN,
-    "api.activities": CSO_STAFF,
-    "api.sessions_today": CSO_STAFF,
-    "api.surveys": CSO_STAFF,
-    "api.registration_options": CSO_STAFF,
-    "api.cases": CSO_STAFF,
-    "api.sync": CSO_STAFF,  # an empty POST: 400 for those who may send records
-    "api.openapi": EVERYONE,
+    "field.api.me": LOGGED_IN,
+    "field.api.activities": CSO_STAFF,
+    "field.api.sessions_today": CSO_STAFF,
+    "field.api.surveys": CSO_STAFF,
+    "field.api.registration_options": CSO_STAFF,
+    "field.api.cases": CSO_STAFF,
+    "field.api.sync": CSO_STAFF,  # an empty POST: 400 for those who may send records
+    "field.api.openapi": EVERYONE,
 }
 
 
@@ -159,7 +159,7 @@ def walk_fixtures(make_user, make_site, make_beneficiary, make_activity, make_ca
     case, provider = make_case(youth, colleague)
     # A case of another CSO (KS) that asks Bedhret Amal (BA) to take it.
     from bladi_cases.models import CaseNote
-    from bladi_cases.services.case_transfers import request_transfer
+    from bladi_cases.services.cases.transfers import request_transfer
 
     ks_worker = make_user(Role.FIELD_WORKER, "KS")
     ks_case, _provider = make_case(make_beneficiary("KS"), ks_worker)
@@ -175,8 +175,8 @@ def walk_fixtures(make_user, make_site, make_beneficiary, make_activity, make_ca
         return token
 
     from bladi_cases.models import Survey
-    from bladi_cases.services import reports
-    from bladi_cases.services.indicators import Period
+    from bladi_cases.services.reports import reports
+    from bladi_cases.services.reports.indicators import Period
 
     manager = make_user(Role.CSO_MANAGER, "BA")
     report = reports.generate_report(manager, org("BA"), Period(2027, 1))

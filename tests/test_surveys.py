@@ -15,7 +15,7 @@ from bladi_cases.extensions import db
 from bladi_cases.models import Role, Survey, SurveyResponse, SurveyVersion
 from bladi_cases.sample_survey import FORM_ID, workbook_bytes
 from bladi_cases.services import ValidationError
-from bladi_cases.services import surveys as service
+from bladi_cases.services.surveys import surveys as service
 
 from .conftest import login, text_of
 

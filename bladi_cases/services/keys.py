@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from ..extensions import db
 from ..models import Beneficiary, Consent
-from .beneficiaries import (
+from .beneficiaries.registry import (
     IDENTITY_FIELDS,
     _decrypt_identity,
     _name_key,

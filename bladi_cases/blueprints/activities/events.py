@@ -14,7 +14,7 @@ from ...models.activities import ACTIVITY_KIND_LABELS, GROUP_AGE_BAND_LABELS, GR
 from ...models.beneficiaries import SEX_LABELS
 from ...policy import Perm, get_or_404, requires, scoped
 from ...services import ValidationError, apply_errors
-from ...services import activities as service
+from ...services.activities import activities as service
 from .. import page_number
 from . import bp
 from .forms import GroupEventForm

@@ -14,9 +14,10 @@ from ...extensions import db
 from ...models import Activity, ActivitySession, Beneficiary, Role, Site, User
 from ...models.activities import ACTIVITY_KIND_LABELS, ATTENDANCE_LABELS, WEEKDAY_LABELS
 from ...policy import Perm, get_or_404, requires, scoped
-from ...services import ValidationError, apply_errors, participation
-from ...services import activities as service
-from ...services.beneficiaries import reveal_many
+from ...services import ValidationError, apply_errors
+from ...services.activities import activities as service
+from ...services.activities import participation
+from ...services.beneficiaries.registry import reveal_many
 from .. import flash_refusal, safe_next
 from . import bp
 from .forms import ActivityForm, QuickAddForm, SessionForm

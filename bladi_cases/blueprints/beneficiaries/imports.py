@@ -9,8 +9,8 @@ from flask_login import current_user
 from ...extensions import db
 from ...i18n import ui_language
 from ...policy import Perm, requires
-from ...services import beneficiary_import as importer
-from ...services import beneficiary_templates as templates
+from ...services.beneficiaries import imports as importer
+from ...services.beneficiaries import templates
 from . import bp
 from .forms import ImportConfirmForm, ImportForm
 

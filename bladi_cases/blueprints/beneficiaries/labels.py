@@ -9,13 +9,8 @@ from ...models.beneficiaries import (
     SCHOOL_STATUS_LABELS,
     SEX_LABELS,
 )
-from ...models.cases import (
-    CASE_STATUS_LABELS,
-    NOTE_KIND_LABELS,
-    OUTCOME_LABELS,
-    SERVICE_LABELS,
-)
-from ...services.beneficiaries import STATUS_LABELS
+from ...models.cases import CASE_STATUS_LABELS, NOTE_KIND_LABELS, OUTCOME_LABELS, SERVICE_LABELS
+from ...services.beneficiaries.registry import STATUS_LABELS
 
 
 def labels_context() -> dict:

@@ -1,5 +1,5 @@
 """Views of the beneficiaries blueprint. Every record is loaded through the policy; every
-page that shows decrypted identities goes through services.beneficiaries.reveal*()."""
+page that shows decrypted identities goes through services.beneficiaries.registry.reveal*()."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ from ...i18n import ui_language
 from ...models import Beneficiary, Case, Enrolment, Governorate, Site, Survey, SurveyResponse
 from ...models.surveys import WAVE_LABELS
 from ...policy import Perm, get_or_404, requires, scoped
-from ...services import ValidationError, apply_errors, participation
-from ...services import beneficiaries as service
-from ...services import beneficiary_rights as rights
-from ...services.beneficiary_search import AGE_BANDS, STATUSES, age_band_of, search
-from ...services.cases import case_events
-from ...services.surveys import score_changes
+from ...services import ValidationError, apply_errors
+from ...services.activities import participation
+from ...services.beneficiaries import registry as service
+from ...services.beneficiaries import rights
+from ...services.beneficiaries.search import AGE_BANDS, STATUSES, age_band_of, search
+from ...services.cases.cases import case_events
+from ...services.surveys.surveys import score_changes
 from .. import page_number, run_action
 from . import bp
 from .forms import (

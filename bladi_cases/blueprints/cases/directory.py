@@ -12,8 +12,8 @@ from ...models import Case, CaseTransfer, Governorate, Organization, ServiceProv
 from ...models.cases import SERVICE_LABELS, TRANSFER_LABELS
 from ...policy import Perm, get_or_404, requires, scoped
 from ...services import ValidationError, apply_errors
-from ...services import case_transfers as transfers
-from ...services import cases as service
+from ...services.cases import cases as service
+from ...services.cases import transfers
 from .. import flash_refusal
 from . import bp
 from .forms import DecisionForm, ProviderForm, TransferForm

@@ -26,9 +26,9 @@ from ...models import (
 from ...models import cases as labels
 from ...policy import Perm, get_or_404, requires, scoped
 from ...services import ValidationError, apply_errors
-from ...services import cases as service
 from ...services.audit import Action, record
-from ...services.beneficiaries import reveal
+from ...services.beneficiaries.registry import reveal
+from ...services.cases import cases as service
 from .. import run_action, safe_next
 from . import bp
 from .forms import (

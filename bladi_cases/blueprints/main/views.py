@@ -18,9 +18,9 @@ from ...models.cases import (
     SERVICE_LABELS,
 )
 from ...policy import Perm, public, requires, scoped
-from ...services.activities import today_items
+from ...services.activities.activities import today_items
 from ...services.admin import set_preferred_language
-from ...services.cases import due_items
+from ...services.cases.cases import due_items
 from .. import safe_next
 from . import bp
 

@@ -9,9 +9,9 @@ from flask_login import current_user
 
 from ...i18n import ui_language
 from ...policy import Perm, requires
-from ...services import donor_exports as exports
 from ...services.audit import Action, record
-from ...services.indicators import Period
+from ...services.reports import exports
+from ...services.reports.indicators import Period
 from . import bp
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

@@ -15,11 +15,11 @@ from ...models.admin import SITE_KIND_LABELS
 from ...models.reports import REPORT_STATUS_LABELS, STEP_LABELS
 from ...policy import Perm, can, get_or_404, requires, scoped
 from ...services import ValidationError
-from ...services import reports as service
-from ...services.charts import bar_chart
-from ...services.indicators import RULES, Period
-from ...services.quality import flags_from
-from ...services.report_release import (
+from ...services.reports import reports as service
+from ...services.reports.charts import bar_chart
+from ...services.reports.indicators import RULES, Period
+from ...services.reports.quality import flags_from
+from ...services.reports.release import (
     ALL,
     SETTINGS,
     number,

@@ -13,8 +13,8 @@ from ...models import Beneficiary, Survey
 from ...models.surveys import WAVE_LABELS
 from ...policy import Perm, get_or_404, requires
 from ...services import ValidationError
-from ...services import survey_logic as logic
-from ...services import surveys as service
+from ...services.surveys import logic
+from ...services.surveys import surveys as service
 from .. import flash_refusal
 from . import bp
 

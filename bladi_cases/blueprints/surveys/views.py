@@ -12,9 +12,9 @@ from ...models import Beneficiary, Survey, SurveyResponse, SurveyVersion
 from ...models.surveys import WAVE_LABELS
 from ...policy import Perm, can, get_or_404, may, requires, scoped
 from ...services import ValidationError, apply_errors
-from ...services import surveys as service
 from ...services.audit import Action, record
-from ...services.xlsform import export_xlsform
+from ...services.surveys import surveys as service
+from ...services.surveys.xlsform import export_xlsform
 from . import bp
 from .forms import ConfirmForm, ImportSurveyForm
 

@@ -1,0 +1,1 @@
+"""Activities and their sessions, attendance, and each youth's participation."""

@@ -1,0 +1,154 @@
+"""Participation figures: per youth (sessions, hours, rate, completion) and per activity
+(sessions held, average attendance, youth who stopped coming). Read-only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+import sqlalchemy as sa
+
+from ...extensions import db
+from ...models import (
+    Activity,
+    ActivitySession,
+    Attendance,
+    AttendanceStatus,
+    Beneficiary,
+    CompletionRule,
+    Enrolment,
+)
+
+STOPPED_AFTER = 3  # absent from this many of the last held sessions: follow up
+
+
+@dataclass
+class Participation:
+    """One youth in one activity."""
+
+    activity: Activity
+    beneficiary_id: int
+    held: int = 0          # sessions held while the youth was enrolled
+    attended: int = 0
+    minutes: int = 0
+    recent: list[str] = field(default_factory=list)  # statuses, newest first
+    enrolled_now: bool = False
+
+    @property
+    def hours(self) -> float:
+        """Hours of presence."""
+        return round(self.minutes / 60, 1)
+
+    @property
+    def rate(self) -> float | None:
+        """Share of held sessions attended (0-1), None before any session."""
+        return self.attended / self.held if self.held else None
+
+    @property
+    def completed(self) -> bool:
+        """Whether the activity's completion rule is met."""
+        if self.activity.completion_rule == CompletionRule.HOURS:
+            return self.minutes >= self.activity.completion_threshold * 60
+        return self.rate is not None and self.rate * 100 >= self.activity.completion_threshold
+
+    @property
+    def stopped_coming(self) -> bool:
+        """Still enrolled but absent from each of the last STOPPED_AFTER sessions."""
+        last = self.recent[:STOPPED_AFTER]
+        return (self.enrolled_now and len(last) == STOPPED_AFTER
+                and all(s == AttendanceStatus.ABSENT for s in last))
+
+
+def _windows(enrolments: list[Enrolment]) -> list[tuple[date, date | None]]:
+    return [(e.start_date, e.end_date) for e in enrolments]
+
+
+def _inside(day: date, windows) -> bool:
+    return any(start <= day and (end is None or day <= end) for start, end in windows)
+
+
+def _summarise(activity: Activity, beneficiary_id: int, windows, sessions, statuses,
+               today: date) -> Participation:
+    """sessions: [(id, date, minutes)] newest first; statuses: {session_id: status}."""
+    row = Participation(activity, beneficiary_id,
+                        enrolled_now=_inside(today, windows))
+    if len(windows) == 1:  # the usual case: one enrolment, one date range
+        start, end = windows[0]
+        sessions = [s for s in sessions if start <= s[1] and (end is None or s[1] <= end)]
+    else:
+        sessions = [s for s in sessions if _inside(s[1], windows)]
+    for session_id, _day, minutes in sessions:
+        row.held += 1
+        status = statuses.get(session_id)
+        row.recent.append(status or "")
+        if status == AttendanceStatus.PRESENT:
+            row.attended += 1
+            row.minutes += minutes
+    return row
+
+
+def for_beneficiary(beneficiary: Beneficiary, today: date | None = None) -> list[Participation]:
+    """The youth's participation in each activity they were enrolled in."""
+    today = today or date.today()
+    enrolments = [e for e in beneficiary.enrolments if e.activity_id is not None]
+    if not enrolments:
+        return []
+    statuses = dict(db.session.execute(
+        sa.select(Attendance.session_id, Attendance.status)
+        .where(Attendance.beneficiary_id == beneficiary.id)).all())
+    results = []
+    for activity_id in sorted({e.activity_id for e in enrolments}):
+        activity = db.session.get(Activity, activity_id)
+        windows = _windows([e for e in enrolments if e.activity_id == activity_id])
+        first = min(start for start, _end in windows)
+        sessions = db.session.execute(
+            sa.select(ActivitySession.id, ActivitySession.date, ActivitySession.duration_minutes)
+            .where(ActivitySession.activity_id == activity_id, ActivitySession.date >= first)
+            .order_by(ActivitySession.date.desc(), ActivitySession.id.desc())).all()
+        results.append(_summarise(activity, beneficiary.id, windows, sessions, statuses, today))
+    return results
+
+
+@dataclass
+class ActivityFigures:
+    """An activity's roster with participation, and its totals."""
+
+    activity: Activity
+    rows: list[Participation]
+    sessions_held: int
+    average_attendance: float | None  # mean share of marked youth present, per session
+    beneficiaries: dict[int, Beneficiary]
+
+
+def for_activity(activity: Activity, today: date | None = None) -> ActivityFigures:
+    """Everyone ever enrolled in the activity, with participation; current ones first."""
+    today = today or date.today()
+    enrolments = db.session.scalars(sa.select(Enrolment).where(
+        Enrolment.activity_id == activity.id)).all()
+    sessions = db.session.execute(
+        sa.select(ActivitySession.id, ActivitySession.date, ActivitySession.duration_minutes)
+        .where(ActivitySession.activity_id == activity.id)
+        .order_by(ActivitySession.date.desc(), ActivitySession.id.desc())).all()
+    by_youth: dict[int, dict[int, str]] = {}
+    present_per_session: dict[int, list[int]] = {}
+    # Core rows, not ORM ones: thousands of tuples, read once.
+    for session_id, beneficiary_id, status in db.session.connection().execute(
+            sa.select(Attendance.session_id, Attendance.beneficiary_id, Attendance.status)
+            .join(ActivitySession, ActivitySession.id == Attendance.session_id)
+            .where(ActivitySession.activity_id == activity.id)):
+        by_youth.setdefault(beneficiary_id, {})[session_id] = status
+        marks = present_per_session.setdefault(session_id, [0, 0])
+        marks[1] += 1
+        marks[0] += status == AttendanceStatus.PRESENT
+    youth_ids = sorted({e.beneficiary_id for e in enrolments})
+    beneficiaries = {b.id: b for b in db.session.scalars(
+        sa.select(Beneficiary).where(Beneficiary.id.in_(youth_ids)))} if youth_ids else {}
+    rows = []
+    for beneficiary_id in youth_ids:
+        windows = _windows([e for e in enrolments if e.beneficiary_id == beneficiary_id])
+        rows.append(_summarise(activity, beneficiary_id, windows, sessions,
+                               by_youth.get(beneficiary_id, {}), today))
+    rows.sort(key=lambda r: (not r.enrolled_now, beneficiaries[r.beneficiary_id].sequence))
+    shares = [p / n for p, n in present_per_session.values() if n]
+    return ActivityFigures(activity, rows, len(sessions),
+                           sum(shares) / len(shares) if shares else None, beneficiaries)

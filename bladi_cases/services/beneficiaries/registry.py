@@ -1,0 +1,421 @@
+"""Registering and keeping the record of a young person: validation, encryption, consent,
+enrolment, duplicates, and the rights of access and erasure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import date
+
+import sqlalchemy as sa
+from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from ...extensions import db
+from ...models import (
+    Beneficiary,
+    BeneficiaryNameIndex,
+    Consent,
+    ConsentGiver,
+    ConsentScope,
+    Enrolment,
+    ExitReason,
+    Organization,
+    Site,
+)
+from ...privacy import FieldCipher, cipher_from_config
+from .. import ValidationError
+from ..audit import Action, record
+from .validation import check_consent, validate_registration
+
+PREFIX_MAX = 10  # name prefixes indexed up to this length (longer ones are re-checked)
+
+IDENTITY_FIELDS = ("first_name_ar", "last_name_ar", "first_name_latin", "last_name_latin",
+                   "birth_date", "phone", "guardian_name", "guardian_phone", "address")
+
+
+STATUS_LABELS = {"active": _l("Active"), "exited": _l("Exited"),
+                 "not_enrolled": _l("Not enrolled")}
+
+
+def cipher() -> FieldCipher:
+    """The field cipher for the configured BLADI_DATA_KEY."""
+    return cipher_from_config(current_app.config)
+
+
+@dataclass
+class Identity:
+    """The decrypted identifying fields of one beneficiary (never stored like this)."""
+
+    first_name_ar: str | None = None
+    last_name_ar: str | None = None
+    first_name_latin: str | None = None
+    last_name_latin: str | None = None
+    birth_date: date | None = None
+    phone: str | None = None
+    guardian_name: str | None = None
+    guardian_phone: str | None = None
+    address: str | None = None
+
+    @property
+    def full_name(self) -> str:
+        """Arabic name, then the Latin one in parentheses when both exist."""
+        arabic = " ".join(p for p in (self.first_name_ar, self.last_name_ar) if p)
+        latin = " ".join(p for p in (self.first_name_latin, self.last_name_latin) if p)
+        if arabic and latin:
+            return f"{arabic} ({latin})"
+        return arabic or latin
+
+
+def _decrypt_identity(beneficiary: Beneficiary) -> Identity:
+    c = cipher()
+    values = {}
+    for name in IDENTITY_FIELDS:
+        raw = c.decrypt(getattr(beneficiary, f"{name}_enc"))
+        values[name] = date.fromisoformat(raw) if name == "birth_date" and raw else raw
+    return Identity(**values)
+
+
+def reveal(beneficiary: Beneficiary, actor, purpose: str = "view") -> Identity:
+    """Decrypt one youth's identity for a user of the owning CSO, and audit the read."""
+    if not actor.is_cso_staff or actor.organization_id != beneficiary.organization_id:
+        raise PermissionError("identities are decrypted only for the owning CSO")
+    identity = _decrypt_identity(beneficiary)
+    record(Action.BENEFICIARY_VIEWED, actor=actor, obj=beneficiary,
+           detail={"code": beneficiary.code, "purpose": purpose})
+    return identity
+
+
+def reveal_many(beneficiaries: list[Beneficiary], actor, purpose: str = "list"):
+    """Decrypt the identities shown on one page (a list), with one audit entry naming them."""
+    if not beneficiaries:
+        return {}
+    if any(not actor.is_cso_staff or actor.organization_id != b.organization_id
+           for b in beneficiaries):
+        raise PermissionError("identities are decrypted only for the owning CSO")
+    record(Action.BENEFICIARIES_LISTED, actor=actor, organization_id=actor.organization_id,
+           detail={"codes": [b.code for b in beneficiaries], "purpose": purpose})
+    return {b.id: _decrypt_identity(b) for b in beneficiaries}
+
+
+# --- Writing -----------------------------------------------------------------------------
+
+def _name_purpose(org_id: int) -> str:
+    # Per-CSO purpose: the same name in two CSOs gives unrelated digests.
+    return f"name:{org_id}"
+
+
+def _name_key(c: FieldCipher, org_id: int, first: str | None, last: str | None) -> str | None:
+    if not (first and last):
+        return None
+    return c.blind_index(f"{first} {last}", f"fullname:{org_id}")
+
+
+def _encrypt_identity(beneficiary: Beneficiary, identity: dict, c: FieldCipher) -> None:
+    """Encrypt the identity onto the row, with its duplicate-check keys."""
+    for name in IDENTITY_FIELDS:
+        value = identity.get(name)
+        if isinstance(value, date):
+            value = value.isoformat()
+        setattr(beneficiary, f"{name}_enc", c.encrypt(value))
+    birth = identity["birth_date"]
+    beneficiary.birth_year, beneficiary.birth_month = birth.year, birth.month
+    org_id = beneficiary.organization_id
+    beneficiary.name_key_ar = _name_key(c, org_id, identity["first_name_ar"],
+                                        identity["last_name_ar"])
+    beneficiary.name_key_latin = _name_key(c, org_id, identity["first_name_latin"],
+                                           identity["last_name_latin"])
+
+
+def _name_index_rows(beneficiary: Beneficiary, identity, c: FieldCipher) -> list[dict]:
+    get = identity.get if isinstance(identity, dict) else lambda n: getattr(identity, n)
+    names = " ".join(get(n) or "" for n in ("first_name_ar", "last_name_ar",
+                                             "first_name_latin", "last_name_latin"))
+    digests = c.prefix_indexes(names, _name_purpose(beneficiary.organization_id),
+                               max_len=PREFIX_MAX)
+    return [{"beneficiary_id": beneficiary.id, "digest": d,
+             "organization_id": beneficiary.organization_id} for d in sorted(digests)]
+
+
+def write_name_index(beneficiary: Beneficiary, identity, c: FieldCipher) -> None:
+    """Replace the prefix digests of a beneficiary's names (after edits or key rotation)."""
+    if beneficiary.id is None:
+        db.session.flush()
+    db.session.execute(sa.delete(BeneficiaryNameIndex)
+                       .where(BeneficiaryNameIndex.beneficiary_id == beneficiary.id))
+    rows = _name_index_rows(beneficiary, identity, c)
+    if rows:
+        db.session.execute(sa.insert(BeneficiaryNameIndex), rows)
+
+
+def _duplicate_keys(org: Organization, identity: dict) -> set[str]:
+    keys = set()
+    for variant in cipher().index_variants():
+        keys |= {_name_key(variant, org.id, identity["first_name_ar"], identity["last_name_ar"]),
+                 _name_key(variant, org.id, identity["first_name_latin"],
+                           identity["last_name_latin"])}
+    keys.discard(None)
+    return keys
+
+
+def find_duplicates_many(org: Organization, identities: list[dict]) -> list[list[Beneficiary]]:
+    """For each identity: youth of the same CSO with the same normalised name (either
+    script) and birth year. A few queries for a whole spreadsheet, not one per row."""
+    wanted = [_duplicate_keys(org, i) if i.get("birth_date") else set() for i in identities]
+    all_keys = sorted(set().union(*wanted)) if wanted else []
+    by_key: dict[str, list[Beneficiary]] = {}
+    for start in range(0, len(all_keys), 400):
+        chunk = all_keys[start:start + 400]
+        for found in db.session.scalars(sa.select(Beneficiary).where(
+                Beneficiary.organization_id == org.id, Beneficiary.erased_at.is_(None),
+                sa.or_(Beneficiary.name_key_ar.in_(chunk),
+                       Beneficiary.name_key_latin.in_(chunk)))):
+            for key in {found.name_key_ar, found.name_key_latin} - {None}:
+                by_key.setdefault(key, []).append(found)
+    results = []
+    for identity, keys in zip(identities, wanted, strict=True):
+        matches = {b.id: b for key in keys for b in by_key.get(key, [])
+                   if b.birth_year == identity["birth_date"].year}
+        results.append(list(matches.values()))
+    return results
+
+
+def find_duplicates(org: Organization, identity: dict, governorate: str | None,
+                    exclude_id: int | None = None) -> list[Beneficiary]:
+    """Same CSO, same normalised name (either script) and birth year; same governorate first."""
+    [found] = find_duplicates_many(org, [identity])
+    found = [b for b in found if b.id != exclude_id]
+    return sorted(found, key=lambda b: (b.governorate_code != governorate, b.code))
+
+
+class PossibleDuplicates(Exception):  # noqa: N818 (a signal to the caller, not an error)
+    """Raised by register() when youth with the same name and birth year already exist."""
+
+    def __init__(self, candidates: list[Beneficiary]):
+        super().__init__(", ".join(b.code for b in candidates))
+        self.candidates = candidates
+
+
+def _allocate_sequences(org: Organization, count: int) -> int:
+    """Reserve `count` consecutive code numbers; returns the first.
+
+    One UPDATE takes the row lock, so concurrent registrations get distinct numbers.
+    """
+    last = db.session.execute(
+        sa.update(Organization).where(Organization.id == org.id)
+        .values(beneficiary_counter=Organization.beneficiary_counter + count)
+        .returning(Organization.beneficiary_counter)).scalar_one()
+    return last - count + 1
+
+
+def create_validated(actor, org: Organization, validated: list[tuple],
+                     public_ids: list | None = None) -> list[Beneficiary]:
+    """Write beneficiaries whose (identity, plain, consent) already passed
+    validate_registration: codes, encryption, consent, first enrolment, name index.
+
+    Many at once for imports: one sequence reservation, one flush, one index insert.
+    `public_ids` gives their UUIDs when a client made them (the offline app); else random.
+    """
+    c = cipher()
+    first = _allocate_sequences(org, len(validated))
+    created = []
+    for offset, (identity, plain, consent) in enumerate(validated):
+        plain = dict(plain)
+        site = plain.pop("site")
+        sequence = first + offset
+        beneficiary = Beneficiary(organization_id=org.id, sequence=sequence,
+                                  code=f"{org.code}-{sequence:04d}",
+                                  created_by_id=getattr(actor, "id", None), **plain)
+        if public_ids is not None and public_ids[offset] is not None:
+            beneficiary.uuid = public_ids[offset]
+        _encrypt_identity(beneficiary, identity, c)
+        db.session.add(beneficiary)
+        if consent is not None:
+            _add_consent(actor, beneficiary, consent)
+        if site is not None:
+            db.session.add(Enrolment(beneficiary=beneficiary, organization_id=org.id,
+                                     site=site, start_date=plain["first_contact_date"]))
+        created.append((beneficiary, identity))
+    db.session.flush()
+    index_rows = [row for b, identity in created for row in _name_index_rows(b, identity, c)]
+    if index_rows:
+        db.session.execute(sa.insert(BeneficiaryNameIndex), index_rows)
+    return [b for b, _identity in created]
+
+
+def register(actor, org: Organization, values: dict, *, confirmed_new: bool = False,
+             today: date | None = None, audit: bool = True,
+             beneficiary_uuid=None) -> Beneficiary:
+    """Create a beneficiary (with consent and first enrolment) after every check passed.
+
+    Raises ValidationError (nothing written) or PossibleDuplicates unless `confirmed_new`.
+    `beneficiary_uuid` is the public id a phone gave the record (see services/sync.py).
+    """
+    today = today or date.today()
+    identity, plain, consent = validate_registration(values, org, today)
+    if not confirmed_new:
+        candidates = find_duplicates(org, identity, plain["governorate_code"])
+        if candidates:
+            raise PossibleDuplicates(candidates)
+    [beneficiary] = create_validated(actor, org, [(identity, plain, consent)],
+                                     [beneficiary_uuid])
+    if audit:
+        record(Action.BENEFICIARY_CREATED, actor=actor, obj=beneficiary,
+               detail={"code": beneficiary.code})
+    return beneficiary
+
+
+def _add_consent(actor, beneficiary: Beneficiary, consent: dict) -> Consent:
+    row = Consent(beneficiary=beneficiary, organization_id=beneficiary.organization_id,
+                  given_by=consent["given_by"], giver_name_enc=cipher().encrypt(
+                      consent["giver_name"] if consent["given_by"] == ConsentGiver.GUARDIAN
+                      else None),
+                  relationship_to_youth=consent["relationship_to_youth"],
+                  authority=consent["authority"], given_on=consent["given_on"],
+                  method=consent["method"], scopes=sorted(consent["scopes"]),
+                  recorded_by_id=getattr(actor, "id", None))
+    db.session.add(row)
+    return row
+
+
+def update(actor, beneficiary: Beneficiary, values: dict, today: date | None = None):
+    """Edit the record; collection beyond the minimal record needs a valid consent."""
+    _refuse_if_erased(beneficiary)
+    today = today or date.today()
+    values = {**values, "consent_given_by": None, "site": None}
+    identity, plain, _consent = validate_registration(
+        values, beneficiary.organization, today, consent_on_file=beneficiary.current_consent)
+    plain.pop("site")
+    for name, value in plain.items():
+        setattr(beneficiary, name, value)
+    c = cipher()
+    _encrypt_identity(beneficiary, identity, c)
+    write_name_index(beneficiary, identity, c)
+    db.session.flush()
+    record(Action.BENEFICIARY_UPDATED, actor=actor, obj=beneficiary,
+           detail={"code": beneficiary.code})
+    return beneficiary
+
+
+def _refuse_if_erased(beneficiary: Beneficiary) -> None:
+    if beneficiary.erased_at is not None:
+        raise ValidationError.one("", _("This record was erased; it cannot be changed."))
+
+
+def record_consent(actor, beneficiary: Beneficiary, values: dict, today: date | None = None):
+    """Record a new consent (for example after a withdrawal, or when turning 18)."""
+    _refuse_if_erased(beneficiary)
+    today = today or date.today()
+    errors: dict[str, list[str]] = {}
+    birth = _decrypt_identity(beneficiary).birth_date
+    consent = check_consent({**values, "consent_given_by": values.get("consent_given_by") or ""},
+                            birth=birth, setting_kind=beneficiary.setting_kind, today=today,
+                            errors=errors)
+    if consent is None and not errors:
+        errors["consent_given_by"] = [_("This field is required.")]
+    if errors:
+        raise ValidationError(errors)
+    row = _add_consent(actor, beneficiary, consent)
+    db.session.flush()
+    beneficiary.consents.sort(key=lambda c: (c.given_on, c.id or 0), reverse=True)
+    record(Action.CONSENT_RECORDED, actor=actor, obj=beneficiary, detail={"scopes": row.scopes})
+    return row
+
+
+def withdraw_consent(actor, beneficiary: Beneficiary, on: date, today: date | None = None):
+    """Record that consent was withdrawn: collection stops and the record is flagged."""
+    today = today or date.today()
+    consent = beneficiary.current_consent
+    if consent is None or consent.withdrawn_on is not None:
+        raise ValidationError.one("", _("There is no valid consent to withdraw."))
+    if not isinstance(on, date) or on > today or on < consent.given_on:
+        raise ValidationError.one("withdrawn_on", _(
+            "Give a date between the consent and today."))
+    consent.withdrawn_on = on
+    db.session.flush()
+    record(Action.CONSENT_WITHDRAWN, actor=actor, obj=beneficiary)
+    return consent
+
+
+def enrol(actor, beneficiary: Beneficiary, site: Site | None, start: date,
+          today: date | None = None) -> Enrolment:
+    """Enrol a youth at one of the CSO's sites (needs consent to take part)."""
+    _refuse_if_erased(beneficiary)
+    today = today or date.today()
+    errors: dict[str, list[str]] = {}
+    if site is None or beneficiary.organization not in site.organizations:
+        errors["site"] = [_("Unknown site: choose one of your CSO's sites.")]
+    if not isinstance(start, date) or start > today:
+        errors["start_date"] = [_("Give a date that is not in the future.")]
+    if not beneficiary.allows(ConsentScope.PARTICIPATION):
+        errors.setdefault("site", []).append(
+            _("Enrolment needs consent to take part in activities."))
+    if errors:
+        raise ValidationError(errors)
+    enrolment = Enrolment(beneficiary=beneficiary, organization_id=beneficiary.organization_id,
+                          site=site, start_date=start)
+    db.session.add(enrolment)
+    db.session.flush()
+    record(Action.ENROLMENT_STARTED, actor=actor, obj=beneficiary, detail={"site": str(site.uuid)})
+    return enrolment
+
+
+def end_enrolment(actor, enrolment: Enrolment, end: date, reason: str,
+                  today: date | None = None) -> Enrolment:
+    """Close an enrolment with its exit reason."""
+    today = today or date.today()
+    errors: dict[str, list[str]] = {}
+    if enrolment.end_date is not None:
+        errors[""] = [_("This enrolment has already ended.")]
+    if not isinstance(end, date) or end > today or end < enrolment.start_date:
+        errors["end_date"] = [_("Give a date between the start of the enrolment and today.")]
+    if reason not in {r.value for r in ExitReason}:
+        errors["exit_reason"] = [_("Choose a value from the list.")]
+    if errors:
+        raise ValidationError(errors)
+    enrolment.end_date, enrolment.exit_reason = end, reason
+    db.session.flush()
+    record(Action.ENROLMENT_ENDED, actor=actor, obj=enrolment.beneficiary,
+           detail={"reason": reason})
+    return enrolment
+
+
+def form_data(beneficiary: Beneficiary, actor) -> dict:
+    """The current record as edit-form data (decrypted for the owning CSO, audited)."""
+    identity = reveal(beneficiary, actor, purpose="edit")
+    data = {f.name: getattr(identity, f.name) for f in fields(identity)}
+    data.update(sex=beneficiary.sex, governorate_code=beneficiary.governorate_code,
+                setting_kind=beneficiary.setting_kind, delegation=beneficiary.delegation,
+                school_status=beneficiary.school_status or "",
+                disability={True: "yes", False: "no"}.get(beneficiary.disability, ""),
+                first_contact_date=beneficiary.first_contact_date)
+    return data
+
+
+@dataclass
+class TimelineEvent:
+    """One dated line of a youth's history."""
+
+    on: date
+    kind: str
+    detail: dict
+
+
+def timeline(beneficiary: Beneficiary) -> list[TimelineEvent]:
+    """The youth's history, newest first: registration, consents, enrolments.
+
+    Later features (attendance, surveys, case events) add their events here.
+    """
+    events = [TimelineEvent(beneficiary.first_contact_date, "first_contact", {})]
+    for consent in beneficiary.consents:
+        events.append(TimelineEvent(consent.given_on, "consent", {"consent": consent}))
+        if consent.withdrawn_on:
+            events.append(TimelineEvent(consent.withdrawn_on, "consent_withdrawn",
+                                        {"consent": consent}))
+    for enrolment in beneficiary.enrolments:
+        events.append(TimelineEvent(enrolment.start_date, "enrolled", {"enrolment": enrolment}))
+        if enrolment.end_date:
+            events.append(TimelineEvent(enrolment.end_date, "exited", {"enrolment": enrolment}))
+    if beneficiary.erased_at:
+        events.append(TimelineEvent(beneficiary.erased_at.date(), "erased", {}))
+    return sorted(events, key=lambda e: e.on, reverse=True)

@@ -1,0 +1,149 @@
+"""Finding beneficiaries: by code, name prefix (blind indexes), site, status and age band.
+
+Everything starts from policy.scoped(Beneficiary, user), so a search can only ever see the
+user's own CSO.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+import sqlalchemy as sa
+
+from ...extensions import db
+from ...models import Beneficiary, BeneficiaryNameIndex, Enrolment, Site
+from ...policy import scoped
+from ...privacy import name_tokens
+from ...privacy.deidentify import DEFAULT_BANDS, age_band
+from .registry import PREFIX_MAX, _name_purpose, cipher
+
+AGE_BANDS = {f"{low}-{high}": (low, high) for low, high in DEFAULT_BANDS}
+STATUSES = ("active", "exited", "not_enrolled")
+CODE_RE = re.compile(r"^[A-Za-z]+-?\d+$|^\d+$")
+# Counting stops here: "more than 1,000" is all a person needs to add a letter, and an
+# exact count of a two-letter prefix among 100,000 youth would cost more than the search.
+COUNT_CAP = 1000
+
+
+@dataclass
+class SearchPage:
+    """One page of results, shaped like Flask-SQLAlchemy's pagination for the templates."""
+
+    items: list[Beneficiary]
+    page: int
+    per_page: int
+    total: int
+    capped: bool = False  # True when more than COUNT_CAP rows match (total is the cap)
+
+    @property
+    def pages(self) -> int:
+        """How many pages there are."""
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def has_prev(self) -> bool:
+        """True after the first page."""
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        """True before the last page."""
+        return self.page < self.pages
+
+    @property
+    def prev_num(self) -> int:
+        """The previous page number."""
+        return self.page - 1
+
+    @property
+    def next_num(self) -> int:
+        """The next page number."""
+        return self.page + 1
+
+
+def age_band_of(beneficiary: Beneficiary, today: date) -> str | None:
+    """The default age band of a youth (month precision: the day of birth is encrypted)."""
+    band = age_band(beneficiary.birth_year, beneficiary.birth_month, today)
+    return None if band == "other" else band
+
+
+def _age_band_filter(band: str, today: date):
+    lo, hi = AGE_BANDS[band]
+    birth_months = Beneficiary.birth_year * 12 + Beneficiary.birth_month - 1
+    now = today.year * 12 + today.month - 1
+    return birth_months.between(now - 12 * hi - 11, now - 12 * lo)
+
+
+def _status_filter(status: str, today: date):
+    open_enrolment = sa.exists().where(
+        Enrolment.beneficiary_id == Beneficiary.id,
+        sa.or_(Enrolment.end_date.is_(None), Enrolment.end_date >= today))
+    any_enrolment = sa.exists().where(Enrolment.beneficiary_id == Beneficiary.id)
+    if status == "active":
+        return open_enrolment
+    if status == "exited":
+        return sa.and_(any_enrolment, ~open_enrolment)
+    return ~any_enrolment
+
+
+def _token_digests(token: str, purpose: str) -> list[str]:
+    """Digests to look up for one typed word, under every configured key.
+
+    Words of up to PREFIX_MAX letters match any name word they begin; longer ones match a
+    whole name word (the index keeps prefixes up to PREFIX_MAX letters and whole words).
+    """
+    digests = []
+    for variant in cipher().index_variants():
+        if len(token) > PREFIX_MAX:
+            digests.append(variant.blind_index(token, purpose + ":prefix"))
+        else:
+            digests.append(variant.prefix_query(token, purpose, max_len=PREFIX_MAX)[0])
+    return digests
+
+
+def _name_filters(user, query: str):
+    """One IN (...) per typed word: rows whose name has a word starting with it."""
+    purpose = _name_purpose(user.organization_id)
+    filters = []
+    for token in name_tokens(query):
+        if len(token) < 2:
+            continue
+        filters.append(Beneficiary.id.in_(
+            scoped(BeneficiaryNameIndex, user).with_only_columns(
+                BeneficiaryNameIndex.beneficiary_id).where(
+                BeneficiaryNameIndex.digest.in_(_token_digests(token, purpose)))))
+    return filters
+
+
+def search(user, *, q: str = "", site: Site | None = None, status: str | None = None,
+           age_band: str | None = None, page: int = 1, per_page: int = 25,
+           today: date | None = None) -> SearchPage:
+    """Beneficiaries of the user's CSO matching every given criterion, newest code first."""
+    today = today or date.today()
+    query = scoped(Beneficiary, user)
+    q = (q or "").strip()
+    if q and CODE_RE.match(q.replace(" ", "")):
+        digits = re.sub(r"\D", "", q)
+        query = query.where(Beneficiary.sequence == int(digits))
+    elif q:
+        filters = _name_filters(user, q)
+        if not filters:  # only one-letter words: nothing meaningful to look up
+            return SearchPage([], page, per_page, 0)
+        query = query.where(*filters)
+    if site is not None:
+        query = query.where(sa.exists().where(Enrolment.beneficiary_id == Beneficiary.id,
+                                              Enrolment.site_id == site.id))
+    if status in STATUSES:
+        query = query.where(_status_filter(status, today))
+    if age_band in AGE_BANDS:
+        query = query.where(_age_band_filter(age_band, today))
+    # Newest first: ids grow with registration, and the rowid order needs no sort.
+    query = query.order_by(Beneficiary.id.desc())
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(
+        query.order_by(None).limit(COUNT_CAP + 1).subquery()))
+    capped = total > COUNT_CAP
+    page = min(page, max(1, -(-min(total, COUNT_CAP) // per_page)))
+    items = db.session.scalars(query.limit(per_page).offset((page - 1) * per_page)).all()
+    return SearchPage(items, page, per_page, min(total, COUNT_CAP), capped)

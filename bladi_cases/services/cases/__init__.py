@@ -1,0 +1,2 @@
+"""Case management: cases, needs, goals, notes, referrals, outcomes, and transfers of a
+case between CSOs."""

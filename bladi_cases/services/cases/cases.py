@@ -1,0 +1,398 @@
+"""Case management: opening and moving cases through their statuses, needs, plan goals,
+encrypted notes with their history, referrals, outcomes and follow-ups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import sqlalchemy as sa
+from flask_babel import gettext as _
+
+from ...extensions import db
+from ...models import (
+    Beneficiary,
+    Case,
+    CaseEvent,
+    CaseGoal,
+    CaseNeed,
+    CaseNote,
+    CaseNoteVersion,
+    Outcome,
+    Referral,
+    Role,
+    ServiceProvider,
+    User,
+)
+from ...models.cases import (
+    SERVICE_LABELS,
+    CaseStatus,
+    ClosureReason,
+    GoalStatus,
+    Need,
+    NoteKind,
+    OutcomeKind,
+    ReferralStatus,
+)
+from .. import ValidationError
+from ..audit import Action, record
+from ..beneficiaries.registry import cipher
+
+NOTE_MAX = 5000
+OPEN_STATUSES = (CaseStatus.OPEN, CaseStatus.ACTIVE, CaseStatus.ON_HOLD)
+# Allowed status moves; closing needs a reason, reopening goes back to "open".
+TRANSITIONS = {
+    CaseStatus.OPEN: {CaseStatus.ACTIVE, CaseStatus.ON_HOLD, CaseStatus.CLOSED},
+    CaseStatus.ACTIVE: {CaseStatus.ON_HOLD, CaseStatus.CLOSED},
+    CaseStatus.ON_HOLD: {CaseStatus.ACTIVE, CaseStatus.CLOSED},
+    CaseStatus.CLOSED: {CaseStatus.OPEN},
+}
+
+
+def _fail(field: str, message) -> None:
+    raise ValidationError.one(field, message)
+
+
+def _not_future(day, field: str, today: date) -> date:
+    if not isinstance(day, date):
+        _fail(field, _("Give a valid date."))
+    if day > today:
+        _fail(field, _("This date is in the future."))
+    return day
+
+
+def _due(day, field: str, today: date) -> date | None:
+    """A follow-up date: optional, and not already past when it is set."""
+    if day in (None, ""):
+        return None
+    if not isinstance(day, date):
+        _fail(field, _("Give a valid date."))
+    if day < today:
+        _fail(field, _("A follow-up date cannot be in the past."))
+    return day
+
+
+def _event(case: Case, actor, kind: str, before, after, reason=None, on=None) -> None:
+    db.session.add(CaseEvent(case=case, organization_id=case.organization_id, kind=kind,
+                             from_value=before, to_value=after, reason=reason,
+                             on_date=on or date.today(), by_id=getattr(actor, "id", None)))
+
+
+def can_see_risk(user: User, case: Case) -> bool:
+    """The risk level is for the case's assigned workers and the CSO manager only."""
+    return user.role == Role.CSO_MANAGER or user in case.workers
+
+
+def _set_needs(case: Case, needs: dict[str, int], risk: str | None) -> None:
+    if any(n not in {v.value for v in Need} for n in needs) or any(
+            p not in (1, 2, 3) for p in needs.values()):
+        _fail("needs", _("Choose needs from the list, with a priority of 1 to 3."))
+    if risk not in (None, "", "low", "medium", "high"):
+        _fail("risk_level", _("Choose a value from the list."))
+    case.needs = [CaseNeed(need=n, priority=p, organization_id=case.organization_id)
+                  for n, p in sorted(needs.items())]
+    case.risk_level = risk or None
+
+
+def open_case(actor: User, beneficiary: Beneficiary, values: dict,
+              today: date | None = None) -> Case:
+    """Open a case for a youth of the CSO (one case at a time)."""
+    today = today or date.today()
+    if beneficiary.erased_at is not None:
+        _fail("", _("This record was erased; it cannot be changed."))
+    current = db.session.scalar(sa.select(sa.func.count()).select_from(Case).where(
+        Case.beneficiary_id == beneficiary.id, Case.status.in_(OPEN_STATUSES)))
+    if current:
+        _fail("", _("This young person already has an open case."))
+    opened = _not_future(values.get("opened_on") or today, "opened_on", today)
+    workers = values.get("workers") or []
+    if any(w.organization_id != beneficiary.organization_id for w in workers):
+        _fail("workers", _("Assign staff of your CSO."))
+    case = Case(organization_id=beneficiary.organization_id, beneficiary=beneficiary,
+                status=CaseStatus.OPEN, opened_on=opened, opened_by_id=actor.id,
+                workers=list(workers))
+    _set_needs(case, values.get("needs") or {}, values.get("risk_level"))
+    db.session.add(case)
+    _event(case, actor, "status", None, CaseStatus.OPEN, on=opened)
+    db.session.flush()
+    record(Action.CASE_OPENED, actor=actor, obj=case, detail={"youth": beneficiary.code})
+    return case
+
+
+def update_assessment(actor: User, case: Case, needs: dict[str, int], risk: str | None,
+                      workers: list[User]) -> Case:
+    """Change the needs, risk level and assigned workers."""
+    if any(w.organization_id != case.organization_id for w in workers):
+        _fail("workers", _("Assign staff of your CSO."))
+    _set_needs(case, needs, risk)
+    case.workers = list(workers)
+    db.session.flush()
+    record(Action.CASE_UPDATED, actor=actor, obj=case)
+    return case
+
+
+def change_status(actor: User, case: Case, status: str, reason: str | None,
+                  today: date | None = None) -> Case:
+    """Move a case to another status; every change is kept in its history."""
+    if status not in TRANSITIONS.get(case.status, set()):
+        _fail("status", _("This status cannot follow the current one."))
+    if status == CaseStatus.CLOSED and reason not in {r.value for r in ClosureReason}:
+        _fail("reason", _("Give the reason for closing the case."))
+    before = case.status
+    case.status = status
+    case.closure_reason = reason if status == CaseStatus.CLOSED else None
+    _event(case, actor, "status", before, status,
+           reason if status == CaseStatus.CLOSED else None, today)
+    db.session.flush()
+    record(Action.CASE_STATUS_CHANGED, actor=actor, obj=case,
+           detail={"from": before, "to": status})
+    return case
+
+
+# --- Plan, notes -------------------------------------------------------------------------
+
+def add_goal(actor: User, case: Case, values: dict, today: date | None = None) -> CaseGoal:
+    """Add a goal to the case plan."""
+    today = today or date.today()
+    description = (values.get("description") or "").strip()
+    if not description or len(description) > 300:
+        _fail("description", _("Describe the goal in 1 to 300 characters."))
+    responsible = values.get("responsible")
+    if responsible is not None and responsible.organization_id != case.organization_id:
+        _fail("responsible", _("Assign staff of your CSO."))
+    goal = CaseGoal(case=case, organization_id=case.organization_id, description=description,
+                    target_date=_due(values.get("target_date"), "target_date", today),
+                    responsible_id=getattr(responsible, "id", None))
+    db.session.add(goal)
+    db.session.flush()
+    record(Action.CASE_UPDATED, actor=actor, obj=case, detail={"goal": "added"})
+    return goal
+
+
+def set_goal_status(actor: User, goal: CaseGoal, status: str) -> CaseGoal:
+    """Mark a goal planned, in progress, achieved or dropped."""
+    if status not in {s.value for s in GoalStatus}:
+        _fail("status", _("Choose a value from the list."))
+    goal.status = status
+    db.session.flush()
+    record(Action.CASE_UPDATED, actor=actor, obj=goal.case, detail={"goal": status})
+    return goal
+
+
+def add_note(actor: User, case: Case, values: dict, today: date | None = None,
+             note_uuid=None) -> CaseNote:
+    """Write a note (encrypted); it may be confidential and set a follow-up date.
+
+    `note_uuid` is the public id a phone gave the note (see services/sync.py)."""
+    today = today or date.today()
+    text = (values.get("text") or "").strip()
+    if not text or len(text) > NOTE_MAX:
+        _fail("text", _("Write the note (at most %(n)d characters).", n=NOTE_MAX))
+    if values.get("kind") not in {k.value for k in NoteKind}:
+        _fail("kind", _("Choose a value from the list."))
+    note = CaseNote(case=case, organization_id=case.organization_id, author_id=actor.id,
+                    note_date=_not_future(values.get("note_date") or today, "note_date", today),
+                    kind=values["kind"], text_enc=cipher().encrypt(text),
+                    confidential=bool(values.get("confidential")),
+                    due_date=_due(values.get("due_date"), "due_date", today))
+    if note_uuid is not None:
+        note.uuid = note_uuid
+    db.session.add(note)
+    db.session.flush()
+    record(Action.CASE_NOTE_ADDED, actor=actor, obj=case,
+           detail={"confidential": note.confidential})
+    return note
+
+
+def note_text(note: CaseNote) -> str:
+    """The decrypted text of a note (callers have loaded it through the policy)."""
+    return cipher().decrypt(note.text_enc) or ""
+
+
+def edit_note(actor: User, note: CaseNote, text: str) -> CaseNote:
+    """Change a note's text; the previous text is kept in its history."""
+    if note.author_id != actor.id and actor.role != Role.CSO_MANAGER:
+        _fail("text", _("Only the author or the CSO manager can edit a note."))
+    text = (text or "").strip()
+    if not text or len(text) > NOTE_MAX:
+        _fail("text", _("Write the note (at most %(n)d characters).", n=NOTE_MAX))
+    note.versions.append(CaseNoteVersion(organization_id=note.organization_id,
+                                         text_enc=note.text_enc, edited_by_id=actor.id))
+    note.text_enc = cipher().encrypt(text)
+    db.session.flush()
+    record(Action.CASE_NOTE_EDITED, actor=actor, obj=note.case)
+    return note
+
+
+def mark_done(actor: User, note: CaseNote, today: date | None = None) -> CaseNote:
+    """Close a note's follow-up."""
+    note.done_on = today or date.today()
+    db.session.flush()
+    return note
+
+
+# --- Referrals, outcomes, providers ------------------------------------------------------
+
+def save_provider(actor: User, org_id: int, values: dict,
+                  provider: ServiceProvider | None = None) -> ServiceProvider:
+    """Add or edit a service provider of the CSO's directory."""
+    name = (values.get("name") or "").strip()
+    if not name or len(name) > 200:
+        _fail("name", _("Enter a name of 1 to 200 characters."))
+    if values.get("service_type") not in SERVICE_LABELS:
+        _fail("service_type", _("Choose a value from the list."))
+    if not values.get("governorate_code"):
+        _fail("governorate_code", _("Choose a governorate from the list."))
+    provider = provider or ServiceProvider(organization_id=org_id)
+    for key in ("name", "service_type", "governorate_code"):
+        setattr(provider, key, values[key].strip() if key == "name" else values[key])
+    provider.phone = (values.get("phone") or "").strip()[:30] or None
+    provider.address = (values.get("address") or "").strip()[:200] or None
+    provider.active = bool(values.get("active", True))
+    db.session.add(provider)
+    db.session.flush()
+    return provider
+
+
+def add_referral(actor: User, case: Case, values: dict, today: date | None = None) -> Referral:
+    """Refer the youth to a service (a provider of the CSO's directory, or just a type)."""
+    today = today or date.today()
+    provider = values.get("provider")
+    service_type = values.get("service_type") or getattr(provider, "service_type", None)
+    if service_type not in SERVICE_LABELS:
+        _fail("service_type", _("Choose a value from the list."))
+    if provider is not None and provider.organization_id != case.organization_id:
+        _fail("provider", _("Choose a provider of your CSO's directory."))
+    referral = Referral(case=case, organization_id=case.organization_id,
+                        service_type=service_type, provider_id=getattr(provider, "id", None),
+                        proposed_on=_not_future(values.get("proposed_on") or today,
+                                                "proposed_on", today),
+                        due_date=_due(values.get("due_date"), "due_date", today))
+    db.session.add(referral)
+    db.session.flush()
+    record(Action.REFERRAL_ADDED, actor=actor, obj=case, detail={"service": service_type})
+    return referral
+
+
+def update_referral(actor: User, referral: Referral, status: str, on,
+                    outcome: str | None, today: date | None = None) -> Referral:
+    """Move a referral on: made, accepted, completed, declined or no-show, with its date."""
+    today = today or date.today()
+    if status not in {s.value for s in ReferralStatus}:
+        _fail("status", _("Choose a value from the list."))
+    day = _not_future(on or today, "on", today)
+    if status == ReferralStatus.MADE:
+        if day < referral.proposed_on:
+            _fail("on", _("A referral cannot be made before it was proposed."))
+        referral.made_on = day
+    elif status in (ReferralStatus.ACCEPTED, ReferralStatus.COMPLETED):
+        if referral.made_on is None:
+            _fail("status", _("Record first that the referral was made."))
+        if day < referral.made_on:
+            _fail("on", _("A referral cannot be completed before it was made."))
+        if status == ReferralStatus.COMPLETED:
+            referral.closed_on = day
+    else:
+        referral.closed_on = max(day, referral.made_on or referral.proposed_on)
+    referral.status = status
+    referral.outcome = (outcome or "").strip()[:300] or referral.outcome
+    db.session.flush()
+    record(Action.REFERRAL_UPDATED, actor=actor, obj=referral.case, detail={"status": status})
+    return referral
+
+
+def add_outcome(actor: User, case: Case, values: dict, today: date | None = None) -> Outcome:
+    """Record a result (job, training completed, back to school, own business...)."""
+    today = today or date.today()
+    if values.get("kind") not in {k.value for k in OutcomeKind}:
+        _fail("kind", _("Choose a value from the list."))
+    day = _not_future(values.get("on_date"), "on_date", today)
+    if day < case.beneficiary.first_contact_date:
+        _fail("on_date", _("The outcome is dated before the first contact with the youth."))
+    outcome = Outcome(case=case, organization_id=case.organization_id, kind=values["kind"],
+                      on_date=day, sector=(values.get("sector") or "").strip()[:100] or None,
+                      formal=values.get("formal"), full_time=values.get("full_time"))
+    db.session.add(outcome)
+    db.session.flush()
+    record(Action.OUTCOME_ADDED, actor=actor, obj=case, detail={"kind": outcome.kind})
+    return outcome
+
+
+def record_check(actor: User, outcome: Outcome, months: int, still: bool) -> Outcome:
+    """The 3- or 6-month follow-up of an outcome: is it still true?"""
+    if months not in (3, 6):
+        _fail("months", _("Choose a value from the list."))
+    setattr(outcome, f"check_{months}m", bool(still))
+    db.session.flush()
+    record(Action.OUTCOME_CHECKED, actor=actor, obj=outcome.case, detail={"months": months})
+    return outcome
+
+
+# --- Follow-ups --------------------------------------------------------------------------
+
+@dataclass
+class DueItem:
+    """Something a worker must do by a date, with the case it belongs to."""
+
+    due: date
+    kind: str  # note, goal, referral, check_3m, check_6m
+    case: Case
+    item: object
+
+
+def due_items(user: User, today: date, horizon_days: int = 7) -> list[DueItem]:
+    """Follow-ups of the user's open cases (all the CSO's for a manager), oldest first,
+    up to `horizon_days` ahead: overdue, then today, then soon."""
+    from ...policy import scoped
+
+    cases = scoped(Case, user).where(Case.status.in_(OPEN_STATUSES))
+    if user.role != Role.CSO_MANAGER:
+        cases = cases.where(Case.workers.any(User.id == user.id))
+    case_ids = cases.with_only_columns(Case.id)
+    until = today + timedelta(days=horizon_days)
+    items: list[DueItem] = []
+    for note in db.session.scalars(scoped(CaseNote, user).where(
+            CaseNote.case_id.in_(case_ids), CaseNote.due_date <= until,
+            CaseNote.done_on.is_(None))):
+        items.append(DueItem(note.due_date, "note", note.case, note))
+    for goal in db.session.scalars(scoped(CaseGoal, user).where(
+            CaseGoal.case_id.in_(case_ids), CaseGoal.target_date <= until,
+            CaseGoal.status.in_((GoalStatus.PLANNED, GoalStatus.IN_PROGRESS)))):
+        items.append(DueItem(goal.target_date, "goal", goal.case, goal))
+    for referral in db.session.scalars(scoped(Referral, user).where(
+            Referral.case_id.in_(case_ids), Referral.due_date <= until,
+            Referral.status.in_((ReferralStatus.PROPOSED, ReferralStatus.MADE,
+                                 ReferralStatus.ACCEPTED)))):
+        items.append(DueItem(referral.due_date, "referral", referral.case, referral))
+    for outcome in db.session.scalars(scoped(Outcome, user).where(
+            Outcome.case_id.in_(case_ids),
+            sa.or_(Outcome.check_3m.is_(None), Outcome.check_6m.is_(None)))):
+        for months in (3, 6):
+            if getattr(outcome, f"check_{months}m") is None and \
+                    outcome.check_due(months) <= until:
+                items.append(DueItem(outcome.check_due(months), f"check_{months}m",
+                                     outcome.case, outcome))
+                break
+    return sorted(items, key=lambda i: (i.due, i.kind))
+
+
+def case_events(cases: list[Case], user: User) -> list:
+    """Timeline events of a youth's cases that `user` may read (confidential notes only for
+    their author and the manager): opening and status changes, notes, referrals, outcomes."""
+    from ...policy import scoped
+    from ..beneficiaries.registry import TimelineEvent
+
+    events = []
+    for case in cases:
+        for change in case.history:
+            if change.kind == "status":
+                events.append(TimelineEvent(change.on_date, "case", {"status": change.to_value}))
+        for note in db.session.scalars(scoped(CaseNote, user).where(
+                CaseNote.case_id == case.id)):
+            events.append(TimelineEvent(note.note_date, "note", {"note": note}))
+        for referral in case.referrals:
+            events.append(TimelineEvent(referral.proposed_on, "referral",
+                                        {"referral": referral}))
+        for outcome in case.outcomes:
+            events.append(TimelineEvent(outcome.on_date, "outcome", {"outcome": outcome}))
+    return events

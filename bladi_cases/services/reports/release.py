@@ -1,0 +1,371 @@
+"""A fiscal year's figures as reviewers and the donor see them.
+
+Everything that leaves a CSO for a fiscal year is one release (privacy.release): for every
+indicator, the CSO-by-quarter table, and for youth-based ones the CSO-by-setting table and
+the sex, age-band and governorate tables of the year. They share figures (a CSO's year, the
+program's year), so they are suppressed together: a figure hidden in one is hidden in all,
+on the dashboard, in the quarterly report seen by a reviewer, in the tracking table and in
+the CSV. Quarters whose report is approved use the frozen figures.
+
+The true figures are computed in one go (`year_figures`) and kept in a snapshot table for a
+few minutes, shared by every worker; `flask reports refresh` rebuilds them on a schedule.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask import after_this_request, current_app, g, has_request_context
+
+from ...extensions import db
+from ...models import (
+    FiguresSnapshot,
+    Indicator,
+    Organization,
+    QuarterlyReport,
+    ReportStatus,
+    SiteKind,
+)
+from ...models.common import utcnow
+from ...privacy.deidentify import DEFAULT_BANDS, age_band
+from ...privacy.release import Release
+from ...privacy.suppression import TOTAL
+from .indicators import RULES, Period, Span, score_rows, youth_profiles
+from .quality import year_quality
+from .reports import funded_csos, indicators, targets_of, values_by_org
+
+QUARTERS = ["Q1", "Q2", "Q3", "Q4"]
+SETTINGS = [kind.value for kind in SiteKind]
+YOUTH_DIMENSIONS = ("sex", "age_band", "governorate")
+ALL = "*"
+
+
+def _is_youth(indicator: Indicator) -> bool:
+    return indicator.rule in RULES and RULES[indicator.rule].by_youth
+
+
+def _is_mean(indicator: Indicator) -> bool:
+    return indicator.rule in RULES and RULES[indicator.rule].mean
+
+
+# --- The true figures --------------------------------------------------------------------
+
+def year_figures(fiscal_year: int) -> dict:
+    """Every true count the year's release is built from (JSON-ready): per indicator the
+    value of each CSO in each quarter (frozen when that report is approved), and for youth
+    indicators the year's youth per CSO and setting and per sex, age band and governorate;
+    the score sums behind the mean change. Aggregates only: never a youth."""
+    csos = funded_csos()
+    codes = {o.id: o.code for o in csos}
+    frozen = {(r.organization_id, r.quarter): r.figures for r in db.session.scalars(
+        sa.select(QuarterlyReport).where(QuarterlyReport.fiscal_year == fiscal_year,
+                                         QuarterlyReport.status == ReportStatus.APPROVED))}
+    year = Period(fiscal_year)
+    payload: dict = {"quarters": {}, "settings": {}, "dimensions": {}, "scores": {},
+                     "lifetime": {},
+                     "approved": sorted(f"{codes[o]}:{q}" for o, q in frozen if o in codes)}
+    award = Span(Period(min(first_year(), fiscal_year)).start, year.end)
+    for indicator in indicators():
+        if _is_mean(indicator):
+            continue
+        quarters = {o.code: [0] * 4 for o in csos}
+        for q in range(1, 5):
+            live = values_by_org(indicator, Period(fiscal_year, q), csos)
+            for org in csos:
+                value = frozen.get((org.id, q), {}).get(indicator.code, live[org.id])
+                quarters[org.code][q - 1] = int(round(value or 0))
+        payload["quarters"][indicator.code] = quarters
+        if _is_youth(indicator):
+            settings: dict[str, Counter] = {o.code: Counter() for o in csos}
+            dimensions: dict[str, Counter] = {d: Counter() for d in YOUTH_DIMENSIONS}
+            bands = [tuple(b) for b in indicator.age_bands or ()] or DEFAULT_BANDS
+            for (org_id, setting, sex, born, month, governorate), count in youth_profiles(
+                    indicator.rule, year, list(codes)).items():
+                settings[codes[org_id]][setting] += count
+                dimensions["sex"][sex] += count
+                dimensions["age_band"][age_band(born, month, year.end, bands)] += count
+                dimensions["governorate"][governorate] += count
+            payload["settings"][indicator.code] = {k: dict(v) for k, v in settings.items()}
+            if indicator.rule != "youth_improved":  # that one adds up over the years
+                # Since the award began, each youth once (not the sum of the years).
+                payload["lifetime"][indicator.code] = sum(youth_profiles(
+                    indicator.rule, award, list(codes)).values())
+            payload["dimensions"][indicator.code] = {k: dict(v) for k, v in dimensions.items()}
+    scores = {o.code: [[0.0, 0] for _q in range(4)] for o in csos}
+    for row in score_rows(year, list(codes)):
+        if row[7] is not None:
+            cell = scores[codes[row[0]]][Period.containing(row[6]).quarter - 1]
+            cell[0] += row[7]
+            cell[1] += 1
+    payload["scores"] = scores
+    payload["quality"] = year_quality(csos, fiscal_year)
+    return payload
+
+
+def first_year() -> int:
+    """The award's first fiscal year (life-of-award figures start there)."""
+    return current_app.config["BLADI_AWARD_FIRST_FY"]
+
+
+# Older than this, a snapshot is not shown at all: the figures are computed while waiting.
+STALE_LIMIT = timedelta(days=1)
+
+
+def snapshot(fiscal_year: int, max_age_seconds: int) -> tuple[dict, datetime | None]:
+    """The year's figures and when they were computed. From the latest snapshot when there
+    is one less than a day old; when it is older than `max_age_seconds`, it is still shown,
+    and a fresh one is computed once the response has gone (nobody waits for it). Without a
+    usable snapshot, computed now and stored. With 0 (the tests): always computed, nothing
+    stored."""
+    if max_age_seconds <= 0:
+        return year_figures(fiscal_year), None
+    latest = db.session.scalars(sa.select(FiguresSnapshot).where(
+        FiguresSnapshot.fiscal_year == fiscal_year).order_by(
+        FiguresSnapshot.computed_at.desc()).limit(1)).first()
+    now = utcnow()
+    if latest is not None and latest.computed_at >= now - STALE_LIMIT:
+        if latest.computed_at < now - timedelta(seconds=max_age_seconds):
+            _refresh_after_response(fiscal_year)
+        return latest.payload, latest.computed_at
+    payload = year_figures(fiscal_year)
+    return payload, refresh(fiscal_year, payload).computed_at
+
+
+def _refresh_after_response(fiscal_year: int) -> None:
+    """Recompute the year's snapshot after this request's response is sent."""
+    if not has_request_context() or g.get("_figures_refresh"):
+        return
+    g._figures_refresh = True
+    app = current_app._get_current_object()
+
+    @after_this_request
+    def schedule(response):
+        response.call_on_close(lambda: _refresh_in_background(app, fiscal_year))
+        return response
+
+
+def _refresh_in_background(app, fiscal_year: int) -> None:
+    with app.app_context():
+        try:
+            refresh(fiscal_year)
+            db.session.commit()
+        except Exception:  # the old snapshot stays; the next view will try again
+            db.session.rollback()
+            app.logger.exception("refreshing the FY%s figures failed", fiscal_year)
+
+
+def refresh(fiscal_year: int, payload: dict | None = None) -> FiguresSnapshot:
+    """Store a new snapshot of the year (older ones of the year are dropped)."""
+    payload = payload if payload is not None else year_figures(fiscal_year)
+    db.session.execute(sa.delete(FiguresSnapshot).where(
+        FiguresSnapshot.fiscal_year == fiscal_year))
+    row = FiguresSnapshot(fiscal_year=fiscal_year, payload=payload)
+    db.session.add(row)
+    db.session.flush()
+    return row
+
+
+# --- The release -------------------------------------------------------------------------
+
+@dataclass
+class YearRelease:
+    """The published figures of a fiscal year: what a reviewer or the donor may see."""
+
+    fiscal_year: int
+    k: int
+    csos: list[str]
+    release: Release
+    payload: dict
+    computed_at: datetime | None = None  # None: computed for this request
+
+    def approved(self, cso: str, quarter: int) -> bool:
+        """Whether the CSO's report of that quarter is approved (figures frozen)."""
+        return f"{cso}:{quarter}" in self.payload["approved"]
+
+    def quarter(self, indicator: Indicator, cso: str, quarter: int) -> str:
+        """One quarter's published value, for a CSO or the program (cso ALL)."""
+        if _is_mean(indicator):
+            return self._mean(cso, [quarter])
+        return self.release.shown(("q", indicator.code, cso, quarter))
+
+    def year(self, indicator: Indicator, cso: str = ALL, setting: str = ALL) -> str:
+        """The fiscal year's published value for a CSO or the program, for a setting or
+        all ("—" when the indicator is not counted by setting)."""
+        if _is_mean(indicator):
+            return self._mean(cso, [1, 2, 3, 4]) if setting == ALL else "—"
+        if setting != ALL and not _is_youth(indicator):
+            return "—"
+        return self.release.shown(("fy", indicator.code, cso, setting))
+
+    def year_of(self, indicator: Indicator, csos: list[str], setting: str = ALL) -> str:
+        """The year's value over some CSOs: a sum shown only when every part is."""
+        if set(csos) == set(self.csos):
+            return self.year(indicator, ALL, setting)
+        if _is_mean(indicator) or (setting != ALL and not _is_youth(indicator)):
+            return self.year(indicator, csos[0], setting) if len(csos) == 1 else "—"
+        return self.release.sum_of(("fy", indicator.code, c, setting) for c in csos)
+
+    def true_year(self, indicator: Indicator, cso: str = ALL) -> int:
+        """A year's true count (percentages are computed from it, then hidden with it)."""
+        return self.release.true(("fy", indicator.code, cso, ALL))
+
+    def dimension(self, indicator: Indicator, dimension: str) -> list[tuple[str, str]]:
+        """(category, published count) of a youth indicator's year by sex, age band,
+        governorate, setting or CSO."""
+        if dimension == "setting":
+            return [(s, self.year(indicator, ALL, s)) for s in SETTINGS]
+        if dimension == "cso":
+            return [(c, self.year(indicator, c)) for c in self.csos]
+        categories = sorted(self.payload["dimensions"][indicator.code][dimension])
+        return [(c, self.release.shown((dimension, indicator.code, c))) for c in categories]
+
+    def lifetime(self, indicator: Indicator, earlier: list[YearRelease]) -> str:
+        """The program's life-of-award total up to this year. Youth are counted once
+        across the years (distinct), hidden below k; figures that add up (sessions,
+        hours...) are the sum of the years, shown only if every year's total is."""
+        if _is_mean(indicator):
+            return "—"
+        if indicator.code in self.payload["lifetime"]:
+            value = self.payload["lifetime"][indicator.code]
+            return f"<{self.k}" if 0 < value < self.k else str(value)
+        years = [r for r in earlier if r.fiscal_year < self.fiscal_year] + [self]
+        if any(r.release.hidden(("fy", indicator.code, ALL, ALL)) for r in years):
+            return "…"
+        return str(sum(r.release.true(("fy", indicator.code, ALL, ALL)) for r in years))
+
+    def _mean(self, cso: str, quarters: list[int]) -> str:
+        """A mean change, shown only where the count of youth behind it is (the counts go
+        through the release like any table: see `build`)."""
+        rows = self.csos if cso == ALL else [cso]
+        columns = [f"Q{q}" for q in quarters]
+        key = (cso if cso != ALL else TOTAL, columns[0] if len(columns) == 1 else TOTAL)
+        table = self.release.tables["score_n"]
+        if table.hidden(*key):
+            return "…"
+        total = count = 0.0
+        for row in rows:
+            for q in quarters:
+                part_sum, part_count = self.payload["scores"][row][q - 1]
+                total, count = total + part_sum, count + part_count
+        return f"{total / count:+.1f}" if count else "—"
+
+
+def link_youth_trend(quarters: dict[str, list[int]], year: dict[str, int]) -> set[str]:
+    """The CSOs (and ALL, the program) whose year of youth equals the sum of their quarters:
+    there the year is known from the quarters, so the row total of the CSO-by-quarter table
+    and the year are one published figure."""
+    linked = {c for c in quarters if sum(quarters[c]) == year[c]}
+    if sum(map(sum, quarters.values())) == sum(year.values()):
+        linked.add(ALL)
+    return linked
+
+
+def build(payload: dict, fiscal_year: int, k: int) -> YearRelease:
+    """Build and publish the release of a year from its true figures."""
+    csos = sorted(payload["quarters"][next(iter(payload["quarters"]))]) if payload[
+        "quarters"] else []
+    release = Release(k)
+    for indicator in indicators():
+        code = indicator.code
+        if _is_mean(indicator):
+            continue
+        quarters = payload["quarters"][code]
+        counts = {(c, f"Q{q + 1}"): quarters[c][q] for c in csos for q in range(4)}
+        # Events and hours add up over the quarters: a row's total is the CSO's year.
+        # Youth are counted once in the year, so a year is at most the sum of its quarters;
+        # where it equals that sum (youth seen in a single quarter, say), anyone can tell,
+        # and the year and the row total are the same published figure.
+        linked = set(csos) | {ALL}
+        if _is_youth(indicator):
+            settings = payload["settings"][code]
+            linked = link_youth_trend(quarters, {c: sum(settings[c].values()) for c in csos})
+
+        def trend_id(key, code=code, linked=linked):
+            row, column = key
+            cso = ALL if row == TOTAL else row
+            if column != TOTAL:
+                return ("q", code, cso, int(column[1]))
+            return ("fy", code, cso, ALL) if cso in linked else None
+
+        release.add(f"trend:{code}", counts, csos, QUARTERS, trend_id)
+        if not _is_youth(indicator):
+            continue
+        settings = payload["settings"][code]
+        release.add(f"setting:{code}", {(c, s): settings[c].get(s, 0) for c in csos
+                                        for s in SETTINGS}, csos, SETTINGS,
+                    lambda key, code=code: ("fy", code, ALL if key[0] == TOTAL else key[0],
+                                            ALL if key[1] == TOTAL else key[1]))
+        for dimension, values in payload["dimensions"][code].items():
+            categories = sorted(values)
+            release.add(f"{dimension}:{code}", {(c, "n"): values[c] for c in categories},
+                        categories, ["n"],
+                        lambda key, code=code, dimension=dimension:
+                        ("fy", code, ALL, ALL) if key[0] == TOTAL else (dimension, code, key[0]))
+    # How many youth each mean change is over: protected like any table, so a mean is never
+    # shown for fewer than k youth nor left to be worked out from the others.
+    scores = payload["scores"]
+    release.add("score_n", {(c, f"Q{q + 1}"): scores[c][q][1] for c in csos for q in range(4)},
+                csos, QUARTERS, lambda key: None)
+    release.publish()
+    return YearRelease(fiscal_year, k, csos, release, payload)
+
+
+def year_release(fiscal_year: int, k: int, max_age_seconds: int = 0) -> YearRelease:
+    """The published figures of a fiscal year (from a recent snapshot when allowed)."""
+    payload, computed_at = snapshot(fiscal_year, max_age_seconds)
+    release = build(payload, fiscal_year, k)
+    release.computed_at = computed_at
+    return release
+
+
+# --- Reading a release -------------------------------------------------------------------
+
+def number(shown: str) -> int | float | None:
+    """A published figure as a number; None when it is withheld ("<5", "…", "—")."""
+    for kind in (int, float):
+        try:
+            return kind(shown)
+        except ValueError:
+            continue
+    return None
+
+
+def progress_rows(release: YearRelease, csos: list[Organization], setting: str = ALL
+                  ) -> list[tuple[Indicator, str, float, str]]:
+    """(indicator, the year's published value over `csos`, their annual target, percent
+    of target) for the reviewers' dashboard: the percent comes from the published value
+    only, so it is hidden with it."""
+    targets = targets_of(release.fiscal_year)
+    codes = [o.code for o in csos]
+    rows = []
+    for indicator in indicators():
+        shown = release.year_of(indicator, codes, setting) if codes else "—"
+        target = sum(t.value for o in csos
+                     if (t := targets.get((indicator.id, o.id, release.fiscal_year))))
+        value = number(shown)
+        percent = "—" if not target or setting != ALL else (
+            "…" if value is None else f"{round(100 * value / target)}%")
+        rows.append((indicator, shown, target, percent))
+    return rows
+
+
+def report_figures(report: QuarterlyReport, release: YearRelease) -> dict[str, str]:
+    """A quarterly report's figures for a reviewer or the donor: hidden wherever the year's
+    release hides that CSO's quarter (so the report cannot undo the dashboard's
+    suppression), and below k in any case."""
+    k, shown = release.k, {}
+    for indicator in indicators():
+        value = report.figures.get(indicator.code)
+        if value is None:
+            continue
+        published = release.quarter(indicator, report.organization.code, report.quarter)
+        if number(published) is None and published != "—":
+            shown[indicator.code] = published
+        elif _is_mean(indicator):
+            shown[indicator.code] = f"{value:+.1f}"
+        else:
+            shown[indicator.code] = f"<{k}" if 0 < value < k else f"{value:g}"
+    return shown

@@ -1,0 +1,287 @@
+"""Surveys: importing and publishing versions, filling page by page with a draft, retry-safe
+submission with scores, responses and their export, baseline -> endline change."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import date
+
+import openpyxl
+import sqlalchemy as sa
+from flask_babel import gettext as _
+
+from ...extensions import db
+from ...models import (
+    Beneficiary,
+    ConsentScope,
+    Organization,
+    Role,
+    Survey,
+    SurveyDraft,
+    SurveyResponse,
+    SurveyVersion,
+    User,
+    Wave,
+)
+from ...models.common import in_language, utcnow
+from ...models.surveys import SINGLE_WAVES
+from .. import ValidationError
+from ..audit import Action, record
+from . import logic
+from .xlsform import XLSFormError, parse_xlsform
+
+
+class ResponseConflict(Exception):  # noqa: N818 (an outcome the caller reports)
+    """The response UUID was already used for other answers."""
+
+
+# --- Definitions -------------------------------------------------------------------------
+
+def import_version(actor: User | None, data: bytes, org: Organization | None,
+                   publish: bool = False) -> SurveyVersion:
+    """Parse an XLSForm and store it as the next version of its survey (by form_id and owner).
+
+    A published version never changes: importing again makes a new version.
+    """
+    try:
+        definition = parse_xlsform(data)
+    except XLSFormError as error:
+        raise ValidationError({"upload": error.messages}) from None
+    _check_expressions(definition)
+    org_id = getattr(org, "id", None)
+    survey = db.session.scalars(sa.select(Survey).where(
+        Survey.code == definition["form_id"],
+        Survey.organization_id.is_(None) if org_id is None
+        else Survey.organization_id == org_id)).first()
+    if survey is None:
+        survey = Survey(code=definition["form_id"], organization_id=org_id)
+        db.session.add(survey)
+    survey.title = definition.get("title") or {"en": definition["form_id"]}
+    number = 1 + max((v.number for v in survey.versions), default=0)
+    version = SurveyVersion(survey=survey, number=number, definition=definition,
+                            created_by_id=getattr(actor, "id", None))
+    db.session.add(version)
+    db.session.flush()
+    record(Action.SURVEY_IMPORTED, actor=actor, obj=survey, organization_id=org_id,
+           detail={"version": number})
+    if publish:
+        publish_version(actor, version)
+    return version
+
+
+def _check_expressions(definition: dict) -> None:
+    """Evaluate every relevant and constraint once, so an expression we cannot evaluate
+    (an unsupported function, a typo) is refused at import, not in the field."""
+    problems = []
+    items = [(g, None) for g in definition.get("groups", [])] + \
+        [(q, q["name"]) for q in definition["questions"]]
+    for item, current in items:
+        for key in ("relevant", "constraint"):
+            expression = item.get(key)
+            if not expression:
+                continue
+            try:
+                logic.evaluate(expression, {}, definition, current=current)
+            except logic.LogicError as error:
+                where = f"survey sheet, row {item['row']}" if item.get("row") else \
+                    f"group {item.get('name')}"
+                problems.append(f"{where}: {key} “{expression}” cannot be evaluated "
+                                f"({error.message})")
+    if problems:
+        raise ValidationError({"upload": problems})
+
+
+def publish_version(actor: User | None, version: SurveyVersion) -> SurveyVersion:
+    """Make a version the one new responses use (earlier responses keep theirs)."""
+    if version.published_at is None:
+        version.published_at = utcnow()
+        db.session.flush()
+        record(Action.SURVEY_PUBLISHED, actor=actor, obj=version.survey,
+               organization_id=version.survey.organization_id,
+               detail={"version": version.number})
+    return version
+
+
+def owner_for(actor: User) -> Organization | None:
+    """Whose survey an import makes: a CSO manager's own CSO; authors' are program-wide."""
+    return actor.organization if actor.role == Role.CSO_MANAGER else None
+
+
+# --- Filling -----------------------------------------------------------------------------
+
+def check_can_fill(version: SurveyVersion, youth: Beneficiary | None, wave: str | None) -> None:
+    """Refuse a response that the rules forbid before any answer is typed."""
+    if version.published_at is None:
+        raise ValidationError.one("", _("This version is not published."))
+    if youth is None:
+        if wave:
+            raise ValidationError.one("wave", _("A wave needs a young person."))
+        return
+    if wave not in {w.value for w in Wave}:
+        raise ValidationError.one("wave", _("Choose a wave from the list."))
+    if not youth.allows(ConsentScope.SURVEYS):
+        raise ValidationError.one("", _("This young person has no valid consent to surveys."))
+    if wave in SINGLE_WAVES and db.session.scalar(sa.select(sa.func.count()).select_from(
+            SurveyResponse).where(SurveyResponse.survey_id == version.survey_id,
+                                  SurveyResponse.beneficiary_id == youth.id,
+                                  SurveyResponse.wave == wave)):
+        raise ValidationError.one("wave", _("This young person already has this wave for "
+                                            "this survey."))
+
+
+def draft_for(actor: User, version: SurveyVersion, youth: Beneficiary | None,
+              wave: str | None) -> SurveyDraft:
+    """The user's draft for this survey, youth and wave (created empty the first time)."""
+    who = (SurveyDraft.beneficiary_id == youth.id) if youth else \
+        SurveyDraft.beneficiary_id.is_(None)
+    when = (SurveyDraft.wave == wave) if wave else SurveyDraft.wave.is_(None)
+    draft = db.session.scalars(sa.select(SurveyDraft).where(
+        SurveyDraft.user_id == actor.id, SurveyDraft.version_id == version.id, who,
+        when)).first()
+    if draft is None:
+        draft = SurveyDraft(user_id=actor.id, organization_id=actor.organization_id,
+                            version_id=version.id, beneficiary_id=getattr(youth, "id", None),
+                            wave=wave, response_uuid=str(uuid.uuid4()), answers={})
+        db.session.add(draft)
+        db.session.flush()
+    return draft
+
+
+def save_page(draft: SurveyDraft, definition: dict, names: list[str], posted: dict,
+              lang: str) -> dict[str, str]:
+    """Keep a page's answers in the draft (always: back/next never lose them) and return
+    that page's errors."""
+    answers = dict(draft.answers or {})
+    for name in names:
+        answers[name] = posted.get(name, [] if _multiple(definition, name) else "")
+    draft.answers = answers
+    db.session.flush()
+    return logic.validate(definition, answers, names, lang)
+
+
+def _multiple(definition: dict, name: str) -> bool:
+    return any(q["name"] == name and q["type"] == "select_multiple"
+               for q in definition["questions"])
+
+
+def submit(actor: User, version: SurveyVersion, youth: Beneficiary | None, wave: str | None,
+           answers: dict, response_uuid, lang: str = "en",
+           today: date | None = None) -> tuple[SurveyResponse, bool]:
+    """Store a response once. Returns (response, created); raises ValidationError with
+    answer errors, or ResponseConflict when the UUID was used for other answers."""
+    definition = version.definition
+    key = uuid.UUID(str(response_uuid))
+    cleaned = logic.clean(definition, answers)
+    digest = hashlib.sha256(json.dumps([version.id, getattr(youth, "id", None), wave, cleaned],
+                                       sort_keys=True).encode()).hexdigest()
+    existing = db.session.scalars(sa.select(SurveyResponse).where(
+        SurveyResponse.uuid == key)).first()
+    if existing is not None:
+        if existing.content_hash == digest and existing.organization_id == actor.organization_id:
+            return existing, False
+        raise ResponseConflict()
+    errors = logic.validate(definition, answers, None, lang)
+    if errors:
+        raise ValidationError({name: [message] for name, message in errors.items()})
+    check_can_fill(version, youth, wave)
+    response = SurveyResponse(
+        uuid=key, organization_id=actor.organization_id, version_id=version.id,
+        survey_id=version.survey_id, beneficiary_id=getattr(youth, "id", None), wave=wave,
+        answers=cleaned, scores=logic.scores(definition, cleaned), content_hash=digest,
+        submitted_by_id=actor.id, submitted_on=today or date.today())
+    db.session.add(response)
+    db.session.execute(sa.delete(SurveyDraft).where(SurveyDraft.user_id == actor.id,
+                                                    SurveyDraft.response_uuid == str(key)))
+    db.session.flush()
+    record(Action.SURVEY_SUBMITTED, actor=actor, obj=response,
+           detail={"survey": version.survey.code, "wave": wave})
+    return response, True
+
+
+# --- Reading -----------------------------------------------------------------------------
+
+@dataclass
+class ScoreChange:
+    """A scale's baseline and endline scores for one youth."""
+
+    survey: Survey
+    scale: dict
+    baseline: float | None
+    endline: float | None
+
+    @property
+    def change(self) -> float | None:
+        """Endline minus baseline, when both exist."""
+        if self.baseline is None or self.endline is None:
+            return None
+        return round(self.endline - self.baseline, 2)
+
+
+def score_changes(responses: list[SurveyResponse]) -> list[ScoreChange]:
+    """Baseline -> endline change of each scale, from one youth's responses."""
+    changes = []
+    by_survey: dict[int, dict[str, SurveyResponse]] = {}
+    for response in responses:
+        if response.wave in SINGLE_WAVES:
+            by_survey.setdefault(response.survey_id, {})[response.wave] = response
+    for waves in by_survey.values():
+        any_response = next(iter(waves.values()))
+        for scale in any_response.version.definition.get("scales", []):
+            base, end = waves.get(Wave.BASELINE), waves.get(Wave.ENDLINE)
+            changes.append(ScoreChange(any_response.survey, scale,
+                                       base.scores.get(scale["name"]) if base else None,
+                                       end.scores.get(scale["name"]) if end else None))
+    return changes
+
+
+def _label(item: dict, lang: str) -> str:
+    return in_language(item.get("label"), lang, item.get("name", ""))
+
+
+def export_rows(survey: Survey, responses: list[SurveyResponse], codes: dict[int, str],
+                lang: str) -> list[list]:
+    """A table of responses: one column per question (labels in `lang`), then the scores."""
+    definition = survey.current.definition if survey.current else responses[0].version.definition
+    questions = [q for q in definition["questions"] if q["type"] != "note"]
+    scales = definition.get("scales", [])
+    header = [_("Code"), _("Wave"), _("Date"), _("Version")] + \
+        [_label(q, lang) for q in questions] + [_label(s, lang) for s in scales]
+    rows = [header]
+    for response in responses:
+        row = [codes.get(response.beneficiary_id, ""), response.wave or "",
+               response.submitted_on.isoformat(), response.version.number]
+        for question in questions:
+            value = response.answers.get(question["name"])
+            choices = {c["name"]: _label(c, lang) for c in question.get("choices", [])}
+            if isinstance(value, list):
+                value = ", ".join(choices.get(v, v) for v in value)
+            elif value is not None and choices:
+                value = choices.get(str(value), value)
+            row.append("" if value is None else value)
+        row += [response.scores.get(s["name"]) for s in scales]
+        rows.append(row)
+    return rows
+
+
+def to_csv(rows: list[list]) -> bytes:
+    """CSV, UTF-8 with BOM (Excel opens Arabic correctly)."""
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    return buffer.getvalue().encode("utf-8-sig")
+
+
+def to_xlsx(rows: list[list], rtl: bool) -> bytes:
+    """XLSX, right-to-left for Arabic."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.sheet_view.rightToLeft = rtl
+    for row in rows:
+        sheet.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
