@@ -1,11 +1,13 @@
-# BLADI Cases: `make run` serves the app with demo data; `make test` runs the whole suite.
+# BLADI Cases: `make run` serves the app with demo data; `make test` runs the whole suite;
+# `make test-fast` is ruff plus the tests that need neither Chromium nor PostgreSQL.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: run test install translations extract-messages update-catalogs lint bench clean
+.PHONY: run test test-fast install pins translations extract-messages update-catalogs lint bench \
+	clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,6 +16,14 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 install: $(BIN)/.installed
+
+# requirements*.in name the direct dependencies; pip-compile pins them and everything they
+# pull in into requirements*.txt. Existing pins are kept: to move one, change its `==` in the
+# .in file, or `make pins PINS_ARGS="--upgrade-package NAME"` for a transitive package.
+PIP_COMPILE = $(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links
+pins: install
+	$(PIP_COMPILE) $(PINS_ARGS) --output-file=requirements.txt requirements.in
+	$(PIP_COMPILE) $(PINS_ARGS) --output-file=requirements-dev.txt requirements-dev.in
 
 # Compiled catalogs are build products (not committed): made on every run/test.
 translations: install
@@ -27,6 +37,11 @@ run: translations
 test: translations
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The quick loop: always SQLite (TEST_DATABASE_URL emptied), no browser tests.
+test-fast: translations
+	$(BIN)/ruff check .
+	TEST_DATABASE_URL= $(BIN)/python -m pytest -m "not browser and not postgres" $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
