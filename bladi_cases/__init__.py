@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from flask import Flask, request
 from sqlalchemy import event
@@ -131,21 +132,29 @@ def init_login(app: Flask) -> None:
 
 
 def init_i18n(app: Flask) -> None:
-    """Flask-Babel with the catalogs in translations/, and the template helpers."""
+    """Flask-Babel with the catalogs in translations/, and the template helpers.
+
+    Every titled enum is a template global under `enums`, by class name, so a template
+    writes `{{ enums.Sex.label_of(b.sex) }}` or loops over `enums.Sex.choices()`."""
     from .i18n import select_locale, template_helpers
+    from .models import titled_enums
 
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(ROOT / "translations")
     babel.init_app(app, locale_selector=select_locale)
     app.context_processor(template_helpers)
+    app.jinja_env.globals["enums"] = SimpleNamespace(**titled_enums())
 
 
 def init_policy(app: Flask) -> None:
     """CSRF on every form, and the route permission check before every request."""
     from .policy import Perm, can, enforce_route_permission
+    from .privacy.suppression import published
 
     csrf.init_app(app)
     app.before_request(enforce_route_permission)
     app.jinja_env.globals.update(can=can, Perm=Perm)
+    # How a figure that leaves the CSO reads ("<5", "…", "12"): one function, also in templates.
+    app.jinja_env.filters["published"] = published
 
 
 def init_blueprints(app: Flask) -> None:

@@ -4,17 +4,37 @@ from __future__ import annotations
 
 import secrets
 import sys
+import time
+from datetime import date
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
+from flask_babel import force_locale
 
 from .config import new_data_key
+from .demo import (
+    seed_demo_activities,
+    seed_demo_beneficiaries,
+    seed_demo_cases,
+    seed_demo_responses,
+)
 from .extensions import db
+from .i18n import BABEL_LOCALES
 from .models import Beneficiary, Organization, Role, User
+from .privacy import parse_keys
+from .seed import seed_demo, seed_reference
 from .services import ValidationError
 from .services import admin as admin_service
+from .services.audit import Action, record
 from .services.auth import normalize_email
+from .services.beneficiaries import imports as importer
+from .services.keys import rotate_keys
+from .services.reports import exports
+from .services.reports.indicators import Period
+from .services.reports.release import refresh
+from .services.surveys.surveys import import_version
 
 seed_cli = AppGroup("seed", help="Load reference or demo data (idempotent).")
 users_cli = AppGroup("users", help="Manage staff accounts.")
@@ -24,8 +44,6 @@ keys_cli = AppGroup("keys", help="Encryption keys.")
 @seed_cli.command("reference")
 def seed_reference_command():
     """The 24 governorates, the 11 BLADI CSOs, the partners and the donor."""
-    from .seed import seed_reference
-
     counts = seed_reference()
     db.session.commit()
     click.echo(f"Reference data loaded ({counts['governorates']} governorates and "
@@ -42,14 +60,6 @@ def seed_reference_command():
               help="Generate young people only when the registry is empty (make run).")
 def seed_demo_command(force: bool, beneficiary_count: int, random_seed: int, if_empty: bool):
     """Demo sites and one account per role, printed with their passwords."""
-    from .demo import (
-        seed_demo_activities,
-        seed_demo_beneficiaries,
-        seed_demo_cases,
-        seed_demo_responses,
-    )
-    from .seed import seed_demo
-
     if current_app.config["BLADI_ENV"] == "production" and not force:
         raise click.ClickException("Refusing to create demo accounts in production "
                                    "(BLADI_ENV=production). Use --force to override.")
@@ -139,9 +149,6 @@ def generate_key_command():
 @click.option("--batch-size", default=500, show_default=True)
 def rotate_keys_command(batch_size: int):
     """Re-encrypt everything under the first key of BLADI_DATA_KEY (new,old), online."""
-    from .privacy import parse_keys
-    from .services.keys import rotate_keys
-
     keys = parse_keys(current_app.config["BLADI_DATA_KEY"])
     if len(keys) < 2:
         click.echo("BLADI_DATA_KEY holds one key: re-encrypting under it. To rotate, set "
@@ -160,10 +167,6 @@ surveys_cli = AppGroup("surveys", help="Survey definitions.")
 @click.option("--publish", is_flag=True, help="Publish the imported version.")
 def import_survey_command(path, org_code, publish):
     """Import an XLSForm as a new version of its survey."""
-    from pathlib import Path
-
-    from .services.surveys.surveys import import_version
-
     org = None
     if org_code:
         org = db.session.scalars(
@@ -192,14 +195,6 @@ export_cli = AppGroup("export", help="The donor's files, through the anonymiser.
 @click.option("--out", "out", type=click.Path(dir_okay=False, writable=True), required=True)
 def export_indicators_command(fiscal_year, quarter, fmt, lang, out):
     """The indicator tracking table, exactly as the donor downloads it."""
-    from pathlib import Path
-
-    from flask_babel import force_locale
-
-    from .i18n import BABEL_LOCALES
-    from .services.audit import Action, record
-    from .services.reports import exports
-
     k = current_app.config["BLADI_SMALL_CELL_K"]
     with force_locale(BABEL_LOCALES[lang]):
         body = (exports.tracking_xlsx([fiscal_year], lang, k) if fmt == "xlsx"
@@ -219,9 +214,6 @@ def export_indicators_command(fiscal_year, quarter, fmt, lang, out):
 @click.option("--out", "out", type=click.Path(dir_okay=False, writable=True), required=True)
 def export_microdata_command(fiscal_year, out):
     """De-identified microdata (k-anonymous), exactly as the donor downloads it."""
-    from .services.audit import Action, record
-    from .services.reports import exports
-
     k = current_app.config["BLADI_SMALL_CELL_K"]
     with open(out, "wb") as handle:
         for chunk in exports.microdata_csv(fiscal_year, k):
@@ -243,10 +235,6 @@ beneficiaries_cli = AppGroup("beneficiaries", help="The beneficiary registry.")
 @click.option("--skip-duplicates", is_flag=True, help="Leave such rows out.")
 def import_beneficiaries_command(path, org_code, allow_duplicates, skip_duplicates):
     """Import a CSV or XLSX file (the template's columns), all rows or none."""
-    from pathlib import Path
-
-    from .services.beneficiaries import imports as importer
-
     org = db.session.scalars(
         db.select(Organization).where(Organization.code == org_code.upper())).first()
     if org is None or not org.is_funded_cso:
@@ -278,12 +266,6 @@ reports_cli = AppGroup("reports", help="Upward reporting.")
 def reports_refresh_command(fiscal_year):
     """Recompute a fiscal year's figures for the dashboards (run it from cron every few
     minutes on a large installation, so no reviewer waits for the computation)."""
-    import time
-    from datetime import date
-
-    from .services.reports.indicators import Period
-    from .services.reports.release import refresh
-
     fiscal_year = fiscal_year or Period.containing(date.today()).fiscal_year
     started = time.perf_counter()
     refresh(fiscal_year)

@@ -1,28 +1,51 @@
 """Synthetic records for demonstrations and benchmarks: young people with plausible
 Tunisian names, activities with a term of attendance, case files, survey responses.
-Deterministic for a given seed; none of it is real."""
+Deterministic for a given seed, whatever the day (only dates move with `today`: the same
+young people, activities, rosters, cases and survey waves); none of it is real."""
 
 from __future__ import annotations
 
 import random
+import uuid as uuid_module
 from datetime import date, timedelta
+from types import SimpleNamespace
 
 from .extensions import db
-from .models import Organization, OrgKind, Site, SiteKind
+from .models import (
+    Activity,
+    Beneficiary,
+    Case,
+    CaseNote,
+    ConsentScope,
+    Organization,
+    OrgKind,
+    ServiceProvider,
+    Site,
+    SiteKind,
+    Survey,
+    SurveyResponse,
+    User,
+)
 from .models.common import refresh_statistics
-from .seed import _read_csv
+from .sample_survey import FORM_ID
+from .seed import read_csv
+from .services.activities.activities import create_activity, enrol_in_activity, record_session
+from .services.beneficiaries.registry import create_validated
+from .services.beneficiaries.validation import validate_registration
+from .services.cases import cases as case_service
+from .services.surveys.surveys import submit
 
 
 def _names() -> dict[str, list[tuple[str, str]]]:
     names: dict[str, list[tuple[str, str]]] = {"female": [], "male": [], "family": []}
-    for row in _read_csv("names_tn.csv"):
+    for row in read_csv("names_tn.csv"):
         names[row["kind"]].append((row["name_ar"], row["name_latin"]))
     return names
 
 
 def _delegations() -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
-    for row in _read_csv("delegations_tn.csv"):
+    for row in read_csv("delegations_tn.csv"):
         found.setdefault(row["governorate_iso"], []).append(row["name_fr"])
     return found
 
@@ -65,11 +88,14 @@ def demo_registration(rng, org: Organization, sites: list[Site], names, delegati
                                                            else []),
     }
     values["consent_date"] = values["first_contact_date"]
+    # Drawn for adults too: near an 18th birthday, being a minor depends on the leap days
+    # before `today`, and must not change the young people drawn after this one.
+    guardian_ar = rng.choice(names[rng.choice(("female", "male"))])[0]
+    relationship = rng.choice(RELATIONSHIPS)
     if minor:
-        guardian_ar = rng.choice(names[rng.choice(("female", "male"))])[0]
         values.update(consent_given_by="authority" if rehab else "guardian",
                       guardian_name=f"{guardian_ar} {last_ar}",
-                      guardian_relationship=rng.choice(RELATIONSHIPS),
+                      guardian_relationship=relationship,
                       consent_authority="إدارة المركز" if rehab else None)
     else:
         values["consent_given_by"] = "self"
@@ -80,9 +106,6 @@ def seed_demo_beneficiaries(count: int, seed: int = 1, today: date | None = None
                             org_codes: list[str] | None = None) -> int:
     """`count` synthetic young people spread over the 11 CSOs (or `org_codes`), the same
     for the same seed."""
-    from .services.beneficiaries.registry import create_validated
-    from .services.beneficiaries.validation import validate_registration
-
     today = today or date.today()
     rng = random.Random(seed)
     names, delegations = _names(), _delegations()
@@ -119,9 +142,6 @@ ACTIVITY_PLANS = {
 def seed_demo_activities(seed: int = 1, today: date | None = None, weeks: int = 12) -> int:
     """For each CSO without activities: one per site, a term of sessions twice a week and
     attendance (most youth come often, a few stop coming). Returns sessions created."""
-    from .models import Activity, Beneficiary, ConsentScope, User
-    from .services.activities.activities import create_activity, enrol_in_activity, record_session
-
     today = today or date.today()
     rng = random.Random(seed)
     start = today - timedelta(weeks=weeks)
@@ -159,12 +179,13 @@ def seed_demo_activities(seed: int = 1, today: date | None = None, weeks: int = 
                     recent = (today - day).days < 12
                     marks = {}
                     for member in members:
-                        if member.id in dropped and recent:
-                            marks[member.id] = "absent"
-                        elif rng.random() < habits[member.id]:
-                            marks[member.id] = "present"
-                        else:
-                            marks[member.id] = rng.choice(("absent", "absent", "excused"))
+                        # Drawn even for those who stopped coming: how many sessions are
+                        # recent depends on today's weekday, and must not change the draws
+                        # (so the activities and rosters) that follow.
+                        mark = "present" if rng.random() < habits[member.id] else \
+                            rng.choice(("absent", "absent", "excused"))
+                        marks[member.id] = "absent" if member.id in dropped and recent \
+                            else mark
                     record_session(actor, activity, {
                         "date": day, "duration_minutes": activity.default_duration_minutes,
                         "facilitator_id": getattr(actor, "id", None), "topic": None}, marks,
@@ -193,9 +214,6 @@ DEMO_GOALS = ["استخراج بطاقة التعريف الوطنية", "الت
 def seed_demo_cases(seed: int = 1, today: date | None = None) -> int:
     """For each CSO without cases: a service directory and case files for some of its youth
     (needs, a plan, notes, referrals, outcomes), with follow-ups due today and overdue."""
-    from .models import Beneficiary, Case, CaseNote, ServiceProvider, User
-    from .services.cases import cases as case_service
-
     today = today or date.today()
     rng = random.Random(seed)
     opened = 0
@@ -262,8 +280,6 @@ def seed_demo_cases(seed: int = 1, today: date | None = None) -> int:
 
 def _system_actor(org: Organization):
     """A stand-in author for demo writes in a CSO that has no staff account."""
-    from types import SimpleNamespace
-
     return SimpleNamespace(id=None, organization_id=org.id, role="cso_manager",
                            is_cso_staff=True)
 
@@ -287,12 +303,6 @@ def _demo_answers(rng, definition: dict, level: float) -> dict:
 def seed_demo_responses(seed: int = 1, today: date | None = None) -> int:
     """Baseline responses for about 40% of youth with survey consent, endlines (better on
     average) for half of those. Only when the sample survey has no response yet."""
-    import uuid as uuid_module
-
-    from .models import Beneficiary, ConsentScope, Survey, SurveyResponse, User
-    from .sample_survey import FORM_ID
-    from .services.surveys.surveys import submit
-
     today = today or date.today()
     rng = random.Random(seed)
     survey = db.session.scalars(db.select(Survey).where(

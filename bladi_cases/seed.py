@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .extensions import db
-from .models import Governorate, Organization, OrgKind, Role, Site, SiteKind, User
+from .models import Governorate, Organization, OrgKind, Role, Site, SiteKind, Survey, User
+from .sample_survey import FORM_ID, workbook_bytes
 from .services.auth import hash_password
+from .services.reports.reports import seed_indicators
+from .services.surveys.surveys import import_version
 
 DATA = Path(__file__).parent / "data"
 
@@ -22,7 +25,8 @@ PARTNERS = [
 ]
 
 
-def _read_csv(name: str) -> list[dict]:
+def read_csv(name: str) -> list[dict]:
+    """The rows of a reference CSV shipped in bladi_cases/data/."""
     with (DATA / name).open(encoding="utf-8", newline="") as handle:
         return list(csv.DictReader(handle))
 
@@ -41,13 +45,13 @@ def _upsert(model, key: dict, values: dict):
 def seed_reference() -> dict[str, int]:
     """Load the 24 governorates, the 11 funded CSOs, the partners and the donor."""
     created = {"governorates": 0, "organizations": 0}
-    for row in _read_csv("governorates.csv"):
+    for row in read_csv("governorates.csv"):
         _, new = _upsert(Governorate, {"iso_code": row["iso_code"]},
                          {"name_ar": row["name_ar"], "name_fr": row["name_fr"],
                           "name_en": row["name_en"]})
         created["governorates"] += new
     db.session.flush()
-    for row in _read_csv("bladi_csos.csv"):
+    for row in read_csv("bladi_csos.csv"):
         _, new = _upsert(Organization, {"code": row["code"]}, {
             "name_ar": row["name_ar"], "name_fr": row["name_latin"],
             "name_en": row["name_latin"], "acronym": row["acronym"] or None,
@@ -63,7 +67,6 @@ def seed_reference() -> dict[str, int]:
         created["organizations"] += new
     db.session.flush()
     created["surveys"] = int(seed_sample_survey())
-    from .services.reports.reports import seed_indicators
 
     created["indicators"] = seed_indicators()
     return created
@@ -137,10 +140,6 @@ def seed_demo() -> list[DemoUser]:
 
 def seed_sample_survey() -> bool:
     """Import and publish the shipped sample survey once (program-wide). True if added."""
-    from .models import Survey
-    from .sample_survey import FORM_ID, workbook_bytes
-    from .services.surveys.surveys import import_version
-
     if db.session.scalars(db.select(Survey).where(Survey.code == FORM_ID,
                                                   Survey.organization_id.is_(None))).first():
         return False

@@ -7,6 +7,7 @@ reason on a developer's machine, and fails under CI (CI=true).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tempfile
@@ -165,6 +166,12 @@ def org():
     return get
 
 
+@functools.cache
+def _hashed(password: str) -> str:
+    """One argon2 hash per password for the whole run (each costs ~0.17 s of CPU)."""
+    return hash_password(password)
+
+
 @pytest.fixture
 def make_user(org):
     """Factory: make_user(role="field_worker", org_code="BA", **fields) -> User."""
@@ -179,7 +186,7 @@ def make_user(org):
             email=fields.pop("email", f"{role}{counter['n']}@example.tn"),
             display_name=fields.pop("display_name", f"Tester {role} {counter['n']}"),
             role=role, organization_id=org(code).id if code else None,
-            password_hash=hash_password(fields.pop("password", TEST_PASSWORD)), **fields)
+            password_hash=_hashed(fields.pop("password", TEST_PASSWORD)), **fields)
         db.session.add(user)
         db.session.commit()  # to the outer test transaction: survives a request's rollback
         return user

@@ -102,7 +102,7 @@ def test_session_bad_input_saves_nothing(client, setup, overrides):
             **overrides}
     before = (_count(ActivitySession), _count(Attendance))
     response = client.post(f"/activities/{activity.uuid}/sessions/new", data=data)
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert 'class="error"' in response.get_data(as_text=True) or "flash-error" in \
         response.get_data(as_text=True)
     assert (_count(ActivitySession), _count(Attendance)) == before
@@ -203,7 +203,7 @@ def test_manager_creates_an_activity_and_bad_input_saves_nothing(client, setup, 
     for bad in ({"name": ""}, {"site": ""}, {"planned_end": "2000-01-01"},
                 {"completion_threshold": "150"}, {"default_duration_minutes": "0"},
                 {"kind": "juggling"}):
-        assert client.post("/activities/new", data={**base, **bad}).status_code == 200
+        assert client.post("/activities/new", data={**base, **bad}).status_code == 422
     assert _count(Activity) == before
     assert client.post("/activities/new", data=base).status_code == 302
     created = db.session.scalars(sa.select(Activity).order_by(Activity.id.desc())).first()
@@ -220,11 +220,11 @@ def test_group_event_counts(client, setup):
     base = {"title": "يوم تحسيسي", "kind": "awareness_session", "date": TODAY.isoformat(),
             "duration_minutes": "120", "site": ""}
     before = _count(GroupEvent)
-    assert client.post(url, data={**base, "count-female-15-17": "-3"}).status_code == 200
-    assert client.post(url, data=base).status_code == 200  # nobody counted
-    assert client.post(url, data={**base, "count-male-18-24": "x"}).status_code == 200
+    assert client.post(url, data={**base, "count-female-15-17": "-3"}).status_code == 422
+    assert client.post(url, data=base).status_code == 422  # nobody counted
+    assert client.post(url, data={**base, "count-male-18-24": "x"}).status_code == 422
     assert client.post(url, data={**base, "duration_minutes": "0",
-                                  "count-male-18-24": "4"}).status_code == 200
+                                  "count-male-18-24": "4"}).status_code == 422
     assert _count(GroupEvent) == before
     ok = client.post(url, data={**base, "count-female-15-17": "14", "count-male-15-17": "11",
                                 "count-female-under_10": "3"})
@@ -247,6 +247,6 @@ def test_correct_a_recorded_session(client, setup):
     assert {a.beneficiary_id: a.status for a in session.attendance}[youth[0].id] == "excused"
     bad = client.post(f"/activities/sessions/{session.uuid}", data={**data,
                                                                     "duration_minutes": "0"})
-    assert bad.status_code == 200
+    assert bad.status_code == 422
     db.session.refresh(session)
     assert session.duration_minutes == 45

@@ -50,7 +50,7 @@ def test_manager_cannot_create_an_admin_or_reviewer(client, make_user):
     for role in ("admin", "reviewer", "donor"):
         response = client.post("/admin/users/new", data=_new_user_form(
             role=role, organization=str(manager.organization_id)))
-        assert response.status_code == 200
+        assert response.status_code == 422
         assert "اختيار غير صحيح" in text_of(response)
     assert _count(User, User.email == "mariem@example.tn") == 0
 
@@ -70,7 +70,7 @@ def test_new_account_bad_input_saves_nothing(client, make_user, org):
     ]
     for data, expected in cases:
         response = client.post("/admin/users/new", data=data)
-        assert response.status_code == 200
+        assert response.status_code == 422
         assert expected in text_of(response), (data, text_of(response)[-600:])
     assert _count(User) == before
     assert existing.email == "taken@example.tn"
@@ -142,7 +142,7 @@ def test_create_organization_and_refuse_duplicates(client, make_user):
     again = client.post("/admin/organizations/new", data=data)
     assert "رمز" in text_of(again)
     bad = client.post("/admin/organizations/new", data={**data, "code": "x y!"})
-    assert bad.status_code == 200
+    assert bad.status_code == 422
     assert _count(Organization, Organization.code.like("NEW%")) == 1
 
 
@@ -156,11 +156,11 @@ def test_create_and_edit_a_site(client, make_user, org):
     # A partner cannot be linked to a site; nothing changes.
     bad = client.post(f"/admin/sites/{site.uuid}/edit", data={
         **data, "name": "Renamed", "organizations": [str(org("AMIDEAST").id)]})
-    assert bad.status_code == 200
+    assert bad.status_code == 422
     db.session.refresh(site)
     assert site.name == "دار الشباب بقفصة"
     bad_kind = client.post("/admin/sites/new", data={**data, "kind": "prison"})
-    assert bad_kind.status_code == 200
+    assert bad_kind.status_code == 422
     assert _count(Site, Site.name == "دار الشباب بقفصة") == 1
 
 

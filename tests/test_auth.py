@@ -142,7 +142,7 @@ def test_change_password_bad_input_saves_nothing(client, make_user):
     ]
     for data, expected in cases:
         response = client.post("/account/password", data=data)
-        assert response.status_code == 200
+        assert response.status_code == 422
         assert expected in text_of(response), (data, text_of(response)[:400])
     db.session.refresh(user)
     assert user.password_hash == before
@@ -157,7 +157,7 @@ def test_reset_code_sets_password_once(app, client, make_user):
     assert code not in stored, "only a hash of the code is stored"
     assert client.get(f"/reset/{code}").status_code == 200
     bad = client.post(f"/reset/{code}", data={"new_password": "short", "confirm": "short"})
-    assert bad.status_code == 200
+    assert bad.status_code == 422
     ok = client.post(f"/reset/{code}", data={"new_password": "Harbour-Light-5150",
                                              "confirm": "Harbour-Light-5150"})
     assert ok.status_code == 302

@@ -89,7 +89,7 @@ def test_codes_are_sequential_per_cso(make_beneficiary):
 def test_registration_bad_input_saves_nothing(client, worker, overrides, message):
     before = _count()
     response = client.post("/beneficiaries/new", data=_form(**overrides))
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert message in text_of(response), text_of(response)[-1500:]
     assert _count() == before
 
@@ -139,7 +139,7 @@ def test_edit_record(client, worker, make_beneficiary):
     for key in ("site", "consent_given_by", "consent_method", "consent_scopes", "consent_date"):
         data.pop(key)
     bad = client.post(f"/beneficiaries/{youth.uuid}/edit", data={**data, "phone": "12"})
-    assert bad.status_code == 200 and youth.school_status is None
+    assert bad.status_code == 422 and youth.school_status is None
     ok = client.post(f"/beneficiaries/{youth.uuid}/edit", data=data)
     assert ok.status_code == 302
     db.session.refresh(youth)
@@ -279,7 +279,7 @@ def test_access_request_downloads_the_whole_record(client, make_user, make_benef
     youth = make_beneficiary("BA", guardian_name=None)
     login(client, manager)
     wrong = client.post(f"/beneficiaries/{youth.uuid}/access-request", data={"confirm": "BA-9"})
-    assert wrong.status_code == 200 and youth.code in text_of(wrong)
+    assert wrong.status_code == 422 and youth.code in text_of(wrong)
     response = client.post(f"/beneficiaries/{youth.uuid}/access-request",
                            data={"confirm": youth.code.lower()})
     assert response.status_code == 200
@@ -301,7 +301,7 @@ def test_erasure_destroys_identity_and_keeps_deidentified_data(client, make_user
     youth = make_beneficiary("BA", site=make_site("BA"))
     login(client, manager)
     refused = client.post(f"/beneficiaries/{youth.uuid}/erase", data={"confirm": "nope"})
-    assert refused.status_code == 200 and youth.erased_at is None
+    assert refused.status_code == 422 and youth.erased_at is None
     assert client.post(f"/beneficiaries/{youth.uuid}/erase",
                        data={"confirm": youth.code}).status_code == 302
     db.session.refresh(youth)
@@ -328,3 +328,13 @@ def test_large_result_counts_are_capped(client, worker, make_beneficiary, monkey
     page = text_of(client.get("/beneficiaries/", query_string={"q": "أم"}))
     assert "أكثر من 2" in page
     assert len(re.findall(r"BA-\d{4}", page)) == 3
+
+
+def test_the_list_shows_bladi_page_size_rows(app, client, worker, make_beneficiary, monkeypatch):
+    for first in ("أمل", "أماني", "أمينة"):
+        make_beneficiary("BA", first_name_ar=first)
+    monkeypatch.setitem(app.config, "BLADI_PAGE_SIZE", 2)
+    first_page = text_of(client.get("/beneficiaries/", query_string={"q": "أم"}))
+    second_page = text_of(client.get("/beneficiaries/", query_string={"q": "أم", "page": 2}))
+    assert len(set(re.findall(r"BA-\d{4}", first_page))) == 2
+    assert len(set(re.findall(r"BA-\d{4}", second_page))) == 1

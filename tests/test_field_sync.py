@@ -5,6 +5,7 @@ connection store each record exactly once; a registration named later in its bat
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
@@ -336,7 +337,8 @@ def test_more_than_100_records_is_413_json(field):
 def test_record_types_need_their_permission(field, monkeypatch):
     from bladi_cases.policy import Perm
 
-    monkeypatch.setitem(sync_service.TYPE_PERMISSIONS, "session", Perm.ACTIVITIES_MANAGE)
+    stricter = replace(sync_service.RECORD_KINDS["session"], permission=Perm.ACTIVITIES_MANAGE)
+    monkeypatch.setitem(sync_service.RECORD_KINDS, "session", stricter)
     result = _one(field["client"], session_record(field))
     assert result["status"] == "rejected" and "may not" in result["reason"]
 

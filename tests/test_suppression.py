@@ -8,7 +8,7 @@ import random
 import pytest
 
 from bladi_cases.privacy import percentage, suppress
-from bladi_cases.privacy.suppression import TOTAL, _lines
+from bladi_cases.privacy.suppression import TOTAL, table_lines
 
 SEXES = ["female", "male"]
 BANDS = ["10-14", "15-17", "18-24", "25-29"]
@@ -53,7 +53,7 @@ def test_no_line_reveals_a_hidden_cell(seed):
     k = rng.choice([3, 5, 10])
     table = suppress(counts, rows, columns, k=k)
     hidden = table.primary | table.complementary
-    for line in _lines(rows, columns):
+    for line in table_lines(rows, columns):
         in_line = [key for key in line if key in hidden]
         assert len(in_line) != 1, f"{in_line} could be recomputed from its line"
     # Every count of 1..k-1 is hidden; shown numbers are the true ones.

@@ -100,7 +100,7 @@ def test_a_reviewer_never_receives_a_cell_between_1_and_k_minus_1(k):
 def _release_bounds(release):
     """(figure, min, max) of every hidden figure of a release, by linear programming over
     all its tables at once: an attacker combining every published table."""
-    from bladi_cases.privacy.suppression import _lines
+    from bladi_cases.privacy.suppression import table_lines
 
     def variable(name, table, key):
         figure = table.ids(key)
@@ -120,7 +120,7 @@ def _release_bounds(release):
     index = {v: i for i, v in enumerate(sorted(hidden, key=repr))}
     equations, constants = [], []
     for name, table in release._tables.items():
-        for line in _lines(table.rows, table.columns):
+        for line in table_lines(table.rows, table.columns):
             row = np.zeros(len(index))
             constant = 0.0
             for key, sign in [(key, 1) for key in line[:-1]] + [(line[-1], -1)]:

@@ -15,6 +15,7 @@ from bladi_cases.extensions import db
 from bladi_cases.models import Role, Survey, SurveyResponse, SurveyVersion
 from bladi_cases.sample_survey import FORM_ID, workbook_bytes
 from bladi_cases.services import ValidationError
+from bladi_cases.services.retries import RetryConflict
 from bladi_cases.services.surveys import surveys as service
 
 from .conftest import login, text_of
@@ -127,7 +128,7 @@ def test_resubmitting_the_same_uuid_never_duplicates(worker, make_beneficiary):
     again, created_again = service.submit(worker, version, youth, "endline", answers, key)
     assert created and not created_again and first.id == again.id
     assert _count(SurveyResponse, SurveyResponse.uuid == key) == 1
-    with pytest.raises(service.ResponseConflict):
+    with pytest.raises(RetryConflict):
         service.submit(worker, version, youth, "endline", {**answers, "w1": "1"}, key)
 
 
@@ -206,11 +207,11 @@ def test_bad_xlsform_is_refused_with_the_row(client, make_user):
     response = client.post("/surveys/import", data={"upload": (io.BytesIO(buffer.getvalue()),
                                                                "broken.xlsx")},
                            content_type="multipart/form-data")
-    assert response.status_code == 200 and "survey" in text_of(response)
+    assert response.status_code == 422 and "survey" in text_of(response)
     assert _count(SurveyVersion) == before
     not_xlsx = client.post("/surveys/import", data={"upload": (io.BytesIO(b"hello"), "a.xlsx")},
                            content_type="multipart/form-data")
-    assert not_xlsx.status_code == 200 and _count(SurveyVersion) == before
+    assert not_xlsx.status_code == 422 and _count(SurveyVersion) == before
 
 
 def test_manager_imports_for_own_cso_field_worker_cannot(client, make_user):

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import urlsplit
 
-from flask import flash, url_for
+from flask import current_app, flash, render_template, url_for
+from flask_wtf import FlaskForm
+
+from ..extensions import db
+from ..services import ValidationError, apply_errors
+
+T = TypeVar("T")
 
 
 def safe_next(target: str | None, default_endpoint: str = "main.home") -> str:
@@ -17,6 +26,11 @@ def safe_next(target: str | None, default_endpoint: str = "main.home") -> str:
     return url_for(default_endpoint)
 
 
+def page_size() -> int:
+    """Rows per page of a list (BLADI_PAGE_SIZE)."""
+    return current_app.config["BLADI_PAGE_SIZE"]
+
+
 def page_number(raw: str | None) -> int:
     """A 1-based page number from a query string value; bad values give page 1."""
     try:
@@ -25,21 +39,57 @@ def page_number(raw: str | None) -> int:
         return 1
 
 
-def flash_refusal(failure) -> None:
+def flash_refusal(failure: ValidationError) -> None:
     """Show a service's ValidationError as one message (for the small POST forms that
     redirect back instead of re-rendering)."""
     flash(" ".join(str(m) for msgs in failure.errors.values() for m in msgs), "error")
 
 
-def run_action(done: str, action, *args) -> bool:
-    """Call one service action; flash `done` or the refusal (rolled back). True if done."""
-    from ..extensions import db
-    from ..services import ValidationError
-
+def attempt(call: Callable[[], T]) -> tuple[T | None, ValidationError | None]:
+    """Call one service action: (its result, None), or (None, the refusal) after rolling
+    back whatever it flushed, so a refused change is never half-saved, whatever status
+    the page then answers."""
     try:
-        action(*args)
+        return call(), None
     except ValidationError as failure:
         db.session.rollback()
+        return None, failure
+
+
+@dataclass
+class Done:
+    """A service action that went through, and what it returned."""
+
+    value: object = None
+
+
+def form_action(form: FlaskForm, call: Callable[[], object]) -> Done | None:
+    """The form-handling step of a view: when the form was posted and passes its own
+    checks, call the one service action. A refusal is rolled back and its messages go on
+    the form's fields (the page then answers 422: see `form_page`). None when nothing
+    went through."""
+    if not form.validate_on_submit():
+        return None
+    value, failure = attempt(call)
+    if failure is not None:
+        apply_errors(form, failure)
+        return None
+    return Done(value)
+
+
+def form_page(template: str, form: FlaskForm, status: int | None = None, **context):
+    """Render a form's page: 422 when the form carries errors (its own or a service's),
+    else 200 (or `status`)."""
+    if status is None:
+        status = 422 if form.errors or form.form_errors else 200
+    return render_template(template, form=form, **context), status
+
+
+def run_action(done: str, action: Callable, *args, **kwargs) -> bool:
+    """Call one service action for a small POST form that redirects back; flash `done` or
+    the refusal (rolled back). True if done."""
+    _value, failure = attempt(lambda: action(*args, **kwargs))
+    if failure is not None:
         flash_refusal(failure)
         return False
     flash(done, "success")

@@ -16,6 +16,7 @@ from .auth import CSO_ROLES, LANGUAGES, PasswordReset, Role, User
 from .beneficiaries import (
     Beneficiary,
     BeneficiaryNameIndex,
+    BeneficiaryStatus,
     Consent,
     ConsentGiver,
     ConsentMethod,
@@ -37,6 +38,7 @@ from .cases import (
     Referral,
     ServiceProvider,
 )
+from .common import TitledEnum, titled_enums
 from .reports import (
     FiguresSnapshot,
     Indicator,
@@ -71,6 +73,7 @@ __all__ = [
     "Referral",
     "ServiceProvider",
     "BeneficiaryNameIndex",
+    "BeneficiaryStatus",
     "Consent",
     "ConsentGiver",
     "ConsentMethod",
@@ -101,4 +104,6 @@ __all__ = [
     "SiteKind",
     "User",
     "site_organization",
+    "TitledEnum",
+    "titled_enums",
 ]

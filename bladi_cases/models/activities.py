@@ -4,7 +4,6 @@ and group events counted without identities."""
 from __future__ import annotations
 
 import datetime as dt
-from enum import StrEnum
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
@@ -13,10 +12,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..extensions import db
 from .admin import Site
 from .auth import User
-from .common import PublicIdMixin, check_in, utcnow
+from .common import PublicIdMixin, TitledEnum, check_in, utcnow
 
 
-class ActivityKind(StrEnum):
+class ActivityKind(TitledEnum):
     """What an activity is about."""
 
     ARTS = "arts"
@@ -30,49 +29,65 @@ class ActivityKind(StrEnum):
     COMMUNITY = "community_event"
     OTHER = "other"
 
+    __titles__ = {
+        "arts": _l("Arts"),
+        "drama": _l("Drama"),
+        "music": _l("Music"),
+        "sport": _l("Sport"),
+        "life_skills": _l("Life skills"),
+        "vocational_training": _l("Vocational training"),
+        "psychosocial_support": _l("Psychosocial support"),
+        "awareness_session": _l("Awareness session"),
+        "community_event": _l("Community event"),
+        "other": _l("Other"),
+    }
 
-class CompletionRule(StrEnum):
+
+class CompletionRule(TitledEnum):
     """How completion is judged: a share of held sessions, or hours attended."""
 
     PERCENT = "percent"
     HOURS = "hours"
 
+    __titles__ = {
+        "percent": _l("Share of held sessions attended (%)"),
+        "hours": _l("Hours attended"),
+    }
 
-class AttendanceStatus(StrEnum):
+
+class AttendanceStatus(TitledEnum):
     """One youth at one session."""
 
     PRESENT = "present"
     ABSENT = "absent"
     EXCUSED = "excused"
 
+    __titles__ = {"present": _l("Present"), "absent": _l("Absent"), "excused": _l("Excused")}
 
-ACTIVITY_KIND_LABELS = {
-    ActivityKind.ARTS: _l("Arts"),
-    ActivityKind.DRAMA: _l("Drama"),
-    ActivityKind.MUSIC: _l("Music"),
-    ActivityKind.SPORT: _l("Sport"),
-    ActivityKind.LIFE_SKILLS: _l("Life skills"),
-    ActivityKind.VOCATIONAL: _l("Vocational training"),
-    ActivityKind.PSYCHOSOCIAL: _l("Psychosocial support"),
-    ActivityKind.AWARENESS: _l("Awareness session"),
-    ActivityKind.COMMUNITY: _l("Community event"),
-    ActivityKind.OTHER: _l("Other"),
-}
-COMPLETION_RULE_LABELS = {
-    CompletionRule.PERCENT: _l("Share of held sessions attended (%)"),
-    CompletionRule.HOURS: _l("Hours attended"),
-}
-ATTENDANCE_LABELS = {
-    AttendanceStatus.PRESENT: _l("Present"),
-    AttendanceStatus.ABSENT: _l("Absent"),
-    AttendanceStatus.EXCUSED: _l("Excused"),
-}
+
+class GroupAgeBand(TitledEnum):
+    """The age bands a group event's participants are counted in (no identities).
+    Titles made only of digits are the same in every language, so not translated."""
+
+    UNDER_10 = "under_10"
+    AGE_10_14 = "10-14"
+    AGE_15_17 = "15-17"
+    AGE_18_24 = "18-24"
+    AGE_25_29 = "25-29"
+    AGE_30_PLUS = "30_plus"
+
+    __titles__ = {
+        "under_10": _l("Under 10"),
+        "10-14": "10-14",
+        "15-17": "15-17",
+        "18-24": "18-24",
+        "25-29": "25-29",
+        "30_plus": _l("30 and over"),
+    }
+
+
 # Monday first, as calendars are read in Tunisia.
 WEEKDAY_LABELS = [_l("Mon"), _l("Tue"), _l("Wed"), _l("Thu"), _l("Fri"), _l("Sat"), _l("Sun")]
-GROUP_AGE_BANDS = ("under_10", "10-14", "15-17", "18-24", "25-29", "30_plus")
-GROUP_AGE_BAND_LABELS = {"under_10": _l("Under 10"), "10-14": "10-14", "15-17": "15-17",
-                         "18-24": "18-24", "25-29": "25-29", "30_plus": _l("30 and over")}
-
 
 
 activity_facilitator = sa.Table(

@@ -3,42 +3,37 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
-from .common import PublicIdMixin, utcnow
+from .common import PublicIdMixin, TitledEnum, utcnow
 
 
-class OrgKind(StrEnum):
+class OrgKind(TitledEnum):
     """What an organisation is to the program."""
 
     FUNDED_CSO = "funded_cso"
     PARTNER = "partner"
     DONOR = "donor"
 
+    __titles__ = {"funded_cso": _l("Funded CSO"), "partner": _l("Partner"), "donor": _l("Donor")}
 
-class SiteKind(StrEnum):
+
+class SiteKind(TitledEnum):
     """The setting where activities happen (a disaggregation of every indicator)."""
 
     REHABILITATION_CENTRE = "rehabilitation_centre"
     YOUTH_CENTRE = "youth_centre"
     SCHOOL = "school"
 
-
-ORG_KIND_LABELS = {
-    OrgKind.FUNDED_CSO: _l("Funded CSO"),
-    OrgKind.PARTNER: _l("Partner"),
-    OrgKind.DONOR: _l("Donor"),
-}
-SITE_KIND_LABELS = {
-    SiteKind.REHABILITATION_CENTRE: _l("Rehabilitation centre"),
-    SiteKind.YOUTH_CENTRE: _l("Youth centre"),
-    SiteKind.SCHOOL: _l("School"),
-}
+    __titles__ = {
+        "rehabilitation_centre": _l("Rehabilitation centre"),
+        "youth_centre": _l("Youth centre"),
+        "school": _l("School"),
+    }
 
 
 def localized(obj, field: str, lang: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
-from enum import StrEnum
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
@@ -12,10 +11,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
 from .admin import Organization
-from .common import PublicIdMixin, utcnow
+from .common import PublicIdMixin, TitledEnum, utcnow
 
 
-class Role(StrEnum):
+class Role(TitledEnum):
     """What a user does in the program; permissions hang off it (see policy.py)."""
 
     FIELD_WORKER = "field_worker"
@@ -24,15 +23,16 @@ class Role(StrEnum):
     DONOR = "donor"
     ADMIN = "admin"
 
+    __titles__ = {
+        "field_worker": _l("Field worker"),
+        "cso_manager": _l("CSO manager"),
+        "reviewer": _l("Reviewer"),
+        "donor": _l("Donor"),
+        "admin": _l("Administrator"),
+    }
+
 
 CSO_ROLES = (Role.FIELD_WORKER, Role.CSO_MANAGER)
-ROLE_LABELS = {
-    Role.FIELD_WORKER: _l("Field worker"),
-    Role.CSO_MANAGER: _l("CSO manager"),
-    Role.REVIEWER: _l("Reviewer"),
-    Role.DONOR: _l("Donor"),
-    Role.ADMIN: _l("Administrator"),
-}
 LANGUAGES = ("ar", "fr", "en")
 
 
@@ -103,7 +103,7 @@ class User(PublicIdMixin, db.Model):
     @property
     def role_label(self):
         """The role's name in the current language."""
-        return ROLE_LABELS[Role(self.role)]
+        return Role.label_of(self.role)
 
 
 class PasswordReset(db.Model):

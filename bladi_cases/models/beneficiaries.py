@@ -9,7 +9,6 @@ placement grounds, religion or political opinion (Organic Law 2004-63, art. 13).
 from __future__ import annotations
 
 from datetime import date, datetime
-from enum import StrEnum
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
@@ -17,17 +16,19 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
 from .admin import Governorate, Organization, Site, SiteKind
-from .common import PublicIdMixin, check_in, utcnow
+from .common import PublicIdMixin, TitledEnum, check_in, utcnow
 
 
-class Sex(StrEnum):
+class Sex(TitledEnum):
     """Sex as recorded for disaggregation."""
 
     FEMALE = "female"
     MALE = "male"
 
+    __titles__ = {"female": _l("Female"), "male": _l("Male")}
 
-class SchoolStatus(StrEnum):
+
+class SchoolStatus(TitledEnum):
     """What the young person does now."""
 
     IN_SCHOOL = "in_school"
@@ -36,8 +37,16 @@ class SchoolStatus(StrEnum):
     WORKING = "working"
     NONE = "none"
 
+    __titles__ = {
+        "in_school": _l("In school"),
+        "dropped_out": _l("Dropped out of school"),
+        "vocational_training": _l("Vocational training"),
+        "working": _l("Working"),
+        "none": _l("None of these"),
+    }
 
-class ExitReason(StrEnum):
+
+class ExitReason(TitledEnum):
     """Why an enrolment ended."""
 
     COMPLETED = "completed"
@@ -46,23 +55,42 @@ class ExitReason(StrEnum):
     TRANSFERRED = "transferred"
     OTHER = "other"
 
+    __titles__ = {
+        "completed": _l("Completed"),
+        "moved": _l("Moved away"),
+        "dropped_out": _l("Dropped out"),
+        "transferred": _l("Transferred"),
+        "other": _l("Other"),
+    }
 
-class ConsentGiver(StrEnum):
+
+class ConsentGiver(TitledEnum):
     """Who consented: the young person (adult), a guardian, or an authority (custody)."""
 
     SELF = "self"
     GUARDIAN = "guardian"
     AUTHORITY = "authority"
 
+    __titles__ = {
+        "self": _l("The young person (18 or older)"),
+        "guardian": _l("A parent or guardian"),
+        "authority": _l("The centre or authority with custody"),
+    }
 
-class ConsentMethod(StrEnum):
+
+class ConsentMethod(TitledEnum):
     """How consent was given."""
 
     SIGNED_FORM = "signed_form"
     WITNESSED_VERBAL = "witnessed_verbal"
 
+    __titles__ = {
+        "signed_form": _l("Signed form"),
+        "witnessed_verbal": _l("Verbal, with a witness"),
+    }
 
-class ConsentScope(StrEnum):
+
+class ConsentScope(TitledEnum):
     """What a consent covers; each use of data checks its scope."""
 
     PARTICIPATION = "participation"
@@ -70,38 +98,23 @@ class ConsentScope(StrEnum):
     PHOTOS = "photos"
     SHARING = "sharing"
 
+    __titles__ = {
+        "participation": _l("Taking part in activities"),
+        "surveys": _l("Answering surveys"),
+        "photos": _l("Photos"),
+        "sharing": _l("Sharing de-identified data"),
+    }
 
-SEX_LABELS = {Sex.FEMALE: _l("Female"), Sex.MALE: _l("Male")}
-SCHOOL_STATUS_LABELS = {
-    SchoolStatus.IN_SCHOOL: _l("In school"),
-    SchoolStatus.DROPPED_OUT: _l("Dropped out of school"),
-    SchoolStatus.VOCATIONAL: _l("Vocational training"),
-    SchoolStatus.WORKING: _l("Working"),
-    SchoolStatus.NONE: _l("None of these"),
-}
-EXIT_REASON_LABELS = {
-    ExitReason.COMPLETED: _l("Completed"),
-    ExitReason.MOVED: _l("Moved away"),
-    ExitReason.DROPPED_OUT: _l("Dropped out"),
-    ExitReason.TRANSFERRED: _l("Transferred"),
-    ExitReason.OTHER: _l("Other"),
-}
-CONSENT_GIVER_LABELS = {
-    ConsentGiver.SELF: _l("The young person (18 or older)"),
-    ConsentGiver.GUARDIAN: _l("A parent or guardian"),
-    ConsentGiver.AUTHORITY: _l("The centre or authority with custody"),
-}
-CONSENT_METHOD_LABELS = {
-    ConsentMethod.SIGNED_FORM: _l("Signed form"),
-    ConsentMethod.WITNESSED_VERBAL: _l("Verbal, with a witness"),
-}
-CONSENT_SCOPE_LABELS = {
-    ConsentScope.PARTICIPATION: _l("Taking part in activities"),
-    ConsentScope.SURVEYS: _l("Answering surveys"),
-    ConsentScope.PHOTOS: _l("Photos"),
-    ConsentScope.SHARING: _l("Sharing de-identified data"),
-}
 
+class BeneficiaryStatus(TitledEnum):
+    """Where a young person stands, from their enrolments (see Beneficiary.status)."""
+
+    ACTIVE = "active"
+    EXITED = "exited"
+    NOT_ENROLLED = "not_enrolled"
+
+    __titles__ = {"active": _l("Active"), "exited": _l("Exited"),
+                  "not_enrolled": _l("Not enrolled")}
 
 
 class Beneficiary(PublicIdMixin, db.Model):
@@ -183,13 +196,13 @@ class Beneficiary(PublicIdMixin, db.Model):
         return (consent is not None and consent.withdrawn_on is None
                 and scope in (consent.scopes or []) and self.erased_at is None)
 
-    def status(self, today: date) -> str:
-        """'active' (an open enrolment), 'exited' (only ended ones) or 'not_enrolled'."""
+    def status(self, today: date) -> BeneficiaryStatus:
+        """Active (an open enrolment), exited (only ended ones) or not enrolled."""
         if not self.enrolments:
-            return "not_enrolled"
+            return BeneficiaryStatus.NOT_ENROLLED
         if any(e.end_date is None or e.end_date >= today for e in self.enrolments):
-            return "active"
-        return "exited"
+            return BeneficiaryStatus.ACTIVE
+        return BeneficiaryStatus.EXITED
 
 
 class BeneficiaryNameIndex(db.Model):

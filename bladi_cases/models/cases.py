@@ -4,7 +4,6 @@ outcomes, follow-ups) and transfers between CSOs. Note text is encrypted like id
 from __future__ import annotations
 
 import datetime as dt
-from enum import StrEnum
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
@@ -13,10 +12,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..extensions import db
 from .auth import User
 from .beneficiaries import Beneficiary
-from .common import PublicIdMixin, check_in, utcnow
+from .common import PublicIdMixin, TitledEnum, check_in, utcnow
 
 
-class CaseStatus(StrEnum):
+class CaseStatus(TitledEnum):
     """Where a case stands."""
 
     OPEN = "open"
@@ -24,8 +23,15 @@ class CaseStatus(StrEnum):
     ON_HOLD = "on_hold"
     CLOSED = "closed"
 
+    __titles__ = {
+        "open": _l("Open"),
+        "active": _l("Active"),
+        "on_hold": _l("On hold"),
+        "closed": _l("Closed"),
+    }
 
-class ClosureReason(StrEnum):
+
+class ClosureReason(TitledEnum):
     """Why a case was closed."""
 
     GOALS_MET = "goals_met"
@@ -35,8 +41,17 @@ class ClosureReason(StrEnum):
     DECLINED = "declined"
     OTHER = "other"
 
+    __titles__ = {
+        "goals_met": _l("Goals met"),
+        "moved": _l("Moved away"),
+        "lost_contact": _l("Lost contact"),
+        "transferred": _l("Transferred"),
+        "declined": _l("Declined"),
+        "other": _l("Other"),
+    }
 
-class Need(StrEnum):
+
+class Need(TitledEnum):
     """Needs assessed for a youth."""
 
     EDUCATION = "education"
@@ -50,8 +65,21 @@ class Need(StrEnum):
     DOCUMENTS = "documents"
     OTHER = "other"
 
+    __titles__ = {
+        "education": _l("Education"),
+        "vocational_training": _l("Access to vocational training"),
+        "employment": _l("Employment"),
+        "psychosocial_support": _l("Psychosocial support"),
+        "health": _l("Health"),
+        "legal_aid": _l("Legal aid"),
+        "family": _l("Family"),
+        "housing": _l("Housing"),
+        "documents": _l("Documents"),
+        "other": _l("Other"),
+    }
 
-class GoalStatus(StrEnum):
+
+class GoalStatus(TitledEnum):
     """Progress of a case-plan goal."""
 
     PLANNED = "planned"
@@ -59,8 +87,15 @@ class GoalStatus(StrEnum):
     ACHIEVED = "achieved"
     DROPPED = "dropped"
 
+    __titles__ = {
+        "planned": _l("Planned"),
+        "in_progress": _l("In progress"),
+        "achieved": _l("Achieved"),
+        "dropped": _l("Dropped"),
+    }
 
-class NoteKind(StrEnum):
+
+class NoteKind(TitledEnum):
     """How the contact behind a note happened."""
 
     CENTRE_VISIT = "centre_visit"
@@ -70,8 +105,17 @@ class NoteKind(StrEnum):
     FAMILY_CONTACT = "family_contact"
     OTHER = "other"
 
+    __titles__ = {
+        "centre_visit": _l("Visit at the centre"),
+        "home_visit": _l("Home visit"),
+        "phone_call": _l("Phone call"),
+        "meeting": _l("Meeting"),
+        "family_contact": _l("Family contact"),
+        "other": _l("Other"),
+    }
 
-class ReferralStatus(StrEnum):
+
+class ReferralStatus(TitledEnum):
     """Where a referral stands."""
 
     PROPOSED = "proposed"
@@ -81,8 +125,17 @@ class ReferralStatus(StrEnum):
     DECLINED = "declined"
     NO_SHOW = "no_show"
 
+    __titles__ = {
+        "proposed": _l("Proposed"),
+        "made": _l("Made"),
+        "accepted": _l("Accepted"),
+        "completed": _l("Completed: service received"),
+        "declined": _l("Declined"),
+        "no_show": _l("Did not go"),
+    }
 
-class OutcomeKind(StrEnum):
+
+class OutcomeKind(TitledEnum):
     """Results that feed the donor's indicators."""
 
     JOB = "job"
@@ -91,53 +144,59 @@ class OutcomeKind(StrEnum):
     OWN_BUSINESS = "own_business"
     OTHER = "other"
 
+    __titles__ = {
+        "job": _l("Job placement"),
+        "training_completed": _l("Vocational training completed"),
+        "returned_to_school": _l("Returned to school"),
+        "own_business": _l("Started own business"),
+        "other": _l("Other"),
+    }
 
-class TransferStatus(StrEnum):
+
+class TransferStatus(TitledEnum):
     """A transfer request and its answer."""
 
     PENDING = "pending"
     ACCEPTED = "accepted"
     REJECTED = "rejected"
 
+    __titles__ = {
+        "pending": _l("Waiting for an answer"),
+        "accepted": _l("Accepted"),
+        "rejected": _l("Rejected"),
+    }
 
-CASE_STATUS_LABELS = {CaseStatus.OPEN: _l("Open"), CaseStatus.ACTIVE: _l("Active"),
-                      CaseStatus.ON_HOLD: _l("On hold"), CaseStatus.CLOSED: _l("Closed")}
-CLOSURE_LABELS = {ClosureReason.GOALS_MET: _l("Goals met"), ClosureReason.MOVED: _l("Moved away"),
-                  ClosureReason.LOST_CONTACT: _l("Lost contact"),
-                  ClosureReason.TRANSFERRED: _l("Transferred"),
-                  ClosureReason.DECLINED: _l("Declined"), ClosureReason.OTHER: _l("Other")}
-NEED_LABELS = {Need.EDUCATION: _l("Education"),
-               Need.VOCATIONAL: _l("Access to vocational training"),
-               Need.EMPLOYMENT: _l("Employment"), Need.PSYCHOSOCIAL: _l("Psychosocial support"),
-               Need.HEALTH: _l("Health"), Need.LEGAL: _l("Legal aid"), Need.FAMILY: _l("Family"),
-               Need.HOUSING: _l("Housing"), Need.DOCUMENTS: _l("Documents"),
-               Need.OTHER: _l("Other")}
-RISK_LABELS = {"low": _l("Low"), "medium": _l("Medium"), "high": _l("High")}
-GOAL_STATUS_LABELS = {GoalStatus.PLANNED: _l("Planned"), GoalStatus.IN_PROGRESS: _l("In progress"),
-                      GoalStatus.ACHIEVED: _l("Achieved"), GoalStatus.DROPPED: _l("Dropped")}
-NOTE_KIND_LABELS = {NoteKind.CENTRE_VISIT: _l("Visit at the centre"),
-                    NoteKind.HOME_VISIT: _l("Home visit"), NoteKind.PHONE_CALL: _l("Phone call"),
-                    NoteKind.MEETING: _l("Meeting"), NoteKind.FAMILY_CONTACT: _l("Family contact"),
-                    NoteKind.OTHER: _l("Other")}
-REFERRAL_STATUS_LABELS = {
-    ReferralStatus.PROPOSED: _l("Proposed"), ReferralStatus.MADE: _l("Made"),
-    ReferralStatus.ACCEPTED: _l("Accepted"),
-    ReferralStatus.COMPLETED: _l("Completed: service received"),
-    ReferralStatus.DECLINED: _l("Declined"), ReferralStatus.NO_SHOW: _l("Did not go")}
-SERVICE_LABELS = {
-    "vocational_training": _l("Vocational training centre"),
-    "employment": _l("Employment office"), "health": _l("Health centre"),
-    "legal_aid": _l("Legal aid"), "education": _l("School or education"),
-    "psychosocial": _l("Psychosocial support"), "other": _l("Other")}
-OUTCOME_LABELS = {OutcomeKind.JOB: _l("Job placement"),
-                  OutcomeKind.TRAINING_COMPLETED: _l("Vocational training completed"),
-                  OutcomeKind.RETURNED_TO_SCHOOL: _l("Returned to school"),
-                  OutcomeKind.OWN_BUSINESS: _l("Started own business"),
-                  OutcomeKind.OTHER: _l("Other")}
-TRANSFER_LABELS = {TransferStatus.PENDING: _l("Waiting for an answer"),
-                   TransferStatus.ACCEPTED: _l("Accepted"),
-                   TransferStatus.REJECTED: _l("Rejected")}
 
+class RiskLevel(TitledEnum):
+    """The risk level a case worker assesses for a youth."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+    __titles__ = {"low": _l("Low"), "medium": _l("Medium"), "high": _l("High")}
+
+
+class ServiceType(TitledEnum):
+    """What a service provider of the directory offers (and what a referral asks for)."""
+
+    VOCATIONAL = "vocational_training"
+    EMPLOYMENT = "employment"
+    HEALTH = "health"
+    LEGAL = "legal_aid"
+    EDUCATION = "education"
+    PSYCHOSOCIAL = "psychosocial"
+    OTHER = "other"
+
+    __titles__ = {
+        "vocational_training": _l("Vocational training centre"),
+        "employment": _l("Employment office"),
+        "health": _l("Health centre"),
+        "legal_aid": _l("Legal aid"),
+        "education": _l("School or education"),
+        "psychosocial": _l("Psychosocial support"),
+        "other": _l("Other"),
+    }
 
 
 case_worker = sa.Table(
@@ -179,7 +238,7 @@ class Case(PublicIdMixin, db.Model):
         sa.CheckConstraint(check_in("status", CaseStatus), name="status"),
         sa.CheckConstraint("status != 'closed' OR closure_reason IS NOT NULL",
                            name="closure_reason"),
-        sa.CheckConstraint("risk_level IS NULL OR risk_level IN ('low', 'medium', 'high')",
+        sa.CheckConstraint(f"risk_level IS NULL OR {check_in('risk_level', RiskLevel)}",
                            name="risk_level"),
     )
 
@@ -293,7 +352,7 @@ class ServiceProvider(PublicIdMixin, db.Model):
     address: Mapped[str | None] = mapped_column(sa.String(200))
     active: Mapped[bool] = mapped_column(default=True)
 
-    __table_args__ = (sa.CheckConstraint(check_in("service_type", SERVICE_LABELS),
+    __table_args__ = (sa.CheckConstraint(check_in("service_type", ServiceType),
                                          name="service_type"),)
 
 

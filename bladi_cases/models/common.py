@@ -1,9 +1,11 @@
-"""Column helpers shared by the models: UTC timestamps and public UUIDs."""
+"""Helpers shared by the models: UTC timestamps, public UUIDs, enums with titles."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -20,6 +22,70 @@ def in_language(texts: dict | None, lang: str, default: str = "") -> str:
 def utcnow() -> datetime:
     """Now, as a naive UTC datetime: what every timestamp column stores (portable)."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+class TitledEnum(StrEnum):
+    """A string enum whose members carry their translated titles (lazy strings).
+
+    Declare the titles in the enum body, keyed by value; a dunder name is not a member:
+
+        class Sex(TitledEnum):
+            FEMALE = "female"
+            MALE = "male"
+            __titles__ = {"female": _l("Female"), "male": _l("Male")}
+
+    Columns store plain strings, so `label_of` takes a raw stored value. Templates reach
+    every subclass as `enums.<ClassName>` (see `titled_enums`). A member without a title
+    fails where the enum is defined; tests/test_enum_titles.py checks every title is
+    translated in Arabic and French.
+    """
+
+    __titles__: ClassVar[dict[str, Any]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        # Fail where the enum is defined, not on the first page that shows the member.
+        super().__init_subclass__(**kwargs)
+        values = [member.value for member in cls.__members__.values()]
+        if values and (missing := [v for v in values if v not in cls.__titles__]):
+            raise TypeError(f"{cls.__name__}: no title in __titles__ for {missing}")
+        if values and (extra := [k for k in cls.__titles__ if k not in values]):
+            raise TypeError(f"{cls.__name__}: __titles__ for values that are not members: "
+                            f"{extra}")
+
+    @property
+    def label(self):
+        """This member's title in the current language (do not call it `title`: str has one)."""
+        return type(self).__titles__[self.value]
+
+    @classmethod
+    def choices(cls) -> list[tuple[str, Any]]:
+        """(value, title) pairs in member order: the choices of a SelectField or a list."""
+        return [(member.value, member.label) for member in cls]
+
+    @classmethod
+    def labels(cls) -> dict[str, Any]:
+        """{value: title} of every member."""
+        return dict(cls.choices())
+
+    @classmethod
+    def label_of(cls, value) -> Any:
+        """The title of a stored value; the value itself when unknown, "" for None."""
+        if value is None:
+            return ""
+        return cls.__titles__.get(value, value)
+
+
+def titled_enums() -> dict[str, type[TitledEnum]]:
+    """Every TitledEnum subclass by class name (the `enums` of the templates), found by
+    walking the subclasses, so a new enum needs no registration. Import the models first."""
+    found: dict[str, type[TitledEnum]] = {}
+    pending = list(TitledEnum.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        if found.setdefault(cls.__name__, cls) is not cls:
+            raise RuntimeError(f"Two titled enums are called {cls.__name__}")
+        pending.extend(cls.__subclasses__())
+    return dict(sorted(found.items()))
 
 
 def check_in(column: str, values) -> str:

@@ -4,7 +4,6 @@ review, with the figures frozen when a report is approved."""
 from __future__ import annotations
 
 import datetime as dt
-from enum import StrEnum
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
@@ -13,10 +12,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..extensions import db
 from .admin import Organization
 from .auth import User
-from .common import PublicIdMixin, in_language, utcnow
+from .common import PublicIdMixin, TitledEnum, in_language, utcnow
 
 
-class ReportStatus(StrEnum):
+class ReportStatus(TitledEnum):
     """Where a quarterly report stands."""
 
     DRAFT = "draft"
@@ -24,17 +23,50 @@ class ReportStatus(StrEnum):
     RETURNED = "returned"
     APPROVED = "approved"
 
+    __titles__ = {
+        "draft": _l("Draft"),
+        "submitted": _l("Submitted"),
+        "returned": _l("Returned"),
+        "approved": _l("Approved"),
+    }
 
-REPORT_STATUS_LABELS = {ReportStatus.DRAFT: _l("Draft"), ReportStatus.SUBMITTED: _l("Submitted"),
-                        ReportStatus.RETURNED: _l("Returned"),
-                        ReportStatus.APPROVED: _l("Approved")}
 
-UNIT_LABELS = {"youth": _l("young people"), "sessions": _l("sessions"), "hours": _l("hours"),
-               "referrals": _l("referrals"), "points": _l("score points"),
-               "people": _l("people")}
-STEP_LABELS = {"generated": _l("Generated from the data"), "submitted": _l("Submitted"),
-               "commented": _l("Commented"), "returned": _l("Returned"),
-               "approved": _l("Approved")}
+class IndicatorUnit(TitledEnum):
+    """What an indicator counts (the words after its figures in exports)."""
+
+    YOUTH = "youth"
+    SESSIONS = "sessions"
+    HOURS = "hours"
+    REFERRALS = "referrals"
+    POINTS = "points"
+    PEOPLE = "people"
+
+    __titles__ = {
+        "youth": _l("young people"),
+        "sessions": _l("sessions"),
+        "hours": _l("hours"),
+        "referrals": _l("referrals"),
+        "points": _l("score points"),
+        "people": _l("people"),
+    }
+
+
+class ReportStepAction(TitledEnum):
+    """One step of a report's review (its timeline)."""
+
+    GENERATED = "generated"
+    SUBMITTED = "submitted"
+    COMMENTED = "commented"
+    RETURNED = "returned"
+    APPROVED = "approved"
+
+    __titles__ = {
+        "generated": _l("Generated from the data"),
+        "submitted": _l("Submitted"),
+        "commented": _l("Commented"),
+        "returned": _l("Returned"),
+        "approved": _l("Approved"),
+    }
 
 
 class Indicator(db.Model):

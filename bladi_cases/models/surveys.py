@@ -4,17 +4,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from enum import StrEnum
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
-from .common import PublicIdMixin, in_language, utcnow
+from .common import PublicIdMixin, TitledEnum, check_in, in_language, utcnow
 
 
-class Wave(StrEnum):
+class Wave(TitledEnum):
     """When in a youth's path a survey is filled."""
 
     BASELINE = "baseline"
@@ -22,9 +21,14 @@ class Wave(StrEnum):
     ENDLINE = "endline"
     FOLLOW_UP = "follow_up"
 
+    __titles__ = {
+        "baseline": _l("Baseline"),
+        "midline": _l("Midline"),
+        "endline": _l("Endline"),
+        "follow_up": _l("Follow-up"),
+    }
 
-WAVE_LABELS = {Wave.BASELINE: _l("Baseline"), Wave.MIDLINE: _l("Midline"),
-               Wave.ENDLINE: _l("Endline"), Wave.FOLLOW_UP: _l("Follow-up")}
+
 # At most one response per youth per survey for these waves.
 SINGLE_WAVES = (Wave.BASELINE, Wave.ENDLINE)
 
@@ -101,8 +105,7 @@ class SurveyResponse(PublicIdMixin, db.Model):
     survey: Mapped[Survey] = relationship()
 
     __table_args__ = (
-        sa.CheckConstraint("wave IS NULL OR wave IN ('baseline', 'midline', 'endline', "
-                           "'follow_up')", name="wave"),
+        sa.CheckConstraint(f"wave IS NULL OR {check_in('wave', Wave)}", name="wave"),
         sa.CheckConstraint("(beneficiary_id IS NULL) = (wave IS NULL)", name="wave_with_youth"),
     )
 

@@ -3,7 +3,7 @@ suppression."""
 
 from .crypto import DataKeyError, FieldCipher, cipher_from_config, new_key, parse_keys
 from .normalize import name_tokens, normalize_text
-from .suppression import PublishedTable, percentage, suppress
+from .suppression import WITHHELD, PublishedTable, is_withheld, percentage, published, suppress
 
 __all__ = [
     "DataKeyError",
@@ -14,6 +14,9 @@ __all__ = [
     "new_key",
     "normalize_text",
     "parse_keys",
+    "WITHHELD",
+    "is_withheld",
     "percentage",
+    "published",
     "suppress",
 ]

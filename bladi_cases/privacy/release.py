@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 
-from .suppression import TOTAL, PublishedTable, _lines, suppress
+from .suppression import TOTAL, WITHHELD, PublishedTable, is_withheld, suppress, table_lines
 
 FigureId = Hashable
 
@@ -113,7 +113,7 @@ class Release:
         """Every line of every table: (the cells' variables, the total's variable)."""
         equations = []
         for name, table in self._tables.items():
-            for line in _lines(table.rows, table.columns):
+            for line in table_lines(table.rows, table.columns):
                 equations.append(([self._variable(name, table, key) for key in line[:-1]],
                                   self._variable(name, table, line[-1])))
         return equations
@@ -164,7 +164,7 @@ class Release:
 
     def hidden(self, figure: FigureId) -> bool:
         """Whether a named figure is withheld."""
-        return self._shown[figure] in (f"<{self.k}", "…")
+        return is_withheld(self._shown[figure])
 
     def true(self, figure: FigureId) -> int:
         """A figure's true count (for percentages, computed then hidden with the count)."""
@@ -175,7 +175,7 @@ class Release:
         sum over some hidden parts would give them away)."""
         figures = list(figures)
         if any(self.hidden(f) for f in figures):
-            return "…"
+            return WITHHELD
         return str(sum(self._true[f] for f in figures))
 
 

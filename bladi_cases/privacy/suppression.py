@@ -23,6 +23,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 TOTAL = "__total__"
+WITHHELD = "…"  # a figure hidden so that a small one cannot be worked out
+
+
+def published(value: float, k: int | None, withheld: bool = False) -> str:
+    """How one figure reads wherever it leaves the CSO (pages, exports, the template filter
+    `published`): "<k" for a count of 1..k-1 (never, when `k` is None), "…" when it is
+    withheld to protect another, else the number ("12", "0", "2.5")."""
+    if k is not None and 0 < value < k:
+        return f"<{k}"
+    if withheld:
+        return WITHHELD
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def is_withheld(shown: str) -> bool:
+    """Whether a published text stands for a hidden figure ("<5" or "…")."""
+    return shown == WITHHELD or shown.startswith("<")
 
 
 @dataclass
@@ -47,7 +64,7 @@ def _hidden_in_line(line: list[tuple[str, str]], hidden: set) -> list[tuple[str,
     return [key for key in line if key in hidden]
 
 
-def _lines(rows: list[str], columns: list[str]) -> list[list[tuple[str, str]]]:
+def table_lines(rows: list[str], columns: list[str]) -> list[list[tuple[str, str]]]:
     """Each row and each column as its cells followed by its total (the totals' row too)."""
     lines = [[(r, c) for c in columns] + [(r, TOTAL)] for r in rows + [TOTAL]]
     lines += [[(r, c) for r in rows] + [(TOTAL, c)] for c in columns + [TOTAL]]
@@ -72,7 +89,7 @@ def suppress(counts: dict[tuple[str, str], int], rows: list[str], columns: list[
 
     primary = {key for key, v in value.items() if 0 < v < k}
     hidden = primary | {key for key in forced if value.get(key, 0) > 0}
-    lines = _lines(rows, columns)
+    lines = table_lines(rows, columns)
     while True:
         _pair_up_lines(lines, value, hidden)
         bridges = _bridges(hidden)
@@ -81,11 +98,7 @@ def suppress(counts: dict[tuple[str, str], int], rows: list[str], columns: list[
         _close_cycle(sorted(bridges)[0], rows + [TOTAL], columns + [TOTAL], value, hidden)
 
     def show(key) -> str:
-        if key in primary:
-            return f"<{k}"
-        if key in hidden:
-            return "…"
-        return str(value[key])
+        return published(value[key], k, withheld=key in hidden)
 
     return PublishedTable(
         rows=list(rows), columns=list(columns),
@@ -168,5 +181,5 @@ def _close_cycle(entry, all_rows, all_columns, value, hidden) -> None:
 def percentage(numerator: int, denominator: int, hidden: bool) -> str:
     """A share computed from true counts, hidden when its count is."""
     if hidden or denominator == 0:
-        return "…" if hidden else "—"
+        return WITHHELD if hidden else "—"
     return f"{round(100 * numerator / denominator)}%"

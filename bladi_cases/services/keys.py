@@ -8,10 +8,9 @@ from ..extensions import db
 from ..models import Beneficiary, Consent
 from .beneficiaries.registry import (
     IDENTITY_FIELDS,
-    _decrypt_identity,
-    _name_key,
     cipher,
-    write_name_index,
+    decrypt_identity_unaudited,
+    write_blind_indexes,
 )
 
 # Every encrypted column, for key rotation. Later features add theirs here.
@@ -40,13 +39,7 @@ def rotate_keys(batch_size: int = 500, progress=None) -> dict[str, int]:
                 for column in columns:
                     setattr(row, column, c.rotate(getattr(row, column)))
                 if model is Beneficiary and row.erased_at is None:
-                    identity = _decrypt_identity(row)
-                    org_id = row.organization_id
-                    row.name_key_ar = _name_key(c, org_id, identity.first_name_ar,
-                                                identity.last_name_ar)
-                    row.name_key_latin = _name_key(c, org_id, identity.first_name_latin,
-                                                   identity.last_name_latin)
-                    write_name_index(row, identity, c)
+                    write_blind_indexes(row, decrypt_identity_unaudited(row), c)
             last_id = rows[-1].id
             done += len(rows)
             db.session.commit()

@@ -9,13 +9,11 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from ...extensions import db
-from ...models import GroupEvent, Site
-from ...models.activities import ACTIVITY_KIND_LABELS, GROUP_AGE_BAND_LABELS, GROUP_AGE_BANDS
-from ...models.beneficiaries import SEX_LABELS
+from ...models import GroupEvent, Sex, Site
+from ...models.activities import GroupAgeBand
 from ...policy import Perm, get_or_404, requires, scoped
-from ...services import ValidationError, apply_errors
 from ...services.activities import activities as service
-from .. import page_number
+from .. import form_action, form_page, page_number, page_size
 from . import bp
 from .forms import GroupEventForm
 
@@ -25,9 +23,9 @@ from .forms import GroupEventForm
 def events():
     """The CSO's group events, newest first."""
     page = db.paginate(scoped(GroupEvent, current_user).order_by(GroupEvent.date.desc()),
-                       page=page_number(request.args.get("page")), per_page=25,
+                       page=page_number(request.args.get("page")), per_page=page_size(),
                        error_out=False)
-    return render_template("activities/events.html", page=page, kinds=ACTIVITY_KIND_LABELS)
+    return render_template("activities/events.html", page=page)
 
 
 @bp.route("/events/new", methods=["GET", "POST"])
@@ -41,20 +39,13 @@ def new_event():
         form.date.data = date.today()
         form.duration_minutes.data = 120
     counts = {(sex, band): request.form.get(f"count-{sex}-{band}", "")
-              for sex in SEX_LABELS for band in GROUP_AGE_BANDS}
-    if form.validate_on_submit():
-        values = dict(form.data)
-        values["site"] = next((s for s in sites if str(s.uuid) == form.site.data), None)
-        try:
-            service.record_group_event(current_user, current_user.organization, values, counts)
-        except ValidationError as failure:
-            apply_errors(form, failure)
-        else:
-            flash(_("Event saved."), "success")
-            return redirect(url_for(".events"))
-    return render_template("activities/event_form.html", form=form, counts=counts,
-                           sexes=SEX_LABELS, bands=GROUP_AGE_BANDS,
-                           band_labels=GROUP_AGE_BAND_LABELS)
+              for sex in Sex for band in GroupAgeBand}
+    site = next((s for s in sites if str(s.uuid) == form.site.data), None)
+    if form_action(form, lambda: service.record_group_event(
+            current_user, current_user.organization, dict(form.data, site=site), counts)):
+        flash(_("Event saved."), "success")
+        return redirect(url_for(".events"))
+    return form_page("activities/event_form.html", form, counts=counts)
 
 
 @bp.get("/events/<uuid:event_id>")
@@ -63,6 +54,4 @@ def event(event_id):
     """One group event and its counts."""
     record = get_or_404(GroupEvent, event_id, current_user)
     cells = {(c.sex, c.age_band): c.count for c in record.counts}
-    return render_template("activities/event.html", event=record, cells=cells,
-                           sexes=SEX_LABELS, bands=GROUP_AGE_BANDS, kinds=ACTIVITY_KIND_LABELS,
-                           band_labels=GROUP_AGE_BAND_LABELS)
+    return render_template("activities/event.html", event=record, cells=cells)

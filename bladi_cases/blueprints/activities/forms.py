@@ -14,7 +14,7 @@ from wtforms import (
 )
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
-from ...models.activities import ACTIVITY_KIND_LABELS, COMPLETION_RULE_LABELS, WEEKDAY_LABELS
+from ...models.activities import WEEKDAY_LABELS, ActivityKind, CompletionRule
 from ..admin.forms import CheckboxListField
 
 
@@ -23,7 +23,7 @@ class ActivityForm(FlaskForm):
 
     name = StringField(_l("Name"), validators=[InputRequired(), Length(max=120)],
                        render_kw={"dir": "auto"})
-    kind = SelectField(_l("Kind"), choices=list(ACTIVITY_KIND_LABELS.items()))
+    kind = SelectField(_l("Kind"), choices=ActivityKind.choices())
     site = SelectField(_l("Site"), choices=[])
     facilitators = CheckboxListField(_l("Facilitators"), choices=[], coerce=int)
     planned_start = DateField(_l("Planned start"), validators=[Optional()])
@@ -35,7 +35,7 @@ class ActivityForm(FlaskForm):
     default_duration_minutes = IntegerField(_l("Usual length of a session (minutes)"),
                                             default=90, validators=[Optional()])
     completion_rule = SelectField(_l("Completion rule"),
-                                  choices=list(COMPLETION_RULE_LABELS.items()))
+                                  choices=CompletionRule.choices())
     completion_threshold = IntegerField(
         _l("Completion threshold"), default=75, validators=[Optional()],
         description=_l("A percentage of held sessions, or a number of hours."))
@@ -72,7 +72,7 @@ class GroupEventForm(FlaskForm):
 
     title = StringField(_l("Name"), validators=[InputRequired(), Length(max=200)],
                         render_kw={"dir": "auto"})
-    kind = SelectField(_l("Kind"), choices=list(ACTIVITY_KIND_LABELS.items()),
+    kind = SelectField(_l("Kind"), choices=ActivityKind.choices(),
                        default="community_event")
     site = SelectField(_l("Site"), choices=[], default="")
     place = StringField(_l("Place"), validators=[Optional(), Length(max=200)],

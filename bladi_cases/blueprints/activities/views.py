@@ -12,13 +12,14 @@ from flask_login import current_user
 
 from ...extensions import db
 from ...models import Activity, ActivitySession, Beneficiary, Role, Site, User
-from ...models.activities import ACTIVITY_KIND_LABELS, ATTENDANCE_LABELS, WEEKDAY_LABELS
+from ...models.activities import WEEKDAY_LABELS
 from ...policy import Perm, get_or_404, requires, scoped
-from ...services import ValidationError, apply_errors
+from ...services import ValidationError
 from ...services.activities import activities as service
 from ...services.activities import participation
 from ...services.beneficiaries.registry import reveal_many
-from .. import flash_refusal, safe_next
+from ...services.retries import RetryConflict
+from .. import form_action, form_page, run_action, safe_next
 from . import bp
 from .forms import ActivityForm, QuickAddForm, SessionForm
 
@@ -40,8 +41,7 @@ def index():
     """The CSO's activities, active first."""
     activities = db.session.scalars(scoped(Activity, current_user).order_by(
         Activity.active.desc(), Activity.name)).all()
-    return render_template("activities/index.html", activities=activities,
-                           kinds=ACTIVITY_KIND_LABELS)
+    return render_template("activities/index.html", activities=activities)
 
 
 @bp.get("/today")
@@ -76,16 +76,12 @@ def _activity_values(form) -> dict:
 def new():
     """Create an activity."""
     form = _activity_form()
-    if form.validate_on_submit():
-        try:
-            activity = service.create_activity(current_user, current_user.organization,
-                                               _activity_values(form))
-        except ValidationError as failure:
-            apply_errors(form, failure)
-        else:
-            flash(_("Activity saved."), "success")
-            return redirect(url_for(".show", activity_id=activity.uuid))
-    return render_template("activities/form.html", form=form, activity=None)
+    done = form_action(form, lambda: service.create_activity(
+        current_user, current_user.organization, _activity_values(form)))
+    if done:
+        flash(_("Activity saved."), "success")
+        return redirect(url_for(".show", activity_id=done.value.uuid))
+    return form_page("activities/form.html", form, activity=None)
 
 
 # Declared for CSO staff so another CSO's activity answers 404; get_or_404(..., "edit")
@@ -96,16 +92,11 @@ def edit(activity_id):
     """Edit an activity."""
     activity = get_or_404(Activity, activity_id, current_user, "edit")
     form = _activity_form(activity)
-    if form.validate_on_submit():
-        try:
-            service.update_activity(current_user, activity, _activity_values(form))
-        except ValidationError as failure:
-            db.session.rollback()
-            apply_errors(form, failure)
-        else:
-            flash(_("Activity saved."), "success")
-            return redirect(url_for(".show", activity_id=activity.uuid))
-    return render_template("activities/form.html", form=form, activity=activity)
+    if form_action(form, lambda: service.update_activity(current_user, activity,
+                                                         _activity_values(form))):
+        flash(_("Activity saved."), "success")
+        return redirect(url_for(".show", activity_id=activity.uuid))
+    return form_page("activities/form.html", form, activity=activity)
 
 
 def _month(raw: str | None) -> date:
@@ -132,7 +123,7 @@ def show(activity_id):
     return render_template(
         "activities/show.html", activity=activity, figures=figures, names=names, weeks=weeks,
         month=month, by_day=by_day, previous=previous, following=following,
-        weekday_labels=WEEKDAY_LABELS, kinds=ACTIVITY_KIND_LABELS,
+        weekday_labels=WEEKDAY_LABELS,
         quick_add=QuickAddForm(next=request.full_path))
 
 
@@ -150,16 +141,14 @@ def enrol(activity_id):
     code = form.code.data.strip().upper()
     youth = db.session.scalars(scoped(Beneficiary, current_user).where(
         Beneficiary.code == code, Beneficiary.erased_at.is_(None))).first()
-    try:
+
+    def enrol():
         if youth is None:
             raise ValidationError.one("code", _("No young person of your CSO has this code."))
         service.enrol_in_activity(current_user, youth, activity,
                                   form.start_date.data or date.today())
-    except ValidationError as failure:
-        db.session.rollback()
-        flash_refusal(failure)
-    else:
-        flash(_("%(code)s added to the activity.", code=code), "success")
+
+    run_action(_("%(code)s added to the activity.", code=code), enrol)
     return redirect(back)
 
 
@@ -172,16 +161,16 @@ def _attendance(roster, form_data, default: str, all_present: bool) -> dict[int,
     return marks
 
 
-def _session_page(activity, form, day, session=None, marks=None, status=200):
+def _session_page(activity, form, day, session=None, marks=None, status=None):
     roster = service.roster(activity, day)
     names = reveal_many(roster, current_user, purpose="attendance")
     default = "present" if activity.present_by_default else "absent"
     if marks is None and session is not None:
         marks = {a.beneficiary_id: a.status for a in session.attendance}
-    return render_template(
-        "activities/session.html", activity=activity, form=form, roster=roster, names=names,
-        marks=marks or {}, default=default, session=session, labels=ATTENDANCE_LABELS,
-        quick_add=QuickAddForm(next=request.full_path, start_date=day)), status
+    return form_page(
+        "activities/session.html", form, status, activity=activity, roster=roster, names=names,
+        marks=marks or {}, default=default, session=session,
+        quick_add=QuickAddForm(next=request.full_path, start_date=day))
 
 
 @bp.route("/<uuid:activity_id>/sessions/new", methods=["GET", "POST"])
@@ -199,18 +188,17 @@ def new_session(activity_id):
     default = "present" if activity.present_by_default else "absent"
     all_present = "all_present" in request.form
     marks = _attendance(roster, request.form, default, all_present)
-    if request.method == "POST" and not all_present and form.validate_on_submit():
-        values = dict(form.data, facilitator_id=current_user.id)
+    if request.method == "POST" and not all_present:
         try:
-            session, created = service.record_session(current_user, activity, values, marks,
-                                                       form.session_uuid.data)
-        except ValidationError as failure:
-            apply_errors(form, failure)
-        except service.SessionConflict:
+            done = form_action(form, lambda: service.record_session(
+                current_user, activity, dict(form.data, facilitator_id=current_user.id), marks,
+                form.session_uuid.data))
+        except RetryConflict:
             form.form_errors.append(_("This session was already saved with other content. "
                                       "Open it from the activity to correct it."))
             return _session_page(activity, form, day, marks=marks, status=409)
-        else:
+        if done:
+            _session, created = done.value
             flash(_("Attendance saved.") if created else _("This session was already saved."),
                   "success")
             return redirect(url_for(".show", activity_id=activity.uuid))
@@ -236,13 +224,9 @@ def session(session_id):
         marks = _attendance(roster, request.form, "absent", "all_present" in request.form)
         if "all_present" in request.form:
             return _session_page(activity, form, record.date, record, marks)
-        try:
-            service.update_session(current_user, record, dict(
-                form.data, facilitator_id=record.facilitator_id), marks)
-        except ValidationError as failure:
-            db.session.rollback()
-            apply_errors(form, failure)
-            return _session_page(activity, form, record.date, record, marks)
-        flash(_("Attendance saved."), "success")
-        return redirect(url_for(".show", activity_id=activity.uuid))
+        if form_action(form, lambda: service.update_session(current_user, record, dict(
+                form.data, facilitator_id=record.facilitator_id), marks)):
+            flash(_("Attendance saved."), "success")
+            return redirect(url_for(".show", activity_id=activity.uuid))
+        return _session_page(activity, form, record.date, record, marks)
     return _session_page(activity, form, record.date, record)

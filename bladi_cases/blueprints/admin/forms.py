@@ -6,8 +6,7 @@ from wtforms import BooleanField, EmailField, SelectField, SelectMultipleField, 
 from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from ...models.admin import ORG_KIND_LABELS, SITE_KIND_LABELS
-from ...models.auth import ROLE_LABELS
+from ...models import OrgKind, Role, SiteKind
 
 
 def _language_choices():
@@ -28,7 +27,7 @@ class OrganizationForm(FlaskForm):
     name_en = StringField(_l("Name in English"), validators=[DataRequired(), Length(max=200)],
                           render_kw={"dir": "ltr"})
     acronym = StringField(_l("Acronym"), validators=[Optional(), Length(max=30)])
-    kind = SelectField(_l("Kind"), choices=list(ORG_KIND_LABELS.items()))
+    kind = SelectField(_l("Kind"), choices=OrgKind.choices())
     governorate_code = SelectField(_l("Governorate"), choices=[], validate_choice=True)
     locality = StringField(_l("Locality"), validators=[Optional(), Length(max=120)],
                            render_kw={"dir": "auto"})
@@ -47,7 +46,7 @@ class SiteForm(FlaskForm):
 
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)],
                        render_kw={"dir": "auto"})
-    kind = SelectField(_l("Setting"), choices=list(SITE_KIND_LABELS.items()))
+    kind = SelectField(_l("Setting"), choices=SiteKind.choices())
     governorate_code = SelectField(_l("Governorate"), choices=[])
     locality = StringField(_l("Locality"), validators=[Optional(), Length(max=120)],
                            render_kw={"dir": "auto"})
@@ -62,7 +61,7 @@ class UserForm(FlaskForm):
                                render_kw={"dir": "auto"})
     email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=254)],
                        render_kw={"dir": "ltr"})
-    role = SelectField(_l("Role"), choices=list(ROLE_LABELS.items()))
+    role = SelectField(_l("Role"), choices=Role.choices())
     organization = SelectField(_l("Organisation"), choices=[], coerce=int)
     preferred_language = SelectField(_l("Language"), choices=_language_choices())
 

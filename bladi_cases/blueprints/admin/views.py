@@ -9,13 +9,11 @@ from flask_login import current_user
 from ...extensions import db
 from ...i18n import ui_language
 from ...models import Governorate, Organization, OrgKind, Role, Site, User
-from ...models.admin import ORG_KIND_LABELS, SITE_KIND_LABELS
-from ...models.auth import CSO_ROLES, ROLE_LABELS
+from ...models.auth import CSO_ROLES
 from ...policy import Perm, get_or_404, requires, scoped
-from ...services import ValidationError, apply_errors
 from ...services import admin as admin_service
 from ...services.auth import issue_reset
-from .. import page_number
+from .. import form_action, form_page, page_number, page_size, run_action
 from . import bp
 from .forms import ConfirmForm, OrganizationForm, SiteForm, UserForm
 
@@ -40,8 +38,7 @@ def _orgs(user, kinds=None):
 @requires(Perm.ORGS_MANAGE)
 def organizations():
     """Every organisation, grouped by kind."""
-    return render_template("admin/organizations.html", organizations=_orgs(current_user),
-                           kind_labels=ORG_KIND_LABELS)
+    return render_template("admin/organizations.html", organizations=_orgs(current_user))
 
 
 def _org_form(org=None):
@@ -55,15 +52,11 @@ def _org_form(org=None):
 def new_organization():
     """Create an organisation."""
     form = _org_form()
-    if form.validate_on_submit():
-        try:
-            org = admin_service.create_organization(current_user, form.data)
-        except ValidationError as failure:
-            apply_errors(form, failure)
-        else:
-            flash(_("Organisation %(code)s created.", code=org.code), "success")
-            return redirect(url_for("admin.organizations"))
-    return render_template("admin/organization_form.html", form=form, organization=None)
+    done = form_action(form, lambda: admin_service.create_organization(current_user, form.data))
+    if done:
+        flash(_("Organisation %(code)s created.", code=done.value.code), "success")
+        return redirect(url_for("admin.organizations"))
+    return form_page("admin/organization_form.html", form, organization=None)
 
 
 @bp.route("/organizations/<code>/edit", methods=["GET", "POST"])
@@ -72,16 +65,10 @@ def edit_organization(code: str):
     """Edit an organisation."""
     org = get_or_404(Organization, code, current_user, "edit")
     form = _org_form(org)
-    if form.validate_on_submit():
-        try:
-            admin_service.update_organization(current_user, org, form.data)
-        except ValidationError as failure:
-            db.session.rollback()
-            apply_errors(form, failure)
-        else:
-            flash(_("Organisation %(code)s saved.", code=org.code), "success")
-            return redirect(url_for("admin.organizations"))
-    return render_template("admin/organization_form.html", form=form, organization=org)
+    if form_action(form, lambda: admin_service.update_organization(current_user, org, form.data)):
+        flash(_("Organisation %(code)s saved.", code=org.code), "success")
+        return redirect(url_for("admin.organizations"))
+    return form_page("admin/organization_form.html", form, organization=org)
 
 
 # --- Sites -------------------------------------------------------------------------------
@@ -91,7 +78,7 @@ def edit_organization(code: str):
 def sites():
     """Every site with the CSOs working there."""
     rows = db.session.scalars(scoped(Site, current_user).order_by(Site.name)).all()
-    return render_template("admin/sites.html", sites=rows, kind_labels=SITE_KIND_LABELS)
+    return render_template("admin/sites.html", sites=rows)
 
 
 def _site_form(site=None):
@@ -118,15 +105,10 @@ def _site_values(form) -> dict:
 def new_site():
     """Create a site."""
     form = _site_form()
-    if form.validate_on_submit():
-        try:
-            admin_service.create_site(current_user, _site_values(form))
-        except ValidationError as failure:
-            apply_errors(form, failure)
-        else:
-            flash(_("Site saved."), "success")
-            return redirect(url_for("admin.sites"))
-    return render_template("admin/site_form.html", form=form, site=None)
+    if form_action(form, lambda: admin_service.create_site(current_user, _site_values(form))):
+        flash(_("Site saved."), "success")
+        return redirect(url_for("admin.sites"))
+    return form_page("admin/site_form.html", form, site=None)
 
 
 @bp.route("/sites/<uuid:site_id>/edit", methods=["GET", "POST"])
@@ -135,16 +117,10 @@ def edit_site(site_id):
     """Edit a site."""
     site = get_or_404(Site, site_id, current_user, "edit")
     form = _site_form(site)
-    if form.validate_on_submit():
-        try:
-            admin_service.update_site(current_user, site, _site_values(form))
-        except ValidationError as failure:
-            db.session.rollback()
-            apply_errors(form, failure)
-        else:
-            flash(_("Site saved."), "success")
-            return redirect(url_for("admin.sites"))
-    return render_template("admin/site_form.html", form=form, site=site)
+    if form_action(form, lambda: admin_service.update_site(current_user, site, _site_values(form))):
+        flash(_("Site saved."), "success")
+        return redirect(url_for("admin.sites"))
+    return form_page("admin/site_form.html", form, site=site)
 
 
 # --- Staff accounts ----------------------------------------------------------------------
@@ -158,8 +134,8 @@ def users():
     if role in {r.value for r in Role}:
         query = query.where(User.role == role)
     page = db.paginate(query, page=page_number(request.args.get("page")),
-                       per_page=25, error_out=False)
-    return render_template("admin/users.html", page=page, role=role, roles=ROLE_LABELS)
+                       per_page=page_size(), error_out=False)
+    return render_template("admin/users.html", page=page, role=role)
 
 
 def _user_form(user=None):
@@ -167,7 +143,7 @@ def _user_form(user=None):
     if user is not None and request.method == "GET":
         form.organization.data = user.organization_id or 0
     if current_user.role == Role.CSO_MANAGER:
-        form.role.choices = [(r.value, ROLE_LABELS[r]) for r in CSO_ROLES]
+        form.role.choices = [(r.value, r.label) for r in CSO_ROLES]
         form.organization.choices = [(current_user.organization_id,
                                       current_user.organization.name(ui_language()))]
     else:
@@ -186,17 +162,14 @@ def _chosen_org(form):
 def new_user():
     """Create a staff account; shows the one-time code to hand to the new user."""
     form = _user_form()
-    if form.validate_on_submit():
-        try:
-            user, code = admin_service.create_user(
-                current_user, email=form.email.data, display_name=form.display_name.data,
-                role=form.role.data, organization=_chosen_org(form),
-                preferred_language=form.preferred_language.data)
-        except ValidationError as failure:
-            apply_errors(form, failure)
-        else:
-            return render_template("admin/reset_code.html", account=user, code=code, new=True)
-    return render_template("admin/user_form.html", form=form, account=None)
+    done = form_action(form, lambda: admin_service.create_user(
+        current_user, email=form.email.data, display_name=form.display_name.data,
+        role=form.role.data, organization=_chosen_org(form),
+        preferred_language=form.preferred_language.data))
+    if done:
+        user, code = done.value
+        return render_template("admin/reset_code.html", account=user, code=code, new=True)
+    return form_page("admin/user_form.html", form, account=None)
 
 
 @bp.route("/users/<uuid:user_id>", methods=["GET", "POST"])
@@ -205,20 +178,13 @@ def edit_user(user_id):
     """Edit a staff account; deactivate, reactivate or issue a reset code from here."""
     user = get_or_404(User, user_id, current_user, "edit")
     form = _user_form(user)
-    if form.validate_on_submit():
-        try:
-            admin_service.update_user(
-                current_user, user, email=form.email.data, display_name=form.display_name.data,
-                role=form.role.data, organization=_chosen_org(form),
-                preferred_language=form.preferred_language.data)
-        except ValidationError as failure:
-            db.session.rollback()
-            apply_errors(form, failure)
-        else:
-            flash(_("Account saved."), "success")
-            return redirect(url_for("admin.users"))
-    return render_template("admin/user_form.html", form=form, account=user,
-                           confirm=ConfirmForm())
+    if form_action(form, lambda: admin_service.update_user(
+            current_user, user, email=form.email.data, display_name=form.display_name.data,
+            role=form.role.data, organization=_chosen_org(form),
+            preferred_language=form.preferred_language.data)):
+        flash(_("Account saved."), "success")
+        return redirect(url_for("admin.users"))
+    return form_page("admin/user_form.html", form, account=user, confirm=ConfirmForm())
 
 
 @bp.post("/users/<uuid:user_id>/active")
@@ -229,12 +195,8 @@ def set_user_active(user_id):
     if not ConfirmForm().validate_on_submit() or request.form.get("active") not in ("0", "1"):
         abort(400)
     active = request.form["active"] == "1"
-    try:
-        admin_service.set_user_active(current_user, user, active)
-    except ValidationError as failure:
-        flash(str(failure), "error")
-    else:
-        flash(_("Account reactivated.") if active else _("Account deactivated."), "success")
+    run_action(_("Account reactivated.") if active else _("Account deactivated."),
+               admin_service.set_user_active, current_user, user, active)
     return redirect(url_for("admin.edit_user", user_id=user.uuid))
 
 

@@ -7,10 +7,9 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
 from ...policy import Perm, public, requires
-from ...services import ValidationError, apply_errors
 from ...services import auth as auth_service
 from ...services.audit import Action, record
-from .. import safe_next
+from .. import form_action, form_page, safe_next
 from . import bp
 from .forms import ChangePasswordForm, LoginForm, ResetPasswordForm
 
@@ -49,18 +48,13 @@ def logout():
 def change_password():
     """Change one's own password; other sessions of the account end."""
     form = ChangePasswordForm()
-    if form.validate_on_submit():
-        try:
-            auth_service.change_own_password(current_user, form.current_password.data,
-                                             form.new_password.data)
-        except ValidationError as failure:
-            apply_errors(form, failure)
-        else:
-            # Re-issue this session with the new nonce (the real user, not the proxy).
-            login_user(current_user._get_current_object())
-            flash(_("Your password was changed. Other sessions were logged out."), "success")
-            return redirect(url_for("main.home"))
-    return render_template("auth/change_password.html", form=form)
+    if form_action(form, lambda: auth_service.change_own_password(
+            current_user, form.current_password.data, form.new_password.data)):
+        # Re-issue this session with the new nonce (the real user, not the proxy).
+        login_user(current_user._get_current_object())
+        flash(_("Your password was changed. Other sessions were logged out."), "success")
+        return redirect(url_for("main.home"))
+    return form_page("auth/change_password.html", form)
 
 
 @bp.route("/reset/<token>", methods=["GET", "POST"])
@@ -71,13 +65,8 @@ def reset_password(token: str):
     if reset is None:
         abort(404)
     form = ResetPasswordForm()
-    if form.validate_on_submit():
-        try:
-            auth_service.use_reset(reset, form.new_password.data)
-        except ValidationError as failure:
-            apply_errors(form, failure)
-        else:
-            logout_user()
-            flash(_("Your password is set. You can log in now."), "success")
-            return redirect(url_for("auth.login"))
-    return render_template("auth/reset_password.html", form=form, account=reset.user)
+    if form_action(form, lambda: auth_service.use_reset(reset, form.new_password.data)):
+        logout_user()
+        flash(_("Your password is set. You can log in now."), "success")
+        return redirect(url_for("auth.login"))
+    return form_page("auth/reset_password.html", form, account=reset.user)

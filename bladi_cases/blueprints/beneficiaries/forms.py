@@ -6,22 +6,23 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import DateField, HiddenField, RadioField, SelectField, StringField, TelField
 from wtforms.validators import InputRequired, Length, Optional
 
-from ...models.admin import SITE_KIND_LABELS
-from ...models.beneficiaries import (
-    CONSENT_GIVER_LABELS,
-    CONSENT_METHOD_LABELS,
-    CONSENT_SCOPE_LABELS,
-    EXIT_REASON_LABELS,
-    SCHOOL_STATUS_LABELS,
-    SEX_LABELS,
+from ...models import (
+    ConsentGiver,
+    ConsentMethod,
+    ConsentScope,
+    ExitReason,
+    SchoolStatus,
+    Sex,
+    SiteKind,
+    TitledEnum,
 )
 from ..admin.forms import CheckboxListField
 
 _RTL, _LTR = {"dir": "rtl"}, {"dir": "ltr"}
 
 
-def _optional_choices(labels: dict, empty=None):
-    return [("", empty or "—")] + list(labels.items())
+def _optional_choices(enum: type[TitledEnum], empty=None):
+    return [("", empty or "—")] + enum.choices()
 
 
 class ConsentFields:
@@ -29,7 +30,7 @@ class ConsentFields:
 
     consent_given_by = SelectField(
         _l("Consent given by"),
-        choices=_optional_choices(CONSENT_GIVER_LABELS, _l("Not recorded yet")), default="")
+        choices=_optional_choices(ConsentGiver, _l("Not recorded yet")), default="")
     guardian_name = StringField(_l("Guardian name"), validators=[Optional(), Length(max=120)],
                                 render_kw={"dir": "auto", "autocomplete": "off"})
     guardian_relationship = StringField(
@@ -42,10 +43,10 @@ class ConsentFields:
         description=_l("Required for a minor in a rehabilitation centre."),
         render_kw={"dir": "auto"})
     consent_method = SelectField(_l("Consent method"),
-                                 choices=_optional_choices(CONSENT_METHOD_LABELS), default="")
+                                 choices=_optional_choices(ConsentMethod), default="")
     consent_date = DateField(_l("Consent date"), validators=[Optional()])
     consent_scopes = CheckboxListField(_l("Consent covers"),
-                                       choices=list(CONSENT_SCOPE_LABELS.items()),
+                                       choices=ConsentScope.choices(),
                                        default=["participation"])
 
 
@@ -63,17 +64,17 @@ class BeneficiaryForm(FlaskForm):
     last_name_latin = StringField(_l("Last name (Latin letters)"),
                                   validators=[Optional(), Length(max=60)],
                                   render_kw={**_LTR, "autocomplete": "off"})
-    sex = RadioField(_l("Sex"), choices=list(SEX_LABELS.items()),
+    sex = RadioField(_l("Sex"), choices=Sex.choices(),
                      validators=[InputRequired(message=_l("This field is required."))])
     birth_date = DateField(_l("Date of birth"), validators=[Optional()])
     governorate_code = SelectField(_l("Governorate of residence"), choices=[])
-    setting_kind = SelectField(_l("Setting"), choices=list(SITE_KIND_LABELS.items()))
+    setting_kind = SelectField(_l("Setting"), choices=SiteKind.choices())
     phone = TelField(_l("Phone"), validators=[Optional(), Length(max=30)],
                      render_kw={**_LTR, "inputmode": "tel", "autocomplete": "off"})
     delegation = StringField(_l("Delegation"), validators=[Optional(), Length(max=80)],
                              render_kw={"dir": "auto"})
     school_status = SelectField(_l("School status"),
-                                choices=_optional_choices(SCHOOL_STATUS_LABELS), default="")
+                                choices=_optional_choices(SchoolStatus), default="")
     disability = SelectField(_l("Disability"),
                              choices=[("", "—"), ("yes", _l("Yes")), ("no", _l("No"))],
                              default="")
@@ -110,7 +111,7 @@ class EndEnrolmentForm(FlaskForm):
     """Ending an enrolment."""
 
     end_date = DateField(_l("End date"), validators=[Optional()])
-    exit_reason = SelectField(_l("Reason"), choices=_optional_choices(EXIT_REASON_LABELS),
+    exit_reason = SelectField(_l("Reason"), choices=_optional_choices(ExitReason),
                               default="")
 
 

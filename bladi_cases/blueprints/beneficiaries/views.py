@@ -12,16 +12,14 @@ from flask_login import current_user
 from ...extensions import db
 from ...i18n import ui_language
 from ...models import Beneficiary, Case, Enrolment, Governorate, Site, Survey, SurveyResponse
-from ...models.surveys import WAVE_LABELS
 from ...policy import Perm, get_or_404, requires, scoped
-from ...services import ValidationError, apply_errors
 from ...services.activities import participation
 from ...services.beneficiaries import registry as service
 from ...services.beneficiaries import rights
-from ...services.beneficiaries.search import AGE_BANDS, STATUSES, age_band_of, search
+from ...services.beneficiaries.search import AGE_BANDS, age_band_of, search
 from ...services.cases.cases import case_events
 from ...services.surveys.surveys import score_changes
-from .. import page_number, run_action
+from .. import form_action, form_page, page_number, page_size, run_action
 from . import bp
 from .forms import (
     BeneficiaryForm,
@@ -32,7 +30,6 @@ from .forms import (
     RegistrationForm,
     WithdrawForm,
 )
-from .labels import labels_context
 
 
 def _sites():
@@ -80,13 +77,12 @@ def index():
     site = next((s for s in sites if str(s.uuid) == request.args.get("site")), None)
     results = search(current_user, q=request.args.get("q", "")[:100], site=site,
                      status=request.args.get("status"), age_band=request.args.get("age"),
-                     page=page_number(request.args.get("page")))
+                     page=page_number(request.args.get("page")), per_page=page_size())
     identities = service.reveal_many(results.items, current_user)
     filters = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template("beneficiaries/index.html", results=results, identities=identities,
-                           sites=sites, age_bands=AGE_BANDS, statuses=STATUSES,
-                           filters=filters, today=date.today(), age_band_of=age_band_of,
-                           **labels_context())
+                           sites=sites, age_bands=AGE_BANDS, filters=filters,
+                           today=date.today(), age_band_of=age_band_of)
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -95,21 +91,18 @@ def new():
     """Register a young person, with consent and a first site, checking for duplicates."""
     form = prepare_form(RegistrationForm(), with_site=True)
     candidates = []
-    if form.validate_on_submit():
-        try:
-            beneficiary = service.register(current_user, current_user.organization,
-                                           _values(form),
-                                           confirmed_new=form.confirmed_new.data == "1")
-        except ValidationError as failure:
-            apply_errors(form, failure)
-        except service.PossibleDuplicates as found:
-            candidates = found.candidates
-        else:
-            flash(_("Registered as %(code)s.", code=beneficiary.code), "success")
-            return redirect(url_for(".show", beneficiary_id=beneficiary.uuid))
+    try:
+        done = form_action(form, lambda: service.register(
+            current_user, current_user.organization, _values(form),
+            confirmed_new=form.confirmed_new.data == "1"))
+    except service.PossibleDuplicates as found:
+        done, candidates = None, found.candidates
+    if done:
+        flash(_("Registered as %(code)s.", code=done.value.code), "success")
+        return redirect(url_for(".show", beneficiary_id=done.value.uuid))
     identities = service.reveal_many(candidates, current_user, purpose="duplicate_check")
-    return render_template("beneficiaries/new.html", form=form, candidates=candidates,
-                           identities=identities, **labels_context())
+    return form_page("beneficiaries/new.html", form, candidates=candidates,
+                     identities=identities)
 
 
 @bp.get("/<uuid:beneficiary_id>")
@@ -130,11 +123,11 @@ def show(beneficiary_id):
         "beneficiaries/show.html", b=beneficiary, identity=identity, today=date.today(),
         timeline=sorted(events, key=lambda e: e.on, reverse=True), cases=cases,
         surveys=surveys, responses=responses, changes=score_changes(responses),
-        waves=WAVE_LABELS, lang=ui_language(),
+        lang=ui_language(),
         consent_form=ConsentForm(),
         withdraw_form=WithdrawForm(), enrol_form=_prepare_enrol(EnrolForm()),
         end_form=EndEnrolmentForm(), age_band=age_band_of(beneficiary, date.today()),
-        participations=participation.for_beneficiary(beneficiary), **labels_context())
+        participations=participation.for_beneficiary(beneficiary))
 
 
 def _prepare_enrol(form):
@@ -152,17 +145,10 @@ def edit(beneficiary_id):
     form = BeneficiaryForm(obj=beneficiary) if request.method == "POST" else BeneficiaryForm(
         data=service.form_data(beneficiary, current_user))
     prepare_form(form, with_site=False)
-    if form.validate_on_submit():
-        try:
-            service.update(current_user, beneficiary, _values(form))
-        except ValidationError as failure:
-            db.session.rollback()
-            apply_errors(form, failure)
-        else:
-            flash(_("Record saved."), "success")
-            return redirect(url_for(".show", beneficiary_id=beneficiary.uuid))
-    return render_template("beneficiaries/edit.html", form=form, b=beneficiary,
-                           **labels_context())
+    if form_action(form, lambda: service.update(current_user, beneficiary, _values(form))):
+        flash(_("Record saved."), "success")
+        return redirect(url_for(".show", beneficiary_id=beneficiary.uuid))
+    return form_page("beneficiaries/edit.html", form, b=beneficiary)
 
 
 @bp.route("/<uuid:beneficiary_id>/consent", methods=["GET", "POST"])
@@ -171,15 +157,11 @@ def consent(beneficiary_id):
     """Record a new consent."""
     beneficiary = get_or_404(Beneficiary, beneficiary_id, current_user, "edit")
     form = ConsentForm()
-    if form.validate_on_submit():
-        try:
-            service.record_consent(current_user, beneficiary, dict(form.data))
-        except ValidationError as failure:
-            apply_errors(form, failure)
-        else:
-            flash(_("Consent recorded."), "success")
-            return redirect(url_for(".show", beneficiary_id=beneficiary.uuid))
-    return render_template("beneficiaries/consent.html", form=form, b=beneficiary)
+    if form_action(form, lambda: service.record_consent(current_user, beneficiary,
+                                                        dict(form.data))):
+        flash(_("Consent recorded."), "success")
+        return redirect(url_for(".show", beneficiary_id=beneficiary.uuid))
+    return form_page("beneficiaries/consent.html", form, b=beneficiary)
 
 
 @bp.post("/<uuid:beneficiary_id>/consent/withdraw")
@@ -230,21 +212,16 @@ def access_request(beneficiary_id):
     """Produce the complete record of one youth as a readable file (typed confirmation)."""
     beneficiary = get_or_404(Beneficiary, beneficiary_id, current_user, "access_request")
     form = ConfirmCodeForm()
-    if form.validate_on_submit():
-        try:
-            export = rights.access_record(current_user, beneficiary, form.confirm.data)
-        except ValidationError as failure:
-            apply_errors(form, failure)
-        else:
-            html = render_template("beneficiaries/access_export.html", **export,
-                                   participations=participation.for_beneficiary(beneficiary),
-                                   **labels_context())
-            response = make_response(html)
-            response.headers["Content-Disposition"] = (
-                f'attachment; filename="{beneficiary.code}-record.html"')
-            return response
-    return render_template("beneficiaries/rights.html", form=form, b=beneficiary,
-                           kind="access")
+    done = form_action(form, lambda: rights.access_record(current_user, beneficiary,
+                                                          form.confirm.data))
+    if done:
+        html = render_template("beneficiaries/access_export.html", **done.value,
+                               participations=participation.for_beneficiary(beneficiary))
+        response = make_response(html)
+        response.headers["Content-Disposition"] = (
+            f'attachment; filename="{beneficiary.code}-record.html"')
+        return response
+    return form_page("beneficiaries/rights.html", form, b=beneficiary, kind="access")
 
 
 @bp.route("/<uuid:beneficiary_id>/erase", methods=["GET", "POST"])
@@ -253,13 +230,8 @@ def erase(beneficiary_id):
     """Erase a youth's identifying data, keeping de-identified rows (typed confirmation)."""
     beneficiary = get_or_404(Beneficiary, beneficiary_id, current_user, "erase")
     form = ConfirmCodeForm()
-    if form.validate_on_submit():
-        try:
-            rights.erase(current_user, beneficiary, form.confirm.data)
-        except ValidationError as failure:
-            apply_errors(form, failure)
-        else:
-            flash(_("The identifying data of %(code)s was erased.", code=beneficiary.code),
-                  "success")
-            return redirect(url_for(".show", beneficiary_id=beneficiary.uuid))
-    return render_template("beneficiaries/rights.html", form=form, b=beneficiary, kind="erase")
+    if form_action(form, lambda: rights.erase(current_user, beneficiary, form.confirm.data)):
+        flash(_("The identifying data of %(code)s was erased.", code=beneficiary.code),
+              "success")
+        return redirect(url_for(".show", beneficiary_id=beneficiary.uuid))
+    return form_page("beneficiaries/rights.html", form, b=beneficiary, kind="erase")

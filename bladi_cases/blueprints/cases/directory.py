@@ -9,12 +9,11 @@ from flask_login import current_user
 from ...extensions import db
 from ...i18n import ui_language
 from ...models import Case, CaseTransfer, Governorate, Organization, ServiceProvider
-from ...models.cases import SERVICE_LABELS, TRANSFER_LABELS
 from ...policy import Perm, get_or_404, requires, scoped
-from ...services import ValidationError, apply_errors
+from ...services import ValidationError
 from ...services.cases import cases as service
 from ...services.cases import transfers
-from .. import flash_refusal
+from .. import form_action, form_page, run_action
 from . import bp
 from .forms import DecisionForm, ProviderForm, TransferForm
 
@@ -25,8 +24,7 @@ def providers():
     """The CSO's directory of services to refer youth to."""
     rows = db.session.scalars(scoped(ServiceProvider, current_user).order_by(
         ServiceProvider.active.desc(), ServiceProvider.name)).all()
-    return render_template("cases/providers.html", providers=rows, services=SERVICE_LABELS,
-                           lang=ui_language())
+    return render_template("cases/providers.html", providers=rows, lang=ui_language())
 
 
 def _provider_form(provider=None):
@@ -47,17 +45,11 @@ def provider(provider_id):
     record = get_or_404(ServiceProvider, provider_id, current_user, "edit") \
         if provider_id else None
     form = _provider_form(record)
-    if form.validate_on_submit():
-        try:
-            service.save_provider(current_user, current_user.organization_id, dict(form.data),
-                                  record)
-        except ValidationError as failure:
-            db.session.rollback()
-            apply_errors(form, failure)
-        else:
-            flash(_("Saved."), "success")
-            return redirect(url_for(".providers"))
-    return render_template("cases/provider.html", form=form, provider=record)
+    if form_action(form, lambda: service.save_provider(
+            current_user, current_user.organization_id, dict(form.data), record)):
+        flash(_("Saved."), "success")
+        return redirect(url_for(".providers"))
+    return form_page("cases/provider.html", form, provider=record)
 
 
 @bp.post("/<uuid:case_id>/transfer")
@@ -69,16 +61,18 @@ def request_transfer(case_id):
     target = db.session.scalars(scoped(Organization, current_user).where(
         Organization.code == (form.to_organization.data or ""))).first()
     form.to_organization.choices = [(form.to_organization.data, "")]
-    try:
-        if not form.validate_on_submit():
-            raise ValidationError({"": [_("The form has expired. Reload the page.")]})
+
+    def request_transfer():
+        _refuse_expired(form)
         transfers.request_transfer(current_user, case, target, form.consent_note.data)
-    except ValidationError as failure:
-        db.session.rollback()
-        flash_refusal(failure)
-    else:
-        flash(_("Transfer requested: the other CSO's manager will answer."), "success")
+
+    run_action(_("Transfer requested: the other CSO's manager will answer."), request_transfer)
     return redirect(url_for(".show", case_id=case.uuid, _anchor="transfer"))
+
+
+def _refuse_expired(form) -> None:
+    if not form.validate_on_submit():
+        raise ValidationError({"": [_("The form has expired. Reload the page.")]})
 
 
 @bp.get("/transfers")
@@ -89,7 +83,7 @@ def transfer_list():
         CaseTransfer.id.desc()).limit(200)).all()
     orgs = {o.id: o for o in db.session.scalars(scoped(Organization, current_user))}
     return render_template("cases/transfers.html", transfers=rows, orgs=orgs,
-                           labels=TRANSFER_LABELS, lang=ui_language(), form=DecisionForm())
+                           lang=ui_language(), form=DecisionForm())
 
 
 @bp.post("/transfers/<uuid:transfer_id>")
@@ -98,14 +92,11 @@ def decide(transfer_id):
     """Accept or reject a transfer (the receiving CSO's manager)."""
     transfer = get_or_404(CaseTransfer, transfer_id, current_user, "decide")
     accept = request.form.get("decision") == "accept"
-    try:
-        if not DecisionForm().validate_on_submit():
-            raise ValidationError({"": [_("The form has expired. Reload the page.")]})
+
+    def decide_transfer():
+        _refuse_expired(DecisionForm())
         transfers.decide_transfer(current_user, transfer, accept)
-    except ValidationError as failure:
-        db.session.rollback()
-        flash_refusal(failure)
-    else:
-        flash(_("Transfer accepted: the young person is now in your CSO.") if accept
-              else _("Transfer rejected."), "success")
+
+    run_action(_("Transfer accepted: the young person is now in your CSO.") if accept
+               else _("Transfer rejected."), decide_transfer)
     return redirect(url_for(".transfer_list"))

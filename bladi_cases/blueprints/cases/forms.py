@@ -12,29 +12,30 @@ from wtforms import (
 )
 from wtforms.validators import InputRequired, Length, Optional
 
+from ...models import TitledEnum
 from ...models.cases import (
-    CASE_STATUS_LABELS,
-    CLOSURE_LABELS,
-    GOAL_STATUS_LABELS,
-    NEED_LABELS,
-    NOTE_KIND_LABELS,
-    OUTCOME_LABELS,
-    REFERRAL_STATUS_LABELS,
-    RISK_LABELS,
-    SERVICE_LABELS,
+    CaseStatus,
+    ClosureReason,
+    GoalStatus,
+    Need,
+    NoteKind,
+    OutcomeKind,
+    ReferralStatus,
+    RiskLevel,
+    ServiceType,
 )
 from ..admin.forms import CheckboxListField
 
 
-def _optional(labels: dict):
-    return [("", "—")] + list(labels.items())
+def _optional(enum: type[TitledEnum]):
+    return [("", "—")] + enum.choices()
 
 
 class AssessmentForm(FlaskForm):
     """Needs (with a priority each, read by the view), risk level and assigned workers."""
 
-    needs = CheckboxListField(_l("Needs"), choices=list(NEED_LABELS.items()))
-    risk_level = SelectField(_l("Risk level"), choices=_optional(RISK_LABELS), default="",
+    needs = CheckboxListField(_l("Needs"), choices=Need.choices())
+    risk_level = SelectField(_l("Risk level"), choices=_optional(RiskLevel), default="",
                              description=_l("Seen only by the assigned workers and the "
                                             "manager."))
     workers = CheckboxListField(_l("Assigned workers"), choices=[], coerce=int)
@@ -49,8 +50,8 @@ class OpenCaseForm(AssessmentForm):
 class StatusForm(FlaskForm):
     """A status change, with the closure reason when closing."""
 
-    status = SelectField(_l("New status"), choices=list(CASE_STATUS_LABELS.items()))
-    reason = SelectField(_l("Reason for closing"), choices=_optional(CLOSURE_LABELS),
+    status = SelectField(_l("New status"), choices=CaseStatus.choices())
+    reason = SelectField(_l("Reason for closing"), choices=_optional(ClosureReason),
                          default="")
 
 
@@ -66,14 +67,14 @@ class GoalForm(FlaskForm):
 class GoalStatusForm(FlaskForm):
     """A goal's progress."""
 
-    status = SelectField(_l("Status"), choices=list(GOAL_STATUS_LABELS.items()))
+    status = SelectField(_l("Status"), choices=GoalStatus.choices())
 
 
 class NoteForm(FlaskForm):
     """A case note."""
 
     note_date = DateField(_l("Date"), validators=[Optional()])
-    kind = SelectField(_l("Type"), choices=list(NOTE_KIND_LABELS.items()))
+    kind = SelectField(_l("Type"), choices=NoteKind.choices())
     text = TextAreaField(_l("Note"), validators=[InputRequired(), Length(max=5000)],
                          render_kw={"dir": "auto", "rows": 4})
     confidential = BooleanField(_l("Confidential: only me and the CSO manager"))
@@ -90,7 +91,7 @@ class NoteEditForm(FlaskForm):
 class ReferralForm(FlaskForm):
     """A referral to a service."""
 
-    service_type = SelectField(_l("Service"), choices=_optional(SERVICE_LABELS), default="")
+    service_type = SelectField(_l("Service"), choices=_optional(ServiceType), default="")
     provider = SelectField(_l("Provider"), choices=[], default="")
     proposed_on = DateField(_l("Proposed on"), validators=[Optional()])
     due_date = DateField(_l("Follow up on"), validators=[Optional()])
@@ -99,7 +100,7 @@ class ReferralForm(FlaskForm):
 class ReferralUpdateForm(FlaskForm):
     """A referral moving on."""
 
-    status = SelectField(_l("Status"), choices=list(REFERRAL_STATUS_LABELS.items()))
+    status = SelectField(_l("Status"), choices=ReferralStatus.choices())
     on = DateField(_l("On"), validators=[Optional()])
     outcome = StringField(_l("Result"), validators=[Optional(), Length(max=300)],
                           render_kw={"dir": "auto"})
@@ -108,7 +109,7 @@ class ReferralUpdateForm(FlaskForm):
 class OutcomeForm(FlaskForm):
     """A result for the youth."""
 
-    kind = SelectField(_l("Outcome"), choices=list(OUTCOME_LABELS.items()))
+    kind = SelectField(_l("Outcome"), choices=OutcomeKind.choices())
     on_date = DateField(_l("Date"), validators=[Optional()])
     sector = StringField(_l("Sector"), validators=[Optional(), Length(max=100)],
                          render_kw={"dir": "auto"})
@@ -132,7 +133,7 @@ class ProviderForm(FlaskForm):
 
     name = StringField(_l("Name"), validators=[InputRequired(), Length(max=200)],
                        render_kw={"dir": "auto"})
-    service_type = SelectField(_l("Service"), choices=list(SERVICE_LABELS.items()))
+    service_type = SelectField(_l("Service"), choices=ServiceType.choices())
     governorate_code = SelectField(_l("Governorate"), choices=[])
     phone = TelField(_l("Phone"), validators=[Optional(), Length(max=30)],
                      render_kw={"dir": "ltr"})

@@ -23,13 +23,11 @@ from ...models import (
     ServiceProvider,
     User,
 )
-from ...models import cases as labels
 from ...policy import Perm, get_or_404, requires, scoped
-from ...services import ValidationError, apply_errors
 from ...services.audit import Action, record
 from ...services.beneficiaries.registry import reveal
 from ...services.cases import cases as service
-from .. import run_action, safe_next
+from .. import form_action, form_page, run_action, safe_next
 from . import bp
 from .forms import (
     GoalForm,
@@ -43,13 +41,6 @@ from .forms import (
     StatusForm,
     TransferForm,
 )
-
-LABELS = {"status_labels": labels.CASE_STATUS_LABELS, "closure_labels": labels.CLOSURE_LABELS,
-          "need_labels": labels.NEED_LABELS, "risk_labels": labels.RISK_LABELS,
-          "goal_labels": labels.GOAL_STATUS_LABELS, "note_labels": labels.NOTE_KIND_LABELS,
-          "referral_labels": labels.REFERRAL_STATUS_LABELS,
-          "service_labels": labels.SERVICE_LABELS, "outcome_labels": labels.OUTCOME_LABELS,
-          "transfer_labels": labels.TRANSFER_LABELS}
 
 
 def _staff():
@@ -92,7 +83,7 @@ def index():
     if request.args.get("mine"):
         query = query.where(Case.workers.any(User.id == current_user.id))
     cases = db.session.scalars(query.limit(200)).all()
-    return render_template("cases/index.html", cases=cases, today=date.today(), **LABELS)
+    return render_template("cases/index.html", cases=cases, today=date.today())
 
 
 @bp.route("/new/<uuid:beneficiary_id>", methods=["GET", "POST"])
@@ -103,18 +94,17 @@ def new(beneficiary_id):
     form = _prepare_assessment(OpenCaseForm())
     if request.method == "GET":
         form.workers.data = [current_user.id]
-    if form.validate_on_submit():
+
+    def open_case():
         needs, workers = _assessment(form)
-        try:
-            case = service.open_case(current_user, youth, {
-                "opened_on": form.opened_on.data, "needs": needs,
-                "risk_level": form.risk_level.data, "workers": workers})
-        except ValidationError as failure:
-            apply_errors(form, failure)
-        else:
-            flash(_("Case opened."), "success")
-            return redirect(url_for(".show", case_id=case.uuid))
-    return render_template("cases/new.html", form=form, youth=youth, **LABELS)
+        return service.open_case(current_user, youth, {
+            "opened_on": form.opened_on.data, "needs": needs,
+            "risk_level": form.risk_level.data, "workers": workers})
+
+    if done := form_action(form, open_case):
+        flash(_("Case opened."), "success")
+        return redirect(url_for(".show", case_id=done.value.uuid))
+    return form_page("cases/new.html", form, youth=youth)
 
 
 @bp.get("/<uuid:case_id>")
@@ -146,7 +136,7 @@ def show(case_id):
         goal_status=GoalStatusForm(), note_form=NoteForm(prefix="note"),
         referral_form=referral_form, referral_update=ReferralUpdateForm(),
         outcome_form=OutcomeForm(prefix="outcome"), transfer_form=transfer_form,
-        today=date.today(), transitions=service.TRANSITIONS, **LABELS)
+        today=date.today(), transitions=service.TRANSITIONS)
 
 
 def _back(case, anchor: str):
@@ -238,18 +228,11 @@ def edit_note(note_id):
     note = get_or_404(CaseNote, note_id, current_user, "edit")
     form = NoteEditForm(data={"text": service.note_text(note)} if request.method == "GET"
                         else None)
-    if form.validate_on_submit():
-        try:
-            service.edit_note(current_user, note, form.text.data)
-        except ValidationError as failure:
-            db.session.rollback()
-            apply_errors(form, failure)
-        else:
-            flash(_("Note saved."), "success")
-            return _back(note.case, "notes")
-    return render_template("cases/note.html", note=note, form=form,
-                           note_text=service.note_text, decrypt=service.cipher().decrypt,
-                           **LABELS)
+    if form_action(form, lambda: service.edit_note(current_user, note, form.text.data)):
+        flash(_("Note saved."), "success")
+        return _back(note.case, "notes")
+    return form_page("cases/note.html", form, note=note, note_text=service.note_text,
+                     decrypt=service.cipher().decrypt)
 
 
 @bp.post("/notes/<uuid:note_id>/done")

@@ -11,8 +11,6 @@ from flask import current_app, make_response, render_template, url_for
 from flask_babel import gettext as _
 
 from ...i18n import text_direction, ui_language
-from ...models.cases import NOTE_KIND_LABELS
-from ...models.surveys import WAVE_LABELS
 from ...policy import Perm, public, requires
 from ..beneficiaries.forms import RegistrationForm
 from ..beneficiaries.views import prepare_form
@@ -33,8 +31,7 @@ def page():
     types = {"session": _("Attendance"), "registration": _("Registration"),
              "survey_response": _("Survey"), "case_note": _("Case note"),
              "follow_up": _("Follow-up")}
-    return render_template("field/field.html", form=form, waves=WAVE_LABELS,
-                           note_labels=NOTE_KIND_LABELS, states=states, types=types)
+    return render_template("field/field.html", form=form, states=states, types=types)
 
 
 @bp.get("/sw.js")

@@ -11,12 +11,6 @@ from flask_login import current_user
 from ...extensions import db
 from ...i18n import COOKIE_NAME, LANGUAGES
 from ...models import Beneficiary, Organization, OrgKind, Role, Site, User
-from ...models.cases import (
-    NOTE_KIND_LABELS,
-    OUTCOME_LABELS,
-    REFERRAL_STATUS_LABELS,
-    SERVICE_LABELS,
-)
 from ...policy import Perm, public, requires, scoped
 from ...services.activities.activities import today_items
 from ...services.admin import set_preferred_language
@@ -35,9 +29,7 @@ def home():
         context["sites"] = db.session.scalars(scoped(Site, user).order_by(Site.name)).all()
         context["items"] = today_items(user, date.today())
         context["due"] = due_items(user, date.today())
-        context.update(today=date.today(), note_labels=NOTE_KIND_LABELS,
-                       service_labels=SERVICE_LABELS, referral_labels=REFERRAL_STATUS_LABELS,
-                       outcome_labels=OUTCOME_LABELS)
+        context["today"] = date.today()
         context["youth_count"] = db.session.scalar(sa.select(sa.func.count()).select_from(
             scoped(Beneficiary, user).where(Beneficiary.erased_at.is_(None)).subquery()))
         if user.role == Role.CSO_MANAGER:

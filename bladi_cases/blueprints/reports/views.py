@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from ...extensions import db
 from ...i18n import text_direction, ui_language
 from ...models import Indicator, QuarterlyReport
-from ...models.admin import SITE_KIND_LABELS
-from ...models.reports import REPORT_STATUS_LABELS, STEP_LABELS
 from ...policy import Perm, can, get_or_404, requires, scoped
-from ...services import ValidationError
 from ...services.reports import reports as service
 from ...services.reports.charts import bar_chart
 from ...services.reports.indicators import RULES, Period
@@ -27,7 +24,7 @@ from ...services.reports.release import (
     report_figures,
     year_release,
 )
-from .. import flash_refusal, run_action
+from .. import attempt, flash_refusal, run_action
 from . import bp
 
 
@@ -60,7 +57,7 @@ def dashboard():
     if can(current_user, Perm.REPORTS_CSO):
         rows = service.progress(current_user.organization, period, None)
         return render_template("reports/cso.html", rows=rows, period=period, lang=lang,
-                               reports=_reports(), statuses=REPORT_STATUS_LABELS)
+                               reports=_reports())
     if not can(current_user, Perm.REPORTS_REVIEW):
         return redirect(url_for(".quarterly"))
     return _reviewer_dashboard(period, lang)
@@ -92,7 +89,7 @@ def _reviewer_dashboard(period: Period, lang: str):
         "reports/reviewer.html", period=period, lang=lang, totals=totals, trend=trend,
         program=program, indicator=indicator, indicators=service.indicators(), chart=chart,
         flags=flags_from(release.payload["quality"], csos, period.quarter), all_csos=every,
-        k=k, setting=setting, settings=SETTINGS, setting_labels=SITE_KIND_LABELS,
+        k=k, setting=setting, settings=SETTINGS,
         computed_at=release.computed_at,
         governorates=sorted({o.governorate_code for o in every}))
 
@@ -109,8 +106,7 @@ def quarterly():
     if not any(can(current_user, p) for p in (Perm.REPORTS_CSO, Perm.REPORTS_REVIEW,
                                                  Perm.REPORTS_APPROVED)):
         abort(403)
-    return render_template("reports/quarterly.html", reports=_reports(),
-                           statuses=REPORT_STATUS_LABELS, lang=ui_language(),
+    return render_template("reports/quarterly.html", reports=_reports(), lang=ui_language(),
                            period=Period.containing(date.today()))
 
 
@@ -118,10 +114,9 @@ def quarterly():
 @requires(Perm.REPORTS_CSO)
 def generate():
     """Create or refresh this quarter's report from the data."""
-    try:
-        report = service.generate_report(current_user, current_user.organization, _period())
-    except ValidationError as failure:
-        db.session.rollback()
+    report, failure = attempt(lambda: service.generate_report(
+        current_user, current_user.organization, _period()))
+    if failure is not None:
         flash_refusal(failure)
         return redirect(url_for(".quarterly"))
     return redirect(url_for(".report", report_id=report.uuid))
@@ -141,7 +136,7 @@ def report(report_id):
                                                     _cache_seconds()))
     return render_template(
         "reports/report.html", report=item, figures=figures, own=own, lang=ui_language(),
-        indicators=service.indicators(), statuses=REPORT_STATUS_LABELS, step_labels=STEP_LABELS,
+        indicators=service.indicators(),
         differences=service.differences(item) if can(current_user, Perm.REPORTS_REVIEW)
         else {}, can_review=can(current_user, Perm.REPORTS_REVIEW), errors={})
 
@@ -151,15 +146,13 @@ def _act_on_report(item: QuarterlyReport, own: bool):
     back = redirect(url_for(".report", report_id=item.uuid))
     if action in ("save", "submit") and own:
         get_or_404(QuarterlyReport, item.uuid, current_user, "edit")
-        try:
+
+        def save():
             service.save_narrative(current_user, item, request.form)
             if action == "submit":
                 service.submit_report(current_user, item)
-        except ValidationError as failure:
-            db.session.rollback()
-            flash_refusal(failure)
-        else:
-            flash(_("Report submitted.") if action == "submit" else _("Saved."), "success")
+
+        run_action(_("Report submitted.") if action == "submit" else _("Saved."), save)
         return back
     if action in ("comment", "return", "approve") and can(current_user, Perm.REPORTS_REVIEW):
         run_action(_("Saved."), service.review_report, current_user, item, action,
@@ -189,14 +182,8 @@ def targets():
         if org is None or indicator is None:
             abort(400)
         year = None if request.form.get("scope") == "award" else period.fiscal_year
-        try:
-            service.set_target(current_user, indicator, org, year, None,
-                               request.form.get("value"), request.form.get("baseline"))
-        except ValidationError as failure:
-            db.session.rollback()
-            flash_refusal(failure)
-        else:
-            flash(_("Target saved."), "success")
+        run_action(_("Target saved."), service.set_target, current_user, indicator, org, year,
+                   None, request.form.get("value"), request.form.get("baseline"))
         return redirect(url_for(".targets", fy=period.fiscal_year, q=period.quarter))
     targets = service.targets_of(period.fiscal_year)
     rows = [(i, o, targets.get((i.id, o.id, period.fiscal_year)), targets.get((i.id, o.id, None)))

@@ -10,12 +10,11 @@ from flask_login import current_user
 from ...extensions import db
 from ...i18n import ui_language
 from ...models import Beneficiary, Survey
-from ...models.surveys import WAVE_LABELS
 from ...policy import Perm, get_or_404, requires
-from ...services import ValidationError
+from ...services.retries import RetryConflict
 from ...services.surveys import logic
 from ...services.surveys import surveys as service
-from .. import flash_refusal
+from .. import attempt, flash_refusal
 from . import bp
 
 
@@ -48,9 +47,8 @@ def _values(definition: dict, names: list[str]) -> dict:
 def fill(survey_id):
     """One page of the survey; `nav` says where to go (next, back, review, submit)."""
     survey, version, youth, wave = _context(survey_id)
-    try:
-        service.check_can_fill(version, youth, wave)
-    except ValidationError as failure:
+    _checked, failure = attempt(lambda: service.check_can_fill(version, youth, wave))
+    if failure is not None:
         flash_refusal(failure)
         return redirect(url_for("beneficiaries.show", beneficiary_id=youth.uuid) if youth
                         else url_for(".show", survey_id=survey.uuid))
@@ -85,7 +83,7 @@ def fill(survey_id):
     shown = logic.visible(definition, draft.answers)
     questions = [q for q in definition["questions"] if q["name"] in pages[index]["questions"]]
     return render_template("surveys/fill.html", survey=survey, version=version, youth=youth,
-                           wave=wave, waves=WAVE_LABELS, page=pages[index], index=index,
+                           wave=wave, page=pages[index], index=index,
                            count=len(pages), questions=questions, shown=shown,
                            displayed=[q["name"] for q in questions if shown.get(q["name"])],
                            answers=draft.answers, errors=errors, lang=lang), \
@@ -105,26 +103,27 @@ def _review(survey, version, youth, wave, draft, pages, lang, errors=None, statu
     questions = [q for q in definition["questions"] if shown.get(q["name"])
                  and q["type"] != "note"]
     return render_template("surveys/review.html", survey=survey, youth=youth, wave=wave,
-                           waves=WAVE_LABELS, questions=questions, answers=draft.answers,
+                           questions=questions, answers=draft.answers,
                            errors=errors or {}, lang=lang, count=len(pages),
                            uuid=draft.response_uuid), status
 
 
 def _submit(survey, version, youth, wave, draft, lang):
     try:
-        _response, created = service.submit(current_user, version, youth, wave, draft.answers,
-                                            request.form.get("response_uuid")
-                                            or draft.response_uuid, lang)
-    except ValidationError as failure:
-        errors = {k: " ".join(str(m) for m in v) for k, v in failure.errors.items()}
-        return _review(survey, version, youth, wave, draft,
-                       _pages(version.definition, draft.answers), lang, errors, 422)
-    except service.ResponseConflict:
+        stored, failure = attempt(lambda: service.submit(
+            current_user, version, youth, wave, draft.answers,
+            request.form.get("response_uuid") or draft.response_uuid, lang))
+    except RetryConflict:
         db.session.rollback()
         flash(_("These answers were already sent with other content: they were not saved. "
                 "Check the record."), "error")
         return _review(survey, version, youth, wave, draft,
                        _pages(version.definition, draft.answers), lang, {}, 409)
+    if failure is not None:
+        errors = {k: " ".join(str(m) for m in v) for k, v in failure.errors.items()}
+        return _review(survey, version, youth, wave, draft,
+                       _pages(version.definition, draft.answers), lang, errors, 422)
+    _response, created = stored
     flash(_("Survey saved.") if created else _("This survey was already saved."), "success")
     if youth:
         return redirect(url_for("beneficiaries.show", beneficiary_id=youth.uuid))

@@ -9,12 +9,11 @@ from flask_login import current_user
 from ...extensions import db
 from ...i18n import ui_language
 from ...models import Beneficiary, Survey, SurveyResponse, SurveyVersion
-from ...models.surveys import WAVE_LABELS
 from ...policy import Perm, can, get_or_404, may, requires, scoped
-from ...services import ValidationError, apply_errors
 from ...services.audit import Action, record
 from ...services.surveys import surveys as service
 from ...services.surveys.xlsform import export_xlsform
+from .. import form_action, form_page
 from . import bp
 from .forms import ConfirmForm, ImportSurveyForm
 
@@ -34,17 +33,13 @@ def index():
 def import_survey():
     """Import an XLSForm as a new version (a CSO manager's surveys are their CSO's)."""
     form = ImportSurveyForm()
-    if form.validate_on_submit():
-        try:
-            version = service.import_version(current_user, form.upload.data.read(
-                5 * 1024 * 1024 + 1), service.owner_for(current_user), form.publish.data)
-        except ValidationError as failure:
-            db.session.rollback()
-            apply_errors(form, failure)
-        else:
-            flash(_("Version %(n)d imported.", n=version.number), "success")
-            return redirect(url_for(".show", survey_id=version.survey.uuid))
-    return render_template("surveys/import.html", form=form)
+    done = form_action(form, lambda: service.import_version(
+        current_user, form.upload.data.read(5 * 1024 * 1024 + 1), service.owner_for(current_user),
+        form.publish.data))
+    if done:
+        flash(_("Version %(n)d imported.", n=done.value.number), "success")
+        return redirect(url_for(".show", survey_id=done.value.survey.uuid))
+    return form_page("surveys/import.html", form)
 
 
 @bp.get("/<uuid:survey_id>")
@@ -59,7 +54,7 @@ def show(survey_id):
             .limit(100)).all()
     codes = _codes(responses)
     return render_template("surveys/show.html", survey=survey, responses=responses,
-                           codes=codes, lang=ui_language(), waves=WAVE_LABELS,
+                           codes=codes, lang=ui_language(),
                            confirm=ConfirmForm(), can_publish=_can_publish(survey))
 
 

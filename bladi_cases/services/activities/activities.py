@@ -27,19 +27,14 @@ from ...models import (
     Site,
     User,
 )
-from ...models.activities import GROUP_AGE_BANDS
+from ...models.activities import GroupAgeBand
+from ...policy import scoped
 from .. import ValidationError
 from ..audit import Action, record
+from ..beneficiaries.registry import enrol
+from ..retries import prior_record
 
 MAX_DURATION = 12 * 60
-
-
-class SessionConflict(Exception):  # noqa: N818 (an outcome the caller reports)
-    """A session with this UUID exists with other content: not merged, reported."""
-
-    def __init__(self, session: ActivitySession | None):
-        super().__init__("conflict")
-        self.session = session
 
 
 def _choice(value, enum, field: str, errors: dict):
@@ -145,8 +140,6 @@ def roster(activity: Activity, on: date) -> list[Beneficiary]:
 def enrol_in_activity(actor: User, beneficiary: Beneficiary, activity: Activity,
                       start: date) -> Enrolment:
     """Enrol a youth of the CSO in an activity (consent to take part is checked)."""
-    from ..beneficiaries.registry import enrol
-
     if beneficiary.organization_id != activity.organization_id:
         raise ValidationError.one("code", _("No young person of your CSO has this code."))
     if any(e.activity_id == activity.id and (e.end_date is None or e.end_date >= start)
@@ -230,23 +223,22 @@ def record_session(actor: User, activity: Activity, values: dict, attendance: di
     """Store a session and its attendance once. Returns (session, created).
 
     The same UUID with the same content is the same session (created=False: a retry);
-    the same UUID with other content raises SessionConflict and changes nothing.
+    the same UUID with other content raises RetryConflict and changes nothing.
     """
     today = today or date.today()
+
+    def same(stored: ActivitySession) -> bool:
+        # A retry must not clash with itself: the stored copy is left out of the overlap check.
+        again = _check_session(activity, values, attendance, today, exclude_id=stored.id)
+        return stored.activity_id == activity.id and \
+            stored.content_hash == content_hash(again, attendance)
+
     key = _parse_uuid(session_uuid)
-    existing = db.session.scalars(sa.select(ActivitySession)
-                                  .where(ActivitySession.uuid == key)).first()
-    # A retry must not clash with itself: leave the stored copy out of the overlap check.
-    clean = _check_session(activity, values, attendance, today,
-                           exclude_id=existing.id if existing is not None else None)
-    digest = content_hash(clean, attendance)
+    existing = prior_record(ActivitySession, key, actor, same) if session_uuid else None
     if existing is not None:
-        same = (existing.organization_id == activity.organization_id
-                and existing.activity_id == activity.id and existing.content_hash == digest)
-        if not same:
-            raise SessionConflict(existing if existing.organization_id ==
-                                  activity.organization_id else None)
         return existing, False
+    clean = _check_session(activity, values, attendance, today)
+    digest = content_hash(clean, attendance)
     session = ActivitySession(uuid=key, organization_id=activity.organization_id,
                               activity_id=activity.id, content_hash=digest,
                               created_by_id=getattr(actor, "id", None), **clean)
@@ -290,8 +282,6 @@ def _parse_uuid(value) -> uuid.UUID:
 
 def today_items(user: User, today: date) -> list[tuple[Activity, ActivitySession | None]]:
     """The user's activities meeting today (by weekday or by a session dated today)."""
-    from ...policy import scoped
-
     activities = db.session.scalars(scoped(Activity, user).where(
         Activity.active.is_(True), Activity.planned_start <= today,
         sa.or_(Activity.planned_end.is_(None), Activity.planned_end >= today))
@@ -328,7 +318,7 @@ def record_group_event(actor: User, org: Organization, values: dict,
         errors["site"] = [_("Unknown site: choose one of your CSO's sites.")]
     clean_counts = {}
     for (sex, band), raw in counts.items():
-        if sex not in {s.value for s in Sex} or band not in GROUP_AGE_BANDS:
+        if sex not in {s.value for s in Sex} or band not in {b.value for b in GroupAgeBand}:
             continue
         number = _int_between(raw or 0, 0, 100_000, f"count-{sex}-{band}", errors)
         if number:

@@ -27,14 +27,17 @@ from openpyxl.utils.exceptions import InvalidFileException
 
 from ...extensions import db
 from ...i18n import BABEL_LOCALES
-from ...models import Governorate, Organization, Site
-from ...models.admin import SITE_KIND_LABELS
-from ...models.beneficiaries import (
-    CONSENT_GIVER_LABELS,
-    CONSENT_METHOD_LABELS,
-    CONSENT_SCOPE_LABELS,
-    SCHOOL_STATUS_LABELS,
-    SEX_LABELS,
+from ...models import (
+    ConsentGiver,
+    ConsentMethod,
+    ConsentScope,
+    Governorate,
+    Organization,
+    SchoolStatus,
+    Sex,
+    Site,
+    SiteKind,
+    TitledEnum,
 )
 from ...models.common import refresh_statistics
 from ...privacy import normalize_text
@@ -109,13 +112,13 @@ def _header_lookup() -> dict[str, str]:
     return lookup
 
 
-def _choice_lookup(labels: dict) -> dict[str, str]:
+def _choice_lookup(enum: type[TitledEnum]) -> dict[str, str]:
     lookup = {}
-    for value, label in labels.items():
-        lookup[normalize_text(value.value)] = value.value
+    for value, label in enum.choices():
+        lookup[normalize_text(value)] = value
         for lang in BABEL_LOCALES.values():
             with force_locale(lang):
-                lookup[normalize_text(str(label))] = value.value
+                lookup[normalize_text(str(label))] = value
     return lookup
 
 
@@ -215,13 +218,13 @@ class RowReader:
         self.org = org
         self.headers = _header_lookup()
         self.choices = {
-            "sex": _choice_lookup(SEX_LABELS),
-            "setting_kind": _choice_lookup(SITE_KIND_LABELS),
-            "school_status": _choice_lookup(SCHOOL_STATUS_LABELS),
-            "consent_given_by": _choice_lookup(CONSENT_GIVER_LABELS),
-            "consent_method": _choice_lookup(CONSENT_METHOD_LABELS),
+            "sex": _choice_lookup(Sex),
+            "setting_kind": _choice_lookup(SiteKind),
+            "school_status": _choice_lookup(SchoolStatus),
+            "consent_given_by": _choice_lookup(ConsentGiver),
+            "consent_method": _choice_lookup(ConsentMethod),
         }
-        self.scopes = _choice_lookup(CONSENT_SCOPE_LABELS)
+        self.scopes = _choice_lookup(ConsentScope)
         self.governorates = {}
         for gov in db.session.scalars(db.select(Governorate)):
             for text in (gov.iso_code, gov.name_ar, gov.name_fr, gov.name_en):

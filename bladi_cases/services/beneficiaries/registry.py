@@ -9,7 +9,6 @@ from datetime import date
 import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 
 from ...extensions import db
 from ...models import (
@@ -32,10 +31,6 @@ PREFIX_MAX = 10  # name prefixes indexed up to this length (longer ones are re-c
 
 IDENTITY_FIELDS = ("first_name_ar", "last_name_ar", "first_name_latin", "last_name_latin",
                    "birth_date", "phone", "guardian_name", "guardian_phone", "address")
-
-
-STATUS_LABELS = {"active": _l("Active"), "exited": _l("Exited"),
-                 "not_enrolled": _l("Not enrolled")}
 
 
 def cipher() -> FieldCipher:
@@ -67,7 +62,10 @@ class Identity:
         return arabic or latin
 
 
-def _decrypt_identity(beneficiary: Beneficiary) -> Identity:
+def decrypt_identity_unaudited(beneficiary: Beneficiary) -> Identity:
+    """Decrypt a row's identity with no audit entry: only for the system's own work on the
+    ciphertext (key rotation, re-keying after a transfer), never to show it to a person;
+    `reveal` is the way for that."""
     c = cipher()
     values = {}
     for name in IDENTITY_FIELDS:
@@ -80,7 +78,7 @@ def reveal(beneficiary: Beneficiary, actor, purpose: str = "view") -> Identity:
     """Decrypt one youth's identity for a user of the owning CSO, and audit the read."""
     if not actor.is_cso_staff or actor.organization_id != beneficiary.organization_id:
         raise PermissionError("identities are decrypted only for the owning CSO")
-    identity = _decrypt_identity(beneficiary)
+    identity = decrypt_identity_unaudited(beneficiary)
     record(Action.BENEFICIARY_VIEWED, actor=actor, obj=beneficiary,
            detail={"code": beneficiary.code, "purpose": purpose})
     return identity
@@ -95,12 +93,13 @@ def reveal_many(beneficiaries: list[Beneficiary], actor, purpose: str = "list"):
         raise PermissionError("identities are decrypted only for the owning CSO")
     record(Action.BENEFICIARIES_LISTED, actor=actor, organization_id=actor.organization_id,
            detail={"codes": [b.code for b in beneficiaries], "purpose": purpose})
-    return {b.id: _decrypt_identity(b) for b in beneficiaries}
+    return {b.id: decrypt_identity_unaudited(b) for b in beneficiaries}
 
 
 # --- Writing -----------------------------------------------------------------------------
 
-def _name_purpose(org_id: int) -> str:
+def name_purpose(org_id: int) -> str:
+    """The blind-index purpose of a CSO's name prefixes (searches use it too)."""
     # Per-CSO purpose: the same name in two CSOs gives unrelated digests.
     return f"name:{org_id}"
 
@@ -109,6 +108,20 @@ def _name_key(c: FieldCipher, org_id: int, first: str | None, last: str | None) 
     if not (first and last):
         return None
     return c.blind_index(f"{first} {last}", f"fullname:{org_id}")
+
+
+def _identity_value(identity, name: str):
+    return identity.get(name) if isinstance(identity, dict) else getattr(identity, name)
+
+
+def _set_name_keys(beneficiary: Beneficiary, identity, c: FieldCipher) -> None:
+    """The duplicate-check keys of the full names, under the row's CSO."""
+    org_id = beneficiary.organization_id
+    beneficiary.name_key_ar = _name_key(c, org_id, _identity_value(identity, "first_name_ar"),
+                                        _identity_value(identity, "last_name_ar"))
+    beneficiary.name_key_latin = _name_key(c, org_id,
+                                           _identity_value(identity, "first_name_latin"),
+                                           _identity_value(identity, "last_name_latin"))
 
 
 def _encrypt_identity(beneficiary: Beneficiary, identity: dict, c: FieldCipher) -> None:
@@ -120,27 +133,25 @@ def _encrypt_identity(beneficiary: Beneficiary, identity: dict, c: FieldCipher) 
         setattr(beneficiary, f"{name}_enc", c.encrypt(value))
     birth = identity["birth_date"]
     beneficiary.birth_year, beneficiary.birth_month = birth.year, birth.month
-    org_id = beneficiary.organization_id
-    beneficiary.name_key_ar = _name_key(c, org_id, identity["first_name_ar"],
-                                        identity["last_name_ar"])
-    beneficiary.name_key_latin = _name_key(c, org_id, identity["first_name_latin"],
-                                           identity["last_name_latin"])
+    _set_name_keys(beneficiary, identity, c)
 
 
 def _name_index_rows(beneficiary: Beneficiary, identity, c: FieldCipher) -> list[dict]:
-    get = identity.get if isinstance(identity, dict) else lambda n: getattr(identity, n)
-    names = " ".join(get(n) or "" for n in ("first_name_ar", "last_name_ar",
-                                             "first_name_latin", "last_name_latin"))
-    digests = c.prefix_indexes(names, _name_purpose(beneficiary.organization_id),
+    names = " ".join(_identity_value(identity, n) or "" for n in (
+        "first_name_ar", "last_name_ar", "first_name_latin", "last_name_latin"))
+    digests = c.prefix_indexes(names, name_purpose(beneficiary.organization_id),
                                max_len=PREFIX_MAX)
     return [{"beneficiary_id": beneficiary.id, "digest": d,
              "organization_id": beneficiary.organization_id} for d in sorted(digests)]
 
 
-def write_name_index(beneficiary: Beneficiary, identity, c: FieldCipher) -> None:
-    """Replace the prefix digests of a beneficiary's names (after edits or key rotation)."""
-    if beneficiary.id is None:
-        db.session.flush()
+def write_blind_indexes(beneficiary: Beneficiary, identity, c: FieldCipher) -> None:
+    """The one writer of a registered youth's blind indexes, under the newest key and the
+    row's CSO: the duplicate-check keys of the full names and the prefix digests of every
+    name (after an edit, a key rotation, or a transfer to another CSO). A new registration
+    gets the same digests from `create_validated`, many rows in one insert."""
+    _set_name_keys(beneficiary, identity, c)
+    db.session.flush()  # the row (its CSO may just have changed) before its index rows
     db.session.execute(sa.delete(BeneficiaryNameIndex)
                        .where(BeneficiaryNameIndex.beneficiary_id == beneficiary.id))
     rows = _name_index_rows(beneficiary, identity, c)
@@ -196,7 +207,7 @@ class PossibleDuplicates(Exception):  # noqa: N818 (a signal to the caller, not 
         self.candidates = candidates
 
 
-def _allocate_sequences(org: Organization, count: int) -> int:
+def allocate_sequences(org: Organization, count: int) -> int:
     """Reserve `count` consecutive code numbers; returns the first.
 
     One UPDATE takes the row lock, so concurrent registrations get distinct numbers.
@@ -217,7 +228,7 @@ def create_validated(actor, org: Organization, validated: list[tuple],
     `public_ids` gives their UUIDs when a client made them (the offline app); else random.
     """
     c = cipher()
-    first = _allocate_sequences(org, len(validated))
+    first = allocate_sequences(org, len(validated))
     created = []
     for offset, (identity, plain, consent) in enumerate(validated):
         plain = dict(plain)
@@ -280,7 +291,7 @@ def _add_consent(actor, beneficiary: Beneficiary, consent: dict) -> Consent:
 
 def update(actor, beneficiary: Beneficiary, values: dict, today: date | None = None):
     """Edit the record; collection beyond the minimal record needs a valid consent."""
-    _refuse_if_erased(beneficiary)
+    refuse_if_erased(beneficiary)
     today = today or date.today()
     values = {**values, "consent_given_by": None, "site": None}
     identity, plain, _consent = validate_registration(
@@ -290,24 +301,25 @@ def update(actor, beneficiary: Beneficiary, values: dict, today: date | None = N
         setattr(beneficiary, name, value)
     c = cipher()
     _encrypt_identity(beneficiary, identity, c)
-    write_name_index(beneficiary, identity, c)
+    write_blind_indexes(beneficiary, identity, c)
     db.session.flush()
     record(Action.BENEFICIARY_UPDATED, actor=actor, obj=beneficiary,
            detail={"code": beneficiary.code})
     return beneficiary
 
 
-def _refuse_if_erased(beneficiary: Beneficiary) -> None:
+def refuse_if_erased(beneficiary: Beneficiary) -> None:
+    """Refuse any change to an erased record (its identity is gone for good)."""
     if beneficiary.erased_at is not None:
         raise ValidationError.one("", _("This record was erased; it cannot be changed."))
 
 
 def record_consent(actor, beneficiary: Beneficiary, values: dict, today: date | None = None):
     """Record a new consent (for example after a withdrawal, or when turning 18)."""
-    _refuse_if_erased(beneficiary)
+    refuse_if_erased(beneficiary)
     today = today or date.today()
     errors: dict[str, list[str]] = {}
-    birth = _decrypt_identity(beneficiary).birth_date
+    birth = decrypt_identity_unaudited(beneficiary).birth_date
     consent = check_consent({**values, "consent_given_by": values.get("consent_given_by") or ""},
                             birth=birth, setting_kind=beneficiary.setting_kind, today=today,
                             errors=errors)
@@ -340,7 +352,7 @@ def withdraw_consent(actor, beneficiary: Beneficiary, on: date, today: date | No
 def enrol(actor, beneficiary: Beneficiary, site: Site | None, start: date,
           today: date | None = None) -> Enrolment:
     """Enrol a youth at one of the CSO's sites (needs consent to take part)."""
-    _refuse_if_erased(beneficiary)
+    refuse_if_erased(beneficiary)
     today = today or date.today()
     errors: dict[str, list[str]] = {}
     if site is None or beneficiary.organization not in site.organizations:

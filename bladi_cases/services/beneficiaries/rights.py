@@ -13,7 +13,7 @@ from ...models import Beneficiary, BeneficiaryNameIndex
 from ...models.common import utcnow
 from .. import ValidationError
 from ..audit import Action, record
-from .registry import IDENTITY_FIELDS, _refuse_if_erased, cipher, reveal
+from .registry import IDENTITY_FIELDS, cipher, refuse_if_erased, reveal
 
 
 def erase(actor, beneficiary: Beneficiary, typed_code: str) -> Beneficiary:
@@ -25,7 +25,7 @@ def erase(actor, beneficiary: Beneficiary, typed_code: str) -> Beneficiary:
     if (typed_code or "").strip().upper() != beneficiary.code:
         raise ValidationError.one("confirm", _("Type the code %(code)s to confirm.",
                                                code=beneficiary.code))
-    _refuse_if_erased(beneficiary)
+    refuse_if_erased(beneficiary)
     for name in IDENTITY_FIELDS:
         setattr(beneficiary, f"{name}_enc", None)
     beneficiary.name_key_ar = beneficiary.name_key_latin = None

@@ -13,14 +13,13 @@ from datetime import date
 import sqlalchemy as sa
 
 from ...extensions import db
-from ...models import Beneficiary, BeneficiaryNameIndex, Enrolment, Site
+from ...models import Beneficiary, BeneficiaryNameIndex, BeneficiaryStatus, Enrolment, Site
 from ...policy import scoped
 from ...privacy import name_tokens
 from ...privacy.deidentify import DEFAULT_BANDS, age_band
-from .registry import PREFIX_MAX, _name_purpose, cipher
+from .registry import PREFIX_MAX, cipher, name_purpose
 
 AGE_BANDS = {f"{low}-{high}": (low, high) for low, high in DEFAULT_BANDS}
-STATUSES = ("active", "exited", "not_enrolled")
 CODE_RE = re.compile(r"^[A-Za-z]+-?\d+$|^\d+$")
 # Counting stops here: "more than 1,000" is all a person needs to add a letter, and an
 # exact count of a two-letter prefix among 100,000 youth would cost more than the search.
@@ -81,9 +80,9 @@ def _status_filter(status: str, today: date):
         Enrolment.beneficiary_id == Beneficiary.id,
         sa.or_(Enrolment.end_date.is_(None), Enrolment.end_date >= today))
     any_enrolment = sa.exists().where(Enrolment.beneficiary_id == Beneficiary.id)
-    if status == "active":
+    if status == BeneficiaryStatus.ACTIVE:
         return open_enrolment
-    if status == "exited":
+    if status == BeneficiaryStatus.EXITED:
         return sa.and_(any_enrolment, ~open_enrolment)
     return ~any_enrolment
 
@@ -105,7 +104,7 @@ def _token_digests(token: str, purpose: str) -> list[str]:
 
 def _name_filters(user, query: str):
     """One IN (...) per typed word: rows whose name has a word starting with it."""
-    purpose = _name_purpose(user.organization_id)
+    purpose = name_purpose(user.organization_id)
     filters = []
     for token in name_tokens(query):
         if len(token) < 2:
@@ -135,7 +134,7 @@ def search(user, *, q: str = "", site: Site | None = None, status: str | None = 
     if site is not None:
         query = query.where(sa.exists().where(Enrolment.beneficiary_id == Beneficiary.id,
                                               Enrolment.site_id == site.id))
-    if status in STATUSES:
+    if status in {s.value for s in BeneficiaryStatus}:
         query = query.where(_status_filter(status, today))
     if age_band in AGE_BANDS:
         query = query.where(_age_band_filter(age_band, today))

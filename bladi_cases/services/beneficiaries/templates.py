@@ -11,14 +11,14 @@ from flask_babel import gettext as _
 from openpyxl.utils import get_column_letter
 
 from ...i18n import BABEL_LOCALES
-from ...models import Organization
-from ...models.admin import SITE_KIND_LABELS
-from ...models.beneficiaries import (
-    CONSENT_GIVER_LABELS,
-    CONSENT_METHOD_LABELS,
-    CONSENT_SCOPE_LABELS,
-    SCHOOL_STATUS_LABELS,
-    SEX_LABELS,
+from ...models import (
+    ConsentGiver,
+    ConsentMethod,
+    ConsentScope,
+    Organization,
+    SchoolStatus,
+    Sex,
+    SiteKind,
 )
 from .imports import COLUMNS, header_labels, site_options
 
@@ -44,13 +44,13 @@ def template_xlsx(lang: str, org: Organization) -> bytes:
     with force_locale(BABEL_LOCALES.get(lang, BABEL_LOCALES["en"])):
         help_sheet.append([_("Column"), _("Accepted values")])
         rows = [
-            ("sex", SEX_LABELS), ("setting_kind", SITE_KIND_LABELS),
-            ("school_status", SCHOOL_STATUS_LABELS), ("consent_given_by", CONSENT_GIVER_LABELS),
-            ("consent_method", CONSENT_METHOD_LABELS), ("consent_scopes", CONSENT_SCOPE_LABELS),
+            ("sex", Sex), ("setting_kind", SiteKind), ("school_status", SchoolStatus),
+            ("consent_given_by", ConsentGiver), ("consent_method", ConsentMethod),
+            ("consent_scopes", ConsentScope),
         ]
         labels = dict(COLUMNS)
-        for key, choices in rows:
-            help_sheet.append([str(labels[key]), " / ".join(str(v) for v in choices.values())])
+        for key, enum in rows:
+            help_sheet.append([str(labels[key]), " / ".join(str(m.label) for m in enum)])
         help_sheet.append([str(labels["site"]), " / ".join(s.name for s in site_options(org))])
         help_sheet.append([str(labels["birth_date"]), "2010-03-25 / 25/03/2010"])
         help_sheet.append([str(labels["disability"]), _("Yes") + " / " + _("No")])

@@ -25,7 +25,6 @@ from ...models import (
     User,
 )
 from ...models.cases import (
-    SERVICE_LABELS,
     CaseStatus,
     ClosureReason,
     GoalStatus,
@@ -33,10 +32,12 @@ from ...models.cases import (
     NoteKind,
     OutcomeKind,
     ReferralStatus,
+    ServiceType,
 )
+from ...policy import scoped
 from .. import ValidationError
 from ..audit import Action, record
-from ..beneficiaries.registry import cipher
+from ..beneficiaries.registry import TimelineEvent, cipher
 
 NOTE_MAX = 5000
 OPEN_STATUSES = (CaseStatus.OPEN, CaseStatus.ACTIVE, CaseStatus.ON_HOLD)
@@ -239,7 +240,7 @@ def save_provider(actor: User, org_id: int, values: dict,
     name = (values.get("name") or "").strip()
     if not name or len(name) > 200:
         _fail("name", _("Enter a name of 1 to 200 characters."))
-    if values.get("service_type") not in SERVICE_LABELS:
+    if values.get("service_type") not in {t.value for t in ServiceType}:
         _fail("service_type", _("Choose a value from the list."))
     if not values.get("governorate_code"):
         _fail("governorate_code", _("Choose a governorate from the list."))
@@ -259,7 +260,7 @@ def add_referral(actor: User, case: Case, values: dict, today: date | None = Non
     today = today or date.today()
     provider = values.get("provider")
     service_type = values.get("service_type") or getattr(provider, "service_type", None)
-    if service_type not in SERVICE_LABELS:
+    if service_type not in {t.value for t in ServiceType}:
         _fail("service_type", _("Choose a value from the list."))
     if provider is not None and provider.organization_id != case.organization_id:
         _fail("provider", _("Choose a provider of your CSO's directory."))
@@ -343,8 +344,6 @@ class DueItem:
 def due_items(user: User, today: date, horizon_days: int = 7) -> list[DueItem]:
     """Follow-ups of the user's open cases (all the CSO's for a manager), oldest first,
     up to `horizon_days` ahead: overdue, then today, then soon."""
-    from ...policy import scoped
-
     cases = scoped(Case, user).where(Case.status.in_(OPEN_STATUSES))
     if user.role != Role.CSO_MANAGER:
         cases = cases.where(Case.workers.any(User.id == user.id))
@@ -379,9 +378,6 @@ def due_items(user: User, today: date, horizon_days: int = 7) -> list[DueItem]:
 def case_events(cases: list[Case], user: User) -> list:
     """Timeline events of a youth's cases that `user` may read (confidential notes only for
     their author and the manager): opening and status changes, notes, referrals, outcomes."""
-    from ...policy import scoped
-    from ..beneficiaries.registry import TimelineEvent
-
     events = []
     for case in cases:
         for change in case.history:

@@ -9,7 +9,6 @@ from flask_babel import gettext as _
 
 from ...extensions import db
 from ...models import (
-    BeneficiaryNameIndex,
     Case,
     CaseEvent,
     CaseGoal,
@@ -27,11 +26,10 @@ from ...models.cases import CaseStatus, TransferStatus
 from .. import ValidationError
 from ..audit import Action, record
 from ..beneficiaries.registry import (
-    _allocate_sequences,
-    _decrypt_identity,
-    _name_key,
+    allocate_sequences,
     cipher,
-    write_name_index,
+    decrypt_identity_unaudited,
+    write_blind_indexes,
 )
 
 
@@ -89,18 +87,11 @@ def _move(case: Case, transfer: CaseTransfer, actor: User, today: date) -> None:
     youth = case.beneficiary
     old_code = youth.code
     org = db.session.get(Organization, target)
-    sequence = _allocate_sequences(org, 1)
-    identity = _decrypt_identity(youth)
+    sequence = allocate_sequences(org, 1)
+    identity = decrypt_identity_unaudited(youth)
     youth.organization_id, youth.sequence = target, sequence
     youth.code = f"{org.code}-{sequence:04d}"
-    c = cipher()
-    youth.name_key_ar = _name_key(c, target, identity.first_name_ar, identity.last_name_ar)
-    youth.name_key_latin = _name_key(c, target, identity.first_name_latin,
-                                     identity.last_name_latin)
-    db.session.execute(sa.delete(BeneficiaryNameIndex).where(
-        BeneficiaryNameIndex.beneficiary_id == youth.id))
-    db.session.flush()
-    write_name_index(youth, identity, c)
+    write_blind_indexes(youth, identity, cipher())
     for model in (Consent, Enrolment):
         db.session.execute(sa.update(model).where(model.beneficiary_id == youth.id,
                                                   model.organization_id == source)

@@ -10,17 +10,26 @@ from datetime import date
 import sqlalchemy as sa
 
 from ...extensions import db
-from ...models import Activity, Beneficiary, Case, CaseNote, Governorate, Role, Site, Survey, User
-from ...models.admin import SITE_KIND_LABELS
-from ...models.beneficiaries import (
-    CONSENT_GIVER_LABELS,
-    CONSENT_METHOD_LABELS,
-    CONSENT_SCOPE_LABELS,
-    SCHOOL_STATUS_LABELS,
-    SEX_LABELS,
+from ...models import (
+    Activity,
+    Beneficiary,
+    Case,
+    CaseNote,
+    ConsentGiver,
+    ConsentMethod,
+    ConsentScope,
+    Governorate,
+    Role,
+    SchoolStatus,
+    Sex,
+    Site,
+    SiteKind,
+    Survey,
+    TitledEnum,
+    User,
+    Wave,
 )
-from ...models.cases import NOTE_KIND_LABELS
-from ...models.surveys import WAVE_LABELS
+from ...models.cases import NoteKind
 from ...policy import scoped
 from ..activities.activities import roster, today_items
 from ..beneficiaries.registry import reveal_many
@@ -28,8 +37,8 @@ from ..beneficiaries.validation import ADULT_AGE, MAX_AGE, MIN_AGE
 from ..cases.cases import OPEN_STATUSES
 
 
-def _choices(labels: dict) -> list[dict]:
-    return [{"value": str(value), "label": str(label)} for value, label in labels.items()]
+def _choices(enum: type[TitledEnum]) -> list[dict]:
+    return [{"value": value, "label": str(label)} for value, label in enum.choices()]
 
 
 def _is_mine(activity: Activity, user: User) -> bool:
@@ -83,14 +92,14 @@ def registration_options(user: User, lang: str) -> dict:
         "governorates": [{"code": g.iso_code, "name": g.name(lang)} for g in governorates],
         "default_governorate": user.organization.governorate_code if user.organization
         else None,
-        "sex": _choices(SEX_LABELS),
-        "setting_kinds": _choices(SITE_KIND_LABELS),
-        "school_statuses": _choices(SCHOOL_STATUS_LABELS),
-        "consent_given_by": _choices(CONSENT_GIVER_LABELS),
-        "consent_methods": _choices(CONSENT_METHOD_LABELS),
-        "consent_scopes": _choices(CONSENT_SCOPE_LABELS),
-        "waves": _choices(WAVE_LABELS),
-        "note_kinds": _choices(NOTE_KIND_LABELS),
+        "sex": _choices(Sex),
+        "setting_kinds": _choices(SiteKind),
+        "school_statuses": _choices(SchoolStatus),
+        "consent_given_by": _choices(ConsentGiver),
+        "consent_methods": _choices(ConsentMethod),
+        "consent_scopes": _choices(ConsentScope),
+        "waves": _choices(Wave),
+        "note_kinds": _choices(NoteKind),
         "required": ["sex", "birth_date", "governorate_code", "setting_kind"],
         "name_required": [["first_name_ar", "last_name_ar"],
                           ["first_name_latin", "last_name_latin"]],

@@ -11,14 +11,15 @@ Like every service this one flushes; the request commits once.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
-import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext as _
 
 from ...extensions import db
+from ...i18n import ui_language
 from ...models import Activity, Beneficiary, Case, CaseNote, Site, SurveyVersion, User
 from ...policy import Perm, can, scoped
 from .. import ValidationError
@@ -27,15 +28,11 @@ from ..audit import Action, record
 from ..beneficiaries import registry as beneficiary_service
 from ..beneficiaries.validation import validate_registration
 from ..cases import cases as case_service
+from ..retries import RetryConflict, prior_record
 from ..surveys import surveys as survey_service
 
 MAX_RECORDS = 100
-RECORD_TYPES = ("session", "registration", "survey_response", "case_note", "follow_up")
 STORED, ALREADY_STORED, CONFLICT, REJECTED = "stored", "already_stored", "conflict", "rejected"
-# The permission each kind of record needs, on top of the route's Perm.SYNC.
-TYPE_PERMISSIONS = {"session": Perm.ACTIVITIES, "registration": Perm.BENEFICIARIES,
-                    "survey_response": Perm.SURVEYS_FILL, "case_note": Perm.CASES,
-                    "follow_up": Perm.CASES}
 # What a registration record's data may hold: the registration form's fields.
 REGISTRATION_FIELDS = (
     "first_name_ar", "last_name_ar", "first_name_latin", "last_name_latin", "sex",
@@ -87,9 +84,13 @@ def process_record(actor: User, raw) -> Outcome:
     record_uuid = raw.get("uuid") if isinstance(raw, dict) else None
     shown_uuid = record_uuid if isinstance(record_uuid, str) else None
     savepoint = db.session.begin_nested()
+    kind = None
     try:
         key, kind, data = _parse_envelope(actor, raw)
-        status, public_id = _HANDLERS[kind](actor, key, data)
+        status, public_id = RECORD_KINDS[kind].store(actor, key, data)
+    except RetryConflict:
+        savepoint.rollback()
+        return Outcome(shown_uuid, CONFLICT, RECORD_KINDS[kind].conflict())
     except _Refusal as refusal:
         savepoint.rollback()
         return Outcome(shown_uuid, refusal.status, refusal.reason, refusal.field_errors)
@@ -116,11 +117,11 @@ def _parse_envelope(actor: User, raw) -> tuple[uuid.UUID, str, dict]:
     if key is None:
         _reject(_("The record has no valid uuid."), "uuid")
     kind = raw.get("type")
-    if kind not in RECORD_TYPES:
+    if kind not in RECORD_KINDS:
         _reject(_("Unknown kind of record."), "type")
     if not isinstance(raw.get("data"), dict):
         _reject(_("The record has no data."), "data")
-    if not can(actor, TYPE_PERMISSIONS[kind]):
+    if not can(actor, RECORD_KINDS[kind].permission):
         _reject(_("Your account may not send this kind of record."))
     return key, kind, raw["data"]
 
@@ -141,17 +142,6 @@ def _date(value, field_name: str, required: bool = True) -> date | None:
         return date.fromisoformat(value)
     except (TypeError, ValueError):
         _reject(_("Give a date as YYYY-MM-DD."), field_name)
-
-
-def _existing(model, key: uuid.UUID, actor: User, reason: str):
-    """The row a retried record stored before, read through the policy; a UUID taken by a
-    row the user may not see (another CSO's) is a conflict, and only its existence is
-    read."""
-    row = db.session.scalars(scoped(model, actor).where(model.uuid == key)).first()
-    if row is None and db.session.scalar(
-            sa.select(sa.func.count()).select_from(model).where(model.uuid == key)):
-        _conflict(reason)
-    return row
 
 
 def _load(model, public_id, actor: User, field_name: str, reason: str):
@@ -190,11 +180,8 @@ def _session(actor: User, key: uuid.UUID, data: dict):
               "duration_minutes": activity.default_duration_minutes if duration is None
               else duration,
               "facilitator_id": actor.id}
-    try:
-        session, created = activity_service.record_session(actor, activity, values,
-                                                           attendance, session_uuid=key)
-    except activity_service.SessionConflict:
-        _conflict(_("This session was already saved with other content."))
+    session, created = activity_service.record_session(actor, activity, values, attendance,
+                                                       session_uuid=key)
     return (STORED if created else ALREADY_STORED), str(session.uuid)
 
 
@@ -246,12 +233,10 @@ def _same_registration(actor: User, existing: Beneficiary, values: dict) -> bool
 
 def _registration(actor: User, key: uuid.UUID, data: dict):
     values = _registration_values(actor, data)
-    other = _("This young person was already saved with other content.")
-    existing = _existing(Beneficiary, key, actor, other)
+    existing = prior_record(Beneficiary, key, actor,
+                            same=lambda stored: _same_registration(actor, stored, values))
     if existing is not None:
-        if _same_registration(actor, existing, values):
-            return ALREADY_STORED, str(existing.uuid)
-        _conflict(other)
+        return ALREADY_STORED, str(existing.uuid)
     activity = None
     if data.get("activity"):
         activity = _load(Activity, data.get("activity"), actor, "activity",
@@ -273,8 +258,6 @@ def _registration(actor: User, key: uuid.UUID, data: dict):
 # --- Surveys -----------------------------------------------------------------------------
 
 def _survey_response(actor: User, key: uuid.UUID, data: dict):
-    from ...i18n import ui_language
-
     version = _load(SurveyVersion, data.get("version"), actor, "version",
                     _("This survey version does not exist."))
     youth = None
@@ -287,11 +270,8 @@ def _survey_response(actor: User, key: uuid.UUID, data: dict):
     answers = data.get("answers")
     if not isinstance(answers, dict):
         _reject(_("The answers are damaged."), "answers")
-    try:
-        response, created = survey_service.submit(actor, version, youth, wave, answers, key,
-                                                   ui_language())
-    except survey_service.ResponseConflict:
-        _conflict(_("These answers were already sent with other content."))
+    response, created = survey_service.submit(actor, version, youth, wave, answers, key,
+                                               ui_language())
     return (STORED if created else ALREADY_STORED), str(response.uuid)
 
 
@@ -305,15 +285,15 @@ def _case_note(actor: User, key: uuid.UUID, data: dict):
     text = data.get("text")
     if not isinstance(text, str):
         _reject(_("Write the note."), "text")
-    other = _("This note was already saved with other content.")
-    existing = _existing(CaseNote, key, actor, other)
+
+    def same(stored: CaseNote) -> bool:
+        return (stored.case_id == case.id and stored.kind == data.get("kind")
+                and stored.confidential == bool(data.get("confidential"))
+                and stored.due_date == due and case_service.note_text(stored) == text.strip()
+                and (note_date is None or stored.note_date == note_date))
+
+    existing = prior_record(CaseNote, key, actor, same)
     if existing is not None:
-        same = (existing.case_id == case.id and existing.kind == data.get("kind")
-                and existing.confidential == bool(data.get("confidential"))
-                and existing.due_date == due and case_service.note_text(existing) == text.strip()
-                and (note_date is None or existing.note_date == note_date))
-        if not same:
-            _conflict(other)
         return ALREADY_STORED, str(existing.uuid)
     values = {"kind": data.get("kind"), "text": text, "due_date": due,
               "note_date": note_date, "confidential": data.get("confidential") is True}
@@ -330,13 +310,39 @@ def _follow_up(actor: User, key: uuid.UUID, data: dict):
     if note.done_on is not None:
         if note.done_on == done_on:
             return ALREADY_STORED, str(note.uuid)
-        _conflict(_("This follow-up was already marked done on another day."))
+        raise RetryConflict()
     case_service.mark_done(actor, note, today=done_on)
     record(Action.CASE_UPDATED, actor=actor, obj=note.case,
            detail={"follow_up": "done", "note": str(note.uuid)})
     return STORED, str(note.uuid)
 
 
-_HANDLERS = {"session": _session, "registration": _registration,
-             "survey_response": _survey_response, "case_note": _case_note,
-             "follow_up": _follow_up}
+
+
+@dataclass(frozen=True)
+class RecordType:
+    """One kind of record a phone sends: how it is stored, the permission it needs on top
+    of the route's Perm.SYNC, and what a conflict tells the worker (lazy: in the request's
+    language)."""
+
+    store: Callable[[User, uuid.UUID, dict], tuple[str, str]]
+    permission: Perm
+    conflict: Callable[[], str]
+
+
+RECORD_KINDS = {
+    "session": RecordType(_session, Perm.ACTIVITIES,
+                          lambda: _("This session was already saved with other content.")),
+    "registration": RecordType(
+        _registration, Perm.BENEFICIARIES,
+        lambda: _("This young person was already saved with other content.")),
+    "survey_response": RecordType(
+        _survey_response, Perm.SURVEYS_FILL,
+        lambda: _("These answers were already sent with other content.")),
+    "case_note": RecordType(_case_note, Perm.CASES,
+                            lambda: _("This note was already saved with other content.")),
+    "follow_up": RecordType(
+        _follow_up, Perm.CASES,
+        lambda: _("This follow-up was already marked done on another day.")),
+}
+RECORD_TYPES = tuple(RECORD_KINDS)

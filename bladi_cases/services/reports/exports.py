@@ -28,12 +28,13 @@ from ...models import (
     Outcome,
     QuarterlyReport,
     ReportStatus,
+    Sex,
+    SiteKind,
     SurveyResponse,
 )
-from ...models.admin import SITE_KIND_LABELS
-from ...models.beneficiaries import SEX_LABELS
-from ...models.reports import UNIT_LABELS
+from ...models.reports import IndicatorUnit
 from ...privacy.deidentify import age_band
+from ...privacy.suppression import WITHHELD
 from .indicators import RULES, Period
 from .release import YearRelease, first_year, number, year_release
 from .reports import funded_csos, indicators, targets_of
@@ -102,11 +103,11 @@ def tracking_rows(fiscal_year: int, lang: str, k: int,
         baseline = sum(t.baseline or 0 for t in award)
         known = isinstance(value, int | float)
         percent = f"{round(100 * value / annual)}%" if annual and known else (
-            "…" if annual else "")
+            WITHHELD if annual else "")
         on_track = "" if not annual or not elapsed or not known else (
             _("Yes") if value >= annual * elapsed / 4 else _("No"))
         rows.append([indicator.text("name", lang), indicator.text("definition", lang),
-                     str(UNIT_LABELS.get(indicator.unit, indicator.unit)),
+                     str(IndicatorUnit.label_of(indicator.unit)),
                      _disaggregation(indicator), baseline or "",
                      lifetime or "", annual or ""]
                     + [_number(release.quarter(indicator, "*", q)) for q in range(1, 5)]
@@ -147,8 +148,8 @@ def disaggregation_rows(fiscal_year: int, lang: str, k: int,
     names = {"sex": _("Sex"), "age_band": _("Age band"), "governorate": _("Governorate"),
              "setting": _("Setting"), "cso": _("CSO")}
     # Categories in words where they are codes (sex, setting, governorate).
-    words = {"sex": {k: str(v) for k, v in SEX_LABELS.items()},
-             "setting": {k: str(v) for k, v in SITE_KIND_LABELS.items()},
+    words = {"sex": {k: str(v) for k, v in Sex.labels().items()},
+             "setting": {k: str(v) for k, v in SiteKind.labels().items()},
              "governorate": {g.iso_code: g.name(lang) for g in db.session.scalars(
                  sa.select(Governorate))}}
     rows = [[_("Indicator"), _("Disaggregation"), _("Category"), _("Value")]]

@@ -19,15 +19,14 @@ from ...models import (
     ActivitySession,
     Attendance,
     Beneficiary,
+    Case,
     Enrolment,
-    Organization,
     Outcome,
     Referral,
+    Survey,
     SurveyResponse,
+    SurveyVersion,
 )
-from ...privacy.deidentify import DEFAULT_BANDS, age_band
-
-DIMENSIONS = ("sex", "age_band", "governorate", "setting", "cso")
 
 
 @dataclass(frozen=True)
@@ -135,14 +134,10 @@ def _youth_ids(code: str, period: Period | Span, org_ids: list[int]) -> sa.Selec
             SurveyResponse.wave == "baseline",
             SurveyResponse.beneficiary_id.in_(endline)).distinct()
     if code == "youth_placed":
-        from ...models import Case
-
         return sa.select(Case.beneficiary_id).join(Outcome, Outcome.case_id == Case.id).where(
             Outcome.organization_id.in_(org_ids),
             Outcome.kind.in_(PLACED_KINDS), Outcome.on_date.between(start, end)).distinct()
     if code in ("youth_employed_3m", "youth_employed_6m"):
-        from ...models import Case
-
         # Counted in the period its check falls in: 3 (or 6) months after the placement.
         months = 3 if code == "youth_employed_3m" else 6
         check = Outcome.check_3m if months == 3 else Outcome.check_6m
@@ -193,8 +188,6 @@ def score_rows(period: Period, org_ids: list[int]) -> list[tuple]:
 def _first_scales() -> list[tuple[int, str]]:
     """(survey id, name of its first scale) for every survey that has one: the score the
     outcome indicators follow (the latest version's definition names it)."""
-    from ...models import Survey, SurveyVersion
-
     found = []
     for survey in db.session.scalars(sa.select(Survey).order_by(Survey.id)):
         version = db.session.scalars(sa.select(SurveyVersion).where(
@@ -217,64 +210,6 @@ def youth_profiles(code: str, period: Period | Span, org_ids: list[int]) -> Coun
     ids = _youth_ids(code, period, org_ids)
     return Counter({tuple(row[:6]): row[6] for row in db.session.execute(
         sa.select(*PROFILE, sa.func.count()).where(Beneficiary.id.in_(ids)).group_by(*PROFILE))})
-
-
-def mean_change(period: Period, org_ids: list[int]) -> tuple[float, int]:
-    """Sum of the score changes and how many youth they are over (for a mean)."""
-    changes = [row[7] for row in score_rows(period, org_ids) if row[7] is not None]
-    return sum(changes), len(changes)
-
-
-def _total(code: str, period: Period, org_ids: list[int]) -> float:
-    start, end = period.start, period.end
-    if code == "sessions_held":
-        return db.session.scalar(sa.select(sa.func.count()).select_from(ActivitySession).where(
-            ActivitySession.organization_id.in_(org_ids),
-            ActivitySession.date.between(start, end)))
-    if code == "participation_hours":
-        minutes = db.session.scalar(sa.select(sa.func.coalesce(sa.func.sum(
-            ActivitySession.duration_minutes), 0)).select_from(Attendance).join(
-            ActivitySession, ActivitySession.id == Attendance.session_id).where(
-            Attendance.organization_id.in_(org_ids), Attendance.status == "present",
-            ActivitySession.date.between(start, end)))
-        return round(minutes / 60, 1)
-    if code == "referrals_completed":
-        return db.session.scalar(sa.select(sa.func.count()).select_from(Referral).where(
-            Referral.organization_id.in_(org_ids), Referral.status == "completed",
-            Referral.closed_on.between(start, end)))
-    raise KeyError(code)
-
-
-@dataclass
-class IndicatorValue:
-    """An indicator's true value for a period, and (for youth) its disaggregation."""
-
-    code: str
-    period: Period
-    total: float
-    by: dict[str, dict[str, int]]  # dimension -> category -> count (true counts)
-
-
-def compute(code: str, period: Period, orgs: list[Organization],
-            bands=DEFAULT_BANDS) -> IndicatorValue:
-    """Compute one indicator for some CSOs over a period, from the records."""
-    rule = RULES[code]
-    org_ids = [o.id for o in orgs]
-    if rule.mean:
-        total, count = mean_change(period, org_ids)
-        return IndicatorValue(code, period, round(total / count, 2) if count else 0.0, {})
-    if not rule.by_youth:
-        return IndicatorValue(code, period, _total(code, period, org_ids), {})
-    codes = {o.id: o.code for o in orgs}
-    by: dict[str, dict[str, int]] = {d: {} for d in DIMENSIONS}
-    profiles = youth_profiles(code, period, org_ids)
-    for (org_id, setting, sex, year, month, governorate), count in profiles.items():
-        for dimension, category in (("sex", sex),
-                                    ("age_band", age_band(year, month, period.end, bands)),
-                                    ("governorate", governorate), ("setting", setting),
-                                    ("cso", codes.get(org_id, "?"))):
-            by[dimension][category] = by[dimension].get(category, 0) + count
-    return IndicatorValue(code, period, sum(profiles.values()), by)
 
 
 def totals_by_org(code: str, period: Period, org_ids: list[int]) -> dict[int, float]:

@@ -111,20 +111,6 @@ def period_counts(ids: list[int], period: Period, today: date) -> tuple[dict[int
     return no_attendance, set(ids) - sent
 
 
-def quality_flags(orgs: list[Organization], period: Period,
-                  today: date | None = None) -> list[QualityRow]:
-    """The flags of each CSO for a period (one grouped query per flag, not one per CSO)."""
-    today = today or date.today()
-    ids = [o.id for o in orgs]
-    standing = standing_counts(ids, today)
-    no_attendance, late = period_counts(ids, period, today)
-    return [QualityRow(o, no_attendance.get(o.id, 0),
-                       standing["youth_without_consent"].get(o.id, 0),
-                       standing["baselines_without_endline"].get(o.id, 0),
-                       standing["overdue_follow_ups"].get(o.id, 0), o.id in late)
-            for o in orgs]
-
-
 def year_quality(orgs: list[Organization], fiscal_year: int,
                  today: date | None = None) -> dict:
     """Every CSO's flags for each quarter of a fiscal year, JSON-ready (by CSO code), for

@@ -32,7 +32,7 @@ from ...models import (
 from ...models.common import utcnow
 from ...privacy.deidentify import DEFAULT_BANDS, age_band
 from ...privacy.release import Release
-from ...privacy.suppression import TOTAL
+from ...privacy.suppression import TOTAL, WITHHELD, published
 from .indicators import RULES, Period, Span, score_rows, youth_profiles
 from .quality import year_quality
 from .reports import funded_csos, indicators, targets_of, values_by_org
@@ -230,10 +230,10 @@ class YearRelease:
             return "—"
         if indicator.code in self.payload["lifetime"]:
             value = self.payload["lifetime"][indicator.code]
-            return f"<{self.k}" if 0 < value < self.k else str(value)
+            return published(value, self.k)
         years = [r for r in earlier if r.fiscal_year < self.fiscal_year] + [self]
         if any(r.release.hidden(("fy", indicator.code, ALL, ALL)) for r in years):
-            return "…"
+            return WITHHELD
         return str(sum(r.release.true(("fy", indicator.code, ALL, ALL)) for r in years))
 
     def _mean(self, cso: str, quarters: list[int]) -> str:
@@ -244,7 +244,7 @@ class YearRelease:
         key = (cso if cso != ALL else TOTAL, columns[0] if len(columns) == 1 else TOTAL)
         table = self.release.tables["score_n"]
         if table.hidden(*key):
-            return "…"
+            return WITHHELD
         total = count = 0.0
         for row in rows:
             for q in quarters:
@@ -347,7 +347,7 @@ def progress_rows(release: YearRelease, csos: list[Organization], setting: str =
                      if (t := targets.get((indicator.id, o.id, release.fiscal_year))))
         value = number(shown)
         percent = "—" if not target or setting != ALL else (
-            "…" if value is None else f"{round(100 * value / target)}%")
+            WITHHELD if value is None else f"{round(100 * value / target)}%")
         rows.append((indicator, shown, target, percent))
     return rows
 
@@ -361,11 +361,11 @@ def report_figures(report: QuarterlyReport, release: YearRelease) -> dict[str, s
         value = report.figures.get(indicator.code)
         if value is None:
             continue
-        published = release.quarter(indicator, report.organization.code, report.quarter)
-        if number(published) is None and published != "—":
-            shown[indicator.code] = published
+        in_release = release.quarter(indicator, report.organization.code, report.quarter)
+        if number(in_release) is None and in_release != "—":
+            shown[indicator.code] = in_release
         elif _is_mean(indicator):
             shown[indicator.code] = f"{value:+.1f}"
         else:
-            shown[indicator.code] = f"<{k}" if 0 < value < k else f"{value:g}"
+            shown[indicator.code] = published(value, k)
     return shown

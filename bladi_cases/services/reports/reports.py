@@ -22,6 +22,8 @@ from ...models import (
     Target,
     User,
 )
+from ...models.reports import ReportStepAction
+from ...privacy.suppression import WITHHELD, published
 from .. import ValidationError
 from ..audit import Action, record
 from .indicators import RULES, Period, totals_by_org
@@ -276,7 +278,8 @@ def enter_manual_value(actor: User, indicator: Indicator, org: Organization, per
 
 # --- Quarterly reports -------------------------------------------------------------------
 
-def _step(report: QuarterlyReport, actor: User, action: str, comment: str = "") -> None:
+def _step(report: QuarterlyReport, actor: User, action: ReportStepAction,
+          comment: str = "") -> None:
     report.steps.append(ReportStep(action=action, comment=comment.strip(), by_id=actor.id))
 
 
@@ -295,7 +298,7 @@ def generate_report(actor: User, org: Organization, period: Period) -> Quarterly
                                  quarter=period.quarter, author_id=actor.id)
         db.session.add(report)
     report.figures = figures(org, period)
-    _step(report, actor, "generated")
+    _step(report, actor, ReportStepAction.GENERATED)
     db.session.flush()
     return report
 
@@ -324,7 +327,7 @@ def submit_report(actor: User, report: QuarterlyReport) -> QuarterlyReport:
         raise ValidationError.one("achievements", _("Describe the quarter's achievements."))
     report.figures = figures(report.organization, Period(report.fiscal_year, report.quarter))
     report.status = ReportStatus.SUBMITTED
-    _step(report, actor, "submitted")
+    _step(report, actor, ReportStepAction.SUBMITTED)
     db.session.flush()
     record(Action.REPORT_SUBMITTED, actor=actor, obj=report)
     return report
@@ -351,8 +354,9 @@ def review_report(actor: User, report: QuarterlyReport, decision: str,
         # The year's published figures now include these frozen ones: recompute them.
         db.session.execute(sa.delete(FiguresSnapshot).where(
             FiguresSnapshot.fiscal_year == report.fiscal_year))
-    _step(report, actor, {"comment": "commented", "return": "returned",
-                          "approve": "approved"}[decision], comment or "")
+    _step(report, actor, {"comment": ReportStepAction.COMMENTED,
+                          "return": ReportStepAction.RETURNED,
+                          "approve": ReportStepAction.APPROVED}[decision], comment or "")
     db.session.flush()
     record(Action.REPORT_REVIEWED, actor=actor, obj=report, detail={"decision": decision})
     return report
@@ -390,13 +394,8 @@ def progress(org: Organization, period: Period, k: int | None) -> list[ProgressR
         target = targets.get((indicator.id, org.id, period.fiscal_year))
         hidden = k is not None and 0 < year < k
         percent = "—" if not target or not target.value else (
-            "…" if hidden else f"{round(100 * year / target.value)}%")
-        rows.append(ProgressRow(indicator, _shown(quarter, k), _shown(year, k),
+            WITHHELD if hidden else f"{round(100 * year / target.value)}%")
+        rows.append(ProgressRow(indicator, published(quarter, k), published(year, k),
                                 target.value if target else None, percent))
     return rows
 
-
-def _shown(value: float, k: int | None) -> str:
-    if k is not None and 0 < value < k:
-        return f"<{k}"
-    return f"{value:g}"

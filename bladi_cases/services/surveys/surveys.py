@@ -32,13 +32,9 @@ from ...models.common import in_language, utcnow
 from ...models.surveys import SINGLE_WAVES
 from .. import ValidationError
 from ..audit import Action, record
+from ..retries import prior_record
 from . import logic
 from .xlsform import XLSFormError, parse_xlsform
-
-
-class ResponseConflict(Exception):  # noqa: N818 (an outcome the caller reports)
-    """The response UUID was already used for other answers."""
-
 
 # --- Definitions -------------------------------------------------------------------------
 
@@ -173,18 +169,16 @@ def submit(actor: User, version: SurveyVersion, youth: Beneficiary | None, wave:
            answers: dict, response_uuid, lang: str = "en",
            today: date | None = None) -> tuple[SurveyResponse, bool]:
     """Store a response once. Returns (response, created); raises ValidationError with
-    answer errors, or ResponseConflict when the UUID was used for other answers."""
+    answer errors, or RetryConflict when the UUID was used for other answers."""
     definition = version.definition
     key = uuid.UUID(str(response_uuid))
     cleaned = logic.clean(definition, answers)
     digest = hashlib.sha256(json.dumps([version.id, getattr(youth, "id", None), wave, cleaned],
                                        sort_keys=True).encode()).hexdigest()
-    existing = db.session.scalars(sa.select(SurveyResponse).where(
-        SurveyResponse.uuid == key)).first()
+    existing = prior_record(SurveyResponse, key, actor,
+                            same=lambda stored: stored.content_hash == digest)
     if existing is not None:
-        if existing.content_hash == digest and existing.organization_id == actor.organization_id:
-            return existing, False
-        raise ResponseConflict()
+        return existing, False
     errors = logic.validate(definition, answers, None, lang)
     if errors:
         raise ValidationError({name: [message] for name, message in errors.items()})
