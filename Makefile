@@ -1,5 +1,5 @@
 # BLADI Cases: `make run` serves the app with demo data; `make test` runs the whole suite;
-# `make test-fast` is ruff plus the tests that need neither Chromium nor PostgreSQL.
+# `make test-fast` is ruff plus the tests that need neither Chromium, PostgreSQL nor a gunicorn.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -38,10 +38,12 @@ test: translations
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The quick loop: always SQLite (TEST_DATABASE_URL emptied), no browser tests.
+# The quick loop: always SQLite (TEST_DATABASE_URL emptied), no browser tests, no gunicorn
+# under load (tests/test_concurrency.py, about a minute: `make test` runs it).
 test-fast: translations
 	$(BIN)/ruff check .
-	TEST_DATABASE_URL= $(BIN)/python -m pytest -m "not browser and not postgres" $(PYTEST_ARGS)
+	TEST_DATABASE_URL= $(BIN)/python -m pytest -m "not browser and not postgres and not server" \
+		$(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
@@ -60,6 +62,8 @@ bench: install
 	$(BIN)/python bench/participation.py
 	$(BIN)/python bench/reporting.py
 	$(BIN)/python bench/import_rows.py
+	$(BIN)/python bench/concurrency.py
+	$(BIN)/python bench/bombs.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

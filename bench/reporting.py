@@ -83,7 +83,7 @@ def main() -> int:
     from bladi_cases.seed import DEMO_USERS
     from bladi_cases.services.reports.exports import microdata_csv
     from bladi_cases.services.reports.indicators import Period
-    from bladi_cases.services.reports.release import refresh
+    from bladi_cases.services.reports.release import build, refresh, year_figures
 
     app = create_app({"WTF_CSRF_ENABLED": False})
     if not args.microdata_only:
@@ -126,6 +126,19 @@ def main() -> int:
                 refresh(year)
                 db.session.commit()
             refreshes.append((time.perf_counter() - started) * 1000)
+        # The disclosure audit alone (docs/PRIVACY.md): building the release with it, and
+        # again from the snapshot that keeps what it hid (what every page does).
+        with app.test_request_context():
+            payload = year_figures(year)
+            started = time.perf_counter()
+            audited = build(payload, year, 5)
+            audit_ms = (time.perf_counter() - started) * 1000
+            kept = {**payload, "protection": {"5": audited.release.protection()}}
+            started = time.perf_counter()
+            build(kept, year, 5)
+            reuse_ms = (time.perf_counter() - started) * 1000
+            hidden = sum(1 for f in audited.release._shown.values() if f == "…")
+            figures = len(audited.release._shown)
         app.config["BLADI_DASHBOARD_CACHE_SECONDS"] = 300
         assert client.get(f"/reports/?fy={year}").status_code == 200  # templates compiled
         timings = []
@@ -151,6 +164,9 @@ def main() -> int:
     print(f"| reviewer dashboard, slowest | {max(timings):.0f} ms |")
     print(f"| the year's figures recomputed (`flask reports refresh`, median of "
           f"{len(refreshes)}) | {statistics.median(refreshes):.0f} ms |")
+    print(f"| the year's release with the disclosure audit (no snapshot) | {audit_ms:.0f} ms; "
+          f"{hidden} of {figures} figures hidden |")
+    print(f"| the same release from the snapshot (what each page builds) | {reuse_ms:.0f} ms |")
     print(f"| microdata export: rows, size | {rows - 1:,} rows, {size / 1e6:.1f} MB |")
     print(f"| microdata export: time | {seconds:.1f} s |")
     print(f"| process peak memory (after / before the export) | {peak / 1024:.0f} MB / "

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from .config import ConfigError, load_settings
 from .extensions import babel, csrf, db, login_manager, migrate
+from .transactions import begins_writing, write_after_render
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,19 +65,32 @@ def _is_keys_command() -> bool:
     return Path(sys.argv[0]).name == "flask" and "keys" in args and "generate" in args
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    # pysqlite opens transactions lazily and commits SAVEPOINTs on its own; hand that job to
-    # SQLAlchemy (isolation_level=None + explicit BEGIN) so nested transactions behave.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
+def _sqlite_pragmas(busy_timeout_seconds: int):
+    """The connect hook of a SQLite engine: WAL (readers never wait for the writer, nor the
+    writer for readers), foreign keys, and how long a writer waits for another's lock."""
+
+    def on_connect(dbapi_connection, _record) -> None:
+        # pysqlite opens transactions lazily and commits SAVEPOINTs on its own; hand that job
+        # to SQLAlchemy (isolation_level=None + explicit BEGIN) so nested transactions behave.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_seconds * 1000)}")
+        cursor.close()
+
+    return on_connect
 
 
 def _sqlite_begin(conn) -> None:
-    conn.exec_driver_sql("BEGIN")
+    # A connection asked for AUTOCOMMIT (VACUUM in a migration) must get no transaction.
+    if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        return
+    # A write transaction takes the write lock at BEGIN, waiting up to the busy timeout.
+    # Begun deferred, it would read first and fail at its first write, without waiting,
+    # whenever another writer committed since its first read (WAL keeps its snapshot).
+    # Reads stay deferred: they never wait, and hold no lock a writer waits for.
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if begins_writing() else "BEGIN")
 
 
 def init_database(app: Flask) -> None:
@@ -88,17 +102,21 @@ def init_database(app: Flask) -> None:
     with app.app_context():
         engine: Engine = db.engine
         if engine.dialect.name == "sqlite" and not getattr(engine, "_bladi_hooked", False):
-            event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "connect",
+                         _sqlite_pragmas(app.config["BLADI_SQLITE_BUSY_SECONDS"]))
             event.listen(engine, "begin", _sqlite_begin)
             engine._bladi_hooked = True
 
     @app.after_request
     def commit_once(response):
         # The one commit of the request: services only flush.
-        if response.status_code < 400:
-            db.session.commit()
-        else:
+        if response.status_code >= 400:
             db.session.rollback()
+            return response
+        db.session.commit()
+        # A read request's own writes (its audit entries...), now that the page is built:
+        # one short write transaction, so no reader holds the write lock while rendering.
+        write_after_render()
         return response
 
     @app.teardown_request
@@ -153,7 +171,7 @@ def init_policy(app: Flask) -> None:
     csrf.init_app(app)
     app.before_request(enforce_route_permission)
     app.jinja_env.globals.update(can=can, Perm=Perm)
-    # How a figure that leaves the CSO reads ("<5", "…", "12"): one function, also in templates.
+    # How a figure that leaves the CSO reads ("…", "12"): one function, also in templates.
     app.jinja_env.filters["published"] = published
 
 

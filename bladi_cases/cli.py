@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 
 import click
+from alembic.script import ScriptDirectory
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from flask_babel import force_locale
@@ -23,18 +24,22 @@ from .demo import (
 from .extensions import db
 from .i18n import BABEL_LOCALES
 from .models import Beneficiary, Organization, Role, User
-from .privacy import parse_keys
+from .privacy import cipher_from_config, parse_keys
 from .seed import seed_demo, seed_reference
 from .services import ValidationError
 from .services import admin as admin_service
 from .services.audit import Action, record
 from .services.auth import normalize_email
+from .services.backups import BackupError, create_backup, restore_backup, verify_backup
 from .services.beneficiaries import imports as importer
-from .services.keys import rotate_keys
+from .services.files import csv_bytes
+from .services.keys import rotate_keys, verify_keys
 from .services.reports import exports
 from .services.reports.indicators import Period
 from .services.reports.release import refresh
+from .services.reports.reports import reporting_years
 from .services.surveys.surveys import import_version
+from .transactions import write_transaction
 
 seed_cli = AppGroup("seed", help="Load reference or demo data (idempotent).")
 users_cli = AppGroup("users", help="Manage staff accounts.")
@@ -154,8 +159,36 @@ def rotate_keys_command(batch_size: int):
         click.echo("BLADI_DATA_KEY holds one key: re-encrypting under it. To rotate, set "
                    "BLADI_DATA_KEY=NEW,OLD (new key first) on every process, then run this.")
     counts = rotate_keys(batch_size, progress=lambda table, n: click.echo(f"  {table}: {n}"))
-    click.echo("Done: " + ", ".join(f"{n} {table}" for table, n in counts.items())
-               + ". You may now remove the old key from BLADI_DATA_KEY.")
+    click.echo("Re-encrypted: " + ", ".join(f"{table} {n}" for table, n in counts.items())
+               + ".")
+    _report_verification(verify_keys(batch_size), after_rotation=True)
+
+
+@keys_cli.command("verify")
+@click.option("--batch-size", default=500, show_default=True)
+def verify_keys_command(batch_size: int):
+    """Check that every encrypted value decrypts under the first key of BLADI_DATA_KEY alone."""
+    _report_verification(verify_keys(batch_size), after_rotation=False)
+
+
+def _report_verification(result, after_rotation: bool) -> None:
+    """Say what decrypts under the newest key alone; exit 1 naming what does not."""
+    counts = ", ".join(f"{table} {n}" for table, n in result.values.items())
+    if result.ok:
+        click.echo(f"Verified: every encrypted value decrypts under the newest key alone "
+                   f"({counts} values).")
+        if after_rotation:
+            click.echo("You may now remove the old key from BLADI_DATA_KEY.")
+        return
+    for failure in result.failures:
+        click.echo(f"  {failure}", err=True)
+    if result.failed > len(result.failures):
+        click.echo(f"  ... and {result.failed - len(result.failures)} more", err=True)
+    raise click.ClickException(
+        f"{result.failed} encrypted value(s) do not decrypt under the newest key alone "
+        f"(decrypted: {counts}). Keep the old key in BLADI_DATA_KEY"
+        + (" and run `keys rotate` again." if after_rotation else
+           ": put it back (NEW,OLD) and run `keys rotate`."))
 
 
 surveys_cli = AppGroup("surveys", help="Survey definitions.")
@@ -187,6 +220,15 @@ def import_survey_command(path, org_code, publish):
 export_cli = AppGroup("export", help="The donor's files, through the anonymiser.")
 
 
+def _check_fiscal_year(fiscal_year: int) -> int:
+    """The year, if the award has figures for it (as on the report pages)."""
+    years = reporting_years()
+    if fiscal_year not in years:
+        raise click.ClickException(f"There are no figures for FY{fiscal_year}: choose a "
+                                   f"fiscal year from {years.start} to {years.stop - 1}.")
+    return fiscal_year
+
+
 @export_cli.command("indicators")
 @click.option("--fy", "fiscal_year", type=int, required=True, help="US fiscal year (Oct-Sep).")
 @click.option("--quarter", type=click.IntRange(1, 4), help="Only check that quarter's status.")
@@ -195,18 +237,27 @@ export_cli = AppGroup("export", help="The donor's files, through the anonymiser.
 @click.option("--out", "out", type=click.Path(dir_okay=False, writable=True), required=True)
 def export_indicators_command(fiscal_year, quarter, fmt, lang, out):
     """The indicator tracking table, exactly as the donor downloads it."""
+    _check_fiscal_year(fiscal_year)
     k = current_app.config["BLADI_SMALL_CELL_K"]
     with force_locale(BABEL_LOCALES[lang]):
         body = (exports.tracking_xlsx([fiscal_year], lang, k) if fmt == "xlsx"
-                else exports.rows_csv(exports.tracking_rows(fiscal_year, lang, k)))
+                else csv_bytes(exports.tracking_rows(fiscal_year, lang, k)))
     Path(out).write_bytes(body)
-    record(Action.EXPORT_DOWNLOADED, detail={"file": f"tracking.{fmt}", "fy": fiscal_year,
-                                             "by": "command line"})
-    db.session.commit()
+    _audit_export({"file": f"tracking.{fmt}", "fy": fiscal_year, "by": "command line"})
     state = exports.approved(fiscal_year)
     if quarter and not state[quarter]:
         click.echo(f"Note: FY{fiscal_year} Q{quarter} is not approved for every CSO.")
     click.echo(f"Wrote {out}.")
+
+
+def _audit_export(detail: dict) -> None:
+    """Audit an export once it is written: its reading ended first, then a short write
+    transaction of its own (on SQLite, a read transaction that goes on to write fails if the
+    app wrote in the meantime)."""
+    db.session.commit()
+    with write_transaction():
+        record(Action.EXPORT_DOWNLOADED, detail=detail)
+        db.session.commit()
 
 
 @export_cli.command("microdata")
@@ -214,13 +265,12 @@ def export_indicators_command(fiscal_year, quarter, fmt, lang, out):
 @click.option("--out", "out", type=click.Path(dir_okay=False, writable=True), required=True)
 def export_microdata_command(fiscal_year, out):
     """De-identified microdata (k-anonymous), exactly as the donor downloads it."""
+    _check_fiscal_year(fiscal_year)
     k = current_app.config["BLADI_SMALL_CELL_K"]
     with open(out, "wb") as handle:
         for chunk in exports.microdata_csv(fiscal_year, k):
             handle.write(chunk)
-    record(Action.EXPORT_DOWNLOADED, detail={"file": "microdata", "fy": fiscal_year,
-                                             "by": "command line"})
-    db.session.commit()
+    _audit_export({"file": "microdata", "fy": fiscal_year, "by": "command line"})
     click.echo(f"Wrote {out}.")
 
 
@@ -258,6 +308,19 @@ def import_beneficiaries_command(path, org_code, allow_duplicates, skip_duplicat
                + (f" ({len(skip)} duplicate rows skipped)." if skip else "."))
 
 
+imports_cli = AppGroup("imports", help="Spreadsheet uploads kept while a user decides.")
+
+
+@imports_cli.command("clean")
+@click.option("--older-than", "hours", type=click.FloatRange(0), default=importer.STASH_HOURS,
+              show_default=True, help="Delete kept uploads older than this many hours.")
+def clean_imports_command(hours: float):
+    """Delete uploads kept for a confirmation that never came (run it from cron daily;
+    each upload and confirmation also cleans up)."""
+    deleted = importer.clean_stashes(hours)
+    click.echo(f"Deleted {deleted} kept upload(s) older than {hours:g} hours.")
+
+
 reports_cli = AppGroup("reports", help="Upward reporting.")
 
 
@@ -266,15 +329,72 @@ reports_cli = AppGroup("reports", help="Upward reporting.")
 def reports_refresh_command(fiscal_year):
     """Recompute a fiscal year's figures for the dashboards (run it from cron every few
     minutes on a large installation, so no reviewer waits for the computation)."""
-    fiscal_year = fiscal_year or Period.containing(date.today()).fiscal_year
+    fiscal_year = _check_fiscal_year(fiscal_year or Period.containing(date.today()).fiscal_year)
     started = time.perf_counter()
     refresh(fiscal_year)
     db.session.commit()
     click.echo(f"FY{fiscal_year} figures refreshed in {time.perf_counter() - started:.1f} s.")
 
 
+backup_cli = AppGroup("backup", help="Backups: create online, restore into an empty "
+                                     "database, verify in a scratch database.")
+
+
+def _backup_step(step, *args):
+    """Run one backup service call; its refusal is the command's error message."""
+    try:
+        return step(*args)
+    except BackupError as failure:
+        raise click.ClickException(str(failure)) from None
+
+
+@backup_cli.command("create")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The backup file to write (never overwritten).")
+def backup_create_command(out: Path):
+    """Copy the live database into a backup file while the application runs (SQLite's
+    backup API, or pg_dump -Fc for PostgreSQL). The data key is not in it."""
+    started = time.perf_counter()
+    manifest = _backup_step(create_backup, db.engine.url, out)
+    click.echo(f"Backup written to {out} ({out.stat().st_size / 1e6:.1f} MB) in "
+               f"{time.perf_counter() - started:.1f} s: {len(manifest.tables)} tables, "
+               f"{manifest.rows} rows, migration {manifest.revision}. It holds no key: keep "
+               "BLADI_DATA_KEY apart from it, or it cannot be read.")
+
+
+@backup_cli.command("restore")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def backup_restore_command(path: Path):
+    """Restore a backup into the configured database, which must be empty."""
+    db.engine.dispose()  # nothing of ours holds the target open while it is written
+    manifest = _backup_step(restore_backup, path, db.engine.url)
+    click.echo(f"Restored {path} (made {manifest.created_at}): {len(manifest.tables)} tables, "
+               f"{manifest.rows} rows, as counted in the backup.")
+    head = ScriptDirectory(current_app.extensions["migrate"].directory).get_current_head()
+    if manifest.revision != head:
+        click.echo(f"The backup is at migration {manifest.revision}, this code at {head}: run "
+                   "`flask --app wsgi db upgrade` before starting the application.")
+
+
+@backup_cli.command("verify")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--scratch-url", help="PostgreSQL server for the scratch database "
+                                    "(default: the configured database's server).")
+def backup_verify_command(path: Path, scratch_url: str | None):
+    """Restore a backup into a scratch database (dropped afterwards) and check its row
+    counts, its migration, and that its encrypted values decrypt with BLADI_DATA_KEY."""
+    result = _backup_step(verify_backup, path, cipher_from_config(current_app.config),
+                          Path(current_app.extensions["migrate"].directory),
+                          scratch_url or db.engine.url)
+    for check in result.checks:
+        click.echo(f"  {'ok' if check.ok else 'FAILED':6} {check.name}: {check.detail}")
+    if not result.ok:
+        raise click.ClickException(f"{path} did not verify: do not count on it.")
+    click.echo(f"Verified {path} in {result.seconds:.1f} s: it restores.")
+
+
 def init_cli(app: Flask) -> None:
     """Register the command groups on the app."""
     for group in (seed_cli, users_cli, keys_cli, beneficiaries_cli, surveys_cli, export_cli,
-                  reports_cli):
+                  reports_cli, imports_cli, backup_cli):
         app.cli.add_command(group)

@@ -46,14 +46,17 @@ def _instance_secrets(instance_path: Path) -> dict[str, str]:
     return stored
 
 
-def _int(environ, name: str, default: int) -> int:
+def _int(environ, name: str, default: int, minimum: int | None = None) -> int:
     raw = environ.get(name)
     if raw in (None, ""):
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError as exc:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
 
 
 def load_settings(environ: dict | os._Environ, instance_path: Path) -> dict:
@@ -130,4 +133,6 @@ def load_settings(environ: dict | os._Environ, instance_path: Path) -> dict:
                                               0 if env == "testing" else 300),
         # The award's first US fiscal year: where life-of-award totals start.
         "BLADI_AWARD_FIRST_FY": _int(environ, "BLADI_AWARD_FIRST_FY", 2025),
+        # SQLite only: how long a write waits for another writer's lock before it fails.
+        "BLADI_SQLITE_BUSY_SECONDS": _int(environ, "BLADI_SQLITE_BUSY_SECONDS", 5, minimum=0),
     }

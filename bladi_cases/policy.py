@@ -193,14 +193,25 @@ def _cso_owned_scope(model):
     return scope
 
 
+def note_with_its_case():
+    """Notes whose case file is in the note's own CSO. A transfer leaves the confidential
+    notes behind with the CSO that wrote them: reaching one would show a case (and the
+    youth's new code) that CSO may no longer see, so such a note is out of everyone's
+    reach until the case comes back."""
+    return sa.exists().where(Case.id == CaseNote.case_id,
+                             Case.organization_id == CaseNote.organization_id)
+
+
 def _note_scope(user):
-    """Case notes of the CSO; a confidential one only for its author and the CSO manager."""
+    """Case notes of the CSO whose case is still there (note_with_its_case); a
+    confidential one only for its author and the CSO manager."""
     if not user.is_cso_staff:
         return sa.false()
     readable = sa.or_(CaseNote.confidential.is_(False), CaseNote.author_id == user.id)
     if user.role == Role.CSO_MANAGER:
         readable = sa.true()
-    return sa.and_(CaseNote.organization_id == user.organization_id, readable)
+    return sa.and_(CaseNote.organization_id == user.organization_id, readable,
+                   note_with_its_case())
 
 
 def _transfer_scope(user):

@@ -4,9 +4,7 @@ instrument), kept as XLSForm rows so it goes through the same importer as any fo
 
 from __future__ import annotations
 
-import io
-
-import openpyxl
+from .services.files import Sheet, xlsx_bytes
 
 FORM_ID = "bladi_youth_wellbeing"
 LANG_COLUMNS = ("label::Arabic (ar)", "label::French (fr)", "label::English (en)")
@@ -91,29 +89,20 @@ SCALE = ("wellbeing", ("الرفاه", "Bien-être", "Wellbeing"), "w1,w2,w3,w4,
 
 def workbook_bytes() -> bytes:
     """The sample survey as an XLSForm file."""
-    book = openpyxl.Workbook()
-    survey = book.active
-    survey.title = "survey"
-    survey.append(["type", "name", *LANG_COLUMNS, "required", "relevant", "constraint",
-                   "constraint_message::Arabic (ar)", "constraint_message::French (fr)",
-                   "constraint_message::English (en)"])
+    survey = [["type", "name", *LANG_COLUMNS, "required", "relevant", "constraint",
+               "constraint_message::Arabic (ar)", "constraint_message::French (fr)",
+               "constraint_message::English (en)"]]
     for kind, name, labels, required, relevant, constraint, messages in SURVEY:
         survey.append([kind, name, *labels, required, relevant, constraint,
                        *(messages or ("", "", ""))])
-    choices = book.create_sheet("choices")
-    choices.append(["list_name", "name", *LANG_COLUMNS])
-    for row in CHOICES:
-        choices.append(list(row))
-    settings = book.create_sheet("settings")
-    settings.append(["form_title::Arabic (ar)", "form_title::French (fr)",
-                     "form_title::English (en)", "form_id", "version"])
-    settings.append(["انخراط الشباب ورفاههم", "Engagement et bien-être des jeunes",
-                     "Youth engagement and wellbeing", FORM_ID, "2026-11"])
-    scales = book.create_sheet("scales")
-    scales.append(["name", *LANG_COLUMNS, "items", "method", "reverse", "min_answered",
-                   "item_min", "item_max"])
+    settings = [["form_title::Arabic (ar)", "form_title::French (fr)",
+                 "form_title::English (en)", "form_id", "version"],
+                ["انخراط الشباب ورفاههم", "Engagement et bien-être des jeunes",
+                 "Youth engagement and wellbeing", FORM_ID, "2026-11"]]
     name, labels, items, method, reverse, minimum, low, high = SCALE
-    scales.append([name, *labels, items, method, reverse, minimum, low, high])
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
+    scales = [["name", *LANG_COLUMNS, "items", "method", "reverse", "min_answered",
+               "item_min", "item_max"],
+              [name, *labels, items, method, reverse, minimum, low, high]]
+    return xlsx_bytes([Sheet("survey", survey),
+                       Sheet("choices", [["list_name", "name", *LANG_COLUMNS], *CHOICES]),
+                       Sheet("settings", settings), Sheet("scales", scales)])

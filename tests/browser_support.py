@@ -2,7 +2,9 @@
 and the checks every page of a journey goes through (layout, accessibility, weight, CSP).
 
 Test modules import the fixtures they use (`from .browser_support import browser, server`);
-each module then gets its own server on its own copy of one freshly seeded database.
+each module then gets its own server on its own copy of one freshly seeded database. The
+server machinery (`seed_demo_instance`, `demo_instance`, `gunicorn`) also serves the load
+tests (tests/test_concurrency.py) and bench/concurrency.py.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,18 +109,30 @@ def _env(instance: Path) -> dict[str, str]:
     return env
 
 
+def seed_demo_instance(instance: Path) -> Path:
+    """Migrate and seed an instance folder as `make run` does (400 youth), and add the club
+    of 30 meeting today. Also used by bench/concurrency.py."""
+    env = _env(instance)
+    flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
+    for command in ([*flask, "db", "upgrade"],
+                    [*flask, "seed", "demo", "--beneficiaries", "400"],
+                    [sys.executable, "-c", CLUB_OF_30]):
+        subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)
+    return instance
+
+
 def _seeded_instance(tmp_path_factory) -> Path:
     """One migrated and seeded instance folder per test session, copied by each server."""
     if "path" not in _SEEDED:
-        instance = tmp_path_factory.mktemp("browser-seeded")
-        env = _env(instance)
-        flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
-        for command in ([*flask, "db", "upgrade"],
-                        [*flask, "seed", "demo", "--beneficiaries", "400"],
-                        [sys.executable, "-c", CLUB_OF_30]):
-            subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)
-        _SEEDED["path"] = instance
+        _SEEDED["path"] = seed_demo_instance(tmp_path_factory.mktemp("browser-seeded"))
     return _SEEDED["path"]
+
+
+def demo_instance(tmp_path_factory, name: str) -> Path:
+    """A fresh copy of the session's seeded instance folder (its own database)."""
+    instance = tmp_path_factory.mktemp(name)
+    shutil.copytree(_seeded_instance(tmp_path_factory), instance, dirs_exist_ok=True)
+    return instance
 
 
 def _free_port() -> int:
@@ -125,31 +141,52 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@contextmanager
+def gunicorn(instance: Path, *options: str) -> Iterator[str]:
+    """gunicorn serving the app on the database of `instance`, on a free loopback port, with
+    extra command-line `options` (e.g. "--workers", "4"); yields the base URL. Its log is
+    instance/gunicorn.log."""
+    port = _free_port()
+    log = (instance / "gunicorn.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", *options, "wsgi:app"],
+        cwd=ROOT, env=_env(instance), stdout=subprocess.DEVNULL, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(base + "/healthz", timeout=1)
+                break
+            except OSError:
+                if process.poll() is not None:
+                    break
+                time.sleep(0.1)
+        else:
+            raise RuntimeError(f"the server did not start (see {log.name})")
+        if process.poll() is not None:
+            raise RuntimeError(f"the server stopped at start (see {log.name})")
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """gunicorn serving the app on a fresh copy of the demo database (demo accounts, 400
-    youth, the club of 30 meeting today)."""
-    instance = tmp_path_factory.mktemp("browser-instance")
-    shutil.copytree(_seeded_instance(tmp_path_factory), instance, dirs_exist_ok=True)
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-         "wsgi:app"], cwd=ROOT, env=_env(instance), stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    INSTANCES[base] = instance
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(base + "/healthz", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        process.kill()
-        pytest.fail("the server did not start")
-    yield base
-    process.terminate()
-    process.wait(timeout=10)
+    """gunicorn (one worker) serving the app on a fresh copy of the demo database (demo
+    accounts, 400 youth, the club of 30 meeting today)."""
+    instance = demo_instance(tmp_path_factory, "browser-instance")
+    try:
+        with gunicorn(instance, "--workers", "1") as base:
+            INSTANCES[base] = instance
+            yield base
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="module")

@@ -151,6 +151,22 @@ def _clear_g() -> None:
 
 
 @pytest.fixture
+def file_app(tmp_path, monkeypatch):
+    """A second app on its own SQLite file (`tmp_path / "file.db"`, empty: upgrade it), for
+    tests that read the database file itself. `db.session` is that app's own while the test
+    runs (the suite's rolled-back session would write to the suite's database instead)."""
+    application = create_app({"BLADI_ENV": "testing", "WTF_CSRF_ENABLED": False,
+                              "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'file.db'}"})
+    application.test_client_class = IsolatedClient
+    with application.app_context():
+        monkeypatch.setattr(db, "session", scoped_session(sessionmaker(bind=db.engine)))
+    yield application
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
 def client(app):
     """A test client; use login(client, user) to act as someone."""
     return app.test_client()

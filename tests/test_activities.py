@@ -250,3 +250,17 @@ def test_correct_a_recorded_session(client, setup):
     assert bad.status_code == 422
     db.session.refresh(session)
     assert session.duration_minutes == 45
+
+
+def test_calendar_links_say_their_visible_day(client, setup):
+    """A session's day in the calendar is a link whose accessible name contains the number
+    it shows (axe's label-content-name-mismatch: "3" shown, "03/12/2026" read, failed on
+    the 1st to the 9th of every month)."""
+    session = setup["session"]
+    month = session.date.strftime("%Y-%m")
+    html = client.get(f"/activities/{setup['activity'].uuid}?month={month}").get_data(
+        as_text=True)
+    links = re.findall(r'<a class="held"[^>]*aria-label="([^"]*)"[^>]*>([^<]*)</a>', html)
+    assert links, "the session's day is a link"
+    for label, shown in links:
+        assert shown.strip() in label.split(), (label, shown)

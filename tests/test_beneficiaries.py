@@ -247,31 +247,72 @@ def test_identities_are_unreadable_in_the_database(make_beneficiary):
     assert youth.birth_year == 2004 and youth.birth_month == 7
 
 
-def test_sqlite_file_holds_no_readable_identity(tmp_path):
+def test_sqlite_file_holds_no_readable_name_before_or_after_erasure(file_app, tmp_path):
+    """A youth's name written into every encrypted field (`encrypted_columns()`, checked
+    filled) is nowhere in the SQLite file, WAL included: not at rest, and not after the
+    erasure, a commit and VACUUM, not even decrypted with the key."""
     from flask_migrate import upgrade
 
-    from bladi_cases import create_app
+    from bladi_cases.models import Organization, SurveyResponse, User
     from bladi_cases.seed import seed_reference
-    from bladi_cases.services.beneficiaries.registry import register
 
-    from .conftest import registration
+    from .conftest import TEST_PASSWORD, _hashed
+    from .free_text import (
+        NAME_WORDS,
+        check_every_encrypted_column_is_filled,
+        decrypted_everything,
+        name_forms,
+        register_named_youth,
+        write_everywhere,
+    )
 
-    url = f"sqlite:///{tmp_path / 'file.db'}"
-    fresh = create_app({"BLADI_ENV": "testing", "SQLALCHEMY_DATABASE_URI": url})
-    with fresh.app_context():
+    def file_bytes() -> bytes:
+        return b"".join(p.read_bytes() for p in tmp_path.glob("file.db*"))
+
+    with file_app.app_context():
         upgrade()
         seed_reference()
-        org = db.session.scalars(sa.select(db.metadata.tables["organization"].c.id)).first()
-        from bladi_cases.models import Organization
-
-        register(None, db.session.get(Organization, org), registration(
-            first_name_ar="يسرى", first_name_latin="Yosra", phone="97 111 222",
-            birth_date=date(2003, 4, 5)), confirmed_new=True)
+        ba, acec = (db.session.scalars(sa.select(Organization).where(Organization.code == code))
+                    .one() for code in ("BA", "ACEC"))
+        worker, manager = (User(email=f"{role}@example.tn", display_name=role, role=role,
+                                organization_id=ba.id, password_hash=_hashed(TEST_PASSWORD))
+                           for role in (Role.FIELD_WORKER, Role.CSO_MANAGER))
+        db.session.add_all([worker, manager])
+        youth = register_named_youth(ba)
+        written = write_everywhere(worker, youth, acec)
         db.session.commit()
+        check_every_encrypted_column_is_filled(youth)
+        at_rest = file_bytes()
+        for form in name_forms():
+            assert form not in at_rest, form
+        assert b"98765432" not in at_rest
+
+        client = file_app.test_client()
+        login(client, manager)
+
+        pages = (f"/cases/{written.case.uuid}",
+                 f"/surveys/{written.version.survey.uuid}/responses.csv")
+
+        def shown() -> str:
+            return "".join(client.get(page).get_data(as_text=True) for page in pages)
+
+        assert all(word in shown() for word in NAME_WORDS)  # what the check below looks for
+        assert client.post(f"/beneficiaries/{youth.uuid}/erase",
+                           data={"confirm": youth.code}).status_code == 302
+        db.session.commit()
+        db.session.remove()
+        assert not [word for word in NAME_WORDS if word in decrypted_everything()]
+        assert not [word for word in NAME_WORDS if word in shown()]
+        response = db.session.scalars(sa.select(SurveyResponse)).one()
+        assert response.answers["situation"] == "working"  # the figures' answers stay
+        db.session.remove()
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM")
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         db.engine.dispose()
-    raw = b"".join(p.read_bytes() for p in tmp_path.glob("file.db*"))
-    for secret in ("يسرى", "Yosra", "97111222", "2003-04-05", "الطرابلسي", "Trabelsi"):
-        assert secret.encode() not in raw, secret
+    erased = file_bytes()
+    for form in name_forms():
+        assert form not in erased, form
 
 
 def test_access_request_downloads_the_whole_record(client, make_user, make_beneficiary):
@@ -317,6 +358,58 @@ def test_erasure_destroys_identity_and_keeps_deidentified_data(client, make_user
     assert "beneficiary_erased" in _actions(manager)
     again = client.post(f"/beneficiaries/{youth.uuid}/edit", data=_form())
     assert again.status_code == 404
+
+
+def test_erasure_leaves_the_name_in_no_table_and_on_no_page(client, make_user, org):
+    """The name written into every free-text field is, after the erasure, in no row of any
+    table (this database: SQLite or PostgreSQL), in no value decrypted with the key, and on
+    neither the case page nor the survey export; the figures' data stays."""
+    from bladi_cases.models import CaseGoal, SurveyResponse
+
+    from .free_text import (
+        NAME_WORDS,
+        check_every_encrypted_column_is_filled,
+        decrypted_everything,
+        every_table_dump,
+        register_named_youth,
+        write_everywhere,
+    )
+
+    worker = make_user(Role.FIELD_WORKER, "BA")
+    manager = make_user(Role.CSO_MANAGER, "BA", preferred_language="en")
+    youth = register_named_youth(org("BA"))
+    written = write_everywhere(worker, youth, org("ACEC"))
+    db.session.commit()
+    check_every_encrypted_column_is_filled(youth)
+    assert not [word for word in NAME_WORDS if word in every_table_dump()]  # encrypted
+    pages = (f"/cases/{written.case.uuid}", "/cases/transfers",
+             f"/surveys/{written.version.survey.uuid}/responses.csv")
+    login(client, manager)
+
+    def shown() -> str:
+        return "".join(client.get(page).get_data(as_text=True) for page in pages)
+
+    assert all(word in shown() for word in NAME_WORDS)
+    assert all(word in decrypted_everything() for word in NAME_WORDS)
+    assert client.post(f"/beneficiaries/{youth.uuid}/erase",
+                       data={"confirm": youth.code}).status_code == 302
+    db.session.expire_all()
+    assert not [word for word in NAME_WORDS if word in decrypted_everything()]
+    assert not [word for word in NAME_WORDS if word in every_table_dump()]
+    assert not [word for word in NAME_WORDS if word in shown()]
+    case_page = text_of(client.get(f"/cases/{written.case.uuid}"))
+    assert "Erased" in case_page
+    goal = db.session.scalars(sa.select(CaseGoal).where(
+        CaseGoal.case_id == written.case.id)).one()
+    assert goal.description_enc is None and goal.status == "planned"
+    response = db.session.scalars(sa.select(SurveyResponse).where(
+        SurveyResponse.beneficiary_id == youth.id)).one()
+    assert response.text_answers_enc is None and response.answers["w1"] == "4"
+    assert response.scores  # reports read these
+    assert client.post(f"/cases/{written.case.uuid}/goals",
+                       data={"goal-description": "جديد"}).status_code == 302
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(CaseGoal).where(
+        CaseGoal.case_id == written.case.id)) == 1, "no new free text about an erased youth"
 
 
 def test_large_result_counts_are_capped(client, worker, make_beneficiary, monkeypatch):

@@ -120,10 +120,10 @@ def test_an_exported_template_imports_once_filled(client, manager):
     assert _upload(client, "filled.xlsx", buffer.getvalue()).status_code == 302
 
 
-def _refused(client, name, data, *expected):
+def _refused(client, name, data, *expected, status=422):
     before = _count()
     response = _upload(client, name, data)
-    assert response.status_code == 200
+    assert response.status_code == status
     page = text_of(response)
     for text in expected:
         assert text in page, (text, page[-1500:])
@@ -167,7 +167,7 @@ def test_size_and_row_limits(client, manager, monkeypatch):
     monkeypatch.setattr(importer, "MAX_ROWS", 1)
     _refused(client, "many.csv", _csv(header, rows), "1")
     monkeypatch.setattr(importer, "MAX_BYTES", 100)
-    _refused(client, "big.csv", _csv(header, rows), "5")
+    _refused(client, "big.csv", _csv(header, rows), "5", status=413)
 
 
 def test_ten_thousand_and_one_rows_are_refused():

@@ -48,3 +48,26 @@ def test_bad_values_fail_fast(tmp_path):
         load_settings({"BLADI_ENV": "staging"}, tmp_path)
     with pytest.raises(ConfigError):
         load_settings({"BLADI_ENV": "testing", "BLADI_PAGE_SIZE": "many"}, tmp_path)
+
+
+@pytest.mark.parametrize("value", ["-1", "five", "2.5"])
+def test_a_bad_sqlite_busy_timeout_fails_fast(tmp_path, value):
+    with pytest.raises(ConfigError) as error:
+        load_settings({"BLADI_ENV": "testing", "BLADI_SQLITE_BUSY_SECONDS": value}, tmp_path)
+    assert "BLADI_SQLITE_BUSY_SECONDS" in str(error.value)
+
+
+def test_sqlite_connections_get_wal_and_the_busy_timeout(tmp_path, monkeypatch):
+    from bladi_cases import create_app
+    from bladi_cases.extensions import db
+
+    assert load_settings({"BLADI_ENV": "testing"}, tmp_path)["BLADI_SQLITE_BUSY_SECONDS"] == 5
+    monkeypatch.setenv("BLADI_SQLITE_BUSY_SECONDS", "7")
+    app = create_app({"BLADI_ENV": "testing",
+                      "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'file.db'}"})
+    with app.app_context(), db.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 7000
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    with app.app_context():
+        db.engine.dispose()

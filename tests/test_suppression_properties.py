@@ -175,3 +175,117 @@ def test_no_hidden_value_can_be_recovered_across_the_tables_of_a_release(spec):
     release.publish()
     for figure, low, high in _release_bounds(release):
         assert high - low >= 1 - 1e-9, f"{figure} is pinned to {low} by the release"
+
+
+# --- The attacker who reasons: bounds, the display symbol, youth counted once a year ---------
+
+def _attack(shown: dict, sums: list, at_least: list, k: int) -> dict:
+    """The attacker of docs/PRIVACY.md, written here independently of the app: every figure
+    shown as "…" is a whole number >= 1, shown ones are constants, `sums` are
+    (parts, total) facts and `at_least` are (big, small) facts; returns the interval of each
+    hidden figure by integer programming (a finite ceiling keeps every program bounded)."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    hidden = sorted((f for f, text in shown.items() if text == "…"), key=repr)
+    if not hidden:
+        return {}
+    index = {f: i for i, f in enumerate(hidden)}
+    rows, lows, highs = [], [], []
+
+    def add(terms: dict, low: float, high: float) -> None:
+        row, constant = np.zeros(len(hidden)), 0.0
+        for figure, coefficient in terms.items():
+            if figure in index:
+                row[index[figure]] += coefficient
+            else:
+                constant += coefficient * int(shown[figure])
+        if row.any():
+            rows.append(row)
+            lows.append(low - constant)
+            highs.append(high - constant)
+
+    for parts, total in sums:
+        add({**{p: 1 for p in parts}, total: -1}, 0, 0)
+    for big, small in at_least:
+        add({big: 1, small: -1}, 0, np.inf)
+    ceiling = 10**6
+    bounds = Bounds(np.ones(len(hidden)), np.full(len(hidden), ceiling))
+    constraints = [LinearConstraint(np.array(rows), lows, highs)] if rows else []
+    found = {}
+    for figure, i in index.items():
+        objective = np.zeros(len(hidden))
+        objective[i] = 1
+        low = milp(objective, constraints=constraints, bounds=bounds,
+                   integrality=np.ones(len(hidden)))
+        high = milp(-objective, constraints=constraints, bounds=bounds,
+                    integrality=np.ones(len(hidden)))
+        assert low.status == 0 and high.status == 0, (figure, low.message, high.message)
+        found[figure] = (round(low.fun), round(-high.fun))
+    return found
+
+
+youth_years = st.tuples(
+    st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2), st.integers(0, 1),
+                       st.sets(st.integers(0, 3), min_size=1, max_size=4)),
+             min_size=0, max_size=40),
+    st.sampled_from([3, 5]))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(youth_years)
+def test_a_reasoning_attacker_narrows_no_hidden_figure(spec):
+    """Youth counted once a year (each seen in some quarters), published as the year's
+    release does: CSO x quarter (quarters do not add up to the year), CSO x setting with its
+    margins, sex; the year at least each quarter and at most their sum. The attacker uses
+    all of it; every hidden figure keeps at least k-1 possible values."""
+    from collections import Counter
+
+    from bladi_cases.privacy.release import Release
+
+    youth, k = spec
+    csos, settings_, sexes = [f"o{i}" for i in range(4)], ["s0", "s1", "s2"], ["f", "m"]
+    quarters = [f"Q{q}" for q in range(1, 5)]
+    by_quarter = Counter((csos[o], quarters[q]) for o, _s, _x, seen in youth for q in seen)
+    by_setting = Counter((csos[o], settings_[s]) for o, s, _x, _seen in youth)
+    by_sex = Counter((sexes[x], "n") for _o, _s, x, _seen in youth)
+
+    def star(value):
+        return "*" if value == TOTAL else value
+
+    release = Release(k)
+    release.add("trend", by_quarter, csos, quarters,
+                lambda key: None if key[1] == TOTAL else ("q", star(key[0]), key[1]))
+    release.add("setting", by_setting, csos, settings_,
+                lambda key: ("fy", star(key[0]), star(key[1])))
+    release.add("sex", by_sex, sexes, ["n"],
+                lambda key: ("fy", "*", "*") if key[0] == TOTAL else ("sex", key[0]))
+    for cso in csos + ["*"]:
+        release.relate({("fy", cso, "*"): 1, **{("q", cso, q): -1 for q in quarters}})
+        for q in quarters:
+            release.relate({("q", cso, q): 1, ("fy", cso, "*"): -1})
+    release.publish()
+
+    figures = ([("q", c, q) for c in csos + ["*"] for q in quarters]
+               + [("fy", c, s) for c in csos + ["*"] for s in settings_ + ["*"]]
+               + [("sex", x) for x in sexes])
+    shown = {f: release.shown(f) for f in figures}
+    assert not [t for t in shown.values() if t.isdigit() and 0 < int(t) < k]
+    sums = [([("q", c, q) for c in csos], ("q", "*", q)) for q in quarters]
+    sums += [([("fy", c, s) for s in settings_], ("fy", c, "*")) for c in csos + ["*"]]
+    sums += [([("fy", c, s) for c in csos], ("fy", "*", s)) for s in settings_ + ["*"]]
+    sums += [([("sex", x) for x in sexes], ("fy", "*", "*"))]
+    at_least = [(("fy", c, "*"), ("q", c, q)) for c in csos + ["*"] for q in quarters]
+    sums_of_quarters = [(("q", c, q), c) for c in csos + ["*"] for q in quarters]
+    # year <= sum of its quarters, written as sum(quarters) - year >= 0
+    for cso in csos + ["*"]:
+        at_least.append((("sumq", cso), ("fy", cso, "*")))
+        sums.append(([f for f, c in sums_of_quarters if c == cso], ("sumq", cso)))
+        shown[("sumq", cso)] = "…"  # a sum nobody sees: unknown, >= 1 when it has youth
+        if not any(by_quarter.get((cso, q), 0) for q in quarters) and cso != "*":
+            shown[("sumq", cso)] = "0"
+    if not youth:
+        shown[("sumq", "*")] = "0"
+    for figure, (low, high) in _attack(shown, sums, at_least, k).items():
+        if figure[0] == "sumq":
+            continue
+        assert high - low + 1 >= k - 1, f"{figure} narrowed to {low}..{high} (k={k})"

@@ -216,7 +216,7 @@ def test_not_an_xlsx_file():
     for data in (b"", b"name,age\nAmina,17\n", _xlsx({"survey": [["type"]]})[:200]):
         with pytest.raises(XLSFormError) as caught:
             parse_xlsform(data)
-        assert caught.value.messages == ["The file is not an XLSX spreadsheet."]
+        assert caught.value.messages == ["The file is not a valid XLSX spreadsheet."]
 
 
 def _with_rows(*rows, sheet="survey"):

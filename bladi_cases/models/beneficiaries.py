@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
 from .admin import Governorate, Organization, Site, SiteKind
-from .common import PublicIdMixin, TitledEnum, check_in, utcnow
+from .common import PublicIdMixin, TitledEnum, check_in, encrypted_column, utcnow
 
 
 class Sex(TitledEnum):
@@ -128,15 +128,15 @@ class Beneficiary(PublicIdMixin, db.Model):
     code: Mapped[str] = mapped_column(sa.String(30), unique=True)
 
     # Identifying, encrypted (Fernet tokens).
-    first_name_ar_enc: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
-    last_name_ar_enc: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
-    first_name_latin_enc: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
-    last_name_latin_enc: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
-    birth_date_enc: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
-    phone_enc: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
-    guardian_name_enc: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
-    guardian_phone_enc: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
-    address_enc: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    first_name_ar_enc: Mapped[bytes | None] = encrypted_column()
+    last_name_ar_enc: Mapped[bytes | None] = encrypted_column()
+    first_name_latin_enc: Mapped[bytes | None] = encrypted_column()
+    last_name_latin_enc: Mapped[bytes | None] = encrypted_column()
+    birth_date_enc: Mapped[bytes | None] = encrypted_column()
+    phone_enc: Mapped[bytes | None] = encrypted_column()
+    guardian_name_enc: Mapped[bytes | None] = encrypted_column()
+    guardian_phone_enc: Mapped[bytes | None] = encrypted_column()
+    address_enc: Mapped[bytes | None] = encrypted_column()
 
     # Blind indexes of the full name in each script, for duplicate checks.
     name_key_ar: Mapped[str | None] = mapped_column(sa.String(32))
@@ -230,7 +230,7 @@ class Consent(PublicIdMixin, db.Model):
         sa.ForeignKey("beneficiary.id", ondelete="CASCADE"), index=True)
     organization_id: Mapped[int] = mapped_column(sa.ForeignKey("organization.id"), index=True)
     given_by: Mapped[str] = mapped_column(sa.String(20))
-    giver_name_enc: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    giver_name_enc: Mapped[bytes | None] = encrypted_column()
     relationship_to_youth: Mapped[str | None] = mapped_column(sa.String(60))
     authority: Mapped[str | None] = mapped_column(sa.String(200))
     given_on: Mapped[date]

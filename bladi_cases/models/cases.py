@@ -1,5 +1,7 @@
 """Case management: a case file per youth (status history, needs, plan, notes, referrals,
-outcomes, follow-ups) and transfers between CSOs. Note text is encrypted like identities."""
+outcomes, follow-ups) and transfers between CSOs. Free text written about the youth (notes
+and their history, goals, a referral's outcome, a transfer's consent note) is encrypted like
+the identities, and erased with them."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..extensions import db
 from .auth import User
 from .beneficiaries import Beneficiary
-from .common import PublicIdMixin, TitledEnum, check_in, utcnow
+from .common import PublicIdMixin, TitledEnum, check_in, encrypted_column, utcnow
 
 
 class CaseStatus(TitledEnum):
@@ -286,7 +288,7 @@ class CaseGoal(PublicIdMixin, db.Model):
     case_id: Mapped[int] = mapped_column(sa.ForeignKey("case_file.id", ondelete="CASCADE"),
                                          index=True)
     organization_id: Mapped[int] = mapped_column(sa.ForeignKey("organization.id"), index=True)
-    description: Mapped[str] = mapped_column(sa.String(300))
+    description_enc: Mapped[bytes | None] = encrypted_column()  # None once erased
     target_date: Mapped[dt.date | None]
     responsible_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"))
     status: Mapped[str] = mapped_column(sa.String(12), default=GoalStatus.PLANNED)
@@ -309,7 +311,7 @@ class CaseNote(PublicIdMixin, db.Model):
     author_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"))
     note_date: Mapped[dt.date]
     kind: Mapped[str] = mapped_column(sa.String(20))
-    text_enc: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    text_enc: Mapped[bytes | None] = encrypted_column()
     confidential: Mapped[bool] = mapped_column(default=False)
     due_date: Mapped[dt.date | None]
     done_on: Mapped[dt.date | None]
@@ -333,7 +335,7 @@ class CaseNoteVersion(db.Model):
     note_id: Mapped[int] = mapped_column(sa.ForeignKey("case_note.id", ondelete="CASCADE"),
                                          index=True)
     organization_id: Mapped[int] = mapped_column(sa.ForeignKey("organization.id"))
-    text_enc: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    text_enc: Mapped[bytes | None] = encrypted_column()
     edited_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"))
     edited_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -371,7 +373,7 @@ class Referral(PublicIdMixin, db.Model):
     proposed_on: Mapped[dt.date]
     made_on: Mapped[dt.date | None]
     closed_on: Mapped[dt.date | None]
-    outcome: Mapped[str | None] = mapped_column(sa.String(300))
+    outcome_enc: Mapped[bytes | None] = encrypted_column()  # what came of it, free text
     due_date: Mapped[dt.date | None]
 
     case: Mapped[Case] = relationship(back_populates="referrals")
@@ -422,7 +424,7 @@ class CaseTransfer(PublicIdMixin, db.Model):
     from_organization_id: Mapped[int] = mapped_column(sa.ForeignKey("organization.id"))
     to_organization_id: Mapped[int] = mapped_column(sa.ForeignKey("organization.id"),
                                                     index=True)
-    consent_note: Mapped[str] = mapped_column(sa.String(300))
+    consent_note_enc: Mapped[bytes | None] = encrypted_column()  # None once erased
     status: Mapped[str] = mapped_column(sa.String(10), default=TransferStatus.PENDING)
     requested_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"))
     requested_on: Mapped[dt.date]

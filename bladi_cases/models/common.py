@@ -1,4 +1,5 @@
-"""Helpers shared by the models: UTC timestamps, public UUIDs, enums with titles."""
+"""Helpers shared by the models: UTC timestamps, public UUIDs, enums with titles, encrypted
+columns."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, MappedColumn, mapped_column
+
+from ..extensions import db
 
 
 def in_language(texts: dict | None, lang: str, default: str = "") -> str:
@@ -91,6 +94,32 @@ def titled_enums() -> dict[str, type[TitledEnum]]:
 def check_in(column: str, values) -> str:
     """The SQL of a CHECK constraint keeping a column to an enum's values (or any strings)."""
     return f"{column} IN {tuple(getattr(v, 'value', v) for v in values)}"
+
+
+ENCRYPTED = "encrypted"  # the `info` key that marks a column holding Fernet tokens
+
+
+def encrypted_column() -> MappedColumn:
+    """A nullable column holding one Fernet token (privacy/crypto.py): what the model
+    declares for every value stored encrypted. Name its attribute `..._enc`.
+
+    Key rotation and its verification (services/keys.py), erasure
+    (services/beneficiaries/rights.py) and the "no plaintext in the database" tests find
+    the column through `encrypted_columns()`, so a new one needs no registration anywhere.
+    """
+    return mapped_column(sa.LargeBinary, nullable=True, info={ENCRYPTED: True})
+
+
+def encrypted_columns() -> dict[type, tuple[str, ...]]:
+    """Every mapped model with columns declared by `encrypted_column`, and their attribute
+    names, read from the mappers (the models must be imported). Ordered by table name."""
+    found = {}
+    for mapper in sorted(db.Model.registry.mappers, key=lambda m: m.local_table.name):
+        names = tuple(attr.key for attr in mapper.column_attrs
+                      if any(column.info.get(ENCRYPTED) for column in attr.columns))
+        if names:
+            found[mapper.class_] = names
+    return found
 
 
 class PublicIdMixin:

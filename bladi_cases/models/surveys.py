@@ -10,7 +10,14 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
-from .common import PublicIdMixin, TitledEnum, check_in, in_language, utcnow
+from .common import (
+    PublicIdMixin,
+    TitledEnum,
+    check_in,
+    encrypted_column,
+    in_language,
+    utcnow,
+)
 
 
 class Wave(TitledEnum):
@@ -94,7 +101,10 @@ class SurveyResponse(PublicIdMixin, db.Model):
     beneficiary_id: Mapped[int | None] = mapped_column(sa.ForeignKey("beneficiary.id"),
                                                        index=True)
     wave: Mapped[str | None] = mapped_column(sa.String(12))
+    # Answers to `text` questions can name the youth: they are kept apart, encrypted (a JSON
+    # object of name -> text); the other answers stay plain for reports.
     answers: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    text_answers_enc: Mapped[bytes | None] = encrypted_column()
     scores: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     content_hash: Mapped[str] = mapped_column(sa.String(64))
     submitted_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"))
@@ -125,5 +135,6 @@ class SurveyDraft(db.Model):
                                                                      ondelete="CASCADE"))
     wave: Mapped[str | None] = mapped_column(sa.String(12))
     response_uuid: Mapped[str] = mapped_column(sa.String(36))
-    answers: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    # All of it encrypted (a JSON object): typed input not yet checked against its question.
+    answers_enc: Mapped[bytes | None] = encrypted_column()
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,7 +1,14 @@
 """Privacy primitives: field encryption, blind indexes, normalisation, small-cell
 suppression."""
 
-from .crypto import DataKeyError, FieldCipher, cipher_from_config, new_key, parse_keys
+from .crypto import (
+    DataKeyError,
+    FieldCipher,
+    UndecryptableValueError,
+    cipher_from_config,
+    new_key,
+    parse_keys,
+)
 from .normalize import name_tokens, normalize_text
 from .suppression import WITHHELD, PublishedTable, is_withheld, percentage, published, suppress
 
@@ -19,4 +26,5 @@ __all__ = [
     "percentage",
     "published",
     "suppress",
+    "UndecryptableValueError",
 ]

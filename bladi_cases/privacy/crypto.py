@@ -31,6 +31,17 @@ class DataKeyError(ValueError):
     """BLADI_DATA_KEY is missing or malformed, or data cannot be decrypted with it."""
 
 
+class UndecryptableValueError(DataKeyError):
+    """A stored value that no configured key decrypts, named by its table, row and column:
+    a key removed too early, or damaged data, is an error to fix, never an empty field."""
+
+    def __init__(self, table: str, row_id, column: str):
+        super().__init__(f"{table} row {row_id}, column {column}: the value cannot be "
+                         "decrypted with the configured BLADI_DATA_KEY (a key removed "
+                         "before `keys rotate` finished, or damaged data)")
+        self.table, self.row_id, self.column = table, row_id, column
+
+
 def parse_keys(raw: str) -> list[bytes]:
     """Parse BLADI_DATA_KEY (comma/whitespace separated Fernet keys, newest first)."""
     parts = [part for part in _KEY_SPLIT.split(raw or "") if part]
@@ -69,6 +80,16 @@ class FieldCipher:
         self._index_key = HKDF(
             algorithm=hashes.SHA256(), length=32, salt=None, info=_INDEX_INFO
         ).derive(base64.urlsafe_b64decode(keys[0]))
+
+    @property
+    def key_count(self) -> int:
+        """How many keys decrypt (the newest encrypts)."""
+        return len(self._keys)
+
+    def newest_only(self) -> FieldCipher:
+        """A cipher of the newest key alone: what remains once the older keys are removed
+        (verifying a rotation decrypts with it)."""
+        return FieldCipher(self._keys[:1])
 
     def index_variants(self) -> list[FieldCipher]:
         """This cipher, then one per older key: searching with all of them finds rows whose

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 
+from .attack import Facts, intervals
 from .suppression import TOTAL, WITHHELD, PublishedTable, is_withheld, suppress, table_lines
 
 FigureId = Hashable
@@ -52,6 +53,9 @@ class Release:
     def __init__(self, k: int):
         self.k = k
         self._tables: dict[str, _Table] = {}
+        self._relations: list[tuple[dict[FigureId, int], int]] = []
+        self._private: set[str] = set()  # tables used for protection only, never shown
+        self._hidden: set = set()
         self.tables: dict[str, PublishedTable] = {}
         self._shown: dict[FigureId, str] = {}
         self._true: dict[FigureId, int] = {}
@@ -71,12 +75,36 @@ class Release:
                 raise ValueError(f"figure {figure!r} is {self._true[figure]} and {value}")
         self._tables[name] = table
 
-    def publish(self) -> dict[str, PublishedTable]:
+    def known(self, figure: FigureId) -> bool:
+        """Whether a named figure is part of the release."""
+        return figure in self._true
+
+    def keep_private(self, name: str) -> None:
+        """A table whose figures are never shown (only whether they are hidden is used):
+        left out of the attacker's knowledge."""
+        self._private.add(name)
+
+    def relate(self, terms: dict[FigureId, int], at_most: int = 0) -> None:
+        """A fact a reader knows about named figures: sum(coefficient * figure) <= at_most
+        (e.g. {year: 1, quarter: -1} <= 0 says a year is at least its quarter). Facts
+        the true figures break are dropped: the reader would only mislead themselves."""
+        if sum(c * self._true[f] for f, c in terms.items()) <= at_most:
+            self._relations.append((dict(terms), at_most))
+
+    def publish(self, protected: Iterable[str] | None = None) -> dict[str, PublishedTable]:
         """Suppress every table, sharing hidden figures until they agree, then check the
         tables together: a hidden figure that the published ones still determine (through
-        relations that span tables, e.g. two tables with the same CSO totals) gets one
-        more figure hidden beside it, and everything runs again until none is left."""
+        relations that span tables, e.g. two tables with the same CSO totals), or that a
+        reader can narrow to fewer than k-1 values (`narrowed`), gets one more figure
+        hidden beside it, and everything runs again until none is left.
+
+        `protected` is the `protection()` of an earlier publish of the same figures (kept
+        in the year's snapshot): it is hidden from the start and the audit, the costly
+        part, is not run again."""
         hidden: set = set()  # variables (see _variable) that must be hidden everywhere
+        if protected is not None:
+            by_repr = {repr(v): v for v in self._values()}
+            hidden = {by_repr[r] for r in protected if r in by_repr}
         while True:
             while True:
                 for name, table in self._tables.items():
@@ -91,9 +119,12 @@ class Release:
                     break
                 hidden |= found
             partners = self._partners_for_determined(hidden)
+            if not partners and protected is None:
+                partners = self._partners_for_narrowed(hidden)
             if not partners:
                 break
             hidden |= partners
+        self._hidden = hidden
         self._shown = {}
         for name, table in self._tables.items():
             published = self.tables[name]
@@ -140,16 +171,99 @@ class Release:
             partners.add(self._nearest_shown(variable, equations, hidden, values))
         return partners
 
+    def _values(self) -> dict:
+        return {self._variable(name, table, key): table.value(key)
+                for name, table in self._tables.items() for key in table.keys()}
+
+    def _published(self) -> set:
+        """The variables a reader sees (shown or as "…"): named figures of public tables."""
+        return {self._variable(name, table, key) for name, table in self._tables.items()
+                if name not in self._private for key in table.keys()
+                if table.ids(key) is not None}
+
+    def facts(self, hidden: set) -> Facts:
+        """What a reader knows, as linear facts over the hidden figures and the sums they
+        never see: every line of every public table adds up, shown figures are constants,
+        a hidden one is at least 1 (zeros are shown), and the relations given by `relate`."""
+        values, published = self._values(), self._published()
+        facts = Facts()
+
+        def unknown(variable) -> bool:
+            return variable in hidden or variable not in published
+
+        def split(terms: dict) -> tuple[dict, int]:
+            free, constant = {}, 0
+            for variable, coefficient in terms.items():
+                if unknown(variable):
+                    free[variable] = free.get(variable, 0) + coefficient
+                else:
+                    constant += coefficient * values[variable]
+            return {v: c for v, c in free.items() if c}, constant
+
+        for name, table in self._tables.items():
+            if name in self._private:
+                continue
+            for line in table_lines(table.rows, table.columns):
+                terms: dict = {}
+                for key in line[:-1]:
+                    variable = self._variable(name, table, key)
+                    terms[variable] = terms.get(variable, 0) + 1
+                total = self._variable(name, table, line[-1])
+                terms[total] = terms.get(total, 0) - 1
+                free, constant = split(terms)
+                if free:
+                    facts.equalities.append((free, -constant))
+        for terms, at_most in self._relations:
+            free, constant = split(terms)
+            if free:
+                facts.inequalities.append((free, at_most - constant))
+        for variable in facts.unknowns():
+            facts.lower[variable] = 1 if variable in hidden and variable in published else 0
+        return facts
+
+    def narrowed(self, hidden: set) -> set:
+        """Hidden figures a reader can pin down more than "…" allows: those whose interval
+        holds fewer than k-1 whole numbers, as few as a count of 1..k-1 (docs/PRIVACY.md
+        says why the interval of a small count need not start at 1)."""
+        published = self._published()
+        targets = {v for v in hidden if v in published}
+        return {variable for variable, (low, high)
+                in intervals(self.facts(hidden), targets).items()
+                if high - low + 1 < self.k - 1}
+
+    def protection(self) -> list[str]:
+        """What `publish()` hid, to publish the same figures again without the audit."""
+        return sorted(repr(v) for v in self._hidden)
+
+    def intervals(self) -> dict:
+        """Every hidden figure's interval under the attacker model, after `publish()`."""
+        targets = self._hidden & self._published()
+        return intervals(self.facts(self._hidden), targets)
+
+    def _partners_for_narrowed(self, hidden: set) -> set:
+        """For each hidden figure a reader narrows too much, a shown figure to hide beside
+        it (on a line or a relation through it)."""
+        narrowed = self.narrowed(hidden)
+        if not narrowed:
+            return set()
+        values = self._values()
+        links = self._equations() + [([v for v in terms], None)
+                                     for terms, _at_most in self._relations]
+        published = self._published()
+        return {self._nearest_shown(v, links, hidden, values, published)
+                for v in sorted(narrowed, key=repr)}
+
     @staticmethod
-    def _nearest_shown(variable, equations, hidden: set, values: dict):
+    def _nearest_shown(variable, equations, hidden: set, values: dict, choosable=None):
         """The smallest shown positive figure on a line through `variable`; if every one
         is hidden, on the lines through those, and so on outward."""
         frontier, seen = {variable}, {variable}
         while frontier:
-            lines = [cells + [total] for cells, total in equations
+            lines = [[v for v in cells + [total] if v is not None] for cells, total in equations
                      if frontier & set(cells + [total])]
             candidates = sorted((values[v], repr(v), v) for line in lines for v in line
-                                if v not in hidden and values[v] > 0)
+                                if v not in hidden and values[v] > 0
+                                and (choosable is None or v in choosable))
             if candidates:
                 return candidates[0][2]
             frontier = {v for line in lines for v in line if v in hidden} - seen
@@ -159,7 +273,7 @@ class Release:
         raise ValueError(f"cannot protect {variable!r}")
 
     def shown(self, figure: FigureId) -> str:
-        """How a named figure is published: "12", "0", "<5" or "…"."""
+        """How a named figure is published: "12", "0" or "…"."""
         return self._shown[figure]
 
     def hidden(self, figure: FigureId) -> bool:

@@ -1,7 +1,7 @@
 """Small-cell suppression for tables that leave the CSO (reviewers, the donor).
 
 `suppress(counts, k)` takes a two-way table of true counts (e.g. sex x age band) and returns
-what may be published: each cell of 1..k-1 is shown as "<k" (primary suppression), and more
+what may be published: each cell of 1..k-1 is hidden (primary suppression), and more
 cells are hidden (complementary suppression) until no hidden entry can be worked out from the
 cells and totals that are shown. Seen as a graph whose nodes are the table's rows and columns
 (the totals' row and column included) and whose edges are the hidden entries, an entry can be
@@ -23,23 +23,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 TOTAL = "__total__"
-WITHHELD = "…"  # a figure hidden so that a small one cannot be worked out
+WITHHELD = "…"  # every hidden figure, small or hidden to protect another: one symbol
 
 
 def published(value: float, k: int | None, withheld: bool = False) -> str:
     """How one figure reads wherever it leaves the CSO (pages, exports, the template filter
-    `published`): "<k" for a count of 1..k-1 (never, when `k` is None), "…" when it is
-    withheld to protect another, else the number ("12", "0", "2.5")."""
-    if k is not None and 0 < value < k:
-        return f"<{k}"
-    if withheld:
+    `published`): "…" for a count of 1..k-1 (never, when `k` is None) and for a figure
+    withheld to protect another, else the number ("12", "0", "2.5"). One symbol for both,
+    so a reader cannot tell a small count (1..k-1) from a larger hidden one."""
+    if withheld or (k is not None and 0 < value < k):
         return WITHHELD
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def is_withheld(shown: str) -> bool:
-    """Whether a published text stands for a hidden figure ("<5" or "…")."""
-    return shown == WITHHELD or shown.startswith("<")
+    """Whether a published text stands for a hidden figure."""
+    return shown == WITHHELD
 
 
 @dataclass
@@ -48,7 +47,7 @@ class PublishedTable:
 
     rows: list[str]
     columns: list[str]
-    cells: dict[tuple[str, str], str]          # (row, column) -> "12", "0", "<5" or "…"
+    cells: dict[tuple[str, str], str]          # (row, column) -> "12", "0" or "…"
     row_totals: dict[str, str]
     column_totals: dict[str, str]
     grand_total: str

@@ -6,6 +6,8 @@ from flask import has_request_context, request
 
 from ..extensions import db
 from ..models import AuditEntry, Organization
+from ..models.common import utcnow
+from ..transactions import after_render, in_read_request
 
 
 class Action:
@@ -76,6 +78,11 @@ def record(action: str, *, actor=None, obj=None, organization_id=None,
 
     The organisation defaults to the object's own, then the actor's, so each CSO's
     manager sees the entries that concern their CSO.
+
+    In a read request (GET) the entry is written once the page is built, in a short
+    transaction of its own (`transactions.after_render`): a reader never holds the write
+    lock while it renders, and if the entry cannot be written the page is not sent.
+    Elsewhere it is flushed at once, in the transaction of the changes it describes.
     """
     # current_user is a proxy: audit the real objects behind it.
     actor = getattr(actor, "_get_current_object", lambda: actor)()
@@ -94,7 +101,11 @@ def record(action: str, *, actor=None, obj=None, organization_id=None,
         organization_id=organization_id,
         ip=request.remote_addr if has_request_context() else None,
         detail=detail or None,
+        at=utcnow(),  # when it happened, not when it is written
     )
+    if in_read_request():
+        after_render(lambda: db.session.add(entry))
+        return entry
     db.session.add(entry)
     db.session.flush()
     return entry

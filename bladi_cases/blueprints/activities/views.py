@@ -100,11 +100,15 @@ def edit(activity_id):
 
 
 def _month(raw: str | None) -> date:
+    """The calendar's month (?month=2026-11); this month for anything else, also for a
+    year outside 1900-2100, whose previous or next month would not be a date."""
     try:
         year, month = (int(p) for p in (raw or "").split("-"))
-        return date(year, month, 1)
+        if 1900 <= year <= 2100:
+            return date(year, month, 1)
     except ValueError:
-        return date.today().replace(day=1)
+        pass
+    return date.today().replace(day=1)
 
 
 @bp.get("/<uuid:activity_id>")
@@ -153,11 +157,17 @@ def enrol(activity_id):
 
 
 def _attendance(roster, form_data, default: str, all_present: bool) -> dict[int, str]:
-    """Statuses posted for the roster (att-<uuid>), defaulting for the ones not sent."""
+    """Statuses posted for the roster (att-<uuid>), defaulting for the ones not sent. A
+    youth who may not be marked (consent withdrawn) has no default: only a mark actually
+    posted for them (a page opened before the withdrawal) reaches the service, which
+    refuses it with a message."""
     marks = {}
+    unmarkable = service.unmarkable(roster)
     for youth in roster:
-        value = "present" if all_present else form_data.get(f"att-{youth.uuid}", default)
-        marks[youth.id] = value
+        posted = form_data.get(f"att-{youth.uuid}")
+        if youth.id in unmarkable and (posted is None or all_present):
+            continue
+        marks[youth.id] = "present" if all_present else (posted or default)
     return marks
 
 
@@ -170,6 +180,7 @@ def _session_page(activity, form, day, session=None, marks=None, status=None):
     return form_page(
         "activities/session.html", form, status, activity=activity, roster=roster, names=names,
         marks=marks or {}, default=default, session=session,
+        unmarkable=service.unmarkable(roster),
         quick_add=QuickAddForm(next=request.full_path, start_date=day))
 
 

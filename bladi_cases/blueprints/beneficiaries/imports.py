@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -11,11 +11,11 @@ from ...i18n import ui_language
 from ...policy import Perm, requires
 from ...services.beneficiaries import imports as importer
 from ...services.beneficiaries import templates
+from ...services.files import CSV_MIMETYPE, XLSX_MIMETYPE, download
 from . import bp
 from .forms import ImportConfirmForm, ImportForm
 
-MIMETYPES = {"csv": "text/csv; charset=utf-8",
-             "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+MIMETYPES = {"csv": CSV_MIMETYPE, "xlsx": XLSX_MIMETYPE}
 
 
 @bp.get("/import/template.<fmt>")
@@ -27,8 +27,7 @@ def import_template(fmt: str):
     lang = ui_language()
     body = (templates.template_csv(lang) if fmt == "csv"
             else templates.template_xlsx(lang, current_user.organization))
-    return Response(body, mimetype=MIMETYPES[fmt], headers={
-        "Content-Disposition": f'attachment; filename="bladi-beneficiaries-{lang}.{fmt}"'})
+    return download(body, f"bladi-beneficiaries-{lang}.{fmt}", MIMETYPES[fmt])
 
 
 def _finish(check, skip: set[int]):
@@ -42,22 +41,27 @@ def _finish(check, skip: set[int]):
 def import_upload():
     """Upload a spreadsheet: every row is checked; nothing is saved unless all are valid."""
     form = ImportForm()
-    problems = []
     if form.validate_on_submit():
         upload = form.upload.data
         data = upload.read(importer.MAX_BYTES + 1)
         try:
             check = importer.check_file(current_user.organization, upload.filename, data)
         except importer.ImportRefused as refused:
-            db.session.rollback()
-            problems = refused.messages
-        else:
-            if not check.duplicates:
-                return _finish(check, set())
-            token = importer.stash_upload(current_user, upload.filename, data)
-            return render_template("beneficiaries/import_duplicates.html", check=check,
-                                   confirm=ImportConfirmForm(token=token))
-    return render_template("beneficiaries/import.html", form=form, problems=problems)
+            return _refused(form, refused)
+        if not check.duplicates:
+            return _finish(check, set())
+        token = importer.stash_upload(current_user, upload.filename, data)
+        return render_template("beneficiaries/import_duplicates.html", check=check,
+                               confirm=ImportConfirmForm(token=token))
+    return render_template("beneficiaries/import.html", form=form, problems=[]), (
+        422 if form.errors else 200)
+
+
+def _refused(form, refused: importer.ImportRefused):
+    """The upload page with why nothing was imported (422, or 413 for a file too large)."""
+    db.session.rollback()
+    return render_template("beneficiaries/import.html", form=form,
+                           problems=refused.messages), refused.status
 
 
 @bp.post("/import/confirm")
@@ -72,8 +76,6 @@ def import_confirm():
     try:
         check = importer.check_file(current_user.organization, *stashed)
     except importer.ImportRefused as refused:
-        db.session.rollback()
-        return render_template("beneficiaries/import.html", form=ImportForm(),
-                               problems=refused.messages)
+        return _refused(ImportForm(), refused)
     skip = {n for n in check.duplicates if request.form.get(f"row-{n}") != "new"}
     return _finish(check, skip)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import abort, flash, make_response, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from ...errors import render_error
 from ...extensions import db
 from ...i18n import ui_language
 from ...models import Beneficiary, Case, Enrolment, Governorate, Site, Survey, SurveyResponse
@@ -16,8 +17,9 @@ from ...policy import Perm, get_or_404, requires, scoped
 from ...services.activities import participation
 from ...services.beneficiaries import registry as service
 from ...services.beneficiaries import rights
-from ...services.beneficiaries.search import AGE_BANDS, age_band_of, search
+from ...services.beneficiaries.search import AGE_BANDS, MAX_QUERY, age_band_of, search
 from ...services.cases.cases import case_events
+from ...services.files import download
 from ...services.surveys.surveys import score_changes
 from .. import form_action, form_page, page_number, page_size, run_action
 from . import bp
@@ -73,16 +75,20 @@ def _values(form) -> dict:
 @requires(Perm.BENEFICIARIES)
 def index():
     """Search the CSO's young people: code, name prefix, site, status, age band."""
+    query = request.args.get("q", "")
+    if len(query) > MAX_QUERY:
+        return render_error(400, message=_("Search for at most %(n)d characters.",
+                                           n=MAX_QUERY))
     sites = _sites()
     site = next((s for s in sites if str(s.uuid) == request.args.get("site")), None)
-    results = search(current_user, q=request.args.get("q", "")[:100], site=site,
+    results = search(current_user, q=query, site=site,
                      status=request.args.get("status"), age_band=request.args.get("age"),
                      page=page_number(request.args.get("page")), per_page=page_size())
     identities = service.reveal_many(results.items, current_user)
     filters = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template("beneficiaries/index.html", results=results, identities=identities,
                            sites=sites, age_bands=AGE_BANDS, filters=filters,
-                           today=date.today(), age_band_of=age_band_of)
+                           today=date.today(), age_band_of=age_band_of, query_max=MAX_QUERY)
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -217,10 +223,7 @@ def access_request(beneficiary_id):
     if done:
         html = render_template("beneficiaries/access_export.html", **done.value,
                                participations=participation.for_beneficiary(beneficiary))
-        response = make_response(html)
-        response.headers["Content-Disposition"] = (
-            f'attachment; filename="{beneficiary.code}-record.html"')
-        return response
+        return download(html, f"{beneficiary.code}-record.html", "text/html; charset=utf-8")
     return form_page("beneficiaries/rights.html", form, b=beneficiary, kind="access")
 
 

@@ -83,7 +83,7 @@ def transfer_list():
         CaseTransfer.id.desc()).limit(200)).all()
     orgs = {o.id: o for o in db.session.scalars(scoped(Organization, current_user))}
     return render_template("cases/transfers.html", transfers=rows, orgs=orgs,
-                           lang=ui_language(), form=DecisionForm())
+                           lang=ui_language(), form=DecisionForm(), text_of=service.text_of)
 
 
 @bp.post("/transfers/<uuid:transfer_id>")

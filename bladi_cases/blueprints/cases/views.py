@@ -130,7 +130,8 @@ def show(case_id):
             Organization.id != case.organization_id).order_by(Organization.code))]
     return render_template(
         "cases/show.html", case=case, identity=identity, notes=notes,
-        note_text=service.note_text, show_risk=service.can_see_risk(current_user, case),
+        note_text=service.note_text, text_of=service.text_of,
+        show_risk=service.can_see_risk(current_user, case),
         assessment=_prepare_assessment(OpenCaseForm(), case),
         status_form=StatusForm(prefix="status"), goal_form=goal_form,
         goal_status=GoalStatusForm(), note_form=NoteForm(prefix="note"),
@@ -231,8 +232,7 @@ def edit_note(note_id):
     if form_action(form, lambda: service.edit_note(current_user, note, form.text.data)):
         flash(_("Note saved."), "success")
         return _back(note.case, "notes")
-    return form_page("cases/note.html", form, note=note, note_text=service.note_text,
-                     decrypt=service.cipher().decrypt)
+    return form_page("cases/note.html", form, note=note, text_of=service.text_of)
 
 
 @bp.post("/notes/<uuid:note_id>/done")

@@ -13,6 +13,7 @@ from flask_wtf.csrf import generate_csrf
 from ...errors import render_error
 from ...i18n import ui_language
 from ...policy import Perm, public, requires
+from ...services import inputs
 from ...services.field import data as field_data
 from ...services.field import sync as sync_service
 from . import api_bp as bp
@@ -87,8 +88,14 @@ def cases():
 def sync():
     """Store each record once, in order, each in its own savepoint; one result per record,
     in the same order. Sending the same batch again is safe."""
-    body = request.get_json(silent=True)
-    records = body.get("records") if isinstance(body, dict) else None
+    if (request.content_length or 0) > inputs.MAX_JSON_BYTES:  # refused before reading it
+        return render_error(413, message=_("Send at most %(mb)d MB at a time.",
+                                           mb=inputs.MAX_JSON_BYTES // inputs.MB))
+    try:
+        body = inputs.parse_json(request.get_data())
+    except inputs.InputRefused as refused:
+        return render_error(refused.status, message=refused.messages[0])
+    records = body.get("records") if isinstance(body, dict) and request.is_json else None
     if not isinstance(records, list):
         return render_error(400, message=_("Send a JSON object with a list of records."))
     if len(records) > sync_service.MAX_RECORDS:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import abort, current_app, redirect, render_template, request, url_for
+from flask import abort, current_app, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from ...errors import render_error
 from ...extensions import db
 from ...i18n import text_direction, ui_language
 from ...models import Indicator, QuarterlyReport
@@ -28,16 +29,58 @@ from .. import attempt, flash_refusal, run_action
 from . import bp
 
 
-def _period() -> Period:
+def refuse(status: int, message: str):
+    """Stop the request with an error page (or JSON) saying `message`."""
+    abort(make_response(render_error(status, message=message)))
+
+
+def _whole(value) -> int | None:
+    text = str(value)
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 6 else None
+
+
+def asked_period() -> Period:
+    """The period a report or export was asked for: the year in the URL or ?fy=, the
+    quarter in ?q= (this quarter by default). A year outside the award's years
+    (`reporting_years`) or a quarter other than 1-4 answers 404 with a message."""
     today = Period.containing(date.today())
-    try:
-        year = int(request.args.get("fy", today.fiscal_year))
-        quarter = int(request.args.get("q", today.quarter))
-    except ValueError:
-        return today
-    if not 2018 <= year <= 2100 or quarter not in (1, 2, 3, 4):
-        return today
-    return Period(year, quarter)
+    years = service.reporting_years()
+    year = today.fiscal_year
+    for asked in ((request.view_args or {}).get("year"), request.args.get("fy")):
+        if asked in (None, ""):
+            continue
+        year = _whole(asked)
+        if year not in years:
+            refuse(404, _("There are no figures for “%(year)s”: choose a fiscal year from "
+                          "%(first)d to %(last)d.", year=str(asked)[:12], first=years.start,
+                          last=years.stop - 1))
+    quarter = request.args.get("q") or today.quarter
+    if _whole(quarter) not in (1, 2, 3, 4):
+        refuse(404, _("There is no quarter “%(quarter)s”: choose Q1, Q2, Q3 or Q4.",
+                      quarter=str(quarter)[:12]))
+    return Period(year, _whole(quarter))
+
+
+@bp.before_request
+def check_period() -> None:
+    """Every report and export route, before anything is computed: the period asked for
+    exists (a year of 9000 must not start a computation of 7,000 years)."""
+    asked_period()
+
+
+@bp.app_template_global()
+def fiscal_years() -> range:
+    """The years a fiscal-year field may take (its min and max)."""
+    return service.reporting_years()
+
+
+def _chosen(name: str, allowed, title: str) -> str | None:
+    """A dashboard filter's value (None when not set); 400 for a value not offered."""
+    value = request.args.get(name) or None
+    if value is not None and value not in allowed:
+        refuse(400, _("“%(value)s” is not one of the choices of the filter %(filter)s.",
+                      value=value[:40], filter=title))
+    return value
 
 
 def _cache_seconds() -> int:
@@ -53,7 +96,7 @@ def _k() -> int:
 def dashboard():
     """A CSO manager: their CSO, exact. Reviewers and admins: every CSO, through the
     anonymiser. Anyone else: the approved reports."""
-    period, lang = _period(), ui_language()
+    period, lang = asked_period(), ui_language()
     if can(current_user, Perm.REPORTS_CSO):
         rows = service.progress(current_user.organization, period, None)
         return render_template("reports/cso.html", rows=rows, period=period, lang=lang,
@@ -68,16 +111,18 @@ def _reviewer_dashboard(period: Period, lang: str):
     release = year_release(period.fiscal_year, k, _cache_seconds())
     every = service.funded_csos()
     csos = every
-    governorate = request.args.get("governorate") or None
+    governorates = sorted({o.governorate_code for o in every})
+    governorate = _chosen("governorate", governorates, _("Governorate"))
     if governorate:
         csos = [o for o in csos if o.governorate_code == governorate]
-    chosen = request.args.get("cso")
+    chosen = _chosen("cso", {o.code for o in every}, _("CSO"))
     if chosen:
         csos = [o for o in csos if o.code == chosen]
-    setting = request.args.get("setting") if request.args.get("setting") in SETTINGS else ALL
+    setting = _chosen("setting", SETTINGS, _("Setting")) or ALL
     codes = [o.code for o in csos]
-    indicator = next((i for i in service.indicators()
-                      if i.code == request.args.get("indicator")), service.indicators()[0])
+    by_code = {i.code: i for i in service.indicators()}
+    indicator = by_code[_chosen("indicator", by_code, _("Indicator"))
+                        or service.indicators()[0].code]
     totals = progress_rows(release, csos, setting)
     trend = [(code, [release.quarter(indicator, code, q) for q in range(1, 5)],
               release.year(indicator, code)) for code in codes]
@@ -90,8 +135,7 @@ def _reviewer_dashboard(period: Period, lang: str):
         program=program, indicator=indicator, indicators=service.indicators(), chart=chart,
         flags=flags_from(release.payload["quality"], csos, period.quarter), all_csos=every,
         k=k, setting=setting, settings=SETTINGS,
-        computed_at=release.computed_at,
-        governorates=sorted({o.governorate_code for o in every}))
+        computed_at=release.computed_at, governorates=governorates)
 
 
 def _reports():
@@ -115,7 +159,7 @@ def quarterly():
 def generate():
     """Create or refresh this quarter's report from the data."""
     report, failure = attempt(lambda: service.generate_report(
-        current_user, current_user.organization, _period()))
+        current_user, current_user.organization, asked_period()))
     if failure is not None:
         flash_refusal(failure)
         return redirect(url_for(".quarterly"))
@@ -165,7 +209,7 @@ def _act_on_report(item: QuarterlyReport, own: bool):
 @requires(Perm.REPORTS_REVIEW)
 def targets():
     """Targets per indicator, CSO and fiscal year (and life of award), with baselines."""
-    period = _period()
+    period = asked_period()
     csos = service.funded_csos()
     if request.method == "POST" and request.form.get("action") == "bands":
         indicator = db.session.scalars(db.select(Indicator).where(
@@ -202,9 +246,10 @@ def manual():
         Indicator.code == request.form.get("indicator"))).first()
     if indicator is None:
         abort(400)
+    period = asked_period()
     run_action(_("Saved."), service.enter_manual_value, current_user, indicator,
-               current_user.organization, _period(), request.form.get("value"),
+               current_user.organization, period, request.form.get("value"),
                request.form.get("evidence", ""))
-    return redirect(url_for(".dashboard", fy=_period().fiscal_year, q=_period().quarter))
+    return redirect(url_for(".dashboard", fy=period.fiscal_year, q=period.quarter))
 
 

@@ -54,7 +54,8 @@ def fill(survey_id):
                         else url_for(".show", survey_id=survey.uuid))
     definition, lang = version.definition, ui_language()
     draft = service.draft_for(current_user, version, youth, wave)
-    pages = _pages(definition, draft.answers)
+    answers = service.draft_answers(draft)
+    pages = _pages(definition, answers)
     try:
         index = max(0, min(int(request.args.get("page", 0)), len(pages)))
     except ValueError:
@@ -64,7 +65,8 @@ def fill(survey_id):
         nav = request.form.get("nav", "next")
         names = pages[index]["questions"] if index < len(pages) else []
         errors = service.save_page(draft, definition, names, _values(definition, names), lang)
-        pages = _pages(definition, draft.answers)
+        answers = service.draft_answers(draft)
+        pages = _pages(definition, answers)
         if nav == "back":
             return _go(survey, youth, wave, max(0, index - 1))
         if nav == "submit":
@@ -72,7 +74,7 @@ def fill(survey_id):
         # Without JavaScript, an answer may reveal a question of this same page: show the
         # page again with it rather than skipping it.
         displayed = set(request.form.get("shown", "").split())
-        now_shown = logic.visible(definition, draft.answers)
+        now_shown = logic.visible(definition, answers)
         notes = {q["name"] for q in definition["questions"] if q["type"] == "note"}
         revealed = [n for n in names
                     if now_shown.get(n) and n not in displayed and n not in notes]
@@ -80,13 +82,13 @@ def fill(survey_id):
             return _go(survey, youth, wave, index + 1)
     if index >= len(pages):
         return _review(survey, version, youth, wave, draft, pages, lang)
-    shown = logic.visible(definition, draft.answers)
+    shown = logic.visible(definition, answers)
     questions = [q for q in definition["questions"] if q["name"] in pages[index]["questions"]]
     return render_template("surveys/fill.html", survey=survey, version=version, youth=youth,
                            wave=wave, page=pages[index], index=index,
                            count=len(pages), questions=questions, shown=shown,
                            displayed=[q["name"] for q in questions if shown.get(q["name"])],
-                           answers=draft.answers, errors=errors, lang=lang), \
+                           answers=answers, errors=errors, lang=lang), \
         (422 if errors else 200)
 
 
@@ -98,12 +100,12 @@ def _go(survey, youth, wave, page: int):
 
 
 def _review(survey, version, youth, wave, draft, pages, lang, errors=None, status=200):
-    definition = version.definition
-    shown = logic.visible(definition, draft.answers)
+    definition, answers = version.definition, service.draft_answers(draft)
+    shown = logic.visible(definition, answers)
     questions = [q for q in definition["questions"] if shown.get(q["name"])
                  and q["type"] != "note"]
     return render_template("surveys/review.html", survey=survey, youth=youth, wave=wave,
-                           questions=questions, answers=draft.answers,
+                           questions=questions, answers=answers,
                            errors=errors or {}, lang=lang, count=len(pages),
                            uuid=draft.response_uuid), status
 
@@ -111,18 +113,20 @@ def _review(survey, version, youth, wave, draft, pages, lang, errors=None, statu
 def _submit(survey, version, youth, wave, draft, lang):
     try:
         stored, failure = attempt(lambda: service.submit(
-            current_user, version, youth, wave, draft.answers,
+            current_user, version, youth, wave, service.draft_answers(draft),
             request.form.get("response_uuid") or draft.response_uuid, lang))
     except RetryConflict:
         db.session.rollback()
         flash(_("These answers were already sent with other content: they were not saved. "
                 "Check the record."), "error")
         return _review(survey, version, youth, wave, draft,
-                       _pages(version.definition, draft.answers), lang, {}, 409)
+                       _pages(version.definition, service.draft_answers(draft)), lang, {},
+                       409)
     if failure is not None:
         errors = {k: " ".join(str(m) for m in v) for k, v in failure.errors.items()}
         return _review(survey, version, youth, wave, draft,
-                       _pages(version.definition, draft.answers), lang, errors, 422)
+                       _pages(version.definition, service.draft_answers(draft)), lang,
+                       errors, 422)
     _response, created = stored
     flash(_("Survey saved.") if created else _("This survey was already saved."), "success")
     if youth:
@@ -140,4 +144,4 @@ def visibility(survey_id):
     names = [q["name"] for q in definition["questions"]]
     on_screen = {n: v for n, v in _values(definition, names).items()
                  if n in request.form or n + "[]" in request.form}
-    return jsonify(logic.visible(definition, {**draft.answers, **on_screen}))
+    return jsonify(logic.visible(definition, {**service.draft_answers(draft), **on_screen}))

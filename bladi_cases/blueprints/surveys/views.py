@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Response, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -10,14 +10,13 @@ from ...extensions import db
 from ...i18n import ui_language
 from ...models import Beneficiary, Survey, SurveyResponse, SurveyVersion
 from ...policy import Perm, can, get_or_404, may, requires, scoped
+from ...services import files, inputs
 from ...services.audit import Action, record
 from ...services.surveys import surveys as service
 from ...services.surveys.xlsform import export_xlsform
 from .. import form_action, form_page
 from . import bp
 from .forms import ConfirmForm, ImportSurveyForm
-
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 @bp.get("/")
@@ -34,8 +33,8 @@ def import_survey():
     """Import an XLSForm as a new version (a CSO manager's surveys are their CSO's)."""
     form = ImportSurveyForm()
     done = form_action(form, lambda: service.import_version(
-        current_user, form.upload.data.read(5 * 1024 * 1024 + 1), service.owner_for(current_user),
-        form.publish.data))
+        current_user, form.upload.data.read(inputs.MAX_UPLOAD_BYTES + 1),
+        service.owner_for(current_user), form.publish.data))
     if done:
         flash(_("Version %(n)d imported.", n=done.value.number), "success")
         return redirect(url_for(".show", survey_id=done.value.survey.uuid))
@@ -86,9 +85,8 @@ def publish(version_id):
 def export_definition(version_id):
     """Download a version as an XLSForm."""
     version = get_or_404(SurveyVersion, version_id, current_user)
-    name = f"{version.survey.code}-v{version.number}.xlsx"
-    return Response(export_xlsform(version.definition), mimetype=XLSX,
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return files.download(export_xlsform(version.definition),
+                          f"{version.survey.code}-v{version.number}.xlsx", files.XLSX_MIMETYPE)
 
 
 @bp.get("/<uuid:survey_id>/responses.<fmt>")
@@ -107,7 +105,8 @@ def export_responses(survey_id, fmt):
     rows = service.export_rows(survey, responses, _codes(responses), lang)
     record(Action.SURVEY_EXPORTED, actor=current_user, obj=survey,
            detail={"responses": len(responses)})
-    body = service.to_csv(rows) if fmt == "csv" else service.to_xlsx(rows, lang == "ar")
-    return Response(body, mimetype="text/csv; charset=utf-8" if fmt == "csv" else XLSX,
-                    headers={"Content-Disposition":
-                             f'attachment; filename="{survey.code}-responses.{fmt}"'})
+    name = f"{survey.code}-responses.{fmt}"
+    if fmt == "csv":
+        return files.download(files.csv_bytes(rows), name, files.CSV_MIMETYPE)
+    return files.download(files.xlsx_bytes([files.Sheet(survey.code, rows, rtl=lang == "ar")]),
+                          name, files.XLSX_MIMETYPE)

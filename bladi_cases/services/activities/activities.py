@@ -9,6 +9,7 @@ from datetime import date, datetime, time, timedelta
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
+from sqlalchemy.orm import selectinload
 
 from ...extensions import db
 from ...models import (
@@ -19,6 +20,7 @@ from ...models import (
     AttendanceStatus,
     Beneficiary,
     CompletionRule,
+    ConsentScope,
     Enrolment,
     GroupEvent,
     GroupEventCount,
@@ -128,13 +130,40 @@ def activity_org(activity: Activity) -> Organization:
 
 
 def roster(activity: Activity, on: date) -> list[Beneficiary]:
-    """Youth enrolled in the activity on a day (not erased), in code order."""
+    """Youth of the activity's CSO enrolled in it on a day (not erased), in code order.
+    A youth since transferred to another CSO is not on it, even for a day before the
+    transfer: their attendance stays as it was recorded."""
     return db.session.scalars(
         sa.select(Beneficiary).join(Enrolment, Enrolment.beneficiary_id == Beneficiary.id)
         .where(Enrolment.activity_id == activity.id, Enrolment.start_date <= on,
                sa.or_(Enrolment.end_date.is_(None), Enrolment.end_date >= on),
+               Beneficiary.organization_id == activity.organization_id,
                Beneficiary.erased_at.is_(None))
+        .options(selectinload(Beneficiary.consents))  # for unmarkable()
         .order_by(Beneficiary.sequence).distinct()).all()
+
+
+def unmarkable(youth: list[Beneficiary]) -> set[int]:
+    """Ids of the youth whose attendance may not be recorded: no valid consent to take
+    part in activities (withdrawn, or a newer consent that leaves it out)."""
+    return {b.id for b in youth if not b.allows(ConsentScope.PARTICIPATION)}
+
+
+def _refuse_without_consent(attendance: dict[int, str],
+                            stored: dict[int, str] | None = None) -> None:
+    """New attendance needs a valid consent to take part; a mark refused names the youth
+    by code. A stored mark sent again unchanged is not new (correcting a session recorded
+    before the withdrawal keeps it as it was)."""
+    changed = [b for b, status in attendance.items() if (stored or {}).get(b) != status]
+    if not changed:
+        return
+    youth = db.session.scalars(sa.select(Beneficiary).where(Beneficiary.id.in_(changed))
+                               .options(selectinload(Beneficiary.consents))).all()
+    refused = sorted(b.code for b in youth if b.id in unmarkable(youth))
+    if refused:
+        raise ValidationError.one("", _(
+            "No valid consent to take part in activities for %(codes)s: attendance cannot "
+            "be recorded for them.", codes=", ".join(refused)))
 
 
 def enrol_in_activity(actor: User, beneficiary: Beneficiary, activity: Activity,
@@ -238,6 +267,7 @@ def record_session(actor: User, activity: Activity, values: dict, attendance: di
     if existing is not None:
         return existing, False
     clean = _check_session(activity, values, attendance, today)
+    _refuse_without_consent(attendance)
     digest = content_hash(clean, attendance)
     session = ActivitySession(uuid=key, organization_id=activity.organization_id,
                               activity_id=activity.id, content_hash=digest,
@@ -256,6 +286,7 @@ def update_session(actor: User, session: ActivitySession, values: dict,
     """Correct a recorded session and its attendance."""
     today = today or date.today()
     clean = _check_session(session.activity, values, attendance, today, exclude_id=session.id)
+    _refuse_without_consent(attendance, {a.beneficiary_id: a.status for a in session.attendance})
     for name, value in clean.items():
         setattr(session, name, value)
     session.content_hash = content_hash(clean, attendance)

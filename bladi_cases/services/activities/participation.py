@@ -117,7 +117,7 @@ class ActivityFigures:
     rows: list[Participation]
     sessions_held: int
     average_attendance: float | None  # mean share of marked youth present, per session
-    beneficiaries: dict[int, Beneficiary]
+    beneficiaries: dict[int, Beneficiary]  # the CSO's own: a row without one was transferred
 
 
 def for_activity(activity: Activity, today: date | None = None) -> ActivityFigures:
@@ -141,14 +141,21 @@ def for_activity(activity: Activity, today: date | None = None) -> ActivityFigur
         marks[1] += 1
         marks[0] += status == AttendanceStatus.PRESENT
     youth_ids = sorted({e.beneficiary_id for e in enrolments})
+    # Only the activity's own CSO's youth: one transferred since then keeps their row
+    # (their attendance is this CSO's work) but neither their record nor their new code.
     beneficiaries = {b.id: b for b in db.session.scalars(
-        sa.select(Beneficiary).where(Beneficiary.id.in_(youth_ids)))} if youth_ids else {}
+        sa.select(Beneficiary).where(Beneficiary.id.in_(youth_ids),
+                                     Beneficiary.organization_id == activity.organization_id))
+    } if youth_ids else {}
     rows = []
     for beneficiary_id in youth_ids:
         windows = _windows([e for e in enrolments if e.beneficiary_id == beneficiary_id])
-        rows.append(_summarise(activity, beneficiary_id, windows, sessions,
-                               by_youth.get(beneficiary_id, {}), today))
-    rows.sort(key=lambda r: (not r.enrolled_now, beneficiaries[r.beneficiary_id].sequence))
+        row = _summarise(activity, beneficiary_id, windows, sessions,
+                         by_youth.get(beneficiary_id, {}), today)
+        row.enrolled_now = row.enrolled_now and beneficiary_id in beneficiaries
+        rows.append(row)
+    rows.sort(key=lambda r: (not r.enrolled_now, r.beneficiary_id not in beneficiaries,
+                             getattr(beneficiaries.get(r.beneficiary_id), "sequence", 0)))
     shares = [p / n for p, n in present_per_session.values() if n]
     return ActivityFigures(activity, rows, len(sessions),
                            sum(shares) / len(shares) if shares else None, beneficiaries)

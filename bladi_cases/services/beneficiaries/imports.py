@@ -12,6 +12,7 @@ import io
 import json
 import re
 import secrets
+import time
 import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -41,13 +42,14 @@ from ...models import (
 )
 from ...models.common import refresh_statistics
 from ...privacy import normalize_text
-from .. import ValidationError
+from .. import ValidationError, capped, inputs
 from ..audit import Action, record
 from .registry import cipher, create_validated, find_duplicates_many
 from .validation import validate_registration
 
-MAX_BYTES = 5 * 1024 * 1024
-MAX_ROWS = 10_000
+MAX_BYTES = inputs.MAX_UPLOAD_BYTES
+MAX_ROWS = 10_000  # under the header
+MAX_COLUMNS = 60  # the template has 23; a wider sheet is not one of ours
 IMPORT_BATCH = 1000  # rows per flush: bounded memory, few round trips
 
 # (key, header label). The key is also accepted as a header.
@@ -82,11 +84,14 @@ NO = {"no", "n", "non", "لا", "0", "false"}
 
 
 class ImportRefused(Exception):  # noqa: N818 (carries the messages to show)
-    """The file cannot be imported; `messages` say why, in the user's language."""
+    """The file cannot be imported; `messages` say why, in the user's language (the first
+    50, then how many more); `status` is the HTTP status the page answers."""
 
-    def __init__(self, messages: list[str]):
+    def __init__(self, messages: list[str], status: int = 422):
+        messages = [str(m) for m in capped(messages)]
         super().__init__("; ".join(messages))
         self.messages = messages
+        self.status = status
 
 
 @dataclass
@@ -137,45 +142,56 @@ def _read_csv(data: bytes) -> list[list[str]]:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
-    return [row for row in csv.reader(io.StringIO(text), dialect)]
+    return inputs.csv_rows(text, dialect, MAX_ROWS, MAX_COLUMNS)
 
 
 def _read_xlsx(data: bytes) -> list[list]:
+    """The first sheet's rows: the ZIP is checked first (inputs.check_xlsx), then read
+    read-only with a hard stop on rows and columns."""
+    sheets = inputs.check_xlsx(data, MAX_ROWS + 1, MAX_COLUMNS)
     try:
-        workbook = openpyxl.load_workbook(io.BytesIO(data), data_only=False)
-    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError):
+        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=False)
+    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError,
+            TypeError):
         raise ImportRefused([_("The file is not a valid XLSX spreadsheet.")]) from None
-    sheet = workbook.worksheets[0]
-    problems = []
-    for merged in sheet.merged_cells.ranges:
-        problems.append(_("Cells %(range)s are merged: unmerge them and put one value in "
-                          "each cell.", range=str(merged)))
-    rows = []
-    for row in sheet.iter_rows():
-        for cell in row:
-            if cell.data_type == "f":
-                problems.append(_("Row %(row)d, column %(column)s: formulas are not accepted; "
-                                  "paste the values instead.", row=cell.row,
-                                  column=cell.column_letter))
-        rows.append([cell.value for cell in row])
+    try:
+        if not workbook.worksheets or not sheets:
+            raise ImportRefused([_("The file has no rows under its header.")])
+        problems = [_("Cells %(range)s are merged: unmerge them and put one value in "
+                      "each cell.", range=merged) for merged in sheets[0].merged]
+        rows = []
+        for row in inputs.sheet_rows(workbook.worksheets[0], sheets[0].rows, MAX_COLUMNS,
+                                     values_only=False):
+            for cell in row:
+                if cell.data_type == "f":
+                    problems.append(_("Row %(row)d, column %(column)s: formulas are not "
+                                      "accepted; paste the values instead.", row=cell.row,
+                                      column=cell.column_letter))
+            rows.append([cell.value for cell in row])
+    finally:
+        workbook.close()
     if problems:
-        raise ImportRefused(problems[:50])
+        raise ImportRefused(problems)
     return rows
 
 
 def read_table(filename: str, data: bytes) -> list[list]:
     """The rows of a CSV or XLSX upload (header first); ImportRefused when unreadable."""
     if len(data) > MAX_BYTES:
-        raise ImportRefused([_("The file is larger than 5 MB. Split it into smaller files.")])
+        raise ImportRefused([_("The file is larger than 5 MB. Split it into smaller files.")],
+                            413)
     if not data.strip():
         raise ImportRefused([_("The file is empty.")])
     name = (filename or "").lower()
-    if name.endswith(".xlsx") or data[:2] == b"PK":
-        rows = _read_xlsx(data)
-    elif name.endswith(".csv") or name.endswith(".txt"):
-        rows = _read_csv(data)
-    else:
-        raise ImportRefused([_("Upload a .csv or .xlsx file.")])
+    try:
+        if name.endswith(".xlsx") or data[:2] == b"PK":
+            rows = _read_xlsx(data)
+        elif name.endswith(".csv") or name.endswith(".txt"):
+            rows = _read_csv(data)
+        else:
+            raise ImportRefused([_("Upload a .csv or .xlsx file.")])
+    except inputs.InputRefused as refused:
+        raise ImportRefused(refused.messages, refused.status) from None
     rows = [r for r in rows if any(v not in (None, "") for v in r)]
     if len(rows) < 2:
         raise ImportRefused([_("The file has no rows under its header.")])
@@ -390,8 +406,24 @@ def _stash_dir():
     return folder
 
 
+def clean_stashes(older_than_hours: float = STASH_HOURS) -> int:
+    """Delete kept uploads older than this (never confirmed); how many were deleted. Runs
+    whenever an upload is kept or taken, and from `flask imports clean`."""
+    limit = time.time() - older_than_hours * 3600
+    deleted = 0
+    for path in _stash_dir().glob("*.bin"):
+        try:
+            if path.stat().st_mtime < limit:
+                path.unlink()
+                deleted += 1
+        except FileNotFoundError:  # taken or cleaned by another process meanwhile
+            continue
+    return deleted
+
+
 def stash_upload(actor, filename: str, data: bytes) -> str:
     """Keep an upload, encrypted, until the user confirms; returns a one-time token."""
+    clean_stashes()
     token = secrets.token_urlsafe(18)
     envelope = json.dumps({"user": actor.id, "org": actor.organization_id,
                            "filename": filename, "at": datetime.now().timestamp(),
@@ -402,13 +434,16 @@ def stash_upload(actor, filename: str, data: bytes) -> str:
 
 def take_stash(actor, token: str) -> tuple[str, bytes] | None:
     """The (filename, bytes) stashed by this same user, once; None if unknown or expired."""
+    clean_stashes()
     if not re.fullmatch(r"[A-Za-z0-9_-]{10,40}", token or ""):
         return None
     path = _stash_dir() / f"{token}.bin"
-    if not path.exists():
+    try:
+        sealed = path.read_bytes()
+        path.unlink()
+    except FileNotFoundError:
         return None
-    envelope = json.loads(cipher().decrypt(path.read_bytes()))
-    path.unlink()
+    envelope = json.loads(cipher().decrypt(sealed))
     fresh = datetime.now().timestamp() - envelope["at"] < STASH_HOURS * 3600
     if not fresh or envelope["user"] != actor.id or envelope["org"] != actor.organization_id:
         return None

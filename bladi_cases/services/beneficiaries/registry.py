@@ -22,7 +22,7 @@ from ...models import (
     Organization,
     Site,
 )
-from ...privacy import FieldCipher, cipher_from_config
+from ...privacy import DataKeyError, FieldCipher, UndecryptableValueError, cipher_from_config
 from .. import ValidationError
 from ..audit import Action, record
 from .validation import check_consent, validate_registration
@@ -36,6 +36,19 @@ IDENTITY_FIELDS = ("first_name_ar", "last_name_ar", "first_name_latin", "last_na
 def cipher() -> FieldCipher:
     """The field cipher for the configured BLADI_DATA_KEY."""
     return cipher_from_config(current_app.config)
+
+
+def decrypt_field(row, attribute: str, c: FieldCipher | None = None) -> str | None:
+    """The plain text of one encrypted attribute (`..._enc`) of a loaded row; None when it
+    holds nothing. A value that no configured key decrypts raises UndecryptableValueError naming
+    the table, the row and the column: never shown as an empty field."""
+    token = getattr(row, attribute)
+    if token is None:
+        return None
+    try:
+        return (c or cipher()).decrypt(token)
+    except DataKeyError:
+        raise UndecryptableValueError(row.__tablename__, row.id, attribute) from None
 
 
 @dataclass
@@ -69,7 +82,7 @@ def decrypt_identity_unaudited(beneficiary: Beneficiary) -> Identity:
     c = cipher()
     values = {}
     for name in IDENTITY_FIELDS:
-        raw = c.decrypt(getattr(beneficiary, f"{name}_enc"))
+        raw = decrypt_field(beneficiary, f"{name}_enc", c)
         values[name] = date.fromisoformat(raw) if name == "birth_date" and raw else raw
     return Identity(**values)
 

@@ -10,28 +10,71 @@ from flask_babel import gettext as _
 
 from ...extensions import db
 from ...models import Beneficiary, BeneficiaryNameIndex
-from ...models.common import utcnow
+from ...models.common import encrypted_columns, utcnow
 from .. import ValidationError
 from ..audit import Action, record
-from .registry import IDENTITY_FIELDS, cipher, refuse_if_erased, reveal
+from .registry import cipher, decrypt_field, refuse_if_erased, reveal
+
+
+def youth_link(table: sa.Table) -> list[sa.ForeignKey] | None:
+    """The foreign keys that lead from a table's rows to the youth they belong to (the
+    shortest chain, e.g. case_note_version -> case_note -> case_file -> beneficiary); [] for
+    the beneficiary table itself, None when no chain leads there."""
+    target = Beneficiary.__table__
+    queue, seen = [(table, [])], {table}
+    while queue:
+        current, path = queue.pop(0)
+        if current is target:
+            return path
+        for key in sorted(current.foreign_keys, key=lambda k: k.parent.name):
+            if key.column.table not in seen:
+                seen.add(key.column.table)
+                queue.append((key.column.table, [*path, key]))
+    return None
+
+
+def rows_of_youth(model, youth_id: int):
+    """The WHERE clause selecting a model's rows that belong to one youth (along
+    `youth_link`); None when the model's rows belong to no youth."""
+    path = youth_link(model.__table__)
+    if path is None:
+        return None
+    if not path:
+        return model.id == youth_id
+    condition = path[-1].parent == youth_id
+    for key in reversed(path[:-1]):
+        condition = key.parent.in_(sa.select(key.column).where(condition))
+    return condition
+
+
+def _erase_encrypted(beneficiary: Beneficiary) -> None:
+    """NULL every encrypted value of every row that belongs to the youth: the identity,
+    guardian names, case notes and their history, goals, referral outcomes, transfer
+    notes, survey text answers and drafts (whatever `encrypted_column` declares)."""
+    for model, names in encrypted_columns().items():
+        rows = rows_of_youth(model, beneficiary.id)
+        if rows is None:  # not a youth's data
+            continue
+        db.session.execute(sa.update(model).where(rows).values({name: None for name in names})
+                           .execution_options(synchronize_session="fetch"))
 
 
 def erase(actor, beneficiary: Beneficiary, typed_code: str) -> Beneficiary:
     """Destroy a youth's identifying data (crypto-shred), keeping de-identified rows.
 
-    The encrypted columns, blind indexes and guardian names are overwritten with NULL;
-    sex, birth year and month, governorate, setting and enrolment dates stay for aggregates.
+    Every encrypted value linked to the youth (identity, guardian names, and all the free
+    text written about them: notes, goals, referral outcomes, transfer notes, survey text
+    answers) and the blind indexes are overwritten with NULL; sex, birth year and month,
+    governorate, setting, enrolment dates, statuses, scores and choice answers stay for
+    aggregates.
     """
     if (typed_code or "").strip().upper() != beneficiary.code:
         raise ValidationError.one("confirm", _("Type the code %(code)s to confirm.",
                                                code=beneficiary.code))
     refuse_if_erased(beneficiary)
-    for name in IDENTITY_FIELDS:
-        setattr(beneficiary, f"{name}_enc", None)
+    _erase_encrypted(beneficiary)
     beneficiary.name_key_ar = beneficiary.name_key_latin = None
     beneficiary.delegation = None
-    for consent in beneficiary.consents:
-        consent.giver_name_enc = None
     db.session.execute(sa.delete(BeneficiaryNameIndex)
                        .where(BeneficiaryNameIndex.beneficiary_id == beneficiary.id))
     beneficiary.erased_at = utcnow()
@@ -48,7 +91,7 @@ def access_record(actor, beneficiary: Beneficiary, typed_code: str) -> dict:
                                                code=beneficiary.code))
     identity = reveal(beneficiary, actor, purpose="access_request")
     c = cipher()
-    consents = [{"given_by": k.given_by, "giver_name": c.decrypt(k.giver_name_enc),
+    consents = [{"given_by": k.given_by, "giver_name": decrypt_field(k, "giver_name_enc", c),
                  "relationship": k.relationship_to_youth, "authority": k.authority,
                  "given_on": k.given_on, "method": k.method, "scopes": k.scopes,
                  "withdrawn_on": k.withdrawn_on} for k in beneficiary.consents]

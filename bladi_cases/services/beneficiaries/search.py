@@ -24,6 +24,8 @@ CODE_RE = re.compile(r"^[A-Za-z]+-?\d+$|^\d+$")
 # Counting stops here: "more than 1,000" is all a person needs to add a letter, and an
 # exact count of a two-letter prefix among 100,000 youth would cost more than the search.
 COUNT_CAP = 1000
+MAX_QUERY = 100  # characters of a search; a longer one is refused with a message
+SEQUENCE_MAX = 2**31 - 1  # codes are numbered in a 32-bit column: no code is larger
 
 
 @dataclass
@@ -124,8 +126,10 @@ def search(user, *, q: str = "", site: Site | None = None, status: str | None = 
     query = scoped(Beneficiary, user)
     q = (q or "").strip()
     if q and CODE_RE.match(q.replace(" ", "")):
-        digits = re.sub(r"\D", "", q)
-        query = query.where(Beneficiary.sequence == int(digits))
+        number = int(re.sub(r"\D", "", q)[:MAX_QUERY])
+        if number > SEQUENCE_MAX:  # 40 digits overflow the database's integer: no such code
+            return SearchPage([], page, per_page, 0)
+        query = query.where(Beneficiary.sequence == number)
     elif q:
         filters = _name_filters(user, q)
         if not filters:  # only one-letter words: nothing meaningful to look up

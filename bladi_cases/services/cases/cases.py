@@ -37,7 +37,7 @@ from ...models.cases import (
 from ...policy import scoped
 from .. import ValidationError
 from ..audit import Action, record
-from ..beneficiaries.registry import TimelineEvent, cipher
+from ..beneficiaries.registry import TimelineEvent, cipher, decrypt_field
 
 NOTE_MAX = 5000
 OPEN_STATUSES = (CaseStatus.OPEN, CaseStatus.ACTIVE, CaseStatus.ON_HOLD)
@@ -77,6 +77,12 @@ def _event(case: Case, actor, kind: str, before, after, reason=None, on=None) ->
     db.session.add(CaseEvent(case=case, organization_id=case.organization_id, kind=kind,
                              from_value=before, to_value=after, reason=reason,
                              on_date=on or date.today(), by_id=getattr(actor, "id", None)))
+
+
+def _refuse_if_erased(case: Case) -> None:
+    """No new free text about a youth whose data was erased: it would name them again."""
+    if case.beneficiary.erased_at is not None:
+        _fail("", _("This record was erased; it cannot be changed."))
 
 
 def can_see_risk(user: User, case: Case) -> bool:
@@ -153,15 +159,17 @@ def change_status(actor: User, case: Case, status: str, reason: str | None,
 # --- Plan, notes -------------------------------------------------------------------------
 
 def add_goal(actor: User, case: Case, values: dict, today: date | None = None) -> CaseGoal:
-    """Add a goal to the case plan."""
+    """Add a goal to the case plan (its description encrypted)."""
     today = today or date.today()
+    _refuse_if_erased(case)
     description = (values.get("description") or "").strip()
     if not description or len(description) > 300:
         _fail("description", _("Describe the goal in 1 to 300 characters."))
     responsible = values.get("responsible")
     if responsible is not None and responsible.organization_id != case.organization_id:
         _fail("responsible", _("Assign staff of your CSO."))
-    goal = CaseGoal(case=case, organization_id=case.organization_id, description=description,
+    goal = CaseGoal(case=case, organization_id=case.organization_id,
+                    description_enc=cipher().encrypt(description),
                     target_date=_due(values.get("target_date"), "target_date", today),
                     responsible_id=getattr(responsible, "id", None))
     db.session.add(goal)
@@ -186,6 +194,7 @@ def add_note(actor: User, case: Case, values: dict, today: date | None = None,
 
     `note_uuid` is the public id a phone gave the note (see services/sync.py)."""
     today = today or date.today()
+    _refuse_if_erased(case)
     text = (values.get("text") or "").strip()
     if not text or len(text) > NOTE_MAX:
         _fail("text", _("Write the note (at most %(n)d characters).", n=NOTE_MAX))
@@ -205,13 +214,22 @@ def add_note(actor: User, case: Case, values: dict, today: date | None = None,
     return note
 
 
+def text_of(row, attribute: str) -> str:
+    """The decrypted free text of a case row the caller loaded through the policy: a note or
+    an earlier version of it (`text_enc`), a goal (`description_enc`), a referral's outcome
+    (`outcome_enc`), a transfer's consent note (`consent_note_enc`). "" when none was written
+    or it was erased; a value that does not decrypt raises UndecryptableValueError."""
+    return decrypt_field(row, attribute) or ""
+
+
 def note_text(note: CaseNote) -> str:
     """The decrypted text of a note (callers have loaded it through the policy)."""
-    return cipher().decrypt(note.text_enc) or ""
+    return text_of(note, "text_enc")
 
 
 def edit_note(actor: User, note: CaseNote, text: str) -> CaseNote:
     """Change a note's text; the previous text is kept in its history."""
+    _refuse_if_erased(note.case)
     if note.author_id != actor.id and actor.role != Role.CSO_MANAGER:
         _fail("text", _("Only the author or the CSO manager can edit a note."))
     text = (text or "").strip()
@@ -277,8 +295,12 @@ def add_referral(actor: User, case: Case, values: dict, today: date | None = Non
 
 def update_referral(actor: User, referral: Referral, status: str, on,
                     outcome: str | None, today: date | None = None) -> Referral:
-    """Move a referral on: made, accepted, completed, declined or no-show, with its date."""
+    """Move a referral on: made, accepted, completed, declined or no-show, with its date
+    (and what came of it, encrypted)."""
     today = today or date.today()
+    outcome = (outcome or "").strip()[:300]
+    if outcome:
+        _refuse_if_erased(referral.case)
     if status not in {s.value for s in ReferralStatus}:
         _fail("status", _("Choose a value from the list."))
     day = _not_future(on or today, "on", today)
@@ -296,7 +318,8 @@ def update_referral(actor: User, referral: Referral, status: str, on,
     else:
         referral.closed_on = max(day, referral.made_on or referral.proposed_on)
     referral.status = status
-    referral.outcome = (outcome or "").strip()[:300] or referral.outcome
+    if outcome:
+        referral.outcome_enc = cipher().encrypt(outcome)
     db.session.flush()
     record(Action.REFERRAL_UPDATED, actor=actor, obj=referral.case, detail={"status": status})
     return referral
@@ -339,6 +362,7 @@ class DueItem:
     kind: str  # note, goal, referral, check_3m, check_6m
     case: Case
     item: object
+    text: str = ""  # a goal's description, decrypted
 
 
 def due_items(user: User, today: date, horizon_days: int = 7) -> list[DueItem]:
@@ -357,7 +381,8 @@ def due_items(user: User, today: date, horizon_days: int = 7) -> list[DueItem]:
     for goal in db.session.scalars(scoped(CaseGoal, user).where(
             CaseGoal.case_id.in_(case_ids), CaseGoal.target_date <= until,
             CaseGoal.status.in_((GoalStatus.PLANNED, GoalStatus.IN_PROGRESS)))):
-        items.append(DueItem(goal.target_date, "goal", goal.case, goal))
+        items.append(DueItem(goal.target_date, "goal", goal.case, goal,
+                             text_of(goal, "description_enc")))
     for referral in db.session.scalars(scoped(Referral, user).where(
             Referral.case_id.in_(case_ids), Referral.due_date <= until,
             Referral.status.in_((ReferralStatus.PROPOSED, ReferralStatus.MADE,

@@ -14,9 +14,10 @@ from ...models import (
     CaseGoal,
     CaseNeed,
     CaseNote,
+    CaseNoteVersion,
     CaseTransfer,
     Consent,
-    Enrolment,
+    ExitReason,
     Organization,
     Outcome,
     Referral,
@@ -55,7 +56,8 @@ def request_transfer(actor: User, case: Case, to_org: Organization | None, conse
     if errors:
         raise ValidationError(errors)
     transfer = CaseTransfer(case=case, from_organization_id=case.organization_id,
-                            to_organization_id=to_org.id, consent_note=note,
+                            to_organization_id=to_org.id,
+                            consent_note_enc=cipher().encrypt(note),
                             requested_by_id=actor.id, requested_on=today)
     db.session.add(transfer)
     db.session.flush()
@@ -81,8 +83,12 @@ def decide_transfer(actor: User, transfer: CaseTransfer, accept: bool,
 
 
 def _move(case: Case, transfer: CaseTransfer, actor: User, today: date) -> None:
-    """Ownership of the youth and the case moves; confidential notes stay behind, readable
-    only inside the CSO whose staff wrote them."""
+    """The youth moves, with their consents and case files (notes that are not
+    confidential, goals, needs, referrals, outcomes, history). What the sending CSO did
+    with them stays its own: enrolments at its sites end on the day of the transfer and
+    stay with it, like attendance, sessions and survey answers, so its figures for the
+    past do not change. Confidential notes stay behind too, out of everyone's reach (see
+    policy.note_with_its_case) until the case comes back."""
     source, target = transfer.from_organization_id, transfer.to_organization_id
     youth = case.beneficiary
     old_code = youth.code
@@ -92,18 +98,31 @@ def _move(case: Case, transfer: CaseTransfer, actor: User, today: date) -> None:
     youth.organization_id, youth.sequence = target, sequence
     youth.code = f"{org.code}-{sequence:04d}"
     write_blind_indexes(youth, identity, cipher())
-    for model in (Consent, Enrolment):
-        db.session.execute(sa.update(model).where(model.beneficiary_id == youth.id,
-                                                  model.organization_id == source)
-                           .values(organization_id=target))
+    db.session.execute(sa.update(Consent).where(Consent.beneficiary_id == youth.id,
+                                                Consent.organization_id == source)
+                       .values(organization_id=target))
+    for enrolment in youth.enrolments:
+        if enrolment.organization_id == source and (enrolment.end_date is None
+                                                    or enrolment.end_date > today):
+            enrolment.end_date = max(today, enrolment.start_date)
+            enrolment.exit_reason = ExitReason.TRANSFERRED
+    # Every case file of the youth in the sending CSO goes (an older, closed one too):
+    # a file left behind would show the sender a youth it may no longer see.
+    files = db.session.scalars(sa.select(Case).where(Case.beneficiary_id == youth.id,
+                                                     Case.organization_id == source)).all()
+    ids = [f.id for f in files]
     for model in (CaseGoal, CaseNeed, Referral, Outcome, CaseEvent):
-        db.session.execute(sa.update(model).where(model.case_id == case.id)
+        db.session.execute(sa.update(model).where(model.case_id.in_(ids))
                            .values(organization_id=target))
-    db.session.execute(sa.update(CaseNote).where(
-        CaseNote.case_id == case.id, CaseNote.confidential.is_(False))
-        .values(organization_id=target))
-    case.organization_id = target
-    case.workers = []
+    shared = sa.select(CaseNote.id).where(CaseNote.case_id.in_(ids),
+                                          CaseNote.confidential.is_(False))
+    db.session.execute(sa.update(CaseNoteVersion).where(CaseNoteVersion.note_id.in_(shared))
+                       .values(organization_id=target))
+    db.session.execute(sa.update(CaseNote).where(CaseNote.id.in_(shared))
+                       .values(organization_id=target))
+    for moved in files:
+        moved.organization_id = target
+        moved.workers = []
     db.session.add(CaseEvent(case=case, organization_id=target, kind="transfer",
                              from_value=old_code, to_value=youth.code, on_date=today,
                              by_id=actor.id))

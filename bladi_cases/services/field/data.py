@@ -31,7 +31,7 @@ from ...models import (
 )
 from ...models.cases import NoteKind
 from ...policy import scoped
-from ..activities.activities import roster, today_items
+from ..activities.activities import roster, today_items, unmarkable
 from ..beneficiaries.registry import reveal_many
 from ..beneficiaries.validation import ADULT_AGE, MAX_AGE, MIN_AGE
 from ..cases.cases import OPEN_STATUSES
@@ -46,6 +46,13 @@ def _is_mine(activity: Activity, user: User) -> bool:
     return user in activity.facilitators or not activity.facilitators
 
 
+def _markable(youth: list[Beneficiary]) -> list[Beneficiary]:
+    # The phone marks everyone on its roster: a youth who may not be marked (consent to
+    # take part withdrawn) is left off, or each session sent with them would be refused.
+    refused = unmarkable(youth)
+    return [b for b in youth if b.id not in refused]
+
+
 def activities(user: User, today: date) -> list[dict]:
     """Active activities: a worker's own, all the CSO's for a manager; rosters of the
     user's own activities with names (audited), the others' with codes only."""
@@ -53,7 +60,7 @@ def activities(user: User, today: date) -> list[dict]:
                               .order_by(Activity.name)).all()
     if user.role != Role.CSO_MANAGER:
         rows = [a for a in rows if _is_mine(a, user)]
-    rosters = {a.id: roster(a, today) for a in rows}
+    rosters = {a.id: _markable(roster(a, today)) for a in rows}
     named = {b.id: b for a in rows if _is_mine(a, user) for b in rosters[a.id]}
     identities = reveal_many(list(named.values()), user, purpose="offline_roster")
     return [{

@@ -10,7 +10,7 @@ WIDTH, BAR, GAP = 320, 22, 8
 
 def bar_chart(title: str, bars: list[tuple[str, float | None, str]], rtl: bool = False) -> Markup:
     """Horizontal bars: (label, value or None when hidden, text shown). Hidden values draw no
-    bar, only their text ("<5", "…"), so a chart never shows more than its table."""
+    bar, only their text ("…"), so a chart never shows more than its table."""
     known = [v for _, v, _ in bars if v is not None]
     top = max(known, default=0) or 1
     height = len(bars) * (BAR + GAP) + GAP

@@ -1,26 +1,24 @@
 """The donor's files: the indicator tracking table (XLSX and CSV) and de-identified
-microdata (CSV with a data dictionary), all through the anonymiser. Every cell is
-neutralised against formula injection before it is written."""
+microdata (CSV with a data dictionary), all through the anonymiser. The files are written
+by services/files.py, the one writer, which neutralises formulas in every cell."""
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import hmac
-import io
+import random
 import secrets
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import date
+from operator import itemgetter
 
-import openpyxl
 import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext as _
-from openpyxl.styles import Font
 
 from ...extensions import db
 from ...models import (
+    ActivitySession,
     Attendance,
     Beneficiary,
     Case,
@@ -33,20 +31,19 @@ from ...models import (
     SurveyResponse,
 )
 from ...models.reports import IndicatorUnit
-from ...privacy.deidentify import age_band
+from ...privacy.deidentify import (
+    DEFAULT_BANDS,
+    age_band,
+    k_anonymise,
+    pseudonym,
+    uniform_values,
+    wider_bands,
+)
 from ...privacy.suppression import WITHHELD
-from .indicators import RULES, Period
+from ..files import Sheet, csv_stream, xlsx_bytes
+from .indicators import RULES, Period, first_scales, youth_ids
 from .release import YearRelease, first_year, number, year_release
 from .reports import funded_csos, indicators, targets_of
-
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise(value):
-    """A cell that a spreadsheet would run as a formula is kept as text (quote first)."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
 
 
 def approved(fiscal_year: int) -> dict[int, bool]:
@@ -63,7 +60,7 @@ def approved(fiscal_year: int) -> dict[int, bool]:
 
 
 def _number(shown: str):
-    """A published figure as a spreadsheet number when it is one ("<5" stays text)."""
+    """A published figure as a spreadsheet number when it is one ("…" stays text)."""
     value = number(shown)
     return shown if value is None else value
 
@@ -166,115 +163,204 @@ def disaggregation_rows(fiscal_year: int, lang: str, k: int,
 
 def tracking_xlsx(fiscal_years: list[int], lang: str, k: int) -> bytes:
     """The tracking table as XLSX: one sheet per fiscal year, and a disaggregation sheet."""
-    book = openpyxl.Workbook()
-    book.remove(book.active)
     releases = _releases(fiscal_years[-1], k)
     by_year = {r.fiscal_year: i for i, r in enumerate(releases)}
-    for fiscal_year in fiscal_years:
-        _write(book.create_sheet(f"FY{fiscal_year}"), tracking_rows(
-            fiscal_year, lang, k, releases[:by_year[fiscal_year] + 1]
-            if fiscal_year in by_year else None), lang)
-    _write(book.create_sheet(_("Disaggregation")[:31]),
-           disaggregation_rows(fiscal_years[-1], lang, k, releases[-1]), lang)
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
-
-
-def _write(sheet, rows: list[list], lang: str) -> None:
-    sheet.sheet_view.rightToLeft = lang == "ar"
-    for row in rows:
-        sheet.append([neutralise(v) for v in row])
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
-    sheet.column_dimensions["A"].width = 40
-    sheet.column_dimensions["B"].width = 50
-
-
-def rows_csv(rows: list[list]) -> bytes:
-    """Any table as CSV, UTF-8 with BOM, neutralised."""
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows([[neutralise(v) for v in row] for row in rows])
-    return buffer.getvalue().encode("utf-8-sig")
+    look = {"rtl": lang == "ar", "bold_header": True, "widths": {"A": 40, "B": 50}}
+    sheets = [Sheet(f"FY{fiscal_year}", tracking_rows(
+        fiscal_year, lang, k, releases[:by_year[fiscal_year] + 1]
+        if fiscal_year in by_year else None), **look) for fiscal_year in fiscal_years]
+    sheets.append(Sheet(_("Disaggregation"), disaggregation_rows(
+        fiscal_years[-1], lang, k, releases[-1]), **look))
+    return xlsx_bytes(sheets)
 
 
 # --- Microdata ---------------------------------------------------------------------------
 
-MICRODATA_FIELDS = ["pseudonym", "cso", "sex", "age_band", "governorate", "setting",
-                    "sessions_attended", "baseline_score", "endline_score", "outcome"]
-QUASI_IDENTIFIERS = ("age_band", "sex", "governorate", "setting")
+# The descriptive columns are the quasi-identifiers: someone who knows a youth knows all of
+# them. The CSO implies its governorate; its generalisation comes first (below), so a "*"
+# governorate never sits next to a CSO that would give it away.
+QUASI_IDENTIFIERS = ("cso", "sex", "age_band", "governorate", "setting")
+# The measures: each is sensitive, and blanked for a profile where it takes one value.
+MEASURES = ("sessions_attended", "baseline_score", "endline_score", "outcome")
+MICRODATA_FIELDS = ["pseudonym", *QUASI_IDENTIFIERS, *MEASURES]
+ANY = "*"
+
+
+@dataclass(frozen=True)
+class Generalise:
+    """One generalisation step of a profile: a column made coarser, to its wider value in
+    `wider` (unchanged when absent), or to "*" when `wider` is None."""
+
+    column: str
+    wider: dict[str, str] | None = None
+
+    def __call__(self, profile: tuple) -> tuple:
+        at = QUASI_IDENTIFIERS.index(self.column)
+        value = ANY if self.wider is None else self.wider.get(profile[at], profile[at])
+        return (*profile[:at], value, *profile[at + 1:])
+
+    def __str__(self) -> str:
+        shown = ANY if self.wider is None else ", ".join(sorted(set(self.wider.values())))
+        return f"{self.column}: {shown}"
+
+
+# The order rare profiles are generalised in: the age band (widened, then *), the setting,
+# the CSO (the governorate stays, the coarser geography), the governorate, the sex.
+GENERALISATION = (Generalise("age_band", wider_bands(DEFAULT_BANDS)), Generalise("age_band"),
+                  Generalise("setting"), Generalise("cso"), Generalise("governorate"),
+                  Generalise("sex"))
+
+
+@dataclass
+class Microdata:
+    """A fiscal year's de-identified rows, ready to write, and what protecting them took."""
+
+    rows: list[tuple]  # (profile as written, youth id, *MEASURES), sorted by profile
+    reached: int  # youth reached in the year: the rows before any was left out
+    generalised: Counter = field(default_factory=Counter)  # steps taken -> rows
+    withheld: Counter = field(default_factory=Counter)  # measure -> values blanked
+    # Per export: pseudonyms cannot be joined across files.
+    key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+
+    @property
+    def suppressed(self) -> int:
+        """Rows left out: their profile stayed rarer than k after every step."""
+        return self.reached - len(self.rows)
+
+    def lines(self) -> Iterator[list]:
+        """The file's rows, in MICRODATA_FIELDS order: a pseudonym instead of the id."""
+        for profile, youth_id, *measures in self.rows:
+            yield [pseudonym(youth_id, self.key), *profile, *measures]
+
+
+def microdata_table(fiscal_year: int, k: int) -> Microdata:
+    """One row per youth reached in the fiscal year (the indicator's own query), with the
+    sessions, scores and outcome dated within that year, made k-anonymous over every
+    descriptive column as written (privacy.deidentify.k_anonymise, GENERALISATION in order,
+    then rows left out) and l-diverse (a measure with one value in a profile is blanked
+    there). Rows are small tuples sharing one tuple per profile (100,000 youth: about 20
+    MB), in random order within a profile, so their order says nothing of when a youth was
+    registered."""
+    period = Period(fiscal_year)
+    csos = {o.id: o.code for o in funded_csos()}
+    attended, baseline, endline, outcome = _measures(period)
+    rows, shared = [], {}
+    for youth_id, org_id, sex, born, month, governorate, setting in db.session.execute(
+            sa.select(Beneficiary.id, Beneficiary.organization_id, Beneficiary.sex,
+                      Beneficiary.birth_year, Beneficiary.birth_month,
+                      Beneficiary.governorate_code, Beneficiary.setting_kind).where(
+                Beneficiary.id.in_(youth_ids("youth_reached", period, list(csos))),
+                Beneficiary.organization_id.in_(csos)).execution_options(yield_per=5000)):
+        profile = (csos[org_id], sex, age_band(born, month, period.end), governorate, setting)
+        rows.append((shared.setdefault(profile, profile),  # one copy of each profile
+                     youth_id, attended.get(youth_id, 0), baseline.get(youth_id),
+                     endline.get(youth_id), outcome.get(youth_id)))
+    del attended, baseline, endline, outcome
+    written, taken = k_anonymise([row[0] for row in rows], k, GENERALISATION)
+    for index, profile in enumerate(written):  # in place, the rows that changed only
+        if profile is None or profile is not rows[index][0]:
+            rows[index] = profile and (shared.setdefault(profile, profile), *rows[index][1:])
+    rows = [row for row in rows if row is not None]
+    del written, shared
+    uniform = uniform_values((row[0], row[2:]) for row in rows)
+    withheld: Counter = Counter()
+    for index, (profile, youth_id, *measures) in enumerate(rows):
+        if blank := uniform.get(profile):
+            rows[index] = (profile, youth_id,
+                           *(None if i in blank else value for i, value in enumerate(measures)))
+            withheld.update(MEASURES[i] for i in blank if measures[i] is not None)
+    random.Random(secrets.randbits(128)).shuffle(rows)  # seeded from the system's randomness
+    rows.sort(key=itemgetter(0))  # stable: still random within a profile
+    return Microdata(rows, len(taken), Counter(taken), withheld)
+
+
+def _measures(period: Period) -> tuple[dict, dict, dict, dict]:
+    """Youth id -> value of each measure, dated within the period: sessions attended
+    (present), the baseline and endline scores (the first scale of the first survey the
+    youth answered in the period, as the outcome indicators read it: first baseline, last
+    endline), the latest outcome."""
+    start, end = period.start, period.end
+    attended = {youth_id: count for youth_id, count in db.session.execute(sa.select(
+        Attendance.beneficiary_id, sa.func.count()).join(
+        ActivitySession, ActivitySession.id == Attendance.session_id).where(
+        Attendance.status == "present", ActivitySession.date.between(start, end)).group_by(
+        Attendance.beneficiary_id).execution_options(yield_per=5000))}
+    baseline: dict[int, float | None] = {}
+    endline: dict[int, float | None] = {}
+    for survey_id, scale in first_scales():
+        # Scores of two surveys are not comparable: a youth's come from the first survey
+        # they answered in the period (the set is only built when there is a second one).
+        earlier = baseline.keys() | endline.keys() if baseline or endline else set()
+        # The database reads the one score out of the JSON: no document is decoded here.
+        for youth_id, wave, score in db.session.execute(sa.select(
+                SurveyResponse.beneficiary_id, SurveyResponse.wave,
+                SurveyResponse.scores[scale].as_float()).where(
+                SurveyResponse.survey_id == survey_id,
+                SurveyResponse.wave.in_(("baseline", "endline")),
+                SurveyResponse.submitted_on.between(start, end)).order_by(
+                SurveyResponse.submitted_on, SurveyResponse.id).execution_options(
+                yield_per=5000)):
+            if youth_id in earlier:
+                continue
+            if wave == "endline":
+                endline[youth_id] = score
+            else:
+                baseline.setdefault(youth_id, score)
+    outcomes = dict(db.session.execute(sa.select(Case.beneficiary_id, Outcome.kind).join(
+        Outcome, Outcome.case_id == Case.id).where(Outcome.on_date.between(start, end))
+        .order_by(Outcome.on_date, Outcome.id)).all())  # the latest one wins
+    return attended, baseline, endline, outcomes
 
 
 def microdata(fiscal_year: int, k: int) -> Iterator[list]:
-    """One row per youth reached, de-identified; rows whose age band, sex, governorate and
-    setting are shared by fewer than k youth are generalised (governorate dropped), and
-    removed if still too rare (k-anonymity). Rows are tuples, built as they are written, so
-    memory stays flat: one pass counts the profiles, the next writes the file."""
-    period = Period(fiscal_year)
-    csos = {o.id: o.code for o in funded_csos()}
-    attended = dict(db.session.execute(sa.select(Attendance.beneficiary_id, sa.func.count())
-                                       .where(Attendance.status == "present")
-                                       .group_by(Attendance.beneficiary_id)).all())
-    scores: dict[str, dict[int, float]] = {"baseline": {}, "endline": {}}
-    # Read in batches: 200,000 responses' JSON must not sit in memory all at once.
-    for youth_id, wave, values in db.session.execute(sa.select(
-            SurveyResponse.beneficiary_id, SurveyResponse.wave, SurveyResponse.scores).where(
-            SurveyResponse.wave.in_(("baseline", "endline"))).execution_options(
-            yield_per=5000)):
-        scores[wave][youth_id] = next(iter((values or {}).values()), None)
-    outcomes = dict(db.session.execute(sa.select(Case.beneficiary_id, sa.func.max(Outcome.kind))
-                                       .join(Outcome, Outcome.case_id == Case.id)
-                                       .group_by(Case.beneficiary_id)).all())
-    youth = [(y.id, csos[y.organization_id], y.sex,
-              age_band(y.birth_year, y.birth_month, period.end), y.governorate_code,
-              y.setting_kind) for y in db.session.execute(sa.select(
-                  Beneficiary.id, Beneficiary.organization_id, Beneficiary.sex,
-                  Beneficiary.birth_year, Beneficiary.birth_month,
-                  Beneficiary.governorate_code, Beneficiary.setting_kind).where(
-                  Beneficiary.organization_id.in_(csos),
-                  Beneficiary.first_contact_date <= period.end).execution_options(
-                  yield_per=5000))]
-    # QUASI_IDENTIFIERS order: age band, sex, governorate, setting.
-    groups = Counter((band, sex, gov, setting) for _i, _c, sex, band, gov, setting in youth)
-    coarse = Counter((band, sex, setting) for _i, _c, sex, band, _g, setting in youth)
-    key = secrets.token_bytes(32)  # per export: pseudonyms cannot be joined across files
+    """The microdata file's rows, header first (microdata_table); computed when the first
+    row is asked for, so a streamed response starts at once."""
     yield MICRODATA_FIELDS
-    for youth_id, cso, sex, band, governorate, setting in youth:
-        if groups[(band, sex, governorate, setting)] < k:
-            if coarse[(band, sex, setting)] < k:
-                continue  # still rare enough to single someone out: left out
-            governorate = "*"
-        pseudonym = hmac.new(key, str(youth_id).encode(), hashlib.sha256).hexdigest()[:12]
-        yield [pseudonym, cso, sex, band, governorate, setting, attended.get(youth_id, 0),
-               scores["baseline"].get(youth_id), scores["endline"].get(youth_id),
-               outcomes.get(youth_id)]
+    yield from microdata_table(fiscal_year, k).lines()
 
 
-def microdata_dictionary(lang: str) -> list[list]:
-    """What each microdata column means (the data dictionary)."""
+def microdata_dictionary(lang: str, k: int | None = None) -> list[list]:
+    """What each microdata column means (the data dictionary), then which youth the rows
+    are and how the file is protected. A separate download from the file: it says how, not
+    how many (that changes with every year and every day)."""
+    k = current_app.config["BLADI_SMALL_CELL_K"] if k is None else k
     meaning = {
         "pseudonym": _("A code valid in this file only: files cannot be joined on it."),
-        "cso": _("The CSO that serves the young person."),
-        "sex": _("female or male"), "age_band": _("Age band at the end of the fiscal year."),
+        "cso": _("The CSO that serves the young person; * when generalised."),
+        "sex": _("female or male; * when generalised."),
+        "age_band": _("Age band at the end of the fiscal year; a wider band or * when "
+                      "generalised."),
         "governorate": _("ISO 3166-2 code; * when generalised to protect rare profiles."),
-        "setting": _("rehabilitation_centre, youth_centre or school"),
-        "sessions_attended": _("Sessions attended, all activities."),
-        "baseline_score": _("First scale score at the baseline survey."),
-        "endline_score": _("First scale score at the endline survey."),
-        "outcome": _("A recorded outcome (job, training completed...), if any."),
+        "setting": _("rehabilitation_centre, youth_centre or school; * when generalised."),
+        "sessions_attended": _("Sessions attended within the fiscal year, all activities; "
+                               "blank when withheld."),
+        "baseline_score": _("First scale score of the baseline survey answered within the "
+                            "fiscal year; blank when none or withheld."),
+        "endline_score": _("First scale score of the endline survey answered within the "
+                           "fiscal year; blank when none or withheld."),
+        "outcome": _("The latest outcome recorded within the fiscal year (job, training "
+                     "completed...); blank when none or withheld."),
     }
-    return [[_("Column"), _("Meaning")]] + [[f, meaning[f]] for f in MICRODATA_FIELDS]
+    steps = "; ".join(f"{n}. {step}" for n, step in enumerate(GENERALISATION, start=1))
+    notes = [
+        [_("Rows"), _("One row per young person reached in the fiscal year (enrolled at a "
+                      "site on at least one of its days): the youth that the indicator of "
+                      "youth reached counts. Rows are sorted by profile.")],
+        [_("Profile"), _(
+            "The columns cso, sex, age_band, governorate and setting. Every profile in the "
+            "file (these five columns as written, * included) is shared by at least %(k)d "
+            "rows. A rarer profile is generalised, step by step in this order, until it is "
+            "not: %(steps)s. Rows whose profile is still rarer after the last step are left "
+            "out, so the file can hold fewer youth than the published figures.",
+            k=k, steps=steps)],
+        [_("Withheld values"), _(
+            "Where the rows of a profile show a single value of sessions_attended, "
+            "baseline_score, endline_score or outcome (blanks aside), that column is blanked "
+            "for all of them: knowing someone's profile would otherwise tell their value.")],
+    ]
+    return [[_("Column"), _("Meaning")]] + [[f, meaning[f]] for f in MICRODATA_FIELDS] + notes
 
 
 def microdata_csv(fiscal_year: int, k: int) -> Iterator[bytes]:
     """The microdata as a CSV stream (UTF-8 with BOM), a chunk per 1,000 rows."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    buffer.write("\ufeff")
-    for index, row in enumerate(microdata(fiscal_year, k)):
-        writer.writerow(row)
-        if index % 1000 == 999:
-            yield buffer.getvalue().encode("utf-8")
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue().encode("utf-8")
+    return csv_stream(microdata(fiscal_year, k))

@@ -111,8 +111,9 @@ def months_before(day: date, months: int) -> date:
     return date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
 
 
-def _youth_ids(code: str, period: Period | Span, org_ids: list[int]) -> sa.Select:
-    """The distinct youth counted by a youth-based indicator in a period."""
+def youth_ids(code: str, period: Period | Span, org_ids: list[int]) -> sa.Select:
+    """The distinct youth counted by a youth-based indicator in a period (also the rows of
+    the donor's microdata: the youth reached in the year)."""
     start, end = period.start, min(period.end, date.today())  # nobody is reached ahead
     if start > end:  # a period still to come
         return sa.select(Beneficiary.id).where(sa.false())
@@ -158,10 +159,12 @@ def score_rows(period: Period, org_ids: list[int]) -> list[tuple]:
     if key not in cache:
         baseline = sa.orm.aliased(SurveyResponse)
         seen, rows = set(), []
-        for survey_id, scale in _first_scales():
+        for survey_id, scale in first_scales():
             # The database reads the one score out of the JSON: no document is decoded here.
+            # The CSO is the one that took the endline (a transfer moves no past answer).
             for row in db.session.execute(sa.select(
-                    *PROFILE, SurveyResponse.beneficiary_id, SurveyResponse.submitted_on,
+                    SurveyResponse.organization_id, *PROFILE[1:],
+                    SurveyResponse.beneficiary_id, SurveyResponse.submitted_on,
                     SurveyResponse.scores[scale].as_float(),
                     baseline.scores[scale].as_float()).join(
                     Beneficiary, Beneficiary.id == SurveyResponse.beneficiary_id).join(
@@ -185,7 +188,7 @@ def score_rows(period: Period, org_ids: list[int]) -> list[tuple]:
     return [row for row in cache[key] if period.start <= row[6] <= end]
 
 
-def _first_scales() -> list[tuple[int, str]]:
+def first_scales() -> list[tuple[int, str]]:
     """(survey id, name of its first scale) for every survey that has one: the score the
     outcome indicators follow (the latest version's definition names it)."""
     found = []
@@ -207,7 +210,7 @@ def youth_profiles(code: str, period: Period | Span, org_ids: list[int]) -> Coun
                        if row[7] is not None and row[7] > 0)
     if code == "youth_10_sessions" and isinstance(period, Period):
         return _regular_profiles(period, org_ids)
-    ids = _youth_ids(code, period, org_ids)
+    ids = youth_ids(code, period, org_ids)
     return Counter({tuple(row[:6]): row[6] for row in db.session.execute(
         sa.select(*PROFILE, sa.func.count()).where(Beneficiary.id.in_(ids)).group_by(*PROFILE))})
 
@@ -235,9 +238,12 @@ def totals_by_org(code: str, period: Period, org_ids: list[int]) -> dict[int, fl
             sa.exists().where(baseline.beneficiary_id == SurveyResponse.beneficiary_id,
                               baseline.wave == "baseline")).group_by(
             SurveyResponse.organization_id)
+    elif code in ("participation_hours", "youth_10_sessions"):
+        # Per CSO where the youth attended (not their CSO today: a transfer moves no past).
+        return _attendance_totals(period, tuple(org_ids))[code]
     elif rule.by_youth:
         query = sa.select(Beneficiary.organization_id, sa.func.count()).where(
-            Beneficiary.id.in_(_youth_ids(code, period, org_ids))).group_by(
+            Beneficiary.id.in_(youth_ids(code, period, org_ids))).group_by(
             Beneficiary.organization_id)
     elif code == "sessions_held":
         query = sa.select(ActivitySession.organization_id, sa.func.count()).where(

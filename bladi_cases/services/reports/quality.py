@@ -23,6 +23,7 @@ from ...models import (
     Referral,
     SurveyResponse,
 )
+from ...policy import note_with_its_case
 from .indicators import Period
 
 ENDLINE_GRACE_DAYS = 14  # after an activity ends, its endline is due within this
@@ -55,8 +56,11 @@ def _baselines_without_endline(ids: list[int], today: date):
         Enrolment.start_date <= SurveyResponse.submitted_on,
         sa.func.coalesce(Enrolment.end_date, Activity.planned_end)
         < today - timedelta(days=ENDLINE_GRACE_DAYS)).exists()
+    # A youth since transferred to another CSO is no longer this one's to survey.
+    still_here = sa.exists().where(Beneficiary.id == SurveyResponse.beneficiary_id,
+                                   Beneficiary.organization_id == SurveyResponse.organization_id)
     return sa.select(SurveyResponse.organization_id, sa.func.count()).where(
-        SurveyResponse.organization_id.in_(ids), SurveyResponse.wave == "baseline",
+        SurveyResponse.organization_id.in_(ids), SurveyResponse.wave == "baseline", still_here,
         ~sa.exists().where(endline.beneficiary_id == SurveyResponse.beneficiary_id,
                            endline.survey_id == SurveyResponse.survey_id,
                            endline.wave == "endline"),
@@ -75,7 +79,8 @@ def standing_counts(ids: list[int], today: date) -> dict[str, dict[int, int]]:
     for query in (
             sa.select(CaseNote.organization_id, sa.func.count()).where(
                 CaseNote.organization_id.in_(ids), CaseNote.due_date < today,
-                CaseNote.done_on.is_(None)).group_by(CaseNote.organization_id),
+                CaseNote.done_on.is_(None), note_with_its_case()).group_by(
+                CaseNote.organization_id),  # a note left behind by a transfer: no one's
             sa.select(CaseGoal.organization_id, sa.func.count()).where(
                 CaseGoal.organization_id.in_(ids), CaseGoal.target_date < today,
                 CaseGoal.status.in_(("planned", "in_progress"))).group_by(

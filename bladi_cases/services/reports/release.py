@@ -32,7 +32,8 @@ from ...models import (
 from ...models.common import utcnow
 from ...privacy.deidentify import DEFAULT_BANDS, age_band
 from ...privacy.release import Release
-from ...privacy.suppression import TOTAL, WITHHELD, published
+from ...privacy.suppression import TOTAL, WITHHELD
+from ...transactions import after_render, in_read_request, write_transaction
 from .indicators import RULES, Period, Span, score_rows, youth_profiles
 from .quality import year_quality
 from .reports import funded_csos, indicators, targets_of, values_by_org
@@ -53,11 +54,15 @@ def _is_mean(indicator: Indicator) -> bool:
 
 # --- The true figures --------------------------------------------------------------------
 
-def year_figures(fiscal_year: int) -> dict:
+def year_figures(fiscal_year: int, frozen_bands: dict | None = None) -> dict:
     """Every true count the year's release is built from (JSON-ready): per indicator the
     value of each CSO in each quarter (frozen when that report is approved), and for youth
     indicators the year's youth per CSO and setting and per sex, age band and governorate;
-    the score sums behind the mean change. Aggregates only: never a youth."""
+    the score sums behind the mean change. Aggregates only: never a youth.
+
+    `frozen_bands` are the age bands the year was released with (from its snapshot): once
+    a year's figures were out, changing an indicator's bands would let anyone subtract two
+    downloads, so the year keeps its bands; new bands apply to years not yet released."""
     csos = funded_csos()
     codes = {o.id: o.code for o in csos}
     frozen = {(r.organization_id, r.quarter): r.figures for r in db.session.scalars(
@@ -65,7 +70,7 @@ def year_figures(fiscal_year: int) -> dict:
                                          QuarterlyReport.status == ReportStatus.APPROVED))}
     year = Period(fiscal_year)
     payload: dict = {"quarters": {}, "settings": {}, "dimensions": {}, "scores": {},
-                     "lifetime": {},
+                     "lifetime": {}, "age_bands": {},
                      "approved": sorted(f"{codes[o]}:{q}" for o, q in frozen if o in codes)}
     award = Span(Period(min(first_year(), fiscal_year)).start, year.end)
     for indicator in indicators():
@@ -81,7 +86,9 @@ def year_figures(fiscal_year: int) -> dict:
         if _is_youth(indicator):
             settings: dict[str, Counter] = {o.code: Counter() for o in csos}
             dimensions: dict[str, Counter] = {d: Counter() for d in YOUTH_DIMENSIONS}
-            bands = [tuple(b) for b in indicator.age_bands or ()] or DEFAULT_BANDS
+            bands = [tuple(b) for b in (frozen_bands or {}).get(indicator.code)
+                     or indicator.age_bands or ()] or list(DEFAULT_BANDS)
+            payload["age_bands"][indicator.code] = [list(b) for b in bands]
             for (org_id, setting, sex, born, month, governorate), count in youth_profiles(
                     indicator.rule, year, list(codes)).items():
                 settings[codes[org_id]][setting] += count
@@ -118,20 +125,31 @@ def snapshot(fiscal_year: int, max_age_seconds: int) -> tuple[dict, datetime | N
     """The year's figures and when they were computed. From the latest snapshot when there
     is one less than a day old; when it is older than `max_age_seconds`, it is still shown,
     and a fresh one is computed once the response has gone (nobody waits for it). Without a
-    usable snapshot, computed now and stored. With 0 (the tests): always computed, nothing
-    stored."""
+    usable snapshot, computed now and stored (see `refresh`). With 0 (the tests): always
+    computed, nothing stored."""
+    latest = _latest(fiscal_year)
     if max_age_seconds <= 0:
-        return year_figures(fiscal_year), None
-    latest = db.session.scalars(sa.select(FiguresSnapshot).where(
-        FiguresSnapshot.fiscal_year == fiscal_year).order_by(
-        FiguresSnapshot.computed_at.desc()).limit(1)).first()
+        payload = year_figures(fiscal_year, _bands_of(latest))
+        if latest is None:  # the year's first release: its age bands are kept from now on
+            payload = refresh(fiscal_year, payload)
+        return payload, None
     now = utcnow()
     if latest is not None and latest.computed_at >= now - STALE_LIMIT:
         if latest.computed_at < now - timedelta(seconds=max_age_seconds):
             _refresh_after_response(fiscal_year)
         return latest.payload, latest.computed_at
-    payload = year_figures(fiscal_year)
-    return payload, refresh(fiscal_year, payload).computed_at
+    return refresh(fiscal_year, year_figures(fiscal_year, _bands_of(latest))), now
+
+
+def _latest(fiscal_year: int) -> FiguresSnapshot | None:
+    return db.session.scalars(sa.select(FiguresSnapshot).where(
+        FiguresSnapshot.fiscal_year == fiscal_year).order_by(
+        FiguresSnapshot.computed_at.desc()).limit(1)).first()
+
+
+def _bands_of(snapshot_row: FiguresSnapshot | None) -> dict | None:
+    """The age bands a year was released with, if it was."""
+    return (snapshot_row.payload or {}).get("age_bands") if snapshot_row is not None else None
 
 
 def _refresh_after_response(fiscal_year: int) -> None:
@@ -151,21 +169,42 @@ def _refresh_in_background(app, fiscal_year: int) -> None:
     with app.app_context():
         try:
             refresh(fiscal_year)
-            db.session.commit()
         except Exception:  # the old snapshot stays; the next view will try again
             db.session.rollback()
             app.logger.exception("refreshing the FY%s figures failed", fiscal_year)
 
 
-def refresh(fiscal_year: int, payload: dict | None = None) -> FiguresSnapshot:
-    """Store a new snapshot of the year (older ones of the year are dropped)."""
-    payload = payload if payload is not None else year_figures(fiscal_year)
+def refresh(fiscal_year: int, payload: dict | None = None) -> dict:
+    """Store a new snapshot of the year (older ones of the year are dropped), with what the
+    audit hid at the configured k, so pages publish it without running the audit again.
+    Returns what it stores.
+
+    Everything is computed first, reading only; then the snapshot is written briefly, never
+    holding the write lock while computing: in a read request once its page is built
+    (`after_render`), in a write request with its changes, and elsewhere (the command
+    line, after a response) at once in a write transaction of its own, committed."""
+    if payload is None:
+        payload = year_figures(fiscal_year, _bands_of(_latest(fiscal_year)))
+    k = current_app.config["BLADI_SMALL_CELL_K"]
+    payload = {**payload, "protection": {
+        str(k): build(payload, fiscal_year, k).release.protection()}}
+    if in_read_request():
+        after_render(lambda: _store(fiscal_year, payload))
+    elif has_request_context():
+        _store(fiscal_year, payload)
+    else:
+        db.session.commit()  # ends the read transaction (and anything the caller left)
+        with write_transaction():
+            _store(fiscal_year, payload)
+            db.session.commit()
+    return payload
+
+
+def _store(fiscal_year: int, payload: dict) -> None:
     db.session.execute(sa.delete(FiguresSnapshot).where(
         FiguresSnapshot.fiscal_year == fiscal_year))
-    row = FiguresSnapshot(fiscal_year=fiscal_year, payload=payload)
-    db.session.add(row)
+    db.session.add(FiguresSnapshot(fiscal_year=fiscal_year, payload=payload))
     db.session.flush()
-    return row
 
 
 # --- The release -------------------------------------------------------------------------
@@ -229,8 +268,7 @@ class YearRelease:
         if _is_mean(indicator):
             return "—"
         if indicator.code in self.payload["lifetime"]:
-            value = self.payload["lifetime"][indicator.code]
-            return published(value, self.k)
+            return self.release.shown(("life", indicator.code))
         years = [r for r in earlier if r.fiscal_year < self.fiscal_year] + [self]
         if any(r.release.hidden(("fy", indicator.code, ALL, ALL)) for r in years):
             return WITHHELD
@@ -309,8 +347,55 @@ def build(payload: dict, fiscal_year: int, k: int) -> YearRelease:
     scores = payload["scores"]
     release.add("score_n", {(c, f"Q{q + 1}"): scores[c][q][1] for c in csos for q in range(4)},
                 csos, QUARTERS, lambda key: None)
-    release.publish()
+    release.keep_private("score_n")
+    _add_lifetime(release, payload, fiscal_year)
+    _relate(release, payload, csos)
+    release.publish(payload.get("protection", {}).get(str(k)))
     return YearRelease(fiscal_year, k, csos, release, payload)
+
+
+def _add_lifetime(release: Release, payload: dict, fiscal_year: int) -> None:
+    """Life-of-award youth (each once since the award began) go through the release: at
+    least the year's youth, and the same figure in the award's first year."""
+    for code, value in payload["lifetime"].items():
+        release.add(f"life:{code}", {("life", "n"): value}, ["life"], ["n"],
+                    lambda key, code=code: ("life", code) if key == ("life", "n") else None)
+        year = ("fy", code, ALL, ALL)
+        release.relate({year: 1, ("life", code): -1})
+        if fiscal_year <= first_year():
+            release.relate({("life", code): 1, year: -1})
+
+
+# Youth counted by one indicator are among those of another, in every cell.
+INCLUDED_IN = {"youth_improved": "youth_baseline_endline",
+               "youth_baseline_endline": "youth_reached",
+               "youth_10_sessions": "youth_reached"}
+
+
+def _relate(release: Release, payload: dict, csos: list[str]) -> None:
+    """What a reader knows beyond the tables' sums: a youth counts once in a year, so a
+    year is at least each quarter and at most their sum; and some indicators count youth
+    that another one counts too (docs/PRIVACY.md)."""
+    youth = [i.code for i in indicators() if _is_youth(i)]
+    for code in youth:
+        for cso in csos + [ALL]:
+            year = ("fy", code, cso, ALL)
+            quarters = [("q", code, cso, q) for q in range(1, 5)]
+            release.relate({year: 1, **{q: -1 for q in quarters}})
+            for quarter in quarters:
+                release.relate({quarter: 1, year: -1})
+    for small, big in INCLUDED_IN.items():
+        if small not in youth or big not in youth:
+            continue
+        figures = [("fy", small, c, s) for c in csos + [ALL] for s in SETTINGS + [ALL]]
+        figures += [("q", small, c, q) for c in csos + [ALL] for q in range(1, 5)]
+        figures += [(d, small, category) for d in YOUTH_DIMENSIONS
+                    for category in payload["dimensions"][small][d]
+                    if category in payload["dimensions"][big][d]]
+        for figure in figures:
+            twin = (figure[0], big, *figure[2:])
+            if release.known(figure) and release.known(twin):
+                release.relate({figure: 1, twin: -1})
 
 
 def year_release(fiscal_year: int, k: int, max_age_seconds: int = 0) -> YearRelease:
@@ -324,7 +409,7 @@ def year_release(fiscal_year: int, k: int, max_age_seconds: int = 0) -> YearRele
 # --- Reading a release -------------------------------------------------------------------
 
 def number(shown: str) -> int | float | None:
-    """A published figure as a number; None when it is withheld ("<5", "…", "—")."""
+    """A published figure as a number; None when it is withheld ("…", "—")."""
     for kind in (int, float):
         try:
             return kind(shown)
@@ -353,19 +438,13 @@ def progress_rows(release: YearRelease, csos: list[Organization], setting: str =
 
 
 def report_figures(report: QuarterlyReport, release: YearRelease) -> dict[str, str]:
-    """A quarterly report's figures for a reviewer or the donor: hidden wherever the year's
-    release hides that CSO's quarter (so the report cannot undo the dashboard's
-    suppression), and below k in any case."""
-    k, shown = release.k, {}
+    """A quarterly report's figures for a reviewer or the donor: exactly the year's release
+    for that CSO's quarter (the figures the report was submitted with may differ from
+    today's, and the difference of the two would be a count nobody protected)."""
+    shown = {}
     for indicator in indicators():
-        value = report.figures.get(indicator.code)
-        if value is None:
+        if report.figures.get(indicator.code) is None:
             continue
-        in_release = release.quarter(indicator, report.organization.code, report.quarter)
-        if number(in_release) is None and in_release != "—":
-            shown[indicator.code] = in_release
-        elif _is_mean(indicator):
-            shown[indicator.code] = f"{value:+.1f}"
-        else:
-            shown[indicator.code] = published(value, k)
+        shown[indicator.code] = release.quarter(indicator, report.organization.code,
+                                                report.quarter)
     return shown

@@ -5,8 +5,10 @@ dashboards show. Everything a reviewer or the donor sees goes through privacy.su
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime
 
 import sqlalchemy as sa
+from flask import current_app
 from flask_babel import gettext as _
 
 from ...extensions import db
@@ -27,6 +29,15 @@ from ...privacy.suppression import WITHHELD, published
 from .. import ValidationError
 from ..audit import Action, record
 from .indicators import RULES, Period, totals_by_org
+
+
+def reporting_years(today: date | None = None) -> range:
+    """The fiscal years that have figures: from the award's first (BLADI_AWARD_FIRST_FY) to
+    the current one + 1 (targets are set a year ahead). Every report and export refuses
+    any other year before computing anything."""
+    current = Period.containing(today or date.today()).fiscal_year
+    return range(current_app.config["BLADI_AWARD_FIRST_FY"], current + 2)
+
 
 # code, kind, unit, rule, names (ar, fr, en), definitions (ar, fr, en)
 INDICATOR_SET = [
@@ -351,9 +362,12 @@ def review_report(actor: User, report: QuarterlyReport, decision: str,
         report.figures = figures(report.organization,
                                  Period(report.fiscal_year, report.quarter))
         report.status = ReportStatus.APPROVED
-        # The year's published figures now include these frozen ones: recompute them.
-        db.session.execute(sa.delete(FiguresSnapshot).where(
-            FiguresSnapshot.fiscal_year == report.fiscal_year))
+        # The year's published figures now include these frozen ones: recompute them at
+        # the next view. The snapshot is aged, not deleted: it keeps the age bands the
+        # year was released with (docs/PRIVACY.md).
+        db.session.execute(sa.update(FiguresSnapshot).where(
+            FiguresSnapshot.fiscal_year == report.fiscal_year).values(
+            computed_at=datetime(2000, 1, 1)))
     _step(report, actor, {"comment": ReportStepAction.COMMENTED,
                           "return": ReportStepAction.RETURNED,
                           "approve": ReportStepAction.APPROVED}[decision], comment or "")

@@ -3,15 +3,12 @@ submission with scores, responses and their export, baseline -> endline change."
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import uuid
 from dataclasses import dataclass
 from datetime import date
 
-import openpyxl
 import sqlalchemy as sa
 from flask_babel import gettext as _
 
@@ -32,6 +29,7 @@ from ...models.common import in_language, utcnow
 from ...models.surveys import SINGLE_WAVES
 from .. import ValidationError
 from ..audit import Action, record
+from ..beneficiaries.registry import cipher, decrypt_field
 from ..retries import prior_record
 from . import logic
 from .xlsform import XLSFormError, parse_xlsform
@@ -142,7 +140,7 @@ def draft_for(actor: User, version: SurveyVersion, youth: Beneficiary | None,
     if draft is None:
         draft = SurveyDraft(user_id=actor.id, organization_id=actor.organization_id,
                             version_id=version.id, beneficiary_id=getattr(youth, "id", None),
-                            wave=wave, response_uuid=str(uuid.uuid4()), answers={})
+                            wave=wave, response_uuid=str(uuid.uuid4()))
         db.session.add(draft)
         db.session.flush()
     return draft
@@ -152,12 +150,39 @@ def save_page(draft: SurveyDraft, definition: dict, names: list[str], posted: di
               lang: str) -> dict[str, str]:
     """Keep a page's answers in the draft (always: back/next never lose them) and return
     that page's errors."""
-    answers = dict(draft.answers or {})
+    answers = draft_answers(draft)
     for name in names:
         answers[name] = posted.get(name, [] if _multiple(definition, name) else "")
-    draft.answers = answers
+    draft.answers_enc = _sealed(answers)
     db.session.flush()
     return logic.validate(definition, answers, names, lang)
+
+
+def _sealed(answers: dict) -> bytes | None:
+    """Answers as one encrypted JSON object (None when there are none)."""
+    return cipher().encrypt(json.dumps(answers, ensure_ascii=False, sort_keys=True)) \
+        if answers else None
+
+
+def _unsealed(row, attribute: str) -> dict:
+    raw = decrypt_field(row, attribute)
+    return json.loads(raw) if raw else {}
+
+
+def draft_answers(draft: SurveyDraft) -> dict:
+    """The answers typed so far in a draft, decrypted (the user's own draft)."""
+    return _unsealed(draft, "answers_enc")
+
+
+def response_answers(response: SurveyResponse) -> dict:
+    """Every answer of a response, the text answers decrypted (callers loaded the response
+    through the policy: the collecting CSO's staff only)."""
+    return {**response.answers, **_unsealed(response, "text_answers_enc")}
+
+
+def _text_names(definition: dict) -> set[str]:
+    """The questions answered in free text, which can name the youth: stored encrypted."""
+    return {q["name"] for q in definition["questions"] if q["type"] == "text"}
 
 
 def _multiple(definition: dict, name: str) -> bool:
@@ -173,10 +198,15 @@ def submit(actor: User, version: SurveyVersion, youth: Beneficiary | None, wave:
     definition = version.definition
     key = uuid.UUID(str(response_uuid))
     cleaned = logic.clean(definition, answers)
-    digest = hashlib.sha256(json.dumps([version.id, getattr(youth, "id", None), wave, cleaned],
+    texts = _text_names(definition)
+    plain = {name: value for name, value in cleaned.items() if name not in texts}
+    written = {name: value for name, value in cleaned.items() if name in texts}
+    # The digest covers the plain answers only: a hash of the text answers would let anyone
+    # holding the database confirm a guessed name. Those are compared decrypted.
+    digest = hashlib.sha256(json.dumps([version.id, getattr(youth, "id", None), wave, plain],
                                        sort_keys=True).encode()).hexdigest()
-    existing = prior_record(SurveyResponse, key, actor,
-                            same=lambda stored: stored.content_hash == digest)
+    existing = prior_record(SurveyResponse, key, actor, same=lambda stored: (
+        stored.content_hash == digest and _unsealed(stored, "text_answers_enc") == written))
     if existing is not None:
         return existing, False
     errors = logic.validate(definition, answers, None, lang)
@@ -186,7 +216,8 @@ def submit(actor: User, version: SurveyVersion, youth: Beneficiary | None, wave:
     response = SurveyResponse(
         uuid=key, organization_id=actor.organization_id, version_id=version.id,
         survey_id=version.survey_id, beneficiary_id=getattr(youth, "id", None), wave=wave,
-        answers=cleaned, scores=logic.scores(definition, cleaned), content_hash=digest,
+        answers=plain, text_answers_enc=_sealed(written),
+        scores=logic.scores(definition, cleaned), content_hash=digest,
         submitted_by_id=actor.id, submitted_on=today or date.today())
     db.session.add(response)
     db.session.execute(sa.delete(SurveyDraft).where(SurveyDraft.user_id == actor.id,
@@ -239,7 +270,8 @@ def _label(item: dict, lang: str) -> str:
 
 def export_rows(survey: Survey, responses: list[SurveyResponse], codes: dict[int, str],
                 lang: str) -> list[list]:
-    """A table of responses: one column per question (labels in `lang`), then the scores."""
+    """A table of responses: one column per question (labels in `lang`), then the scores;
+    written as CSV or XLSX by services/files.py (which neutralises formulas)."""
     definition = survey.current.definition if survey.current else responses[0].version.definition
     questions = [q for q in definition["questions"] if q["type"] != "note"]
     scales = definition.get("scales", [])
@@ -249,8 +281,9 @@ def export_rows(survey: Survey, responses: list[SurveyResponse], codes: dict[int
     for response in responses:
         row = [codes.get(response.beneficiary_id, ""), response.wave or "",
                response.submitted_on.isoformat(), response.version.number]
+        answers = response_answers(response)
         for question in questions:
-            value = response.answers.get(question["name"])
+            value = answers.get(question["name"])
             choices = {c["name"]: _label(c, lang) for c in question.get("choices", [])}
             if isinstance(value, list):
                 value = ", ".join(choices.get(v, v) for v in value)
@@ -260,22 +293,3 @@ def export_rows(survey: Survey, responses: list[SurveyResponse], codes: dict[int
         row += [response.scores.get(s["name"]) for s in scales]
         rows.append(row)
     return rows
-
-
-def to_csv(rows: list[list]) -> bytes:
-    """CSV, UTF-8 with BOM (Excel opens Arabic correctly)."""
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows(rows)
-    return buffer.getvalue().encode("utf-8-sig")
-
-
-def to_xlsx(rows: list[list], rtl: bool) -> bytes:
-    """XLSX, right-to-left for Arabic."""
-    book = openpyxl.Workbook()
-    sheet = book.active
-    sheet.sheet_view.rightToLeft = rtl
-    for row in rows:
-        sheet.append(row)
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()

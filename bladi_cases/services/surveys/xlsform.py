@@ -11,7 +11,13 @@ and scales; see `parse_xlsform`. Texts are dicts keyed by language code (ar, fr,
 
 Round trip: `parse_xlsform(export_xlsform(d)) == d` for every `d` returned by `parse_xlsform`,
 except the questions' "row" values (the export writes its own layout) and the choice list names,
-which the definition does not keep (the export names each list "<question>_list").
+which the definition does not keep (the export names each list "<question>_list"). The export
+goes through the app's one writer (services/files.py), which puts an apostrophe before a text
+that a spreadsheet would run as a formula; reading undoes exactly that (`files.restore`).
+
+Bounds: the workbook is checked as a ZIP first (services/inputs.py: sizes, compression, the
+range each sheet uses) and every sheet is read with a hard stop at MAX_ROWS rows and
+MAX_COLUMNS columns.
 """
 
 from __future__ import annotations
@@ -20,11 +26,14 @@ import re
 from io import BytesIO
 from zipfile import BadZipFile
 
-from openpyxl import Workbook, load_workbook
+from openpyxl import load_workbook
 from openpyxl.utils.exceptions import InvalidFileException
 from pyxform.builder import create_survey_element_from_dict
 from pyxform.xls2json import workbook_to_json
 from pyxform.xls2json_backends import get_xlsform
+
+from .. import inputs
+from ..files import Sheet, restore, xlsx_bytes
 
 LANGS = ("ar", "fr", "en")
 LANG_HEADERS = {"ar": "Arabic (ar)", "fr": "French (fr)", "en": "English (en)"}
@@ -34,12 +43,13 @@ SUPPORTED = (
     "text, integer, decimal, date, note, select_one LIST, select_multiple LIST, "
     "begin_group, end_group"
 )
-NOT_XLSX = "The file is not an XLSX spreadsheet."
 _SELECT = re.compile(r"^(select_one|select_multiple) (\S+)$")
 _REF = re.compile(r"\$\{([^}]*)\}")
 _INT = re.compile(r"^-?\d+$")
 _PYXFORM_ROW = re.compile(r"^\s*\[row\s*:\s*(\d+)\]\s*", re.S)
 _TRUE = {"yes", "true", "true()", "1"}
+MAX_ROWS = 5_000  # of any sheet (a long form with its choice lists has ~1,500)
+MAX_COLUMNS = 200
 
 
 class XLSFormError(Exception):
@@ -57,7 +67,7 @@ def _cell(value) -> str:
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))  # Excel stores 1 as 1.0; choice names must read "1"
-    return str(value).replace("\xa0", " ").strip()
+    return restore(str(value)).replace("\xa0", " ").strip()
 
 
 def _header(value) -> str:
@@ -68,9 +78,10 @@ def _header(value) -> str:
     return text.lower()
 
 
-def _rows(sheet) -> list[tuple[int, dict[str, str]]]:
-    """Non-empty rows of a sheet as (1-based spreadsheet row number, {header: text})."""
-    values = sheet.iter_rows(values_only=True)
+def _rows(sheet, used_rows: int) -> list[tuple[int, dict[str, str]]]:
+    """Non-empty rows of a sheet as (1-based spreadsheet row number, {header: text}),
+    reading no further than the rows its cells use and MAX_COLUMNS columns."""
+    values = inputs.sheet_rows(sheet, min(used_rows, MAX_ROWS), MAX_COLUMNS)
     keys = [_header(h) for h in next(values, None) or ()]
     rows = []
     for number, cells in enumerate(values, start=2):
@@ -107,13 +118,19 @@ def parse_xlsform(data: bytes) -> dict:
 
     The form is checked by pyxform (as ODK / KoboToolbox would convert it) and by the rules of
     the supported subset; every message names the sheet and, where there is one, the row.
+    A file outside the bounds is refused first, with a message in the user's language.
     """
+    try:
+        used = {s.title: s.rows for s in inputs.check_xlsx(data, MAX_ROWS, MAX_COLUMNS)}
+    except inputs.InputRefused as refused:
+        raise XLSFormError(refused.messages) from None
     try:
         book = load_workbook(BytesIO(data), data_only=True, read_only=True)
     except (BadZipFile, InvalidFileException, KeyError, OSError, ValueError, TypeError) as exc:
-        raise XLSFormError([NOT_XLSX]) from exc
+        raise XLSFormError(inputs.not_xlsx().messages) from exc
     try:
-        sheets = {sheet.title.strip().lower(): _rows(sheet) for sheet in book.worksheets}
+        sheets = {sheet.title.strip().lower(): _rows(sheet, used.get(sheet.title, MAX_ROWS))
+                  for sheet in book.worksheets}
     finally:
         book.close()
 
@@ -373,15 +390,12 @@ def export_xlsform(definition: dict) -> bytes:
     is written as one plain form_title when all its languages agree; otherwise as per-language
     form_title columns, which this module reads back but pyxform cannot turn into an XForm.
     """
-    book = Workbook()
-    survey = book.active
-    survey.title = "survey"
+    survey: list[list] = []
     survey.append([
         "type", "name", *_lang_columns("label"), *_lang_columns("hint"),
         "required", "relevant", "constraint", *_lang_columns("constraint_message"),
     ])  # fmt: skip
-    choices = book.create_sheet("choices")
-    choices.append(["list_name", "name", *_lang_columns("label")])
+    choices: list[list] = [["list_name", "name", *_lang_columns("label")]]
 
     groups = definition.get("groups") or []
     by_group = {g["name"]: g for g in groups}
@@ -430,7 +444,7 @@ def export_xlsform(definition: dict) -> bytes:
         if group["name"] not in opened:
             write_group(group["name"], close=True)
 
-    settings = book.create_sheet("settings")
+    settings: list[list] = []
     title = definition.get("title") or {}
     if len(title) == len(LANGS) and len(set(title.values())) == 1:
         heads, values = ["form_title"], [title[LANGS[0]]]
@@ -441,16 +455,16 @@ def export_xlsform(definition: dict) -> bytes:
     settings.append([*heads, "form_id", "version"])
     settings.append([*values, definition["form_id"], definition.get("version")])
 
+    sheets = [Sheet("survey", survey), Sheet("choices", choices), Sheet("settings", settings)]
     if definition.get("scales"):
-        sheet = book.create_sheet("scales")
-        sheet.append(["name", *_lang_columns("label"), "items", "method", "reverse",
+        scales: list[list] = []
+        sheets.append(Sheet("scales", scales))
+        scales.append(["name", *_lang_columns("label"), "items", "method", "reverse",
                       "min_answered", "item_min", "item_max"])  # fmt: skip
         for scale in definition["scales"]:
-            sheet.append([
+            scales.append([
                 scale["name"], *_lang_values(scale.get("label")), ", ".join(scale["items"]),
                 scale["method"], ", ".join(scale.get("reverse") or []) or None,
                 scale.get("min_answered"), scale.get("item_min"), scale.get("item_max"),
             ])  # fmt: skip
-    out = BytesIO()
-    book.save(out)
-    return out.getvalue()
+    return xlsx_bytes(sheets)

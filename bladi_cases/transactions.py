@@ -1,0 +1,78 @@
+"""Which transactions write, and when: short write transactions on the embedded database.
+
+SQLite (WAL) lets any number of readers work beside one writer, but a transaction that
+begins by reading and then writes fails at once ("database is locked", no waiting) when
+another writer committed since its first read. So:
+
+- a write request (POST...) begins with the write lock (BEGIN IMMEDIATE), waiting for
+  the writer before it up to the busy timeout;
+- a read request (GET) reads in a deferred transaction, and what it writes (its audit
+  entries, a figures snapshot it computed) waits until its page is built (`after_render`),
+  then goes in a short write transaction of its own (`commit_once` in bladi_cases/__init__.py);
+- the command line and work done after a response compute first, then write inside
+  `write_transaction()`.
+
+On PostgreSQL the BEGIN is the driver's own; the order of work is the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from flask import g, has_request_context, request
+
+from .extensions import db
+
+# Requests that change nothing but what `after_render` writes.
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+# Set while a transaction that will write begins (see write_transaction).
+_WILL_WRITE: ContextVar[bool] = ContextVar("bladi_will_write", default=False)
+
+
+def in_read_request() -> bool:
+    """True while a read request (GET, HEAD, OPTIONS) is being answered."""
+    return has_request_context() and request.method in READ_METHODS
+
+
+def begins_writing() -> bool:
+    """Whether a transaction beginning now will write: in a write request, or inside
+    `write_transaction()`. SQLite's BEGIN hook asks this (bladi_cases/__init__.py)."""
+    return _WILL_WRITE.get() or (has_request_context() and request.method not in READ_METHODS)
+
+
+@contextmanager
+def write_transaction() -> Iterator[None]:
+    """A block whose transaction will write: on SQLite it begins with the write lock,
+    waiting up to the busy timeout for another writer, instead of failing at its first
+    write. Keep it short: compute before, in a read transaction already ended, then write
+    and commit inside."""
+    if db.session().in_transaction():
+        raise RuntimeError("end the read transaction before a write transaction")
+    token = _WILL_WRITE.set(True)
+    try:
+        yield
+    finally:
+        _WILL_WRITE.reset(token)
+
+
+def after_render(write: Callable[[], object]) -> None:
+    """In a read request: call `write` (which adds or flushes rows) once the response is
+    built, in a short write transaction with the request's other such writes. If they
+    cannot be written, the response is an error page instead."""
+    if not in_read_request():
+        raise RuntimeError("after_render is for read requests; write now instead")
+    g.setdefault("_bladi_after_render", []).append(write)
+
+
+def write_after_render() -> None:
+    """Called by the request's commit, its own transaction ended: what the read request
+    set aside with `after_render`, written and committed in one short write transaction."""
+    writes = g.pop("_bladi_after_render", [])
+    if writes:
+        with write_transaction():
+            for write in writes:
+                write()
+            db.session.commit()

@@ -1,0 +1,121 @@
+"""A youth whose name is written into every field that can hold it, through the services the
+pages use: what the erasure, "no plaintext in the database" and key rotation tests start
+from. `check_every_encrypted_column_is_filled` fails when a model declares an encrypted
+column that `write_everywhere` does not fill yet: add it here, and those tests cover it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import sqlalchemy as sa
+
+from bladi_cases.extensions import db
+from bladi_cases.models import Beneficiary, Case, Organization, Survey, SurveyVersion, User
+from bladi_cases.models.common import encrypted_columns
+from bladi_cases.services.beneficiaries.registry import cipher, register
+from bladi_cases.services.beneficiaries.rights import rows_of_youth
+from bladi_cases.services.cases import cases as case_service
+from bladi_cases.services.cases import transfers
+from bladi_cases.services.surveys import surveys as survey_service
+
+# A distinctive name, in both scripts, that appears nowhere in the demo or reference data.
+FIRST_AR, LAST_AR = "زبيدة", "الخميري"
+FIRST_LATIN, LAST_LATIN = "Zoubeida", "Khemiri"
+NAME_WORDS = (FIRST_AR, LAST_AR, FIRST_LATIN, LAST_LATIN)
+GUARDIAN = "فطومة الخميري"
+SURVEY_ANSWERS = {"situation": "working", "has_job": "yes", "job_hours": "40",
+                  "activities": ["sport"], "w1": "4", "w2": "2", "w3": "5", "w4": "3",
+                  "w5": "1", "trust_staff": "5"}
+
+
+def name_forms() -> list[bytes]:
+    """Every way the name's words can sit in a database file: UTF-8, and JSON's \\u escapes
+    (JSON columns keep non-ASCII text escaped)."""
+    forms = []
+    for word in NAME_WORDS:
+        forms.append(word.encode())
+        escaped = json.dumps(word)[1:-1]
+        forms += [escaped.encode(), escaped.upper().replace("\\U", "\\u").encode()]
+    return list(dict.fromkeys(forms))
+
+
+def mentions(text: str) -> str:
+    """A sentence naming the youth in both scripts."""
+    return f"{FIRST_AR} {LAST_AR} ({FIRST_LATIN} {LAST_LATIN}) {text}"
+
+
+@dataclass
+class Written:
+    """What write_everywhere made."""
+
+    youth: Beneficiary
+    case: Case
+    version: SurveyVersion
+
+
+def register_named_youth(org: Organization) -> Beneficiary:
+    """A 16-year-old with the distinctive name, a guardian's consent, phone and address."""
+    today = date.today()
+    return register(None, org, {
+        "first_name_ar": FIRST_AR, "last_name_ar": LAST_AR, "first_name_latin": FIRST_LATIN,
+        "last_name_latin": LAST_LATIN, "sex": "female",
+        "birth_date": today.replace(year=today.year - 16) - timedelta(days=40),
+        "governorate_code": "TN-61", "setting_kind": "youth_centre", "phone": "98 765 432",
+        "address": f"نهج {LAST_AR} 7", "guardian_name": GUARDIAN,
+        "guardian_phone": "22 333 444", "guardian_relationship": "الأم",
+        "consent_given_by": "guardian", "consent_method": "signed_form",
+        "consent_scopes": ["participation", "surveys"]}, confirmed_new=True)
+
+
+def write_everywhere(worker: User, youth: Beneficiary, to_org: Organization) -> Written:
+    """Write the youth's name into every free-text field of their record, as the pages do:
+    a goal, a confidential note edited once (its history), a referral's outcome, a
+    transfer's consent note, a survey's text answer and a half-filled draft."""
+    case = case_service.open_case(worker, youth, {"workers": [worker]})
+    case_service.add_goal(worker, case, {"description": mentions("goal")})
+    note = case_service.add_note(worker, case, {"kind": "home_visit", "confidential": True,
+                                                "text": mentions("first note")})
+    case_service.edit_note(worker, note, mentions("edited note"))
+    referral = case_service.add_referral(worker, case, {"service_type": "employment"})
+    case_service.update_referral(worker, referral, "made", date.today(), mentions("outcome"))
+    transfers.request_transfer(worker, case, to_org, mentions("agreed to move"))
+    survey = db.session.scalars(sa.select(Survey).where(Survey.organization_id.is_(None))
+                                .order_by(Survey.id)).first()
+    version = survey.current
+    survey_service.submit(worker, version, youth, "baseline",
+                          {**SURVEY_ANSWERS, "comments": mentions("comment")}, uuid.uuid4())
+    draft = survey_service.draft_for(worker, version, youth, "endline")
+    survey_service.save_page(draft, version.definition, ["comments"],
+                             {"comments": mentions("draft")}, "en")
+    db.session.flush()
+    return Written(youth, case, version)
+
+
+def check_every_encrypted_column_is_filled(youth: Beneficiary) -> None:
+    """Every column the models declare encrypted holds a value of this youth."""
+    for model, names in encrypted_columns().items():
+        for name in names:
+            filled = db.session.scalar(sa.select(sa.func.count()).select_from(model).where(
+                rows_of_youth(model, youth.id), getattr(model, name).is_not(None)))
+            assert filled, (f"{model.__tablename__}.{name} is declared encrypted but "
+                            "tests/free_text.py does not write it")
+
+
+def decrypted_everything() -> str:
+    """Every encrypted value of the database, decrypted with the configured keys."""
+    c, texts = cipher(), []
+    for model, names in encrypted_columns().items():
+        for row in db.session.execute(sa.select(*(getattr(model, n) for n in names))):
+            texts += [c.decrypt(token) for token in row if token is not None]
+    return "\n".join(texts)
+
+
+def every_table_dump() -> str:
+    """Every row of every table, as text (any database)."""
+    dump = []
+    for table in db.metadata.sorted_tables:
+        dump += [repr(tuple(row)) for row in db.session.execute(sa.select(table))]
+    return "\n".join(dump)
