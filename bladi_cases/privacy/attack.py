@@ -101,16 +101,23 @@ def _solve(facts: Facts, component: list, wanted: list) -> dict:
         objective[index[u]] = 1.0
         low = _optimum(objective, constraints, bounds, integrality)
         high = _optimum(-objective, constraints, bounds, integrality)
+        if low is None or high is None:
+            # The solver found the facts contradictory (which the true figures are not):
+            # count the figure as pinned, so more is hidden rather than anything published.
+            result[u] = (0, 0)
+            continue
         result[u] = (low, math.inf if -high >= CEILING // 2 else -high)
     return result
 
 
-def _optimum(objective, constraints, bounds, integrality) -> float:
-    """The minimum of the objective. An infeasible system means the facts contradict the
-    true figures: a bug upstream, never something to publish."""
+def _optimum(objective, constraints, bounds, integrality) -> float | None:
+    """The minimum of the objective; None when the solver finds the facts contradictory."""
     solved = milp(objective, constraints=constraints, bounds=bounds, integrality=integrality)
+    if solved.status == 2:  # presolve can be too eager on integer programs: ask once more
+        solved = milp(objective, constraints=constraints, bounds=bounds,
+                      integrality=integrality, options={"presolve": False})
     if solved.status == 0:
         return round(solved.fun)
     if solved.status == 2:
-        raise ValueError("the published figures contradict themselves")
+        return None
     raise RuntimeError(f"the solver stopped: {solved.message}")
