@@ -246,10 +246,9 @@ class Release:
         narrowed = self.narrowed(hidden)
         if not narrowed:
             return set()
-        values = self._values()
+        values, published = self._values(), self._published()
         links = self._equations() + [([v for v in terms], None)
                                      for terms, _at_most in self._relations]
-        published = self._published()
         return {self._nearest_shown(v, links, hidden, values, published)
                 for v in sorted(narrowed, key=repr)}
 

@@ -247,10 +247,6 @@ class YearRelease:
             return self.year(indicator, csos[0], setting) if len(csos) == 1 else "—"
         return self.release.sum_of(("fy", indicator.code, c, setting) for c in csos)
 
-    def true_year(self, indicator: Indicator, cso: str = ALL) -> int:
-        """A year's true count (percentages are computed from it, then hidden with it)."""
-        return self.release.true(("fy", indicator.code, cso, ALL))
-
     def dimension(self, indicator: Indicator, dimension: str) -> list[tuple[str, str]]:
         """(category, published count) of a youth indicator's year by sex, age band,
         governorate, setting or CSO."""
