@@ -29,7 +29,7 @@ import io
 import re
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from html.parser import HTMLParser
 from urllib.parse import urlencode
@@ -44,9 +44,10 @@ from scipy.sparse import csr_array
 
 from bladi_cases import create_app
 from bladi_cases.extensions import db
-from bladi_cases.models import Enrolment, FiguresSnapshot, Role
+from bladi_cases.models import Enrolment, FiguresSnapshot, Governorate, Role
 from bladi_cases.privacy.release import Release
 from bladi_cases.seed import DEMO_USERS
+from bladi_cases.services.reports import exports
 from bladi_cases.services.reports.indicators import Period
 from bladi_cases.services.reports.release import year_release
 
@@ -66,6 +67,8 @@ MEAN_OVER = {"score_change": "youth_baseline_endline"}
 MICRODATA_COUNTS = [
     ("youth_10_sessions", lambda row: int(row["sessions_attended"] or 0) >= 10),
     ("youth_baseline_endline", lambda row: bool(row["baseline_score"] and row["endline_score"])),
+    ("youth_improved", lambda row: bool(row["baseline_score"] and row["endline_score"])
+     and float(row["endline_score"]) > float(row["baseline_score"])),
     ("youth_placed", lambda row: row["outcome"] in ("job", "training_completed",
                                                      "returned_to_school", "own_business")),
 ]
@@ -350,11 +353,19 @@ def _collect_exports(donor, demo: Demo, seen: Seen) -> None:
 
 
 def _collect_microdata(donor, demo: Demo, seen: Seen) -> None:
-    """The donor's de-identified microdata of every year with data."""
+    """The donor's de-identified microdata of every year with data, its sex and governorate
+    read as the tables name them (the governorates' ISO codes are public; "female" is the
+    tables' "Female")."""
+    with demo.app.app_context():
+        names = {g.iso_code: g.name_en for g in db.session.scalars(sa.select(Governorate))}
     for year in demo.data_years:
         response = _get(donor, f"/reports/exports/microdata-{year}.csv", seen)
-        seen.microdata[year] = list(csv.DictReader(io.StringIO(
+        rows = list(csv.DictReader(io.StringIO(
             b"".join(response.response).decode("utf-8-sig"))))
+        for row in rows:
+            row["governorate"] = names.get(row["governorate"], row["governorate"])
+            row["sex"] = row["sex"] if row["sex"] == ALL else row["sex"].capitalize()
+        seen.microdata[year] = rows
 
 
 def _dashboard_views(seen: Seen) -> list[dict]:
@@ -543,41 +554,44 @@ def _facts(seen: Seen, award_first: int, k: int, microdata: bool) -> list[Fact]:
 
 def _microdata_facts(year: int, rows: list[dict]) -> list[Fact]:
     """What a year's microdata says of the youth reached (its rows are exactly those youth,
-    some generalised to "*" or left out) by CSO, setting and both: at least the rows of that
-    profile, at most those plus the rows that could be theirs ("*") and those left out (the
-    year's youth reached minus the rows). And of indicators whose youth a row shows: at least
-    as many as the rows that show it."""
+    some generalised to "*" or left out), by CSO, setting and both, and by sex, age band and
+    governorate: at least the rows of that profile, at most those plus the rows that could
+    be theirs ("*") and those left out (the year's youth reached minus the rows). And of
+    indicators whose youth a row shows: at least as many as the rows that show it, in every
+    cell."""
     facts = []
     program = ("fy", year, "youth_reached", ALL, ALL)
-    # A generalised column reads "*" in the file, as ALL does here: such a row counts
-    # toward the total over that column, never toward one of its values.
-    counts = Counter((row["cso"], row["setting"]) for row in rows)
-    cells = {(c, s) for c, s in counts} | {(c, ALL) for c, _s in counts} | {
-        (ALL, s) for _c, s in counts}
 
-    def rows_of(cso, setting, generalised: bool) -> int:
-        """Rows of a CSO and setting (ALL: any); with `generalised`, also those whose CSO or
-        setting was generalised to "*" (they may be of that profile)."""
-        return sum(n for (c, s), n in counts.items()
-                   if cso in (ALL, c) or (generalised and c == ALL)
-                   if setting in (ALL, s) or (generalised and s == ALL))
+    def cells(row) -> list[tuple]:
+        """The figures a row counts toward, for an indicator code to fill in (a generalised
+        column reads "*" in the file, as ALL does here: such a row counts toward the total
+        over that column, never toward one of its values)."""
+        found = [("fy", year, None, cso, setting) for cso in {row["cso"], ALL}
+                 for setting in {row["setting"], ALL}]
+        return found + [("dim", year, None, d, row[d]) for d in ("sex", "age_band",
+                                                                   "governorate")
+                        if row[d] != ALL]
 
-    for cso, setting in cells - {(ALL, ALL)}:
-        figure = ("fy", year, "youth_reached", cso, setting)
-        facts.append(Fact({figure: -1}, -rows_of(cso, setting, False), False,
-                          "microdata rows of the profile"))
-        facts.append(Fact({figure: 1, program: -1}, rows_of(cso, setting, True) - len(rows),
-                          False, "microdata rows that could be of the profile, and those "
-                          "left out"))
+    def could_be(row, figure) -> bool:
+        """Whether a row may be one of the youth a youth-reached figure counts."""
+        if figure[0] == "fy":
+            return all(row[c] in (ALL, want) or want == ALL
+                       for c, want in (("cso", figure[3]), ("setting", figure[4])))
+        return row[figure[3]] in (ALL, figure[4])
+
+    exact = Counter(cell for row in rows for cell in cells(row))
+    for cell in exact:
+        figure = (cell[0], cell[1], "youth_reached", *cell[3:])
+        if figure == program:
+            continue
+        possible = sum(could_be(row, figure) for row in rows)
+        facts.append(Fact({figure: -1}, -exact[cell], False, "microdata rows of the profile"))
+        facts.append(Fact({figure: 1, program: -1}, possible - len(rows), False,
+                          "microdata rows that could be of the profile, and those left out"))
     for code, counts_in in MICRODATA_COUNTS:
-        found = Counter()
-        for row in rows:
-            if counts_in(row):
-                for cso in {row["cso"], ALL}:
-                    for setting in {row["setting"], ALL}:
-                        found[(cso, setting)] += 1
-        for (cso, setting), n in found.items():
-            facts.append(Fact({("fy", year, code, cso, setting): -1}, -n, False,
+        found = Counter(cell for row in rows if counts_in(row) for cell in cells(row))
+        for cell, n in found.items():
+            facts.append(Fact({(cell[0], cell[1], code, *cell[3:]): -1}, -n, False,
                               f"microdata rows counted in {code}"))
     return facts
 
@@ -784,15 +798,28 @@ def test_no_hidden_figure_is_narrowed_by_the_pages_and_the_tracking_table(demo, 
     _check(demo, seen, microdata=False)
 
 
-# A known leak, left open in issue 14: the microdata's rows (one per youth reached, most
-# with their CSO and setting) count youth by CSO and setting exactly, which undoes the
-# tables' protection of some hidden figures (e.g. FY2027 youth reached of one CSO, hidden in
-# the tables, is the number of its rows). The release's audit does not model the microdata
-# yet. Strict: when the leak is closed, this test passes and must lose its mark.
-@pytest.mark.xfail(strict=True, reason="the microdata's row counts narrow hidden figures of "
-                   "the tables (issue 14, open)")
+# The microdata's rows count youth by every column they carry, crossed: the file carries a
+# column or a measure only where the tables hide none of its figures
+# (services/reports/exports.publishable), so its counts undo no table's protection.
 def test_the_microdata_narrows_no_hidden_figure_either(demo, seen):
     _check(demo, seen, microdata=True)
+
+
+def test_the_attacker_finds_what_the_microdata_rule_protects(demo, monkeypatch):
+    """The microdata with every column and measure the k-anonymity and l-diversity allow,
+    as before the rule that the file carries none whose tables hide a figure: its rows
+    narrow hidden figures (the microdata facts have teeth; the rule is what stops them)."""
+    def everything(release):
+        allowed = real(release)
+        return replace(allowed, columns=frozenset(exports.QUASI_IDENTIFIERS),
+                       measures=frozenset(exports.MEASURES))
+    real = exports.publishable
+    monkeypatch.setattr(exports, "publishable", everything)
+    seen = collect(demo)
+    monkeypatch.undo()
+    result = attack(seen, demo.app.config["BLADI_AWARD_FIRST_FY"], demo.k, microdata=True)
+    print("\nwith every column and measure in the microdata:\n" + summary(seen, result, demo))
+    assert narrowed(result, demo.k), "the microdata's rows narrow nothing without the rule"
 
 
 def test_the_attacker_finds_what_the_audit_protects(demo, monkeypatch):

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import uuid
 from collections import defaultdict
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from bladi_cases.services.reports.exports import (
     microdata_table,
 )
 from bladi_cases.services.reports.indicators import Period, first_scales
+from bladi_cases.services.reports.release import SETTINGS, year_release
 
 from .conftest import login
 
@@ -220,8 +222,21 @@ def cohort(make_user, make_site, make_beneficiary):
     return {"this": expected, "last": last_year}
 
 
+def _every_column_and_measure(monkeypatch) -> None:
+    """The file with every column and measure the release would let through if it hid
+    nothing: for the tests of which rows and values the file holds, and of k-anonymity and
+    l-diversity, apart from the rule that follows the tables (tested on its own below)."""
+    real = exports.publishable
+
+    def everything(release):
+        return replace(real(release), columns=frozenset(QUASI_IDENTIFIERS),
+                       measures=frozenset(MEASURES))
+    monkeypatch.setattr(exports, "publishable", everything)
+
+
 def test_rows_are_the_youth_reached_with_their_measures_of_the_year(cohort, monkeypatch):
     monkeypatch.setattr(exports.secrets, "token_bytes", lambda n: KEY)
+    _every_column_and_measure(monkeypatch)
     expected = cohort["this"]
     table = microdata_table(YEAR, K)
     assert table.reached == len(expected), "the youth reached, none of those who left"
@@ -250,7 +265,8 @@ def test_rows_are_the_youth_reached_with_their_measures_of_the_year(cohort, monk
         assert row["outcome"] in (None, "other")
 
 
-def test_the_donor_downloads_a_protected_file(client, make_user, cohort):
+def test_the_donor_downloads_a_protected_file(client, make_user, cohort, monkeypatch):
+    _every_column_and_measure(monkeypatch)
     login(client, make_user(Role.DONOR))
     response = client.get(f"/reports/exports/microdata-{YEAR}.csv")
     assert response.status_code == 200
@@ -265,13 +281,21 @@ def test_the_donor_downloads_a_protected_file(client, make_user, cohort):
 
 
 def test_a_profile_too_rare_for_any_step_is_left_out(client, make_user, make_site,
-                                                     make_beneficiary):
+                                                     make_beneficiary, monkeypatch):
     site = make_site("BA")
     for i in range(7):
         make_beneficiary("BA", first_name_ar=f"زينب{i}", site=site,
                          birth_date=TODAY - timedelta(days=365 * 20 + 100))
     make_beneficiary("BA", first_name_ar="فريد", sex="male", governorate_code="TN-83",
                      birth_date=TODAY - timedelta(days=365 * 26 + 100), site=site)
+    # As the tables hide the man's sex, age band and governorate (one youth each), the file
+    # carries none of these columns: he is among eight rows that read alike.
+    table = microdata_table(YEAR, K)
+    assert (table.reached, len(table.rows), table.suppressed) == (8, 8, 0)
+    assert {row[0] for row in table.rows} == {("BA", "*", "*", "*", "youth_centre")}
+    assert table.allowed.columns == {"cso", "setting"}
+    # With every column, his profile is too rare for any step: he is left out.
+    _every_column_and_measure(monkeypatch)
     table = microdata_table(YEAR, K)
     assert (table.reached, len(table.rows), table.suppressed) == (8, 7, 1)
     band = table.rows[0][0][2]
@@ -282,6 +306,64 @@ def test_a_profile_too_rare_for_any_step_is_left_out(client, make_user, make_sit
     text = b"".join(client.get(f"/reports/exports/microdata-{YEAR}.csv").response).decode(
         "utf-8-sig")
     assert "TN-83" not in text and "male" not in text.replace("female", "")
+
+
+def _hidden(release, figure) -> bool:
+    try:
+        return release.release.hidden(figure)
+    except KeyError:  # a category without youth: a zero, not in the tables
+        return False
+
+
+def test_the_file_carries_no_column_or_measure_whose_figures_the_tables_hide(
+        client, make_user, cohort, make_site, make_beneficiary):
+    """Through the route, as the donor: a column whose table of youth reached hides a figure
+    reads "*" on every row, and a measure whose indicator hides one is blank on every row;
+    what the file does carry counts no more youth than the tables show."""
+    # The only youth of her governorate: that table hides her figure (and another).
+    make_beneficiary("BA", first_name_ar="سلمى", governorate_code="TN-83",
+                     site=make_site("BA", "Maison des jeunes D"), first_contact_date=THIS.start,
+                     birth_date=TODAY - timedelta(days=365 * 20 + 100))
+    login(client, make_user(Role.DONOR))
+    rows = _as_dicts([MICRODATA_FIELDS, *[line for line in csv.reader(io.StringIO(
+        b"".join(client.get(f"/reports/exports/microdata-{YEAR}.csv").response)
+        .decode("utf-8-sig")))][1:]])
+    assert rows
+    release = year_release(YEAR, K)
+    dims = release.payload["dimensions"]["youth_reached"]
+    figures = {"sex": [("sex", "youth_reached", c) for c in dims["sex"]],
+               "age_band": [("age_band", "youth_reached", c) for c in dims["age_band"]],
+               "governorate": [("governorate", "youth_reached", c)
+                               for c in dims["governorate"]],
+               "setting": [("fy", "youth_reached", "*", s) for s in SETTINGS],
+               "cso": [("fy", "youth_reached", c, s) for c in release.csos
+                       for s in ["*", *SETTINGS]]}
+    dropped = set()
+    for column, named in figures.items():
+        values = {row[column] for row in rows}
+        if any(_hidden(release, f) for f in named):
+            assert values == {"*"}, (column, values)
+            dropped.add(column)
+            continue
+        for value in values - {"*"}:
+            figure = next(f for f in named if value in (f[-1], f[2]) and (
+                column != "cso" or f[3] == "*"))
+            assert sum(row[column] == value for row in rows) <= int(release.release.shown(
+                figure)), (column, value)
+    assert "governorate" in dropped and dropped != set(figures), \
+        "the cohort hides some columns, not all"
+    blanked = set()
+    for measure, codes in (("sessions_attended", ["youth_10_sessions"]),
+                           ("outcome", ["youth_placed", "youth_employed_3m",
+                                        "youth_employed_6m"]),
+                           ("baseline_score", ["youth_baseline_endline", "youth_improved"])):
+        hides = any(_hidden(release, ("fy", code, "*", "*")) or any(
+            _hidden(release, f[:1] + (code,) + f[2:]) for column, named in figures.items()
+            if column not in dropped for f in named) for code in codes)
+        if hides:
+            assert {row[measure] for row in rows} <= {None, ""}, measure
+            blanked.add(measure)
+    assert blanked, "the cohort hides some outcome figures"
 
 
 @pytest.mark.parametrize("lang,word", [("en", "Withheld values"), ("fr", None), ("ar", None)])

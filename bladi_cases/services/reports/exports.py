@@ -42,7 +42,7 @@ from ...privacy.deidentify import (
 from ...privacy.suppression import WITHHELD
 from ..files import Sheet, csv_stream, xlsx_bytes
 from .indicators import RULES, Period, first_scales, youth_ids
-from .release import YearRelease, first_year, number, year_release
+from .release import SETTINGS, YearRelease, first_year, number, year_release
 from .reports import funded_csos, indicators, targets_of
 
 
@@ -204,11 +204,16 @@ class Generalise:
         return f"{self.column}: {shown}"
 
 
-# The order rare profiles are generalised in: the age band (widened, then *), the setting,
-# the CSO (the governorate stays, the coarser geography), the governorate, the sex.
-GENERALISATION = (Generalise("age_band", wider_bands(DEFAULT_BANDS)), Generalise("age_band"),
-                  Generalise("setting"), Generalise("cso"), Generalise("governorate"),
-                  Generalise("sex"))
+def generalisation(bands=DEFAULT_BANDS) -> tuple[Generalise, ...]:
+    """The order rare profiles are generalised in: the age band (widened, then *), the
+    setting, the CSO (the governorate stays, the coarser geography), the governorate, the
+    sex."""
+    return (Generalise("age_band", wider_bands(bands)), Generalise("age_band"),
+            Generalise("setting"), Generalise("cso"), Generalise("governorate"),
+            Generalise("sex"))
+
+
+GENERALISATION = generalisation()
 
 
 @dataclass
@@ -221,6 +226,7 @@ class Microdata:
     withheld: Counter = field(default_factory=Counter)  # measure -> values blanked
     # Per export: pseudonyms cannot be joined across files.
     key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    allowed: Publishable | None = None  # the columns and measures the release allowed
 
     @property
     def suppressed(self) -> int:
@@ -233,17 +239,100 @@ class Microdata:
             yield [pseudonym(youth_id, self.key), *profile, *measures]
 
 
+@dataclass(frozen=True)
+class Publishable:
+    """What a year's microdata may carry beside its rows, so that it never tells a figure
+    that the year's release (the tables of every page and export) hides."""
+
+    columns: frozenset[str]  # descriptive columns written; the others read "*" on every row
+    measures: frozenset[str]  # measures written; the others are blank on every row
+    bands: tuple  # the age bands of the release's youth reached (frozen once released)
+    rows: bool  # False: the year's total of youth reached is hidden, so no row is written
+
+
+def publishable(release: YearRelease) -> Publishable:
+    """The columns and measures a year's microdata may carry (docs/PRIVACY.md).
+
+    The file's rows cross every column with every other, which no table does. If it carried
+    a column whose table hides some figure, the rows would count that figure exactly (or
+    count every other one, leaving it to a subtraction); generalising only the rows of the
+    hidden figures would not do either, as the same youth are counted by the other columns'
+    tables too. So a column is written for the year only when every figure of youth reached
+    by that column is shown (by CSO: the CSO-by-setting table too, when the setting is
+    written), and a measure only when every figure of each indicator it tells (the rule's
+    `shown_by`), by the written columns and in total, is shown. A year whose total is hidden
+    has no rows. k-anonymity and l-diversity then apply on top, as before."""
+    youth = [i for i in indicators() if i.rule in RULES]
+    reached = next((i for i in youth if i.rule == "youth_reached"), None)
+    bands = tuple(tuple(b) for b in release.payload["age_bands"].get(
+        reached.code if reached else "", ())) or DEFAULT_BANDS
+    if reached is None or release.release.hidden(("fy", reached.code, ANY, ANY)):
+        return Publishable(frozenset(), frozenset(), bands, False)
+
+    def shown(indicator, figures) -> bool:
+        # A category missing from an indicator's table is a zero (no youth of it there).
+        return not any(_is_hidden(release, indicator, figure) for figure in figures)
+
+    def by(indicator, column: str, written: set[str]) -> list[tuple]:
+        """The figures of an indicator's year by one column (by CSO: and by setting)."""
+        code = indicator.code
+        if column == "cso":
+            settings = SETTINGS if "setting" in written else []
+            return [("fy", code, c, s) for c in release.csos for s in [ANY, *settings]]
+        if column == "setting":
+            return [("fy", code, ANY, s) for s in SETTINGS]
+        return [(column, code, category) for category in release.payload["dimensions"].get(
+            code, {}).get(column, {})]
+
+    # The setting first: whether the CSO's figures are checked by setting depends on it.
+    columns: set[str] = set()
+    for column in ("setting", "cso", "sex", "age_band", "governorate"):
+        if shown(reached, by(reached, column, columns)):
+            columns.add(column)
+    measures = set(MEASURES)
+    for indicator in youth:
+        rule = RULES[indicator.rule]
+        if not rule.shown_by:
+            continue
+        figures = [("fy", indicator.code, ANY, ANY)]
+        for column in columns if not rule.mean else columns & {"cso"}:
+            figures += by(indicator, column, columns)
+        if not shown(indicator, figures):
+            measures -= set(rule.shown_by)
+    return Publishable(frozenset(columns), frozenset(measures), bands, True)
+
+
+def _is_hidden(release: YearRelease, indicator, figure: tuple) -> bool:
+    """Whether the release hides one figure of an indicator (a mean: its count of youth)."""
+    if RULES[indicator.rule].mean:
+        cso, setting = figure[2], figure[3]
+        return setting == ANY and release.year(indicator, cso) == WITHHELD
+    try:
+        return release.release.hidden(figure)
+    except KeyError:  # a category without youth: not in the tables, a zero
+        return False
+
+
 def microdata_table(fiscal_year: int, k: int) -> Microdata:
     """One row per youth reached in the fiscal year (the indicator's own query), with the
-    sessions, scores and outcome dated within that year, made k-anonymous over every
+    sessions, scores and outcome dated within that year, carrying only the columns and
+    measures the year's release allows (`publishable`), made k-anonymous over every
     descriptive column as written (privacy.deidentify.k_anonymise, GENERALISATION in order,
     then rows left out) and l-diverse (a measure with one value in a profile is blanked
     there). Rows are small tuples sharing one tuple per profile (100,000 youth: about 20
     MB), in random order within a profile, so their order says nothing of when a youth was
     registered."""
     period = Period(fiscal_year)
+    release = year_release(fiscal_year, k, current_app.config["BLADI_DASHBOARD_CACHE_SECONDS"])
+    allowed = publishable(release)
+    if not allowed.rows:
+        reached = db.session.scalar(sa.select(sa.func.count()).select_from(youth_ids(
+            "youth_reached", period, [o.id for o in funded_csos()]).subquery()))
+        return Microdata([], reached, allowed=allowed)
     csos = {o.id: o.code for o in funded_csos()}
     attended, baseline, endline, outcome = _measures(period)
+    kept = [column in allowed.columns for column in QUASI_IDENTIFIERS]
+    written_measures = [measure in allowed.measures for measure in MEASURES]
     rows, shared = [], {}
     for youth_id, org_id, sex, born, month, governorate, setting in db.session.execute(
             sa.select(Beneficiary.id, Beneficiary.organization_id, Beneficiary.sex,
@@ -251,12 +340,18 @@ def microdata_table(fiscal_year: int, k: int) -> Microdata:
                       Beneficiary.governorate_code, Beneficiary.setting_kind).where(
                 Beneficiary.id.in_(youth_ids("youth_reached", period, list(csos))),
                 Beneficiary.organization_id.in_(csos)).execution_options(yield_per=5000)):
-        profile = (csos[org_id], sex, age_band(born, month, period.end), governorate, setting)
+        profile = tuple(value if keep else ANY for value, keep in zip(
+            (csos[org_id], sex, age_band(born, month, period.end, allowed.bands), governorate,
+             setting), kept, strict=True))
+        measures = (attended.get(youth_id, 0), baseline.get(youth_id), endline.get(youth_id),
+                    outcome.get(youth_id))
         rows.append((shared.setdefault(profile, profile),  # one copy of each profile
-                     youth_id, attended.get(youth_id, 0), baseline.get(youth_id),
-                     endline.get(youth_id), outcome.get(youth_id)))
+                     youth_id, *(value if keep else None
+                                 for value, keep in zip(measures, written_measures,
+                                                        strict=True))))
     del attended, baseline, endline, outcome
-    written, taken = k_anonymise([row[0] for row in rows], k, GENERALISATION)
+    steps = generalisation(allowed.bands)
+    written, taken = k_anonymise([row[0] for row in rows], k, steps)
     for index, profile in enumerate(written):  # in place, the rows that changed only
         if profile is None or profile is not rows[index][0]:
             rows[index] = profile and (shared.setdefault(profile, profile), *rows[index][1:])
@@ -271,7 +366,7 @@ def microdata_table(fiscal_year: int, k: int) -> Microdata:
             withheld.update(MEASURES[i] for i in blank if measures[i] is not None)
     random.Random(secrets.randbits(128)).shuffle(rows)  # seeded from the system's randomness
     rows.sort(key=itemgetter(0))  # stable: still random within a profile
-    return Microdata(rows, len(taken), Counter(taken), withheld)
+    return Microdata(rows, len(taken), Counter(taken), withheld, allowed=allowed)
 
 
 def _measures(period: Period) -> tuple[dict, dict, dict, dict]:
@@ -353,6 +448,13 @@ def microdata_dictionary(lang: str, k: int | None = None) -> list[list]:
             "not: %(steps)s. Rows whose profile is still rarer after the last step are left "
             "out, so the file can hold fewer youth than the published figures.",
             k=k, steps=steps)],
+        [_("Columns and measures the tables hide"), _(
+            "A year's file carries a descriptive column only when the published tables show "
+            "every figure of youth reached by that column, and a measure only when they show "
+            "every figure of the indicators it would count (in total and by the columns the "
+            "file carries). Otherwise the column reads * and the measure is blank on every "
+            "row of that year, so that the rows never tell a figure the tables hide. A year "
+            "whose total of youth reached is hidden has no rows.")],
         [_("Withheld values"), _(
             "Where the rows of a profile show a single value of sessions_attended, "
             "baseline_score, endline_score or outcome (blanks aside), that column is blanked "

@@ -81,20 +81,38 @@ class IndicatorRule:
     unit: str        # youth | sessions | hours | referrals | points
     by_youth: bool   # counts distinct youth: disaggregated by the youth's profile
     mean: bool = False  # an average over youth, not a count (never summed across CSOs)
+    # The microdata measures (services/reports/exports.MEASURES) from which a row tells
+    # whether this indicator counts that youth: the microdata withholds them wherever this
+    # indicator's published figures are hidden. Every rule over youth must say (an empty
+    # tuple: none), so a new indicator cannot be forgotten by the microdata's protection.
+    shown_by: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        if (self.by_youth or self.mean) and self.shown_by is None:
+            raise ValueError(f"indicator rule {self.code}: say which microdata measures "
+                             "show whom it counts (shown_by)")
 
 
+SCORES = ("baseline_score", "endline_score")
+OUTCOME = ("outcome",)
 RULES = {
-    "youth_reached": IndicatorRule("youth_reached", "output", "youth", True),
-    "youth_10_sessions": IndicatorRule("youth_10_sessions", "output", "youth", True),
+    "youth_reached": IndicatorRule("youth_reached", "output", "youth", True, shown_by=()),
+    "youth_10_sessions": IndicatorRule("youth_10_sessions", "output", "youth", True,
+                                       shown_by=("sessions_attended",)),
     "sessions_held": IndicatorRule("sessions_held", "output", "sessions", False),
     "participation_hours": IndicatorRule("participation_hours", "output", "hours", False),
-    "youth_baseline_endline": IndicatorRule("youth_baseline_endline", "outcome", "youth", True),
+    "youth_baseline_endline": IndicatorRule("youth_baseline_endline", "outcome", "youth", True,
+                                            shown_by=SCORES),
     "referrals_completed": IndicatorRule("referrals_completed", "output", "referrals", False),
-    "youth_placed": IndicatorRule("youth_placed", "outcome", "youth", True),
-    "youth_improved": IndicatorRule("youth_improved", "outcome", "youth", True),
-    "score_change": IndicatorRule("score_change", "outcome", "points", False, mean=True),
-    "youth_employed_3m": IndicatorRule("youth_employed_3m", "outcome", "youth", True),
-    "youth_employed_6m": IndicatorRule("youth_employed_6m", "outcome", "youth", True),
+    "youth_placed": IndicatorRule("youth_placed", "outcome", "youth", True, shown_by=OUTCOME),
+    "youth_improved": IndicatorRule("youth_improved", "outcome", "youth", True,
+                                    shown_by=SCORES),
+    "score_change": IndicatorRule("score_change", "outcome", "points", False, mean=True,
+                                  shown_by=SCORES),
+    "youth_employed_3m": IndicatorRule("youth_employed_3m", "outcome", "youth", True,
+                                       shown_by=OUTCOME),
+    "youth_employed_6m": IndicatorRule("youth_employed_6m", "outcome", "youth", True,
+                                       shown_by=OUTCOME),
 }
 PLACED_KINDS = ("job", "training_completed", "returned_to_school", "own_business")
 EMPLOYED_KINDS = ("job", "own_business")
