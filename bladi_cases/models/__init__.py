@@ -12,7 +12,7 @@ from .activities import (
 )
 from .admin import Governorate, Organization, OrgKind, Site, SiteKind, site_organization
 from .audit import AuditEntry
-from .auth import CSO_ROLES, LANGUAGES, PasswordReset, Role, User
+from .auth import CSO_ROLES, LANGUAGES, LoginSession, PasswordReset, RecoveryCode, Role, User
 from .beneficiaries import (
     Beneficiary,
     BeneficiaryNameIndex,
@@ -99,6 +99,8 @@ __all__ = [
     "OrgKind",
     "Organization",
     "PasswordReset",
+    "LoginSession",
+    "RecoveryCode",
     "Role",
     "Site",
     "SiteKind",

@@ -1,4 +1,5 @@
-"""Staff accounts and one-time password reset codes."""
+"""Staff accounts, one-time password reset codes, second-factor recovery codes and the
+server-side record of each login session."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
 from .admin import Organization
-from .common import PublicIdMixin, TitledEnum, utcnow
+from .common import PublicIdMixin, TitledEnum, encrypted_column, utcnow
 
 
 class Role(TitledEnum):
@@ -64,6 +65,18 @@ class User(PublicIdMixin, db.Model):
     last_login_at: Mapped[datetime | None]
     password_changed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The second factor (TOTP, RFC 6238): the shared secret, encrypted at rest; set when
+    # enrolment starts and trusted once a first code confirmed it.
+    totp_secret_enc: Mapped[bytes | None] = encrypted_column()
+    totp_confirmed_at: Mapped[datetime | None]
+    # The last time step whose code was accepted: a code is never accepted twice.
+    totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger)
+    # Must enrol a second factor at the next login even where the role makes it optional
+    # (after an administrator's emergency reset, say).
+    second_factor_required: Mapped[bool] = mapped_column(default=False)
+    # When this user last acknowledged the notices shown to them (a manager: emergency
+    # resets of their CSO's accounts by an administrator).
+    notices_seen_at: Mapped[datetime | None]
 
     organization: Mapped[Organization | None] = relationship()
 
@@ -121,3 +134,35 @@ class PasswordReset(db.Model):
     used_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship(foreign_keys=[user_id])
+
+
+class RecoveryCode(db.Model):
+    """One single-use recovery code of a second factor; only its hash is stored."""
+
+    __tablename__ = "recovery_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id", ondelete="CASCADE"),
+                                         index=True)
+    code_hash: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    used_at: Mapped[datetime | None]
+
+
+class LoginSession(db.Model):
+    """One login on one device, kept on the server so that it can end: logout, "log out
+    everywhere", the idle timeout and the absolute lifetime revoke it for every copy of the
+    cookie. The cookie holds a random token; only its hash is stored."""
+
+    __tablename__ = "login_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id", ondelete="CASCADE"),
+                                         index=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    user_agent: Mapped[str] = mapped_column(sa.String(200), default="")
+    revoked_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship()
