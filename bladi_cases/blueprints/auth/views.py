@@ -24,12 +24,18 @@ def login():
     if form.validate_on_submit():
         user = auth_service.authenticate(form.email.data, form.password.data)
         if user is not None:
-            session.clear()  # a fresh session on login: no fixation
-            login_user(user)
-            session.permanent = True
-            return redirect(safe_next(form.next.data))
+            return finish_login(user, form.next.data)
         form.form_errors.append(str(auth_service.GENERIC_LOGIN_ERROR))
     return render_template("auth/login.html", form=form)
+
+
+def finish_login(user, next_url: str | None):
+    """The one place a login session starts, once every factor has passed: a fresh
+    session (no fixation), then on to where the user was going."""
+    session.clear()
+    login_user(user)
+    session.permanent = True
+    return redirect(safe_next(next_url))
 
 
 @bp.post("/logout")
