@@ -303,7 +303,7 @@ def test_a_read_request_survives_writes_committed_after_its_first_read(local,
 def test_a_write_request_holds_the_write_lock_from_its_first_read(local, monkeypatch):
     """Logging in reads the account, checks the password, then writes: between the read and
     the write nobody else may commit (it would make the write fail at once)."""
-    from bladi_cases.services import auth
+    from bladi_cases.services.auth import login as auth
 
     app, database = local
     check = auth._check_password
