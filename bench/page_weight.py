@@ -21,7 +21,8 @@ PAGES = {
     None: ["/login"],
     "worker@demo.bladi.tn": ["/", "/account/password", "/beneficiaries/", "/beneficiaries/new",
                              "RECORD", "RECORD/edit", "/activities/", "/activities/today",
-                             "ACTIVITY", "ACTIVITY/sessions/new", "/activities/events/new"],
+                             "ACTIVITY", "ACTIVITY/sessions/new", "/activities/events/new",
+                             "/field", "/account/sessions"],
     "manager@demo.bladi.tn": ["/", "/admin/users", "/admin/users/new", "/audit/",
                               "/beneficiaries/import"],
     "reviewer@demo.bladi.tn": ["/"],
@@ -42,6 +43,7 @@ def main() -> int:
     from bladi_cases.extensions import db
     from bladi_cases.models import Activity, Beneficiary, Organization, User
     from bladi_cases.seed import seed_demo
+    from bladi_cases.services.auth import sessions as auth_sessions
 
     app = create_app({"WTF_CSRF_ENABLED": False})
     with app.app_context():
@@ -67,8 +69,11 @@ def main() -> int:
             with app.app_context():
                 user = db.session.scalars(db.select(User).where(User.email == email)).one()
                 identity = user.get_id()
+                token = auth_sessions.start(user, "bench")  # a live login session
+                db.session.commit()
             with client.session_transaction() as session:
                 session["_user_id"] = identity
+                session[auth_sessions.TOKEN_KEY] = token
         for url in urls:
             label = url.replace("RECORD", "/beneficiaries/<id>").replace(
                 "ACTIVITY", "/activities/<id>")

@@ -102,6 +102,7 @@ def main() -> int:
     from bladi_cases.models.common import refresh_statistics
     from bladi_cases.seed import DEMO_USERS
     from bladi_cases.services.activities.participation import for_activity, for_beneficiary
+    from bladi_cases.services.auth import sessions as auth_sessions
 
     app = create_app({"WTF_CSRF_ENABLED": False})
     _build(app, 100_000)
@@ -128,8 +129,11 @@ def main() -> int:
              _time(lambda: for_activity(rng.choice(activities)), args.repeat)),
         ]
         client = app.test_client()
+        token = auth_sessions.start(worker, "bench")  # a live login session, as after a login
+        db.session.commit()
         with client.session_transaction() as session:
             session["_user_id"] = worker.get_id()
+            session[auth_sessions.TOKEN_KEY] = token
 
         def page(path):
             response = client.get(path)

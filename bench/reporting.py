@@ -81,6 +81,7 @@ def main() -> int:
     from bladi_cases.models import Attendance, Organization, SurveyResponse, User
     from bladi_cases.models.common import refresh_statistics
     from bladi_cases.seed import DEMO_USERS
+    from bladi_cases.services.auth import sessions as auth_sessions
     from bladi_cases.services.reports.exports import microdata_csv
     from bladi_cases.services.reports.indicators import Period
     from bladi_cases.services.reports.release import build, refresh, year_figures
@@ -115,8 +116,11 @@ def main() -> int:
             User.email == DEMO_USERS[3].email)).one()
         year = Period.containing(date.today()).fiscal_year
         client = app.test_client()
+        token = auth_sessions.start(reviewer, "bench")  # a live login session, as after a login
+        db.session.commit()
         with client.session_transaction() as session:
             session["_user_id"] = reviewer.get_id()
+            session[auth_sessions.TOKEN_KEY] = token
         # The figures themselves: what `flask reports refresh` (cron) and the first view
         # after a day without one compute.
         refreshes = []

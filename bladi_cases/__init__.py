@@ -12,7 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from .config import ConfigError, load_settings
-from .extensions import babel, csrf, db, login_manager, migrate
+from .extensions import babel, csrf, db, limiter, login_manager, migrate
 from .transactions import begins_writing, write_after_render
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,6 +26,7 @@ def create_app(config_override: dict | None = None) -> Flask:
     init_login(app)
     init_i18n(app)
     init_policy(app)
+    init_limits(app)
     init_blueprints(app)
     init_errors(app)
     init_headers(app)
@@ -126,8 +127,12 @@ def init_database(app: Flask) -> None:
 
 
 def init_login(app: Flask) -> None:
-    """Flask-Login: sessions carry the user's public id and nonce (see User.get_id)."""
+    """Flask-Login: sessions carry the user's public id and nonce (see User.get_id), and the
+    token of a live login session on the server (services/auth/sessions.py)."""
+    from flask import session
+
     from .models import User
+    from .services.auth import sessions
 
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
@@ -145,6 +150,9 @@ def init_login(app: Flask) -> None:
         user = db.session.scalars(db.select(User).where(User.uuid == key)).first()
         # A changed nonce (password change, deactivation, role change) ends the session.
         if user is None or not user.active or user.session_nonce != nonce:
+            return None
+        # Logged out, ended from another device, idle too long, too old: anonymous.
+        if sessions.check(user, session.get(sessions.TOKEN_KEY)) is None:
             return None
         return user
 
@@ -165,14 +173,20 @@ def init_i18n(app: Flask) -> None:
 
 def init_policy(app: Flask) -> None:
     """CSRF on every form, and the route permission check before every request."""
-    from .policy import Perm, can, enforce_route_permission
+    from .policy import Perm, can, enforce_route_permission, may
     from .privacy.suppression import published
 
     csrf.init_app(app)
     app.before_request(enforce_route_permission)
-    app.jinja_env.globals.update(can=can, Perm=Perm)
+    app.jinja_env.globals.update(can=can, may=may, Perm=Perm)
     # How a figure that leaves the CSO reads ("…", "12"): one function, also in templates.
     app.jinja_env.filters["published"] = published
+
+
+def init_limits(app: Flask) -> None:
+    """Rate limits (Flask-Limiter), counted in Redis when REDIS_URL is set, else in this
+    process's memory; which requests they limit: blueprints/limits.py."""
+    limiter.init_app(app)
 
 
 def init_blueprints(app: Flask) -> None:
@@ -200,8 +214,24 @@ def init_errors(app: Flask) -> None:
     register_error_handlers(app)
 
 
+# Browsers keep to HTTPS for a year once they have seen this over HTTPS (at least 180 days
+# is what scanners ask for); sent over HTTPS only, where a browser heeds it.
+HSTS = "max-age=31536000; includeSubDomains"
+
+
 def init_headers(app: Flask) -> None:
-    """Security headers on every response; no caching of pages that may hold personal data."""
+    """Security headers on every response; no caching of pages that may hold personal data.
+
+    Behind BLADI_PROXY_HOPS trusted reverse proxies, werkzeug's ProxyFix takes the client's
+    address and scheme from X-Forwarded-For and X-Forwarded-Proto, so a request the proxy
+    received over HTTPS is `request.is_secure` (and gets HSTS) although the proxy talks
+    plain HTTP to gunicorn. With 0 (the default) those headers, which a client can forge,
+    are ignored."""
+    hops = app.config.get("BLADI_PROXY_HOPS", 0)
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
     @app.after_request
     def security_headers(response):
@@ -214,6 +244,8 @@ def init_headers(app: Flask) -> None:
         headers.setdefault("X-Content-Type-Options", "nosniff")
         headers.setdefault("Referrer-Policy", "same-origin")
         headers.setdefault("X-Frame-Options", "DENY")
+        if request.is_secure:
+            headers.setdefault("Strict-Transport-Security", HSTS)
         if request.endpoint != "static":
             headers.setdefault("Cache-Control", "no-store")
         return response

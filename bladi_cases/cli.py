@@ -109,7 +109,7 @@ def create_user_command(email, display_name, role, org_code, lang, password_stdi
         if org is None:
             raise click.ClickException(f"No organisation with code {org_code!r}.")
     generated = not password_stdin
-    password = secrets.token_urlsafe(12) if generated else sys.stdin.readline().rstrip("\n")
+    password = secrets.token_urlsafe(18) if generated else sys.stdin.readline().rstrip("\n")
     try:
         user, _ = admin_service.create_user(
             None, email=email, display_name=display_name, role=role, organization=org,

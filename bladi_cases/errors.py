@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template, request
+import math
+import time
+
+from flask import Flask, jsonify, make_response, render_template, request
 from flask_babel import gettext as _
+from flask_babel import ngettext
+from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
+
+from .extensions import limiter
 
 
 def _messages() -> dict[int, tuple[str, str]]:
@@ -50,6 +57,14 @@ def render_error(code: int, title: str | None = None, message: str | None = None
     return render_template("errors/error.html", code=code, title=title, message=message), code
 
 
+def _retry_after() -> int:
+    """Seconds until the limit just exceeded lets a request through again (at least 1)."""
+    breached = limiter.current_limit
+    if breached is None:
+        return 60
+    return max(1, math.ceil(breached.reset_at - time.time()))
+
+
 def register_error_handlers(app: Flask) -> None:
     """Attach the handlers: CSRF failures, HTTP errors, and unexpected exceptions."""
 
@@ -59,6 +74,18 @@ def register_error_handlers(app: Flask) -> None:
             400, _("The form has expired"),
             _("For your security the form could not be accepted. Reload the page and "
               "try again."), api_code="csrf_failed")
+
+    @app.errorhandler(RateLimitExceeded)
+    def too_many_requests(_error):
+        # Says when to try again, in words and in Retry-After (the field app waits as long).
+        seconds = _retry_after()
+        # (Flask-Limiter's reset time carries one spare second: "1 minute" for 61 seconds.)
+        minutes = max(1, math.ceil((seconds - 1) / 60))
+        response = make_response(render_error(429, message=ngettext(
+            "Too many requests in a short time. Try again in %(num)d minute.",
+            "Too many requests in a short time. Try again in %(num)d minutes.", minutes)))
+        response.headers["Retry-After"] = str(seconds)
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

@@ -1,6 +1,8 @@
 """Flask extensions, created unbound here and bound to the app in create_app."""
 
+from flask import Flask, current_app, request
 from flask_babel import Babel
+from flask_limiter import Limiter
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -19,6 +21,36 @@ NAMING_CONVENTION = {
 }
 
 
+class AppLimiter(Limiter):
+    """Flask-Limiter, counting in the storage of the app that serves the request.
+
+    Flask-Limiter keeps one storage per extension object, and this object is shared by
+    every app of the process; the tests build several apps (each with its own REDIS_URL or
+    none), which would otherwise all count in the storage of the app built last."""
+
+    def init_app(self, app: Flask) -> None:
+        """Bind to `app`, with a storage of its own (RATELIMIT_STORAGE_URI, see config.py)."""
+        super().init_app(app)
+        app.extensions["bladi_rate_limiter"] = self._limiter
+
+    @property
+    def limiter(self):
+        """The counting strategy over the current app's storage (or the fallback in
+        memory while Redis cannot be reached)."""
+        if self._storage_dead and self._fallback_limiter is not None:
+            return self._fallback_limiter
+        return current_app.extensions["bladi_rate_limiter"]
+
+    @property
+    def storage(self):
+        """The current app's storage: Redis, or this process's memory."""
+        return current_app.extensions["bladi_rate_limiter"].storage
+
+
+def _client_address() -> str:
+    return request.remote_addr or "unknown"
+
+
 class Base(DeclarativeBase):
     """Declarative base of every model, carrying the constraint naming convention."""
 
@@ -30,3 +62,8 @@ migrate = Migrate(compare_type=True, render_as_batch=True)
 login_manager = LoginManager()
 babel = Babel()
 csrf = CSRFProtect()
+# Which requests are limited and by what key: blueprints/limits.py. A moving window (no burst
+# at a window's edge); when Redis cannot be reached, each process counts in its own memory
+# rather than refuse every request or let every request through.
+limiter = AppLimiter(key_func=_client_address, strategy="moving-window", key_prefix="bladi",
+                     in_memory_fallback_enabled=True)

@@ -294,10 +294,27 @@ def scoped(model, user) -> sa.Select:
 def _may_act(obj, user, action: str) -> bool:
     if action == "view":
         return True
-    if isinstance(obj, User) and action == "edit":
-        return can(user, Perm.USERS_MANAGE) and (
-            user.role == Role.ADMIN or obj.role in (Role.FIELD_WORKER, Role.CSO_MANAGER)
-        )
+    if isinstance(obj, User) and action in ("edit", "deactivate"):
+        if not can(user, Perm.USERS_MANAGE):
+            return False
+        if user.role != Role.ADMIN:
+            return obj.role in (Role.FIELD_WORKER, Role.CSO_MANAGER)
+        # No back door to youth identities: a CSO that has an active manager manages its
+        # own staff accounts. An administrator may still deactivate one (that opens
+        # nothing), and resets one only by an emergency reset (`emergency_reset`).
+        return action == "deactivate" or not (
+            obj.is_cso_staff and has_active_manager(obj.organization_id))
+    if isinstance(obj, User) and action == "emergency_reset":
+        return user.role == Role.ADMIN and obj.is_cso_staff and obj.id != user.id
+    if isinstance(obj, User) and action == "reset_second_factor":
+        # A lost phone: a field worker's manager resets it; an administrator resets a
+        # manager's or a non-CSO account's. Clearing a factor opens nothing (the password
+        # is still needed), and nobody resets their own (the account page renews codes).
+        if obj.id == user.id or not can(user, Perm.USERS_MANAGE):
+            return False
+        if user.role == Role.CSO_MANAGER:
+            return obj.role == Role.FIELD_WORKER
+        return user.role == Role.ADMIN and obj.role != Role.FIELD_WORKER
     if isinstance(obj, Organization | Site) and action == "edit":
         return user.role == Role.ADMIN
     if isinstance(obj, Activity) and action == "edit":
@@ -315,9 +332,12 @@ def _may_act(obj, user, action: str) -> bool:
         if action == "review":
             return can(user, Perm.REPORTS_REVIEW)
     if isinstance(obj, Survey | SurveyVersion) and action == "publish":
+        # A CSO's own survey is published by that CSO's managers only (reviewers and
+        # admins see it, but its versions are the CSO's to choose); a program-wide one by
+        # the program's authors.
         survey = obj if isinstance(obj, Survey) else obj.survey
-        if user.role in (Role.ADMIN, Role.REVIEWER):
-            return True
+        if survey.organization_id is None:
+            return user.role in (Role.ADMIN, Role.REVIEWER)
         return (user.role == Role.CSO_MANAGER
                 and survey.organization_id == user.organization_id)
     if isinstance(obj, Beneficiary):
@@ -326,6 +346,13 @@ def _may_act(obj, user, action: str) -> bool:
         if action in ("access_request", "erase"):
             return can(user, Perm.BENEFICIARY_RIGHTS)
     return False
+
+
+def has_active_manager(organization_id: int | None) -> bool:
+    """Whether a CSO has an active manager, who then alone manages its staff accounts."""
+    return organization_id is not None and db.session.scalar(sa.select(sa.exists().where(
+        User.organization_id == organization_id, User.role == Role.CSO_MANAGER,
+        User.active.is_(True))))
 
 
 def may(user, obj, action: str) -> bool:

@@ -10,7 +10,10 @@ another writer committed since its first read. So:
   entries, a figures snapshot it computed) waits until its page is built (`after_render`),
   then goes in a short write transaction of its own (`commit_once` in bladi_cases/__init__.py);
 - the command line and work done after a response compute first, then write inside
-  `write_transaction()`.
+  `write_transaction()`;
+- a write request with slow work between its read and its write (the login's password
+  check) ends the reading transaction first (`reading_first`), so its write begins a short
+  write transaction of its own instead of holding the lock through the slow work.
 
 On PostgreSQL the BEGIN is the driver's own; the order of work is the same.
 """
@@ -30,6 +33,8 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 # Set while a transaction that will write begins (see write_transaction).
 _WILL_WRITE: ContextVar[bool] = ContextVar("bladi_will_write", default=False)
+# Set while a write request reads before slow work (see reading_first).
+_READING_FIRST: ContextVar[bool] = ContextVar("bladi_reading_first", default=False)
 
 
 def in_read_request() -> bool:
@@ -39,7 +44,10 @@ def in_read_request() -> bool:
 
 def begins_writing() -> bool:
     """Whether a transaction beginning now will write: in a write request, or inside
-    `write_transaction()`. SQLite's BEGIN hook asks this (bladi_cases/__init__.py)."""
+    `write_transaction()`, unless in `reading_first()`. SQLite's BEGIN hook asks this
+    (bladi_cases/__init__.py)."""
+    if _READING_FIRST.get():
+        return False
     return _WILL_WRITE.get() or (has_request_context() and request.method not in READ_METHODS)
 
 
@@ -56,6 +64,21 @@ def write_transaction() -> Iterator[None]:
         yield
     finally:
         _WILL_WRITE.reset(token)
+
+
+@contextmanager
+def reading_first() -> Iterator[None]:
+    """A write request's block that only reads, before slow work that needs no database
+    (checking a password hash): its transaction begins without the write lock and is ended
+    with the block, so on SQLite nobody waits for that lock during the slow work, and what
+    the request writes next begins a short write transaction of its own. Ending it commits
+    (it wrote nothing of its own) and expires the rows loaded: read what you need inside."""
+    token = _READING_FIRST.set(True)
+    try:
+        yield
+    finally:
+        _READING_FIRST.reset(token)
+    db.session.commit()
 
 
 def after_render(write: Callable[[], object]) -> None:

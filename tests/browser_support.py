@@ -26,6 +26,10 @@ from pathlib import Path
 import pytest
 from babel.support import Translations
 
+from bladi_cases.config import RATE_LIMITS, TESTING_RATE_LIMIT
+
+from .second_factor_support import complete_in_browser
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
@@ -106,6 +110,10 @@ def _env(instance: Path) -> dict[str, str]:
     env = {**os.environ, "BLADI_ENV": "development", "BLADI_INSTANCE_PATH": str(instance),
            "DATABASE_URL": f"sqlite:///{instance / 'bladi.db'}"}
     env.pop("TEST_DATABASE_URL", None)
+    # Many threads, one address, one user: the rate limits stay on, out of reach (as in the
+    # test config). tests/test_auth_limits.py checks the limits themselves.
+    env.update(dict.fromkeys(RATE_LIMITS, TESTING_RATE_LIMIT))
+    env.pop("REDIS_URL", None)
     return env
 
 
@@ -142,15 +150,15 @@ def _free_port() -> int:
 
 
 @contextmanager
-def gunicorn(instance: Path, *options: str) -> Iterator[str]:
+def gunicorn(instance: Path, *options: str, env: dict[str, str] | None = None) -> Iterator[str]:
     """gunicorn serving the app on the database of `instance`, on a free loopback port, with
-    extra command-line `options` (e.g. "--workers", "4"); yields the base URL. Its log is
-    instance/gunicorn.log."""
+    extra command-line `options` (e.g. "--workers", "4") and settings (`env`, e.g. another
+    DATABASE_URL); yields the base URL. Its log is instance/gunicorn.log."""
     port = _free_port()
     log = (instance / "gunicorn.log").open("ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", *options, "wsgi:app"],
-        cwd=ROOT, env=_env(instance), stdout=subprocess.DEVNULL, stderr=log)
+        cwd=ROOT, env={**_env(instance), **(env or {})}, stdout=subprocess.DEVNULL, stderr=log)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
@@ -215,13 +223,16 @@ def phone_context(browser, locale: str = "ar-TN", **options):
 
 def log_in(page, base: str, email: str, password: str, words: Words,
            audit: Audit | None = None) -> None:
-    """Log in through the form, in the language the page is shown in."""
+    """Log in through the form, in the language the page is shown in, then through the
+    second factor where the role asks for one (the enrolment at the first login, a code
+    after: tests/second_factor_support.py)."""
     page.goto(base + "/login")
     if audit:
         audit.check("log in")
     page.get_by_label(words("Email")).fill(email)
     page.get_by_label(words("Password"), exact=True).fill(password)
     page.get_by_role("button", name=words("Log in")).click()
+    complete_in_browser(page, base, email, words, audit)
 
 
 def no_horizontal_scroll(page) -> bool:

@@ -26,6 +26,7 @@ from bladi_cases.extensions import db
 from bladi_cases.models import Organization, Role, Site, SiteKind, User
 from bladi_cases.seed import seed_reference
 from bladi_cases.services.auth import hash_password
+from bladi_cases.services.auth import sessions as auth_sessions
 
 TEST_PASSWORD = "Correct-Horse-Battery-9"
 _TMP = Path(tempfile.mkdtemp(prefix="bladi-tests-"))
@@ -332,11 +333,15 @@ def field(client, make_user, make_site, make_beneficiary, make_activity, make_ca
             "case": case, "note": note, "client": client}
 
 
-def login(client, user: User) -> None:
-    """Act as `user` in later requests of `client` (sets the login session directly)."""
+def login(client, user: User, user_agent: str = "") -> None:
+    """Act as `user` in later requests of `client`: a real login session on the server
+    (services/auth/sessions.py), its token put in the client's cookie directly."""
+    token = auth_sessions.start(user, user_agent)
+    db.session.commit()  # to the outer test transaction: survives a request's rollback
     with client.session_transaction() as session:
         session["_user_id"] = user.get_id()
         session["_fresh"] = True
+        session[auth_sessions.TOKEN_KEY] = token
 
 
 def text_of(response) -> str:

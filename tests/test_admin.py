@@ -181,3 +181,24 @@ def test_audit_log_filters_and_scope(client, make_user):
     assert client.get("/audit/?date_from=not-a-date").status_code == 200
     login(client, manager)
     assert "other-manager@example.tn" not in text_of(client.get("/audit/"))
+
+
+def test_staff_names_with_direction_controls_or_no_letter_are_refused(client, make_user, org):
+    manager = make_user(Role.CSO_MANAGER, "BA")
+    login(client, manager)
+    before = _count(User)
+    for name, expected in (("\u202eMariem Ayari", "أحرف غير مرئية تغيّر اتجاه النص"),
+                           ("Mariem\u200f", "أحرف غير مرئية تغيّر اتجاه النص"),
+                           ("\u200b\u200c\u200d", "يجب أن يحتوي الاسم على حرف واحد على الأقل"),
+                           ("007", "يجب أن يحتوي الاسم على حرف واحد على الأقل")):
+        response = client.post("/admin/users/new", data=_new_user_form(
+            display_name=name, organization=str(org("BA").id)))
+        assert response.status_code == 422
+        assert expected in text_of(response), (name, text_of(response)[-600:])
+    assert _count(User) == before
+    worker = make_user(Role.FIELD_WORKER, "BA", display_name="Mariem Ayari")
+    renamed = client.post(f"/admin/users/{worker.uuid}", data=_new_user_form(
+        email=worker.email, display_name="\u2067Mariem", organization=str(org("BA").id)))
+    assert renamed.status_code == 422
+    db.session.refresh(worker)
+    assert worker.display_name == "Mariem Ayari"

@@ -94,6 +94,51 @@ def test_registration_bad_input_saves_nothing(client, worker, overrides, message
     assert _count() == before
 
 
+# Names that read otherwise than typed, or are no name at all (see `name_problems`).
+RLO_NAME = "\u202eيرسلبارطلا"          # a right-to-left override in front
+ZERO_WIDTH_NAME = "\u200b\u200c\u200d"  # only zero-width characters
+BIDI_MESSAGE = "أحرف غير مرئية تغيّر اتجاه النص"
+NO_LETTER_MESSAGE = "يجب أن يحتوي الاسم على حرف واحد على الأقل"
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"last_name_ar": RLO_NAME}, BIDI_MESSAGE),
+    ({"first_name_latin": "Sal\u2067ma"}, BIDI_MESSAGE),
+    ({"last_name_latin": "Ayari\u200f"}, BIDI_MESSAGE),
+    ({"first_name_ar": ZERO_WIDTH_NAME}, NO_LETTER_MESSAGE),
+    ({"last_name_ar": "123 - 456"}, NO_LETTER_MESSAGE),
+    ({"first_name_ar": "ـــ"}, NO_LETTER_MESSAGE),  # tatweel only
+    ({"birth_date": "2012-01-01", "consent_given_by": "guardian",
+      "guardian_name": "\u202dمنية", "guardian_relationship": "أم"}, BIDI_MESSAGE),
+])
+def test_names_with_direction_controls_or_no_letter_are_refused(client, worker, overrides,
+                                                                  message):
+    before = _count(), _count(BeneficiaryNameIndex), _count(Consent)
+    response = client.post("/beneficiaries/new", data=_form(**overrides))
+    assert response.status_code == 422
+    assert message in text_of(response), text_of(response)[-1500:]
+    assert (_count(), _count(BeneficiaryNameIndex), _count(Consent)) == before
+
+
+def test_an_edit_cannot_bring_in_a_direction_control(client, worker, make_beneficiary):
+    youth = make_beneficiary("BA")
+    data = _form(first_name_latin="\u202eAmira", school_status="in_school", disability="no")
+    for key in ("site", "consent_given_by", "consent_method", "consent_scopes", "consent_date"):
+        data.pop(key)
+    response = client.post(f"/beneficiaries/{youth.uuid}/edit", data=data)
+    assert response.status_code == 422 and BIDI_MESSAGE in text_of(response)
+    db.session.expire_all()
+    assert youth.school_status is None
+    assert "\u202e" not in client.get(f"/beneficiaries/{youth.uuid}").get_data(as_text=True)
+
+
+def test_names_of_any_script_with_marks_and_joiners_are_accepted(client, worker):
+    response = client.post("/beneficiaries/new", data=_form(
+        first_name_ar="مُحَمَّد", last_name_ar="بن\u200cعلي", first_name_latin="Zoé",
+        last_name_latin="O'Brien-Ben Ali"))
+    assert response.status_code == 302, text_of(response)[-800:]
+
+
 def test_minor_with_guardian_consent_and_minimal_record_without_consent(client, worker):
     minor = _form(birth_date="2013-06-01", consent_given_by="guardian", guardian_name="منية",
                   guardian_relationship="أم", guardian_phone="22 333 444")

@@ -141,6 +141,23 @@ def test_row_errors_name_row_and_column_and_nothing_is_saved(client, manager):
     assert re.search(r"3\D+D\b", page) and re.search(r"4\D+G\b", page)
 
 
+@pytest.mark.parametrize("make_file", [
+    lambda h, r: ("youth.csv", _csv(h, r)),
+    lambda h, r: ("youth.xlsx", _xlsx(h, r)),
+])
+def test_names_with_direction_controls_or_no_letter_refuse_the_file(client, manager,
+                                                                    make_file):
+    header, rows = _rows()
+    rows = [list(r) for r in rows]
+    rows[0][1] = "\u202eيريزجلا"        # row 2, column B: a right-to-left override
+    rows[1][0] = "\u200b\u200b\u2060"  # row 3, column A: only zero-width characters
+    page = _refused(client, *make_file(header, rows),
+                    "أحرف غير مرئية تغيّر اتجاه النص",
+                    "يجب أن يحتوي الاسم على حرف واحد على الأقل")
+    assert re.search(r"2\D+B\b[^.]*أحرف غير مرئية", page), page[-1500:]
+    assert re.search(r"3\D+A\b[^.]*يجب أن يحتوي الاسم", page), page[-1500:]
+
+
 def test_formula_wrong_header_merged_cells_empty_zip(client, manager):
     header, rows = _rows()
 

@@ -1,10 +1,12 @@
 """The field app offline, in a real browser (system Chromium, phone, Arabic): entries made
 with no connection survive a reload, are sent once the connection is back, and reach the
-server exactly once; a shared phone shows nothing of the previous worker."""
+server exactly once; a shared phone shows nothing of the previous worker; a session ended
+on the server keeps the queue until the worker logs in again."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -17,6 +19,7 @@ from .browser_support import (
     CLUB,
     ROOT,
     SCREENSHOTS,
+    Audit,
     Words,
     log_in,
     phone_context,
@@ -351,4 +354,54 @@ def test_a_rejected_entry_is_fixed_and_the_queue_moves_between_phones(browser, s
                        "document.getElementById('field-app').getAttribute('data-empty')")
     assert other_page.evaluate("() => BladiQueue.cacheGet('activities')") is None
     other.close()
+    context.close()
+
+
+def test_an_ended_session_keeps_the_queue_until_the_worker_logs_in_again(browser, server):
+    context, page = _open_field(browser, server)
+    context.set_offline(True)
+    note = page.locator('form[data-offline="case_note"]')
+    note.locator("#nt-case").select_option(index=1)
+    note.locator("#nt-text").fill("زيارة منزلية بعد انتهاء الجلسة")
+    note.locator("button[type=submit]").click()
+    _until(page, "() => BladiQueue.list().then(items => items.length === 1)")
+    [queued] = _queue(page)
+
+    # Meanwhile, on another phone, the worker ends every session of her account.
+    other = phone_context(browser)
+    other_page = other.new_page()
+    audit = Audit(other_page, "sessions", "ar")
+    log_in(other_page, server, *WORKER, AR, audit)
+    other_page.wait_for_url(server + "/")
+    audit.check("home")
+    other_page.get_by_role("link", name=AR("Login sessions")).click()
+    other_page.wait_for_url(server + "/account/sessions")
+    audit.check("login sessions")
+    sessions_list = other_page.locator("ul.sessions > li")
+    assert sessions_list.count() >= 2, "the field phone's session and this one"
+    assert sessions_list.filter(has_text=AR("This device")).count() == 1
+    other_page.get_by_role("button", name=AR("Log out everywhere")).click()
+    other_page.wait_for_url(re.compile(r"/login$"))
+    audit.check("logged out everywhere")
+    audit.finish()
+    other.close()
+
+    # Back online: the entry stays on the phone, and the page asks to log in again.
+    context.set_offline(False)
+    page.evaluate("() => window.dispatchEvent(new Event('online'))")
+    relogin = page.locator("[data-login-needed]")
+    relogin.wait_for(state="visible")
+    [item] = _queue(page)
+    assert (item["uuid"], item["state"], item["tries"]) == (queued["uuid"], "waiting", 0)
+    assert _count_one(server, "case_note", queued["uuid"]) == 0
+    # Logging in again leads back to the field app, which sends it.
+    relogin.get_by_role("link", name=AR("Log in again")).click()
+    page.wait_for_url(re.compile(r"/login\?next=(/|%2F)field$"))
+    page.get_by_label(AR("Email")).fill(WORKER[0])
+    page.get_by_label(AR("Password"), exact=True).fill(WORKER[1])
+    page.get_by_role("button", name=AR("Log in")).click()
+    page.wait_for_url(server + "/field")
+    _until(page, "() => BladiQueue.list().then(items => items.length === 0)", timeout=30)
+    assert not page.locator("[data-login-needed]").is_visible()
+    assert _count_one(server, "case_note", queued["uuid"]) == 1
     context.close()

@@ -5,17 +5,20 @@ scrolling, nothing cut off, right-to-left with the menu on the right in Arabic, 
 Content-Security-Policy violation, no serious or critical axe-core finding, and at most 50 KB
 transferred with its CSS, JS and images. The phone journeys keep docs/screenshots/ current.
 
-The journeys share one server and run in file order: the reviewer works on the report the
-manager submitted, the other CSO's worker tries the record the field worker registered.
+The journeys share one server and run in file order: the manager sets up her second factor
+before her other journeys, the reviewer works on the report the manager submitted, the other
+CSO's worker tries the record the field worker registered.
 """
 
 from __future__ import annotations
 
 import io
 import re
+import time
 from datetime import date
 
 import openpyxl
+import pyotp
 import pytest
 
 from . import browser_support
@@ -31,6 +34,7 @@ from .browser_support import (
     require_browser,
     write_report,
 )
+from .second_factor_support import PHONE
 
 # The fixtures this module uses (each module gets its own server).
 browser, server = browser_support.browser, browser_support.server
@@ -180,6 +184,46 @@ def test_another_csos_worker_gets_not_found(browser, server):
     assert response.status == 404
     assert AR("Page not found") in page.inner_text("main")
     audit.check("not found", screenshot="not-found-ar-360")
+    audit.finish()
+    context.close()
+
+
+def test_manager_sets_up_the_second_factor_on_a_phone_in_arabic(browser, server):
+    """The manager's first login asks for the second factor her role requires: she types the
+    key shown as text (no camera), then the code her app computes, keeps the recovery
+    codes, and is logged in. Runs before her other journeys, which then type codes."""
+    context = phone_context(browser)
+    page = context.new_page()
+    audit = Audit(page, "CSO manager, second factor", "ar")
+    page.goto(server + "/login")
+    audit.check("log in")
+    page.get_by_label(AR("Email")).fill(MANAGER[0])
+    page.get_by_label(AR("Password"), exact=True).fill(MANAGER[1])
+    page.get_by_role("button", name=AR("Log in")).click()
+    page.wait_for_url(server + "/login/enrol")
+    assert page.inner_text("h1") == AR("Set up a second factor")
+    assert page.locator(".qr svg").is_visible(), "the QR code"
+    audit.check("set up the second factor")
+    page.screenshot(path=str(ARTIFACTS / "second-factor-enrol-ar-360.png"), full_page=True)
+
+    shown = page.locator("#totp-secret").inner_text()
+    assert re.fullmatch(r"[A-Z2-7]{4}( [A-Z2-7]{4})+", shown), shown
+    app = pyotp.TOTP(shown.replace(" ", ""))  # her phone's app, the key typed in
+    step = app.timecode(time.time())
+    page.get_by_label(AR("Code from the app")).fill(app.generate_otp(step))
+    PHONE.add(server, MANAGER[0], shown, used_step=step)  # her later journeys type codes
+    page.get_by_role("button", name=AR("Confirm")).click()
+    assert page.inner_text("h1") == AR("Your recovery codes")
+    codes = page.locator(".recovery-codes code").all_inner_texts()
+    assert len(set(codes)) == 10 and all(re.fullmatch(r"[a-z2-7]{4}(-[a-z2-7]{4}){3}", c)
+                                         for c in codes)
+    audit.check("recovery codes")
+    page.screenshot(path=str(ARTIFACTS / "second-factor-codes-ar-360.png"), full_page=True)
+
+    page.get_by_role("button", name=AR("I have saved them: continue")).click()
+    page.wait_for_url(server + "/")
+    assert "Sami Ben Salah" in page.inner_text("header")
+    audit.check("home")
     audit.finish()
     context.close()
 

@@ -79,7 +79,7 @@ def test_users_create_bad_input(app):
         assert result.exit_code != 0 and expected in result.output, result.output
     weak = runner.invoke(args=["users", "create", "--email", "weak@example.tn", "--name", "Weak",
                                "--role", "admin", "--password-stdin"], input="short\n")
-    assert weak.exit_code != 0 and "at least 10" in weak.output
+    assert weak.exit_code != 0 and "at least 12" in weak.output
     assert _count(User, User.email.in_(["bad@example.tn", "weak@example.tn"])) == 0
 
 

@@ -71,3 +71,44 @@ def test_sqlite_connections_get_wal_and_the_busy_timeout(tmp_path, monkeypatch):
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     with app.app_context():
         db.engine.dispose()
+
+
+@pytest.mark.parametrize("secret_key", ["hunter2", "s" * 31, "é" * 15])
+def test_production_refuses_a_short_secret_key(tmp_path, secret_key):
+    with pytest.raises(ConfigError) as error:
+        load_settings({"SECRET_KEY": secret_key, "BLADI_DATA_KEY": new_key()}, tmp_path)
+    assert "SECRET_KEY" in str(error.value) and "32 bytes" in str(error.value)
+    assert secret_key not in str(error.value)
+
+
+def test_a_secret_key_of_32_bytes_starts(tmp_path):
+    settings = load_settings({"SECRET_KEY": "é" * 16, "BLADI_DATA_KEY": new_key()}, tmp_path)
+    assert settings["SECRET_KEY"] == "é" * 16  # 16 characters, 32 bytes in UTF-8
+    assert load_settings({"BLADI_ENV": "development", "SECRET_KEY": "dev"},
+                         tmp_path)["SECRET_KEY"] == "dev", "only production insists"
+
+
+@pytest.mark.parametrize("data_key", ["not-a-key", "", ","])
+def test_production_refuses_a_data_key_that_does_not_parse(tmp_path, data_key):
+    with pytest.raises(ConfigError) as error:
+        load_settings({"SECRET_KEY": "s" * 40, "BLADI_DATA_KEY": data_key}, tmp_path)
+    assert "BLADI_DATA_KEY" in str(error.value)
+
+
+def test_create_app_refuses_to_start_with_a_short_secret_key(tmp_path, monkeypatch):
+    from bladi_cases import create_app
+
+    monkeypatch.setenv("BLADI_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", "x")
+    monkeypatch.setenv("BLADI_DATA_KEY", new_key())
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'short.db'}")
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        create_app()
+
+
+@pytest.mark.parametrize("value", ["-1", "two"])
+def test_a_bad_proxy_hop_count_fails_fast(tmp_path, value):
+    with pytest.raises(ConfigError) as error:
+        load_settings({"BLADI_ENV": "testing", "BLADI_PROXY_HOPS": value}, tmp_path)
+    assert "BLADI_PROXY_HOPS" in str(error.value)
+    assert load_settings({"BLADI_ENV": "testing"}, tmp_path)["BLADI_PROXY_HOPS"] == 0

@@ -51,6 +51,8 @@ from bladi_cases.services.reports import exports
 from bladi_cases.services.reports.indicators import Period
 from bladi_cases.services.reports.release import year_release
 
+from .second_factor_support import log_in_through_form
+
 HIDDEN = "…"
 ALL = "*"
 CEILING = 10**6  # every figure's upper bound: keeps each integer program bounded
@@ -128,8 +130,7 @@ def _client(app, role: Role):
     account = next(d for d in DEMO_USERS if d.role == role)
     client = app.test_client()
     client.set_cookie("lang", "en", domain="bladi.test")
-    response = client.post("/login", data={"email": account.email,
-                                           "password": account.password})
+    response = log_in_through_form(client, account.email, account.password)
     assert response.status_code == 302 and "/login" not in response.location, \
         f"the demo {role.value} could not log in"
     return client

@@ -196,6 +196,28 @@ def test_invalid_registration_is_rejected_with_field_errors(field):
     assert bad_date["status"] == "rejected" and "YYYY-MM-DD" in bad_date["reason"]
 
 
+@pytest.mark.parametrize("name,field_name,message", [
+    ("\u202eيمورحلا", "last_name_ar", "invisible characters that change the direction"),
+    ("\u2066Salma\u2069", "first_name_ar", "invisible characters that change the direction"),
+    ("\u200b\u200d", "first_name_ar", "must contain at least one letter"),
+    ("- 42 -", "last_name_ar", "must contain at least one letter"),
+])
+def test_registration_with_a_bad_name_is_rejected_and_nothing_stored(field, name, field_name,
+                                                                    message):
+    before = _count(Beneficiary), _count(AuditEntry)
+    record = registration_record(**{field_name: name})
+    result = _one(field["client"], record)
+    assert result["status"] == "rejected"
+    assert message in " ".join(result["field_errors"][field_name]), result
+    assert message in result["reason"]
+    assert (_count(Beneficiary), _count(AuditEntry)) == before
+    arabic = field["worker"]
+    arabic.preferred_language = "ar"
+    db.session.commit()
+    again = _one(field["client"], registration_record(**{field_name: name}))
+    assert "الاسم" in " ".join(again["field_errors"][field_name])
+
+
 def test_possible_duplicate_is_a_conflict_naming_codes_until_confirmed(field):
     first = registration_record()
     assert _one(field["client"], first)["status"] == "stored"

@@ -57,7 +57,8 @@ def _weight(client, url: str) -> int:
 
 @pytest.mark.parametrize("role,urls", [
     (None, ["/login"]),
-    (Role.FIELD_WORKER, ["/", "/account/password", "/beneficiaries/", "/beneficiaries/new"]),
+    (Role.FIELD_WORKER, ["/", "/account/password", "/account/sessions", "/beneficiaries/",
+                         "/beneficiaries/new", "/field"]),
     (Role.CSO_MANAGER, ["/", "/admin/users", "/admin/users/new", "/audit/",
                         "/beneficiaries/import", "/reports/", "/cases/", "/surveys/"]),
     (Role.REVIEWER, ["/", "/reports/", "/reports/targets", "/reports/exports"]),

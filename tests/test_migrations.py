@@ -52,7 +52,6 @@ def test_upgrade_encrypts_the_free_text_already_stored(file_app, tmp_path):
         Survey,
         SurveyDraft,
         SurveyResponse,
-        User,
     )
     from bladi_cases.seed import seed_reference
     from bladi_cases.services.beneficiaries.registry import register
@@ -75,10 +74,12 @@ def test_upgrade_encrypts_the_free_text_already_stored(file_app, tmp_path):
                     .one() for code in ("BA", "ACEC"))
         youth = register(None, ba, registration(), confirmed_new=True)
         case = open_case(type("Actor", (), {"id": None})(), youth, {})
-        user = User(email="w@example.tn", display_name="W", role="field_worker",
-                    organization_id=ba.id, password_hash="x")
-        db.session.add(user)
-        db.session.flush()
+        # In SQL: the model has the columns of later migrations (the second factor, 0009).
+        insert("user_account", uuid=uuid.uuid4().hex, email="w@example.tn", display_name="W",
+               role="field_worker", organization_id=ba.id, active=True, password_hash="x",
+               session_nonce="n", failed_login_count=0, created_at="2026-01-05")
+        user_id = db.session.scalar(sa.text("SELECT id FROM user_account WHERE email = :e"),
+                                    {"e": "w@example.tn"})
         version = db.session.scalars(sa.select(Survey)).first().current
         common = {"uuid": uuid.uuid4().hex, "organization_id": ba.id, "case_id": case.id}
         insert("case_goal", **common, description=f"Goal {secret}", status="planned")
@@ -92,7 +93,7 @@ def test_upgrade_encrypts_the_free_text_already_stored(file_app, tmp_path):
                version_id=version.id, survey_id=version.survey_id, beneficiary_id=youth.id,
                wave="baseline", answers=json.dumps(answers), scores="{}", content_hash="x",
                submitted_on="2026-01-05", created_at="2026-01-05")
-        insert("survey_draft", user_id=user.id, organization_id=ba.id, version_id=version.id,
+        insert("survey_draft", user_id=user_id, organization_id=ba.id, version_id=version.id,
                beneficiary_id=youth.id, wave="endline", response_uuid="u",
                answers=json.dumps({"comments": f"Draft {secret}"}), updated_at="2026-01-05")
         db.session.commit()
@@ -122,5 +123,36 @@ def test_upgrade_encrypts_the_free_text_already_stored(file_app, tmp_path):
         assert list(goals) == [f"Goal {secret}"]
         restored = db.session.execute(sa.text("SELECT answers FROM survey_response")).scalar()
         assert json.loads(restored) == answers
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_0009_keeps_the_rows_that_point_at_accounts(file_app):
+    """0009 adds the second factor's columns to user_account without rebuilding it: on
+    SQLite a rebuild (batch mode) drops the table, and with foreign keys on that deletes
+    the password resets and survey drafts that point at it (ON DELETE CASCADE)."""
+    import uuid
+
+    from bladi_cases.models import Organization
+    from bladi_cases.seed import seed_reference
+
+    with file_app.app_context():
+        upgrade(revision="0008")
+        seed_reference()
+        ba = db.session.scalars(sa.select(Organization).where(Organization.code == "BA")).one()
+        db.session.execute(sa.text(
+            "INSERT INTO user_account (uuid, email, display_name, role, organization_id, "
+            "active, password_hash, session_nonce, failed_login_count, created_at) VALUES "
+            "(:u, 'r@example.tn', 'R', 'field_worker', :o, true, 'x', 'n', 0, '2026-01-05')"),
+            {"u": uuid.uuid4().hex, "o": ba.id})
+        user_id = db.session.scalar(sa.text("SELECT id FROM user_account"))
+        db.session.execute(sa.text(
+            "INSERT INTO password_reset (user_id, token_hash, created_at, expires_at) VALUES "
+            "(:u, 'h', '2026-01-05', '2026-01-06')"), {"u": user_id})
+        db.session.commit()
+        upgrade()
+        assert db.session.scalar(sa.text("SELECT count(*) FROM password_reset")) == 1
+        assert db.session.scalar(sa.text(
+            "SELECT second_factor_required FROM user_account")) in (False, 0)
         db.session.remove()
         db.engine.dispose()

@@ -389,14 +389,18 @@ import csv, io, json, sys
 from bladi_cases import create_app
 from bladi_cases.extensions import db
 from bladi_cases.models import User
+from bladi_cases.services.auth import sessions
 from bladi_cases.services.reports.exports import microdata_table
 app = create_app()
 k = app.config["BLADI_SMALL_CELL_K"]
 with app.app_context():
-    donor = db.session.scalars(db.select(User).where(User.role == "donor")).first().get_id()
+    user = db.session.scalars(db.select(User).where(User.role == "donor")).first()
+    donor, token = user.get_id(), sessions.start(user, "test")
+    db.session.commit()
 client = app.test_client()
 with client.session_transaction() as session:
     session["_user_id"], session["_fresh"] = donor, True
+    session[sessions.TOKEN_KEY] = token
 out = {}
 for year in map(int, sys.argv[1:]):
     response = client.get(f"/reports/exports/microdata-{year}.csv")

@@ -42,6 +42,16 @@ EXPECTED: dict[str, set[str]] = {
     "auth.reset_password": EVERYONE,
     "auth.logout": LOGGED_IN,
     "auth.change_password": LOGGED_IN,
+    "auth.login_code": EVERYONE,
+    "auth.login_enrol": EVERYONE,
+    "auth.login_enrolled": EVERYONE,
+    "auth.account_second_factor": LOGGED_IN,
+    "auth.account_enrol_start": LOGGED_IN,
+    "auth.account_enrol": LOGGED_IN,
+    "auth.renew_recovery_codes": LOGGED_IN,
+    "auth.login_sessions": LOGGED_IN,
+    "auth.end_login_session": LOGGED_IN,  # an empty POST: "already ended", back to the list
+    "auth.log_out_everywhere": LOGGED_IN,
     "admin.organizations": ADMIN,
     "admin.new_organization": ADMIN,
     "admin.edit_organization": ADMIN,
@@ -52,7 +62,14 @@ EXPECTED: dict[str, set[str]] = {
     "admin.new_user": MANAGERS,
     "admin.edit_user": MANAGERS,
     "admin.set_user_active": MANAGERS,
-    "admin.issue_user_reset": MANAGERS,
+    # The account walked is a field worker of BA, which has an active manager: only BA's
+    # managers reset it; an administrator may only make an emergency reset (issue 16).
+    "admin.issue_user_reset": CSO_MANAGER,
+    "admin.emergency_reset": ADMIN,
+    # The same field worker's second factor: its manager resets it, not an administrator
+    # (who resets a manager's).
+    "admin.reset_second_factor": CSO_MANAGER,
+    "main.notices_seen": LOGGED_IN,
     "audit.entries": MANAGERS,
     "beneficiaries.index": CSO_STAFF,
     "beneficiaries.new": CSO_STAFF,
@@ -236,6 +253,7 @@ def test_every_route_for_every_role(app, make_user, walk_fixtures, who):
     ("admin.edit_user", "user_id"),
     ("admin.set_user_active", "user_id"),
     ("admin.issue_user_reset", "user_id"),
+    ("admin.reset_second_factor", "user_id"),
 ])
 def test_manager_gets_404_for_another_csos_account(app, client, make_user, endpoint, arg):
     manager = make_user(Role.CSO_MANAGER, "BA")
@@ -279,3 +297,35 @@ def test_another_cso_gets_404_on_every_route_of_a_record(app, make_user, walk_fi
     assert checked >= 28
     db.session.refresh(walk_fixtures["youth"])
     assert walk_fixtures["youth"].erased_at is None
+
+
+# A CSO's own survey: only that CSO's managers publish its versions. Reviewers and admins
+# see it (403), another CSO cannot (404): `surveys.publish` above walks a program-wide one.
+CSO_SURVEY_PUBLISH = {ANON: 302, Role.FIELD_WORKER.value: 403, Role.CSO_MANAGER.value: 302,
+                      Role.REVIEWER.value: 403, Role.DONOR.value: 403, Role.ADMIN.value: 403,
+                      "manager of another CSO": 404}
+
+
+@pytest.mark.parametrize("who", sorted(CSO_SURVEY_PUBLISH))
+def test_publishing_a_csos_survey_is_for_its_managers(app, make_user, who):
+    from flask import url_for
+
+    from bladi_cases.sample_survey import workbook_bytes
+    from bladi_cases.services.surveys.surveys import import_version
+
+    owner = make_user(Role.CSO_MANAGER, "BA")
+    version = import_version(owner, workbook_bytes(), owner.organization)
+    db.session.commit()
+    client = app.test_client()
+    if who == "manager of another CSO":
+        login(client, make_user(Role.CSO_MANAGER, "ACEC"))
+    elif who != ANON:
+        login(client, make_user(who))
+    with app.test_request_context():
+        url = url_for("surveys.publish", version_id=version.uuid)
+    response = client.post(url)
+    assert response.status_code == CSO_SURVEY_PUBLISH[who], who
+    if who == ANON:
+        assert "/login" in response.headers["Location"]
+    db.session.refresh(version)
+    assert (version.published_at is not None) == (who == Role.CSO_MANAGER.value), who

@@ -120,3 +120,50 @@ def test_production_cookies_are_secure_httponly_samesite(production_client):
     assert switched.status_code == 302
     lang = next(c for c in switched.headers.getlist("Set-Cookie") if c.startswith("lang="))
     assert {"Secure", "HttpOnly", "SameSite=Lax"} <= {p.strip() for p in lang.split(";")}
+
+
+def _max_age(hsts: str) -> int:
+    return int(re.search(r"max-age=(\d+)", hsts)[1])
+
+
+def test_hsts_on_https_responses_only(client):
+    for path in ("/login", "/nowhere", "/healthz"):
+        secure = client.get(path, base_url="https://bladi.test")
+        hsts = secure.headers.get("Strict-Transport-Security", "")
+        assert _max_age(hsts) >= 180 * 24 * 3600 and "includeSubDomains" in hsts, path
+        assert "Strict-Transport-Security" not in client.get(path).headers, path
+    # Without a trusted proxy, a client's own X-Forwarded-Proto changes nothing.
+    forged = client.get("/login", headers={"X-Forwarded-Proto": "https"})
+    assert "Strict-Transport-Security" not in forged.headers
+
+
+@pytest.fixture
+def proxied_client(tmp_path, monkeypatch):
+    """A production app behind one trusted reverse proxy that terminates TLS."""
+    monkeypatch.setenv("BLADI_PROXY_HOPS", "1")
+    monkeypatch.setenv("BLADI_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", "p" * 40)
+    monkeypatch.setenv("BLADI_DATA_KEY", new_key())
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'proxied.db'}")
+    return create_app().test_client()
+
+
+def test_behind_the_proxy_x_forwarded_proto_makes_the_request_secure(proxied_client):
+    over_https = proxied_client.get("/login", headers={"X-Forwarded-Proto": "https",
+                                                       "X-Forwarded-For": "198.51.100.7"})
+    assert over_https.status_code == 200
+    assert _max_age(over_https.headers["Strict-Transport-Security"]) >= 15552000
+    plain = proxied_client.get("/login", headers={"X-Forwarded-Proto": "http"})
+    assert "Strict-Transport-Security" not in plain.headers
+
+
+def test_the_proxy_sets_the_client_address(proxied_client):
+    from flask import request
+
+    app = proxied_client.application
+    seen = []
+    app.before_request_funcs.setdefault(None, []).insert(
+        0, lambda: seen.append(request.remote_addr))
+    proxied_client.get("/healthz", headers={"X-Forwarded-For": "203.0.113.9, 198.51.100.7"},
+                       environ_base={"REMOTE_ADDR": "10.0.0.2"})
+    assert seen == ["198.51.100.7"], "one hop: the address the proxy saw, not a forged one"

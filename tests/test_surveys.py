@@ -229,6 +229,25 @@ def test_manager_imports_for_own_cso_field_worker_cannot(client, make_user):
     assert client.post(f"/surveys/versions/{version.uuid}/publish").status_code == 403
 
 
+def test_a_csos_survey_is_published_by_its_managers_only(client, make_user):
+    owner = make_user(Role.CSO_MANAGER, "BA")
+    version = service.import_version(owner, workbook_bytes(), owner.organization)
+    db.session.commit()
+    publish_url = f"/surveys/versions/{version.uuid}/publish"
+    for role in (Role.REVIEWER, Role.ADMIN):
+        login(client, make_user(role))
+        page = client.get(f"/surveys/{version.survey.uuid}")
+        assert page.status_code == 200 and publish_url not in page.get_data(as_text=True)
+        with pytest.raises(PermissionError):
+            service.publish_version(make_user(role), version)
+    db.session.rollback()
+    assert version.published_at is None
+    login(client, owner)
+    assert publish_url in client.get(f"/surveys/{version.survey.uuid}").get_data(as_text=True)
+    service.publish_version(owner, version)
+    assert version.published_at is not None
+
+
 def test_export_in_french_and_scores_on_the_youth_page(client, worker, make_beneficiary):
     youth = make_beneficiary("BA", consent_scopes=["participation", "surveys"])
     version = _sample().current

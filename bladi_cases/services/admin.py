@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import re
 import secrets
+import uuid
 
+import sqlalchemy as sa
 from flask_babel import gettext as _
 
 from ..extensions import db
-from ..models import CSO_ROLES, Organization, OrgKind, Role, Site, User
-from ..models.auth import new_session_nonce
+from ..models import CSO_ROLES, AuditEntry, Organization, OrgKind, RecoveryCode, Role, Site, User
+from ..models.common import utcnow
+from ..policy import has_active_manager
 from . import ValidationError
 from .audit import Action, record
-from .auth import hash_password, issue_reset, normalize_email, password_problems
+from .auth import (
+    end_every_session,
+    hash_password,
+    issue_reset,
+    normalize_email,
+    password_problems,
+)
+from .inputs import name_problems
 
 ORG_CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{1,19}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -34,12 +44,28 @@ def _check_role_and_org(actor: User | None, role: str, org: Organization | None)
         if org is None or org.kind != OrgKind.FUNDED_CSO:
             raise ValidationError.one(
                 "organization", _("Field workers and CSO managers belong to a funded CSO."))
+        if actor is not None and actor.role == Role.ADMIN:
+            _check_first_manager(role, org)
     elif role == Role.REVIEWER and (org is None or org.kind != OrgKind.PARTNER):
         raise ValidationError.one("organization", _("Reviewers belong to a partner organisation."))
     elif role == Role.DONOR and org is not None and org.kind != OrgKind.DONOR:
         raise ValidationError.one("organization", _("Donor accounts belong to the donor."))
     elif role == Role.ADMIN and org is not None and org.kind == OrgKind.FUNDED_CSO:
         raise ValidationError.one("organization", _("Administrators do not belong to a CSO."))
+
+
+def _check_first_manager(role: str, org: Organization) -> None:
+    """An administrator gives a CSO role only to make the first manager of a CSO that has
+    no active one: a CSO's managers manage its staff, so that nobody outside the CSO can
+    make themselves an account that reads its youth."""
+    if role != Role.CSO_MANAGER:
+        raise ValidationError.one("role", _(
+            "An administrator can only create the first manager of a CSO; its managers "
+            "create the other staff accounts."))
+    if has_active_manager(org.id):
+        raise ValidationError.one("organization", _(
+            "This CSO has an active manager: its staff accounts are created and reset by "
+            "its managers."))
 
 
 def _check_identity(email: str, display_name: str, exclude_id: int | None = None) -> str:
@@ -53,6 +79,8 @@ def _check_identity(email: str, display_name: str, exclude_id: int | None = None
             errors["email"] = [_("An account with this email already exists.")]
     if not display_name.strip() or len(display_name) > 120:
         errors["display_name"] = [_("Enter a name of 1 to 120 characters.")]
+    elif problems := name_problems(display_name.strip()):
+        errors["display_name"] = problems
     if errors:
         raise ValidationError(errors)
     return email
@@ -92,6 +120,11 @@ def update_user(actor: User, user: User, *, display_name: str, email: str, role:
     """Change an account's name, email, role, organisation or language."""
     if actor.role == Role.CSO_MANAGER:
         organization = actor.organization
+    if actor.role == Role.ADMIN and user.is_cso_staff and has_active_manager(
+            user.organization_id) and user.id != actor.id:
+        raise ValidationError.one("", _(
+            "This CSO has an active manager: its staff accounts are created and reset by "
+            "its managers."))
     email = _check_identity(email, display_name, exclude_id=user.id)
     _check_role_and_org(actor, role, organization)
     if user.id == actor.id and role != user.role:
@@ -110,7 +143,7 @@ def update_user(actor: User, user: User, *, display_name: str, email: str, role:
     user.preferred_language = preferred_language or None
     if changed & {"role", "organization_id", "email"}:
         # What the account may see changed: make it log in again.
-        user.session_nonce = new_session_nonce()
+        end_every_session(user)
     db.session.flush()
     record(Action.USER_UPDATED, actor=actor, obj=user, detail={"fields": sorted(changed)})
     return user
@@ -122,10 +155,60 @@ def set_user_active(actor: User | None, user: User, active: bool) -> User:
         raise ValidationError.one("", _("You cannot deactivate your own account."))
     user.active = active
     if not active:
-        user.session_nonce = new_session_nonce()
+        end_every_session(user)
     db.session.flush()
     record(Action.USER_ACTIVATED if active else Action.USER_DEACTIVATED, actor=actor, obj=user)
     return user
+
+
+MIN_REASON, MAX_REASON = 10, 500
+
+
+def emergency_reset(actor: User, user: User, reason: str) -> str:
+    """An administrator's reset of a CSO account, for when its managers cannot do it (a
+    lost phone, a manager who left): a one-time password code, as managers issue, with a
+    stated reason. The account's second factor and recovery codes are cleared and it must
+    enrol its own again whatever its role; every session ends; the reset is audited and
+    shown to the CSO's managers until they acknowledge it. Returns the code."""
+    reason = " ".join((reason or "").split())
+    if not MIN_REASON <= len(reason) <= MAX_REASON:
+        raise ValidationError.one("reason", _(
+            "Say why, in %(low)d to %(high)d characters: the CSO's managers will read it.",
+            low=MIN_REASON, high=MAX_REASON))
+    if not user.active:
+        raise ValidationError.one("", _("Reactivate the account first."))
+    user.totp_secret_enc = None
+    user.totp_confirmed_at = None
+    user.totp_last_step = None
+    user.second_factor_required = True
+    end_every_session(user)
+    db.session.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    code = issue_reset(user, actor)
+    record(Action.EMERGENCY_RESET, actor=actor, obj=user, detail={"reason": reason})
+    return code
+
+
+def notices_for(user: User) -> list[tuple[AuditEntry, User | None]]:
+    """What a CSO manager must be told on their next login: administrators' emergency
+    resets of their CSO's accounts since they last acknowledged (oldest first), each with
+    the account reset."""
+    if user.role != Role.CSO_MANAGER:
+        return []
+    query = sa.select(AuditEntry).where(AuditEntry.action == Action.EMERGENCY_RESET,
+                                        AuditEntry.organization_id == user.organization_id)
+    if user.notices_seen_at is not None:
+        query = query.where(AuditEntry.at > user.notices_seen_at)
+    entries = list(db.session.scalars(query.order_by(AuditEntry.at, AuditEntry.id).limit(50)))
+    ids = {uuid.UUID(e.object_id) for e in entries if e.object_id}
+    accounts = {str(u.uuid): u for u in db.session.scalars(
+        sa.select(User).where(User.uuid.in_(ids)))} if ids else {}
+    return [(entry, accounts.get(entry.object_id)) for entry in entries]
+
+
+def acknowledge_notices(user: User) -> None:
+    """The user has read their notices: they are not shown again."""
+    user.notices_seen_at = utcnow()
+    db.session.flush()
 
 
 def set_preferred_language(user: User, language: str) -> None:

@@ -191,3 +191,8 @@ def download(body, filename: str, mimetype: str) -> Response:
     response = Response(body, mimetype=mimetype)
     response.headers.set("Content-Disposition", "attachment", **content_disposition(filename))
     return response
+
+
+def is_download(response: Response) -> bool:
+    """Whether a response is a file made by `download` (it names it)."""
+    return "Content-Disposition" in response.headers

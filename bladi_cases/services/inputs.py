@@ -1,6 +1,9 @@
 """Input from outside, bounded before it is read: uploaded spreadsheets (XLSX, CSV) and
 JSON bodies. A small file must not make large work.
 
+People's names (`name_problems`) are bounded here too, for every path that takes one: the
+registration form, the spreadsheet import, the offline sync and staff accounts.
+
 An XLSX is a ZIP of XML parts. Before any XML is parsed, `check_xlsx` looks at the ZIP's
 directory (the size of every part once expanded, how much each is compressed), reads the
 first bytes of each sheet for its declared range (`<dimension ref="A1:XFD1048576"/>`), and
@@ -18,6 +21,7 @@ import io
 import json
 import posixpath
 import re
+import unicodedata
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -325,3 +329,33 @@ def json_depth(document) -> int:
         deepest = max(deepest, depth)
         todo.extend((child, depth + 1) for child in children)
     return deepest
+
+
+# --- Names -------------------------------------------------------------------------------
+
+# Invisible characters that change the direction of the text around them: embeddings and
+# overrides (U+202A..U+202E), isolates (U+2066..U+2069), and the marks LRM, RLM and ALM
+# (U+200E, U+200F, U+061C). An override makes a name read differently than it was typed
+# ("Trojan Source"); a mark makes two names that look alike differ, so the duplicate check
+# misses them. A typed name never needs them (pages show names with dir="auto").
+BIDI_CONTROLS = frozenset([*map(chr, range(0x202A, 0x202F)), *map(chr, range(0x2066, 0x206A)),
+                           "\u200e", "\u200f", "\u061c"])
+# Letters of any script; modifier letters (Lm: tatweel, ʼ) alone do not make a name.
+_LETTERS = ("Lu", "Ll", "Lt", "Lo")
+
+
+def name_problems(name: str | None) -> list[str]:
+    """Why a person's name (a youth's, a guardian's, a staff member's) is refused, in the
+    user's language: direction controls, or no letter at all (only digits, punctuation or
+    zero-width characters). [] for an acceptable or empty name (required is the caller's)."""
+    if name is None or name == "":
+        return []
+    if not isinstance(name, str):  # JSON's true or 12 is no name
+        return [_("A name must contain at least one letter.")]
+    problems = []
+    if any(char in BIDI_CONTROLS for char in name):
+        problems.append(_("The name contains invisible characters that change the direction "
+                          "of the text: type it again without them."))
+    if not any(unicodedata.category(char) in _LETTERS for char in name):
+        problems.append(_("A name must contain at least one letter."))
+    return problems

@@ -2,7 +2,14 @@
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, SelectField, SelectMultipleField, StringField
+from wtforms import (
+    BooleanField,
+    EmailField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -68,3 +75,12 @@ class UserForm(FlaskForm):
 
 class ConfirmForm(FlaskForm):
     """An empty form: a POST button with its CSRF token."""
+
+
+class EmergencyResetForm(FlaskForm):
+    """An administrator's emergency reset of a CSO account: the reason its managers read."""
+
+    reason = TextAreaField(_l("Reason"), validators=[DataRequired(), Length(max=500)],
+                           render_kw={"dir": "auto", "rows": 3},
+                           description=_l("The CSO's managers are shown this, with your "
+                                          "name and the date, on their next login."))

@@ -10,12 +10,12 @@ from ...extensions import db
 from ...i18n import ui_language
 from ...models import Governorate, Organization, OrgKind, Role, Site, User
 from ...models.auth import CSO_ROLES
-from ...policy import Perm, get_or_404, requires, scoped
+from ...policy import Perm, get_or_404, may, requires, scoped
 from ...services import admin as admin_service
-from ...services.auth import issue_reset
+from ...services.auth import issue_reset, second_factor
 from .. import form_action, form_page, page_number, page_size, run_action
 from . import bp
-from .forms import ConfirmForm, OrganizationForm, SiteForm, UserForm
+from .forms import ConfirmForm, EmergencyResetForm, OrganizationForm, SiteForm, UserForm
 
 
 def _governorate_choices(optional: bool):
@@ -175,23 +175,29 @@ def new_user():
 @bp.route("/users/<uuid:user_id>", methods=["GET", "POST"])
 @requires(Perm.USERS_MANAGE)
 def edit_user(user_id):
-    """Edit a staff account; deactivate, reactivate or issue a reset code from here."""
-    user = get_or_404(User, user_id, current_user, "edit")
+    """Edit a staff account; deactivate, reactivate or issue a reset code from here. An
+    administrator sees a CSO account its managers manage without the form: deactivating
+    it and an emergency reset are all they may do."""
+    user = get_or_404(User, user_id, current_user, "view")
+    editable = may(current_user, user, "edit")
+    if request.method == "POST" and not editable:
+        abort(403)
     form = _user_form(user)
-    if form_action(form, lambda: admin_service.update_user(
+    if editable and form_action(form, lambda: admin_service.update_user(
             current_user, user, email=form.email.data, display_name=form.display_name.data,
             role=form.role.data, organization=_chosen_org(form),
             preferred_language=form.preferred_language.data)):
         flash(_("Account saved."), "success")
         return redirect(url_for("admin.users"))
-    return form_page("admin/user_form.html", form, account=user, confirm=ConfirmForm())
+    return form_page("admin/user_form.html", form, account=user, confirm=ConfirmForm(),
+                     editable=editable)
 
 
 @bp.post("/users/<uuid:user_id>/active")
 @requires(Perm.USERS_MANAGE)
 def set_user_active(user_id):
     """Deactivate or reactivate an account (form field `active` = 0 or 1)."""
-    user = get_or_404(User, user_id, current_user, "edit")
+    user = get_or_404(User, user_id, current_user, "deactivate")
     if not ConfirmForm().validate_on_submit() or request.form.get("active") not in ("0", "1"):
         abort(400)
     active = request.form["active"] == "1"
@@ -209,3 +215,31 @@ def issue_user_reset(user_id):
         abort(400)
     code = issue_reset(user, current_user)
     return render_template("admin/reset_code.html", account=user, code=code, new=False)
+
+
+@bp.post("/users/<uuid:user_id>/second-factor/reset")
+@requires(Perm.USERS_MANAGE)
+def reset_second_factor(user_id):
+    """Clear an account's second factor (a lost phone): it enrols again at its next login.
+    A manager resets their field workers'; an administrator a manager's or a non-CSO
+    account's (policy: `reset_second_factor`)."""
+    user = get_or_404(User, user_id, current_user, "reset_second_factor")
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    run_action(_("The second factor was reset: the person sets it up again at their next "
+                 "login."), second_factor.reset, current_user, user)
+    return redirect(url_for("admin.edit_user", user_id=user.uuid))
+
+
+@bp.route("/users/<uuid:user_id>/emergency-reset", methods=["GET", "POST"])
+@requires(Perm.USERS_MANAGE)
+def emergency_reset(user_id):
+    """An administrator's reset of a CSO account, with a reason shown to its managers."""
+    user = get_or_404(User, user_id, current_user, "emergency_reset")
+    form = EmergencyResetForm()
+    done = form_action(form, lambda: admin_service.emergency_reset(
+        current_user, user, form.reason.data))
+    if done:
+        return render_template("admin/reset_code.html", account=user, code=done.value,
+                               new=False, emergency=True)
+    return form_page("admin/emergency_reset.html", form, account=user)

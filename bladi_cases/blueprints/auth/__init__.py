@@ -1,7 +1,7 @@
-"""Login, logout, own password, one-time reset codes."""
+"""Login (with its second factor), logout, own password, one-time reset codes."""
 
 from flask import Blueprint
 
 bp = Blueprint("auth", __name__)
 
-from . import views  # noqa: E402,F401
+from . import second_factor, views  # noqa: E402,F401

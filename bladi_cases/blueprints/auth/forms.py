@@ -2,8 +2,9 @@
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, HiddenField, PasswordField
+from wtforms import EmailField, HiddenField, IntegerField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
+from wtforms.widgets import HiddenInput
 
 
 class LoginForm(FlaskForm):
@@ -22,7 +23,8 @@ class ResetPasswordForm(FlaskForm):
 
     new_password = PasswordField(
         _l("New password"), validators=[DataRequired()],
-        description=_l("At least 10 characters, not containing your name or email."),
+        description=_l("At least 12 characters. A few uncommon words are easy to remember and "
+                       "hard to guess; not your name, your email or a common password."),
         render_kw={"autocomplete": "new-password"})
     confirm = PasswordField(
         _l("New password again"),
@@ -35,3 +37,35 @@ class ChangePasswordForm(ResetPasswordForm):
 
     current_password = PasswordField(_l("Current password"), validators=[DataRequired()],
                                      render_kw={"autocomplete": "current-password"})
+
+
+class EndSessionForm(FlaskForm):
+    """Which of one's login sessions to end (a button on the sessions page)."""
+
+    login_session = IntegerField(widget=HiddenInput(), validators=[DataRequired()])
+
+
+_CODE_INPUT = {"autocomplete": "one-time-code", "dir": "ltr", "autocapitalize": "off",
+               "spellcheck": "false"}
+
+
+class SecondFactorForm(FlaskForm):
+    """The code of the second factor at a login: from the app, or a recovery code."""
+
+    code = StringField(
+        _l("Code"), validators=[DataRequired(), Length(max=40)],
+        description=_l("The 6-digit code your app shows now, or one of your recovery codes."),
+        render_kw=_CODE_INPUT)
+
+
+class AppCodeForm(FlaskForm):
+    """A code from the app: confirming an enrolment, or asking for new recovery codes."""
+
+    code = StringField(
+        _l("Code from the app"), validators=[DataRequired(), Length(max=20)],
+        description=_l("6 digits; a new one every 30 seconds."),
+        render_kw={**_CODE_INPUT, "inputmode": "numeric"})
+
+
+class ButtonForm(FlaskForm):
+    """An empty form: a POST button with its CSRF token."""

@@ -22,6 +22,7 @@ from ...services.cases.cases import case_events
 from ...services.files import download
 from ...services.surveys.surveys import score_changes
 from .. import form_action, form_page, page_number, page_size, run_action
+from ..limits import export_limit
 from . import bp
 from .forms import (
     BeneficiaryForm,
@@ -214,6 +215,7 @@ def end_enrolment(beneficiary_id, enrolment_id):
 # answers 404 (not 403) to everyone; get_or_404 then requires the manager's permission.
 @bp.route("/<uuid:beneficiary_id>/access-request", methods=["GET", "POST"])
 @requires(Perm.BENEFICIARIES)
+@export_limit
 def access_request(beneficiary_id):
     """Produce the complete record of one youth as a readable file (typed confirmation)."""
     beneficiary = get_or_404(Beneficiary, beneficiary_id, current_user, "access_request")

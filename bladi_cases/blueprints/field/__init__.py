@@ -10,6 +10,9 @@ from flask import Blueprint
 bp = Blueprint("field", __name__)
 api_bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
+from ..limits import limit_api_writes  # noqa: E402
 from . import api, views  # noqa: E402,F401
+
+limit_api_writes(api_bp)
 
 bp.register_blueprint(api_bp)

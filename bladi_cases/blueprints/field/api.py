@@ -84,7 +84,7 @@ def cases():
 @bp.post("/sync")
 @requires(Perm.SYNC)
 @documented("Send records made offline", "SyncResponse", request="SyncRequest",
-            errors=(400, 401, 403, 413))
+            errors=(400, 401, 403, 413, 429))
 def sync():
     """Store each record once, in order, each in its own savepoint; one result per record,
     in the same order. Sending the same batch again is safe."""

@@ -16,7 +16,9 @@ OPENAPI_VERSION = "3.0.3"
 _ERRORS = {400: "Malformed request, or the CSRF token is missing or expired",
            401: "Not logged in", 403: "The role may not use this",
            404: "Not found (or another CSO's)", 405: "Method not allowed",
-           413: "Too many records, or the body is too large"}
+           413: "Too many records, or the body is too large",
+           429: "Too many batches from this user in a short time (BLADI_RATELIMIT_SYNC); "
+                "try again after Retry-After seconds"}
 
 
 def documented(summary: str, response: str, request: str | None = None,

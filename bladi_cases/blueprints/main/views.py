@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import date
 
 import sqlalchemy as sa
-from flask import current_app, jsonify, make_response, redirect, render_template, request
+from flask import (
+    current_app,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 
 from ...extensions import db
@@ -13,7 +21,7 @@ from ...i18n import COOKIE_NAME, LANGUAGES
 from ...models import Beneficiary, Organization, OrgKind, Role, Site, User
 from ...policy import Perm, public, requires, scoped
 from ...services.activities.activities import today_items
-from ...services.admin import set_preferred_language
+from ...services.admin import acknowledge_notices, notices_for, set_preferred_language
 from ...services.cases.cases import due_items
 from .. import safe_next
 from . import bp
@@ -33,6 +41,7 @@ def home():
         context["youth_count"] = db.session.scalar(sa.select(sa.func.count()).select_from(
             scoped(Beneficiary, user).where(Beneficiary.erased_at.is_(None)).subquery()))
         if user.role == Role.CSO_MANAGER:
+            context["notices"] = notices_for(user)
             context["staff_count"] = db.session.scalar(
                 sa.select(sa.func.count()).select_from(
                     scoped(User, user).where(User.active.is_(True)).subquery()))
@@ -44,6 +53,14 @@ def home():
             .group_by(Organization.id).order_by(Organization.code)
         ).all()
     return render_template("main/home.html", **context)
+
+
+@bp.post("/account/notices/seen")
+@requires(Perm.ACCOUNT)
+def notices_seen():
+    """The user has read the notices on their home page: they are not shown again."""
+    acknowledge_notices(current_user)
+    return redirect(url_for("main.home"))
 
 
 @bp.post("/language")

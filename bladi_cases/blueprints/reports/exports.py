@@ -12,6 +12,7 @@ from ...services.audit import Action, record
 from ...services.files import CSV_MIMETYPE, XLSX_MIMETYPE, csv_bytes, download
 from ...services.reports import exports
 from ...services.reports.reports import reporting_years
+from ..limits import export_limit
 from . import bp
 from .views import asked_period
 
@@ -26,6 +27,7 @@ def exports_page():
 
 @bp.get("/exports/tracking-<int:year>.<fmt>")
 @requires(Perm.REPORTS_APPROVED)
+@export_limit
 def tracking(year: int, fmt: str):
     """The indicator tracking table of a fiscal year (and the previous one, in XLSX)."""
     if fmt not in ("xlsx", "csv"):
@@ -42,6 +44,7 @@ def tracking(year: int, fmt: str):
 
 @bp.get("/exports/microdata-<int:year>.csv")
 @requires(Perm.REPORTS_APPROVED)
+@export_limit
 def microdata(year: int):
     """De-identified microdata, streamed (one row per youth)."""
     k = current_app.config["BLADI_SMALL_CELL_K"]

@@ -15,6 +15,7 @@ from ...services.audit import Action, record
 from ...services.surveys import surveys as service
 from ...services.surveys.xlsform import export_xlsform
 from .. import form_action, form_page
+from ..limits import export_limit
 from . import bp
 from .forms import ConfirmForm, ImportSurveyForm
 
@@ -91,6 +92,7 @@ def export_definition(version_id):
 
 @bp.get("/<uuid:survey_id>/responses.<fmt>")
 @requires(Perm.SURVEYS_FILL)
+@export_limit
 def export_responses(survey_id, fmt):
     """The CSO's own responses as CSV or XLSX, labels in the user's language."""
     survey = get_or_404(Survey, survey_id, current_user)

@@ -23,9 +23,11 @@ from ...models import (
 )
 from ...models.admin import SiteKind
 from .. import ValidationError
+from ..inputs import name_problems
 
 MIN_AGE, MAX_AGE, ADULT_AGE = 8, 35, 18
 NAME_MAX, ADDRESS_MAX, DELEGATION_MAX, PERSON_MAX = 60, 200, 80, 120
+NAME_FIELDS = ("first_name_ar", "last_name_ar", "first_name_latin", "last_name_latin")
 # Beyond the minimal record: collected only under a valid consent.
 EXTENDED_FIELDS = ("phone", "address", "guardian_phone", "delegation", "school_status",
                    "disability", "site")
@@ -59,8 +61,11 @@ def _text(values: dict, name: str, limit: int, errors: dict) -> str | None:
 
 
 def _check_identity(values: dict, today: date, errors: dict) -> dict:
-    clean = {name: _text(values, name, NAME_MAX, errors)
-             for name in ("first_name_ar", "last_name_ar", "first_name_latin", "last_name_latin")}
+    clean = {name: _text(values, name, NAME_MAX, errors) for name in NAME_FIELDS}
+    clean["guardian_name"] = _text(values, "guardian_name", PERSON_MAX, errors)
+    for name in (*NAME_FIELDS, "guardian_name"):
+        if problems := name_problems(clean[name]):
+            errors.setdefault(name, []).extend(problems)
     has_arabic = clean["first_name_ar"] and clean["last_name_ar"]
     has_latin = clean["first_name_latin"] and clean["last_name_latin"]
     if not (has_arabic or has_latin):
@@ -82,7 +87,6 @@ def _check_identity(values: dict, today: date, errors: dict) -> dict:
             errors.setdefault(name, []).append(
                 _("Not a Tunisian phone number (8 digits, e.g. 98 123 456)."))
     clean["address"] = _text(values, "address", ADDRESS_MAX, errors)
-    clean["guardian_name"] = _text(values, "guardian_name", PERSON_MAX, errors)
     return clean
 
 

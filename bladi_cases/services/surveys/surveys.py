@@ -27,6 +27,7 @@ from ...models import (
 )
 from ...models.common import in_language, utcnow
 from ...models.surveys import SINGLE_WAVES
+from ...policy import may
 from .. import ValidationError
 from ..audit import Action, record
 from ..beneficiaries.registry import cipher, decrypt_field
@@ -91,7 +92,13 @@ def _check_expressions(definition: dict) -> None:
 
 
 def publish_version(actor: User | None, version: SurveyVersion) -> SurveyVersion:
-    """Make a version the one new responses use (earlier responses keep theirs)."""
+    """Make a version the one new responses use (earlier responses keep theirs).
+
+    Who may is the policy's rule (a CSO's survey: that CSO's managers only); the view has
+    already answered 404/403 through `get_or_404`, so a refusal here is a program error.
+    The command line (no actor) publishes any survey."""
+    if actor is not None and not may(actor, version, "publish"):
+        raise PermissionError("a CSO's survey is published by that CSO's managers only")
     if version.published_at is None:
         version.published_at = utcnow()
         db.session.flush()

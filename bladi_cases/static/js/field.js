@@ -34,7 +34,11 @@
   function say(text) { status.textContent = text; }
   function getJSON(url) {
     return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
-      .then(function (r) { if (!r.ok) throw new Error(String(r.status)); return r.json(); });
+      .then(function (r) {
+        if (r.status === 401) Q.needsLogin(true);
+        if (!r.ok) throw new Error(String(r.status));
+        return r.json();
+      });
   }
   function options(select, items, blank) {
     var keep = select.value;
@@ -440,6 +444,13 @@
     });
   }
   document.addEventListener("bladi:queue", function (event) { renderQueue(event.detail); });
+  // The session ended: the queue stays, and the worker is asked to log in again to send it.
+  var relogin = app.querySelector("[data-login-needed]");
+  document.addEventListener("bladi:login", function (event) {
+    relogin.hidden = !event.detail;
+    if (event.detail) relogin.scrollIntoView();
+  });
+  relogin.hidden = !Q.loginNeeded;
   app.querySelector("[data-send-now]").addEventListener("click", function () {
     Q.list().then(function (items) {
       return Promise.all(items.filter(function (i) { return i.state === "waiting"; }).map(function (i) {

@@ -10,6 +10,12 @@
   var IDLE_LIMIT = 12 * 3600 * 1000;  // cached identifying data is wiped after 12 h unused
   var BATCH = 50;
   var sending = false, retryTimer = null;
+  // The session ended on the server (logout elsewhere, idle timeout, lifetime): the API
+  // answers 401, or a page redirects to the login form. The queue waits for a new login.
+  var LOGIN = new Error("login needed");
+  function endedSession(response) {
+    return response.status === 401 || (response.redirected && /\/login/.test(response.url));
+  }
 
   function open() {
     return new Promise(function (resolve, reject) {
@@ -119,9 +125,13 @@
         if (!due.length) return null;
         return fetch("/api/v1/me", { credentials: "same-origin", headers: { Accept: "application/json" } })
           .then(function (response) {
+            if (endedSession(response)) throw LOGIN;
             if (!response.ok) throw new Error("auth " + response.status);
             return response.json();
           }).then(function (me) {
+            // Entries leave only under the session of the worker who made them.
+            if (!me.user || me.user.id !== owner) throw LOGIN;
+            Queue.needsLogin(false);
             due.forEach(function (i) { i.state = "sending"; i.sending_since = Date.now(); });
             return Promise.all(due.map(Queue.put)).then(function () {
               return fetch("/api/v1/sync", {
@@ -134,6 +144,7 @@
               });
             });
           }).then(function (response) {
+            if (endedSession(response)) throw LOGIN;
             if (!response.ok) throw new Error("sync " + response.status);
             return response.json();
           }).then(function (answer) {
@@ -150,12 +161,16 @@
               item.field_errors = result.field_errors;
               return Queue.put(item);
             })).then(function () { return "more"; });
-          }).catch(function () {
+          }).catch(function (error) {
+            var login = error === LOGIN;  // not the entries' fault: no retry delay
             due.forEach(function (i) {
-              i.state = "waiting"; i.tries = (i.tries || 0) + 1;
+              i.state = "waiting";
+              if (login) return;
+              i.tries = (i.tries || 0) + 1;
               i.next_try = Date.now() + Math.min(300000, 5000 * Math.pow(2, i.tries - 1));
             });
-            return Promise.all(due.map(Queue.put)).then(function () { return "retry"; });
+            if (login) Queue.needsLogin(true);
+            return Promise.all(due.map(Queue.put)).then(function () { return login ? null : "retry"; });
           });
       }).then(function (outcome) {
         sending = false;
@@ -164,6 +179,13 @@
         if (outcome === "retry") retryTimer = setTimeout(Queue.send, 5000);
         return null;
       }, function () { sending = false; });
+    },
+    // Tell the page whether sending waits for the worker to log in again (field.js shows it).
+    loginNeeded: false,
+    needsLogin: function (needed) {
+      if (Queue.loginNeeded === needed) return;
+      Queue.loginNeeded = needed;
+      document.dispatchEvent(new CustomEvent("bladi:login", { detail: needed }));
     },
     // The whole queue of this worker as a file: a last resort when sending keeps failing.
     download: function () {
