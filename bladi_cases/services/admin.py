@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from flask_babel import gettext as _
 
 from ..extensions import db
-from ..models import CSO_ROLES, AuditEntry, Organization, OrgKind, RecoveryCode, Role, Site, User
+from ..models import CSO_ROLES, AuditEntry, Organization, OrgKind, Role, Site, User
 from ..models.common import utcnow
 from ..policy import has_active_manager
 from . import ValidationError
@@ -21,6 +21,7 @@ from .auth import (
     issue_reset,
     normalize_email,
     password_problems,
+    second_factor,
 )
 from .inputs import name_problems
 
@@ -177,12 +178,7 @@ def emergency_reset(actor: User, user: User, reason: str) -> str:
             low=MIN_REASON, high=MAX_REASON))
     if not user.active:
         raise ValidationError.one("", _("Reactivate the account first."))
-    user.totp_secret_enc = None
-    user.totp_confirmed_at = None
-    user.totp_last_step = None
-    user.second_factor_required = True
-    end_every_session(user)
-    db.session.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    second_factor.reset(actor, user)
     code = issue_reset(user, actor)
     record(Action.EMERGENCY_RESET, actor=actor, obj=user, detail={"reason": reason})
     return code

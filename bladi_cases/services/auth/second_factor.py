@@ -154,8 +154,9 @@ def check_code(user: User, code: str) -> str | None:
         return None
     method = _spend(user, code)
     if method is None:
-        count_failure(user)
-        record(Action.LOGIN_FAILED, actor=user, obj=user, detail={"reason": "bad_code"})
+        # Not counted when a parallel attempt locked the account meanwhile.
+        reason = "bad_code" if count_failure(user) else "locked"
+        record(Action.LOGIN_FAILED, actor=user, obj=user, detail={"reason": reason})
         return None
     record(Action.SECOND_FACTOR_PASSED, actor=user, obj=user, detail={"method": method})
     return method
