@@ -207,7 +207,7 @@ def import_survey_command(path, org_code, publish):
         if org is None:
             raise click.ClickException(f"No organisation with code {org_code!r}.")
     try:
-        version = import_version(None, Path(path).read_bytes(), org, publish)
+        version = import_version(None, Path(path).read_bytes(), org, publish, Path(path).name)
     except ValidationError as failure:
         db.session.rollback()
         raise click.ClickException("Not imported:\n  " + "\n  ".join(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from io import BytesIO
+from pathlib import Path
 
 import pytest
 from openpyxl import Workbook, load_workbook
@@ -244,12 +245,13 @@ BAD_CASES = {
     "missing list": (_with_rows(_q("select_one nowhere", "q", "x", "x")),
                      ["row 14", "'nowhere' is not on the choices sheet"]),  # fmt: skip
     "geopoint": (_with_rows(_q("geopoint", "where", "x", "x")),
-                 ["survey sheet, row 14: the type 'geopoint' is not supported (supported:"]),
-    "calculate": (_with_rows(_q("calculate", "c", "x", "x")), ["row 14", "'calculate'"]),
+                 ["survey sheet, row 14, column “type”: the type “geopoint” is not supported "
+                  "(supported:"]),
+    "calculate": (_with_rows(_q("calculate", "c", "x", "x")), ["row 14", "“calculate”"]),
     "repeat": (_with_rows(_q("begin_repeat", "kids", "x", "x"), _q("end_repeat", "")),
-               ["row 14: the type 'begin_repeat' is not supported",
-                "row 15: the type 'end_repeat' is not supported"]),  # fmt: skip
-    "range": (_with_rows(_q("range", "r", "x", "x")), ["row 14", "'range' is not supported"]),
+               ["row 14, column “type”: the type “begin_repeat” is not supported",
+                "row 15, column “type”: the type “end_repeat” is not supported"]),  # fmt: skip
+    "range": (_with_rows(_q("range", "r", "x", "x")), ["row 14", "“range” is not supported"]),
     "unknown reference": (_with_rows(_q("text", "q", "x", "x", relevant="${nobody} = 1")),
                           ["row 14", "unknown question '${nobody}'"]),  # fmt: skip
     "unknown constraint ref": (_with_rows(_q("integer", "q", "x", "x", constraint=". < ${n}")),
@@ -347,4 +349,338 @@ def test_pyxform_exceptions_become_messages(monkeypatch):
     monkeypatch.setattr(xlsform, "create_survey_element_from_dict", builder_refuses)
     assert _errors(_sheets()) == [
         "survey sheet, row 4: The survey element named 'age' has no label or hint."
+    ]
+
+
+# --- pyxform's spellings are read as pyxform reads them (issue 17) -----------------------
+
+def _small(survey, choices=None, settings=None):
+    sheets = {"survey": survey}
+    if choices is not None:
+        sheets["choices"] = choices
+    if settings is not None:
+        sheets["settings"] = settings
+    return _xlsx(sheets)
+
+
+YN = [["list name", "name", "label"], ["yn", "yes", "Yes"], ["yn", "no", "No"]]
+
+
+def test_list_name_header_and_select_from_spellings_are_accepted():
+    data = _small(
+        [["type", "name", "label"],
+         ["select one from yn", "q1", "One"],
+         ["select all that apply from colours", "q2", "Many"],
+         ["select1 yn", "q3", "Three"],
+         ["begin group", "g", "Group"], ["string", "q4", "Text"], ["end group"]],
+        [*YN, ["colours", "red", "Red"], ["colours", "blue", "Blue"]],
+        [["form_id"], ["spellings"]],
+    )  # fmt: skip
+    definition = parse_xlsform(data)
+    types = {q["name"]: q["type"] for q in definition["questions"]}
+    assert types == {"q1": "yes_no", "q2": "select_multiple", "q3": "yes_no", "q4": "text"}
+    assert [c["name"] for c in definition["questions"][1]["choices"]] == ["red", "blue"]
+    assert definition["groups"][0]["name"] == "g"
+    assert definition["questions"][3]["group"] == "g"
+
+
+def test_single_colon_and_named_languages_are_read():
+    data = _small([["type", "name", "label:English", "label:Français", "hint:Arabic"],
+                   ["text", "city", "City", "Ville", "المدينة"]],
+                  settings=[["form_id"], ["langs"]])  # fmt: skip
+    question = parse_xlsform(data)["questions"][0]
+    assert question["label"] == {"en": "City", "fr": "Ville"}
+    assert question["hint"] == {"ar": "المدينة"}
+    data = _small([["type", "name", "label::العربية", "label::Francais", "label::English (en-GB)"],
+                   ["text", "city", "المدينة", "Ville", "City"]],
+                  settings=[["form_id"], ["langs"]])  # fmt: skip
+    assert parse_xlsform(data)["questions"][0]["label"] == {
+        "ar": "المدينة", "fr": "Ville", "en": "City"}
+
+
+def test_default_language_takes_the_plain_columns():
+    data = _small([["type", "name", "label", "label::English (en)"],
+                   ["text", "city", "Ville", "City"]],
+                  settings=[["form_id", "default_language"], ["langs", "French (fr)"]])
+    assert parse_xlsform(data)["questions"][0]["label"] == {"fr": "Ville", "en": "City"}
+
+
+def test_id_string_and_form_title_aliases():
+    data = _small([["type", "name", "label"], ["text", "a", "A"]],
+                  settings=[["id_string", "title"], ["from_kobo", "Kobo form"]])
+    definition = parse_xlsform(data)
+    assert definition["form_id"] == "from_kobo"
+    assert definition["title"] == {"ar": "Kobo form", "fr": "Kobo form", "en": "Kobo form"}
+
+
+def test_without_settings_the_form_is_named_after_the_file():
+    data = _small([["type", "name", "label"], ["text", "a", "A"]])
+    assert parse_xlsform(data, "household_survey.xlsx")["form_id"] == "household_survey"
+    assert parse_xlsform(data, "C:\\Users\\me\\baseline v2.xlsx")["form_id"] == "baseline v2"
+    with pytest.raises(XLSFormError) as caught:
+        parse_xlsform(data)
+    assert any("form_id is required" in m for m in caught.value.messages)
+
+
+def test_the_upload_names_a_form_without_settings(client, make_user):
+    from bladi_cases.models import Role, Survey
+    from tests.conftest import login
+
+    login(client, make_user(Role.ADMIN))
+    data = _small([["type", "name", "label"], ["text", "a", "A"]])
+    client.post("/surveys/import", data={"upload": (BytesIO(data), "intake_form.xlsx")})
+    from bladi_cases.extensions import db
+
+    assert db.session.scalars(db.select(Survey).where(Survey.code == "intake_form")).first()
+
+
+def test_curly_quotes_and_column_aliases_are_read_as_pyxform_reads_them():
+    data = _small(
+        [["type", "name", "label", "relevance", "bind::constraint", "constraint_message",
+          "required", "appearance", "$kuid"],
+         ["select_one yn", "ok", "OK?", "", "", "", "true()", "minimal", "k1"],
+         ["integer", "n", "N", "${ok} = \u2018yes\u2019", ". > 0", "Positive", "no", "", "k2"]],
+        YN, [["form_id"], ["aliases"]],
+    )  # fmt: skip
+    first, second = parse_xlsform(data)["questions"]
+    assert first["required"] is True and second["required"] is False
+    assert second["relevant"] == "${ok} = 'yes'"
+    assert second["constraint"] == ". > 0"
+    assert second["constraint_message"] == {"ar": "Positive", "fr": "Positive", "en": "Positive"}
+
+
+def test_a_note_without_a_name_is_named_as_pyxform_names_it():
+    data = _small([["type", "name", "label"], ["note", "", "Welcome"]],
+                  settings=[["form_id"], ["n"]])
+    assert parse_xlsform(data)["questions"][0]["name"] == "generated_note_name_2"
+
+
+# --- Honour it or refuse it ----------------------------------------------------------------
+
+REFUSED_COLUMNS = {
+    # column: value on row 3 (row 2 is a plain question using none of them)
+    "calculation": "1 + 1",
+    "choice_filter": "${a} = 'x'",
+    "default": "5",
+    "required_message": "Please answer",
+    "required_message::French (fr)": "Répondez",
+    "trigger": "${a}",
+    "repeat_count": "3",
+    "guidance_hint": "Ask slowly",
+    "image": "photo.jpg",
+    "media::audio::English (en)": "q.mp3",
+    "parameters": "start=1 end=5",
+    "body::accuracyThreshold": "5",
+    "bind::odk:length": "5",
+    "label::Swahili (sw)": "Jina",
+    "hint::Deutsch": "Hinweis",
+}
+
+
+@pytest.mark.parametrize("column", REFUSED_COLUMNS)
+def test_unsupported_columns_are_refused_with_sheet_row_and_column(column):
+    data = _small([["type", "name", "label", column], ["text", "a", "A", ""],
+                   ["integer", "b", "B", REFUSED_COLUMNS[column]]],
+                  settings=[["form_id"], ["refused"]])  # fmt: skip
+    with pytest.raises(XLSFormError) as caught:
+        parse_xlsform(data)
+    assert any(m.startswith(f"survey sheet, row 3, column “{column}”: ")
+               for m in caught.value.messages), caught.value.messages
+
+
+@pytest.mark.parametrize(("column", "value"), [
+    ("required", "${a} = 'yes'"), ("read_only", "yes"), ("readonly", "true()"),
+    ("appearance", "search('fruits')")])
+def test_expressions_where_only_yes_or_no_is_supported_are_refused(column, value):
+    data = _small([["type", "name", "label", column], ["text", "a", "A", "no"],
+                   ["integer", "b", "B", value]], settings=[["form_id"], ["refused"]])
+    with pytest.raises(XLSFormError) as caught:
+        parse_xlsform(data)
+    assert any(m.startswith(f"survey sheet, row 3, column “{column}”: “{value}”")
+               for m in caught.value.messages), caught.value.messages
+
+
+def test_unsupported_choices_and_settings_columns_and_sheets_are_refused():
+    data = _xlsx({
+        "survey": [["type", "name", "label"], ["select_one yn", "a", "A"]],
+        "choices": [["list_name", "name", "label", "image"], ["yn", "yes", "Yes", "y.png"],
+                    ["yn", "no", "No", ""]],  # fmt: skip
+        "settings": [["form_id", "public_key"], ["s", "MIIBIjAN"]],
+        "external_choices": [["list_name", "name"], ["x", "y"]],
+    })
+    with pytest.raises(XLSFormError) as caught:
+        parse_xlsform(data)
+    messages = caught.value.messages
+    assert any(m.startswith("choices sheet, row 2, column “image”") for m in messages)
+    assert any(m.startswith("settings sheet, row 2, column “public_key”") for m in messages)
+    assert any(m.startswith("external_choices sheet:") for m in messages)
+
+
+def test_an_empty_unsupported_column_and_unknown_columns_are_fine():
+    data = _small([["type", "name", "label", "calculation", "read_only", "notes"],
+                   ["text", "a", "A", "", "no", "for the enumerator"]],
+                  settings=[["form_id", "instance_name", "style"], ["ok", "concat('a')", "pages"]])
+    assert parse_xlsform(data)["questions"][0]["name"] == "a"
+
+
+def test_a_refusal_in_arabic():
+    from flask_babel import force_locale
+
+    data = _small([["type", "name", "label", "calculation"], ["integer", "b", "B", "1 + 1"],
+                   ["geopoint", "where", "Where"]], settings=[["form_id"], ["ar"]])
+    with force_locale("ar"), pytest.raises(XLSFormError) as caught:
+        parse_xlsform(data)
+    assert any(m.startswith("الورقة survey، السطر 2، العمود “calculation”:")
+               and "غير مدعوم" in m for m in caught.value.messages), caught.value.messages
+    assert any(m.startswith("الورقة survey، السطر 3، العمود “type”:") and "geopoint" in m
+               for m in caught.value.messages), caught.value.messages
+
+
+def _pyxform_columns(sheet):
+    from pyxform import aliases
+    from pyxform.question import MultipleChoiceQuestion, Option
+    from pyxform.survey import Survey
+
+    header_aliases, slots = {
+        "survey": (aliases.survey_header, MultipleChoiceQuestion.get_slot_names()),
+        "choices": (aliases.list_header, Option.get_slot_names()),
+        "settings": (aliases.settings_header, Survey.get_slot_names()),
+    }[sheet]
+    names = set(header_aliases) | {s for s in slots if not s.startswith("_")}
+    for target in header_aliases.values():
+        names.add("::".join(target) if isinstance(target, tuple) else target)
+    if sheet == "survey":
+        for target in aliases.TRANSLATABLE_SURVEY_COLUMNS.values():
+            names.add("::".join((*target, "French (fr)") if isinstance(target, tuple)
+                                else (target, "French (fr)")))
+    return sorted(names)
+
+
+@pytest.mark.parametrize("sheet", ["survey", "choices", "settings"])
+def test_every_column_pyxform_knows_is_handled_or_refused(sheet):
+    from bladi_cases.services.surveys import xlsform_rules as rules
+
+    handled = {"survey": rules.SURVEY_HANDLED | rules.SURVEY_NO_EFFECT,
+               "choices": rules.CHOICES_HANDLED,
+               "settings": rules.SETTINGS_HANDLED | rules.SETTINGS_NO_EFFECT}[sheet]
+    refused = {"survey": rules.SURVEY_REFUSED, "choices": rules.CHOICES_REFUSED,
+               "settings": rules.SETTINGS_REFUSED}[sheet]
+    unclassified, silent = [], []
+    for header in _pyxform_columns(sheet):
+        column = rules.Column(sheet, header, "::" in header)
+        if not column.known or (column.key not in handled and column.key not in refused):
+            unclassified.append(header)
+        elif column.key in refused and column.refusal is None:
+            silent.append(header)
+        elif column.refusal is None and not column.flat:
+            silent.append(header)
+    assert unclassified == [] and silent == []
+
+
+def test_every_refused_survey_column_is_reported_on_import():
+    from bladi_cases.services.surveys import xlsform_rules as rules
+
+    refused = [h for h in _pyxform_columns("survey")
+               if rules.Column("survey", h, True).refusal]
+    assert len(refused) > 30
+    data = _small([["type", "name", "label", *refused], ["text", "a", "A", *["x"] * len(refused)]],
+                  settings=[["form_id"], ["all"]])
+    with pytest.raises(XLSFormError) as caught:
+        parse_xlsform(data)
+    for header in refused:
+        assert any(f"row 2, column “{header}”" in m for m in caught.value.messages), header
+
+
+def test_every_question_type_pyxform_knows_is_handled_or_refused():
+    from pyxform import aliases
+    from pyxform.question_type_dictionary import QUESTION_TYPE_DICT
+
+    from bladi_cases.services.surveys import xlsform_rules as rules
+
+    kinds = set(QUESTION_TYPE_DICT) | {f"{k} yn" for k in aliases.select}
+    kinds |= {f"{k} yn or_other" for k in ("select_one", "select one")}
+    kinds |= {f"{edge}{sep}{c}" for c in aliases.control for edge in ("begin", "end")
+              for sep in (" ", "_")}  # fmt: skip
+    handled = {k: rules.question_type(k) for k in sorted(kinds)}
+    assert handled["select one from yn"] == ("select_one", "yn")
+    assert handled["select all that apply from yn"] == ("select_multiple", "yn")
+    assert handled["q int"] == ("integer", None) and handled["begin group"][0] == "begin_group"
+    assert all(v is None for k, v in handled.items() if k.startswith(
+        ("calculate", "image", "geopoint", "audio", "file", "begin repeat", "begin_repeat",
+         "trigger", "range", "rank", "select one external", "select_one_from_file")))
+    refused = [k for k, v in handled.items() if v is None]
+    rows = [[kind, f"q{n}", "Q"] for n, kind in enumerate(refused)]
+    data = _small([["type", "name", "label"], *rows], YN, [["form_id"], ["types"]])
+    with pytest.raises(XLSFormError) as caught:
+        parse_xlsform(data)
+    for number, kind in enumerate(refused, start=2):
+        assert any(m.startswith(f"survey sheet, row {number}, column “type”: the type “")
+                   for m in caught.value.messages), kind
+
+
+def _pyxform_converts(data: bytes) -> None:
+    from pyxform.builder import create_survey_element_from_dict
+    from pyxform.xls2json import workbook_to_json
+    from pyxform.xls2json_backends import get_xlsform
+
+    form = workbook_to_json(get_xlsform(BytesIO(data), file_type=".xlsx"), warnings=[])
+    create_survey_element_from_dict(form).to_xml(validate=False, warnings=[])
+
+
+def test_export_with_titles_per_language_converts_and_comes_back():
+    from bladi_cases.sample_survey import workbook_bytes
+
+    for definition in (parse_xlsform(_xlsx(_sheets())), parse_xlsform(workbook_bytes())):
+        assert len(set(definition["title"].values())) > 1
+        data = export_xlsform(definition)
+        _pyxform_converts(data)
+        assert _without_rows(parse_xlsform(data)) == _without_rows(definition)
+
+
+
+def test_a_lone_sheet_is_the_survey_as_in_pyxform():
+    data = _xlsx({"Sheet1": [["type", "name", "label"], ["text", "a", "A"]]})
+    definition = parse_xlsform(data, "lone.xlsx")
+    assert definition["form_id"] == "lone" and definition["questions"][0]["name"] == "a"
+
+
+XLS_SAMPLE = Path(__file__).parent / "data" / "xlsforms" / "pyxform__yes_or_no_question.xls"
+
+
+@pytest.mark.skipif(not XLS_SAMPLE.exists(), reason="the public corpus is not there")
+def test_an_excel_97_file_is_read_as_pyxform_reads_it():
+    definition = parse_xlsform(XLS_SAMPLE.read_bytes(), XLS_SAMPLE.name)
+    assert definition["questions"]
+    with pytest.raises(XLSFormError) as caught:
+        parse_xlsform(XLS_SAMPLE.read_bytes()[:600])
+    assert caught.value.messages == ["The file is not a valid XLSX spreadsheet."]
+
+
+def test_comment_rows_are_skipped_as_pyxform_skips_them():
+    data = _small([["type", "name", "label", "hint"], ["", "", "", "a note to the author"],
+                   ["text", "a", "A", ""]], settings=[["form_id"], ["c"]])
+    assert [q["name"] for q in parse_xlsform(data)["questions"]] == ["a"]
+    with pytest.raises(XLSFormError) as caught:
+        parse_xlsform(_small([["type", "name", "label"], ["", "", "Orphan"]],
+                             settings=[["form_id"], ["c"]]))
+    assert any("row 2" in m and "type is missing" in m for m in caught.value.messages)
+
+
+def test_what_pyxform_reads_and_the_rules_let_through_is_still_refused(monkeypatch):
+    from bladi_cases.services.surveys import xlsform_rules as rules
+
+    header_aliases, known, handled, no_effect = rules.SHEETS["survey"]
+    monkeypatch.setitem(rules.SHEETS, "survey", (
+        header_aliases, known, handled | {"bind::calculate", "default", "control::jr:count"},
+        no_effect))  # fmt: skip
+    data = _small([["type", "name", "label", "calculation", "default"],
+                   ["integer", "a", "A", "", "3"], ["decimal", "b", "B", "${a} * 2", ""]],
+                  settings=[["form_id"], ["guard"]])  # fmt: skip
+    with pytest.raises(XLSFormError) as caught:
+        parse_xlsform(data)
+    assert caught.value.messages == [
+        "survey sheet, row 2, column “default”: pyxform reads “default” here, which this app "
+        "does not support yet.",
+        "survey sheet, row 3, column “calculate”: pyxform reads “bind::calculate” here, which "
+        "this app does not support yet.",
     ]

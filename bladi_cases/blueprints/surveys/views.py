@@ -35,7 +35,7 @@ def import_survey():
     form = ImportSurveyForm()
     done = form_action(form, lambda: service.import_version(
         current_user, form.upload.data.read(inputs.MAX_UPLOAD_BYTES + 1),
-        service.owner_for(current_user), form.publish.data))
+        service.owner_for(current_user), form.publish.data, form.upload.data.filename))
     if done:
         flash(_("Version %(n)d imported.", n=done.value.number), "success")
         return redirect(url_for(".show", survey_id=done.value.survey.uuid))

@@ -38,13 +38,14 @@ from .xlsform import XLSFormError, parse_xlsform
 # --- Definitions -------------------------------------------------------------------------
 
 def import_version(actor: User | None, data: bytes, org: Organization | None,
-                   publish: bool = False) -> SurveyVersion:
+                   publish: bool = False, filename: str | None = None) -> SurveyVersion:
     """Parse an XLSForm and store it as the next version of its survey (by form_id and owner).
 
-    A published version never changes: importing again makes a new version.
+    A published version never changes: importing again makes a new version. A form without
+    a form_id is named after `filename`, as pyxform names it.
     """
     try:
-        definition = parse_xlsform(data)
+        definition = parse_xlsform(data, filename)
     except XLSFormError as error:
         raise ValidationError({"upload": error.messages}) from None
     _check_expressions(definition)

@@ -1,10 +1,15 @@
 """Import and export of survey definitions as XLSForm spreadsheets (ODK / KoboToolbox).
 
-Only a subset of XLSForm is supported: the question types text, integer, decimal, date, note,
-select_one LIST and select_multiple LIST, and groups that are not nested. A `select_one` whose
-choice names are all integers becomes a `likert` question, one whose choice names are exactly
-{yes, no} a `yes_no` question. An optional extra sheet `scales` (not standard XLSForm; ODK and
-KoboToolbox ignore it) defines scores computed from likert or integer items.
+Forms are read through pyxform's own normalisation (its column and type aliases, language
+columns written "label::Name (code)", "label:Name" or "label::العربية", "select one from X",
+curly quotes), and converted by pyxform as ODK would. Only a subset of XLSForm is supported:
+the question types text, integer, decimal, date, note, select_one LIST and select_multiple
+LIST, and groups that are not nested; everything else a form uses is refused with its sheet,
+row and column (xlsform_rules.py says which), never dropped; the writer is xlsform_export.py.
+A `select_one` whose choice names are all integers becomes a `likert` question, one whose
+choice names are exactly {yes, no} a `yes_no` question. An optional extra sheet `scales` (not
+standard XLSForm; ODK and KoboToolbox ignore it) defines scores computed from likert or
+integer items.
 
 The definition is a JSON-able dict with the keys title, form_id, version, groups, questions
 and scales; see `parse_xlsform`. Texts are dicts keyed by language code (ar, fr, en).
@@ -17,37 +22,55 @@ that a spreadsheet would run as a formula; reading undoes exactly that (`files.r
 
 Bounds: the workbook is checked as a ZIP first (services/inputs.py: sizes, compression, the
 range each sheet uses) and every sheet is read with a hard stop at MAX_ROWS rows and
-MAX_COLUMNS columns.
+MAX_COLUMNS columns. An Excel 97-2003 (.xls) file, which pyxform also reads, is bounded by
+the upload limit and the same stops.
 """
 
 from __future__ import annotations
 
+import copy
 import re
+from dataclasses import dataclass
 from io import BytesIO
+from pathlib import PurePath
 from zipfile import BadZipFile
 
+import xlrd
+from flask_babel import gettext as _
 from openpyxl import load_workbook
 from openpyxl.utils.exceptions import InvalidFileException
+from pyxform import aliases
 from pyxform.builder import create_survey_element_from_dict
 from pyxform.xls2json import workbook_to_json
-from pyxform.xls2json_backends import get_xlsform
+from pyxform.xls2json_backends import DefinitionData, xls_value_to_unicode
 
 from .. import inputs
-from ..files import Sheet, restore, xlsx_bytes
+from ..files import restore
+from . import xlsform_rules as rules
+from .xlsform_export import export_xlsform
 
-LANGS = ("ar", "fr", "en")
-LANG_HEADERS = {"ar": "Arabic (ar)", "fr": "French (fr)", "en": "English (en)"}
-_LANG_NAMES = {"arabic": "ar", "french": "fr", "english": "en"}
-PLAIN_TYPES = ("text", "integer", "decimal", "date", "note")
-SUPPORTED = (
-    "text, integer, decimal, date, note, select_one LIST, select_multiple LIST, "
-    "begin_group, end_group"
-)
-_SELECT = re.compile(r"^(select_one|select_multiple) (\S+)$")
+__all__ = ["XLSFormError", "export_xlsform", "parse_xlsform"]
+
+LANGS = rules.LANGS
+PLAIN_TYPES = rules.PLAIN_TYPES
 _REF = re.compile(r"\$\{([^}]*)\}")
 _INT = re.compile(r"^-?\d+$")
+_PLACE = re.compile(r"^[^:,]*(, [^:,]*\d+)?")  # "survey sheet, row 4" or "survey sheet"
+_WHAT = re.compile(r"“([^”]+)”[^“]*$")  # the last quoted name of a message
 _PYXFORM_ROW = re.compile(r"^\s*\[row\s*:\s*(\d+)\]\s*", re.S)
-_TRUE = {"yes", "true", "true()", "1"}
+_YES_NO = {**aliases.yes_no, "1": True, "0": False}
+_FORM_ID_MAX = 60  # Survey.code
+_OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # how an Excel 97-2003 (.xls) file starts
+_HEADER = "@header "  # a normalised row's key for the header a value was written under
+# Sheets pyxform reads that the app does not (the scales sheet is ours; others are ignored).
+_UNSUPPORTED_SHEETS = ("external_choices", "entities", "osm")
+_PYXFORM_SHEETS = ("survey", "choices", "settings", *_UNSUPPORTED_SHEETS)
+# The parts of pyxform's question dicts the parser reads (a check behind the rules).
+_BIND_READ = {"relevant", "constraint", "jr:constraintMsg", "required", "readonly"}
+_SLOTS_NOT_READ = rules.SHEETS["survey"][1] - {
+    "type", "name", "label", "hint", "bind", "control", "choices", "itemset", "list_name",
+    "parameters", "children",
+}  # fmt: skip
 MAX_ROWS = 5_000  # of any sheet (a long form with its choice lists has ~1,500)
 MAX_COLUMNS = 200
 
@@ -71,6 +94,7 @@ def _cell(value) -> str:
 
 
 def _header(value) -> str:
+    """A header of our own scales sheet (case and spaces around "::" do not matter)."""
     text = _cell(value)
     if "::" in text:
         base, lang = text.split("::", 1)
@@ -78,33 +102,65 @@ def _header(value) -> str:
     return text.lower()
 
 
-def _rows(sheet, used_rows: int) -> list[tuple[int, dict[str, str]]]:
-    """Non-empty rows of a sheet as (1-based spreadsheet row number, {header: text}),
-    reading no further than the rows its cells use and MAX_COLUMNS columns."""
-    values = inputs.sheet_rows(sheet, min(used_rows, MAX_ROWS), MAX_COLUMNS)
-    keys = [_header(h) for h in next(values, None) or ()]
+@dataclass
+class _Sheet:
+    """A sheet as read: its headers as written (whitespace collapsed, as pyxform does) and
+    its non-empty rows as (1-based spreadsheet row number, {header: text})."""
+
+    headers: list[str]
+    rows: list[tuple[int, dict[str, str]]]
+
+
+def _read_sheet(sheet, used_rows: int) -> _Sheet:
+    """Read no further than the rows the sheet's cells use and MAX_COLUMNS columns."""
+    return _sheet_of(inputs.sheet_rows(sheet, min(used_rows, MAX_ROWS), MAX_COLUMNS))
+
+
+def _sheet_of(values) -> _Sheet:
+    """A sheet from its rows of cell values, the header row first."""
+    values = iter(values)
+    headers = [" ".join(_cell(h).split()) for h in next(values, None) or ()]
     rows = []
     for number, cells in enumerate(values, start=2):
-        row = {k: _cell(v) for k, v in zip(keys, cells, strict=False) if k}
+        row = {k: _cell(v) for k, v in zip(headers, cells, strict=False) if k}
         if any(row.values()):
-            rows.append((number, row))
+            rows.append((number, {k: v for k, v in row.items() if v}))
+    return _Sheet([h for h in headers if h], rows)
+
+
+def _normalise(name: str, sheet: _Sheet | None, errors: list[str], strip: bool = True):
+    """Rows of a pyxform sheet with pyxform's de-aliased headers, flattened to the keys the
+    parser reads ("label::ar", "relevant", "form_id"...). A refused column that a row uses
+    is reported once, at the first such row."""
+    if sheet is None:
+        return []
+    double_colon = any("::" in h for h in sheet.headers)
+    columns = {h: rules.Column(name, h, double_colon) for h in sheet.headers}
+    reported: set[str] = set()
+    rows = []
+    for number, raw in sheet.rows:
+        row: dict[str, str] = {}
+        for header, value in raw.items():
+            column = columns[header]
+            if column.refusal and header not in reported:
+                reported.add(header)
+                errors.append(rules.refusal_message(column, name, number))
+            elif column.flat and column.flat not in row:
+                row[column.flat] = rules.clean(value, name, strip)
+                row[_HEADER + column.flat] = header  # for messages: the column as written
+        rows.append((number, row))
     return rows
 
 
-def _lang(tag: str) -> str:
-    match = re.search(r"\(([A-Za-z]{2,3})(?:[-_]\w+)?\)\s*$", tag)
-    code = (match.group(1) if match else tag).strip().lower()
-    return _LANG_NAMES.get(code, code)
-
-
-def _texts(row: dict[str, str], base: str) -> dict[str, str]:
-    """Per-language texts of `base` (label, hint...); a plain column fills missing languages."""
+def _texts(row: dict[str, str], base: str, default: str | None = None) -> dict[str, str]:
+    """Per-language texts of `base` (label, hint...). A column without a language belongs to
+    the settings' default_language when it is one of ours, else it fills missing languages."""
     found: dict[str, str] = {}
     for key, value in row.items():
         if value and key.startswith(base + "::"):
-            found.setdefault(_lang(key[len(base) + 2 :]), value)
+            found.setdefault(key[len(base) + 2 :], value)
     if row.get(base):
-        for code in LANGS:
+        for code in (default,) if default else LANGS:
             found.setdefault(code, row[base])
     return {code: found[code] for code in LANGS if code in found}
 
@@ -113,13 +169,38 @@ def _split(text: str | None) -> list[str]:
     return [part.strip() for part in (text or "").split(",") if part.strip()]
 
 
-def parse_xlsform(data: bytes) -> dict:
-    """Read an XLSForm workbook into a definition dict, or raise XLSFormError with all problems.
+def _read_xls(data: bytes) -> dict[str, _Sheet]:
+    """An Excel 97-2003 (.xls) workbook, which pyxform reads too (many published forms are
+    .xls). It holds no compression, so the upload limit bounds what xlrd builds; each sheet
+    is read with the same hard stop at MAX_ROWS rows and MAX_COLUMNS columns."""
+    if len(data) > inputs.MAX_UPLOAD_BYTES:
+        raise XLSFormError(inputs._too_large().messages)  # the limit .xlsx files get
+    try:
+        book = xlrd.open_workbook(file_contents=data, on_demand=True)
+    except Exception as exc:  # xlrd fails with many kinds of errors on a damaged file
+        raise XLSFormError(inputs.not_xlsx().messages) from exc
+    sheets = {}
+    try:
+        for index in range(book.nsheets):
+            sheet = book.sheet_by_index(index)
+            rows = []
+            for number in range(min(sheet.nrows, MAX_ROWS + 1)):
+                cells = sheet.row(number)[:MAX_COLUMNS]
+                rows.append([_cell(xls_value_to_unicode(c.value, c.ctype, book.datemode))
+                             if c.value not in ("", None) else None for c in cells])
+            sheets[sheet.name.strip().lower()] = _sheet_of(rows)
+            book.unload_sheet(index)
+    except Exception as exc:  # a damaged record, an ambiguous date...
+        raise XLSFormError(inputs.not_xlsx().messages) from exc
+    finally:
+        book.release_resources()
+    return sheets
 
-    The form is checked by pyxform (as ODK / KoboToolbox would convert it) and by the rules of
-    the supported subset; every message names the sheet and, where there is one, the row.
-    A file outside the bounds is refused first, with a message in the user's language.
-    """
+
+def _read(data: bytes) -> dict[str, _Sheet]:
+    """Every sheet by lower-cased name, within the bounds; XLSFormError if not a workbook."""
+    if data.startswith(_OLE2):
+        return _read_xls(data)
     try:
         used = {s.title: s.rows for s in inputs.check_xlsx(data, MAX_ROWS, MAX_COLUMNS)}
     except inputs.InputRefused as refused:
@@ -129,34 +210,65 @@ def parse_xlsform(data: bytes) -> dict:
     except (BadZipFile, InvalidFileException, KeyError, OSError, ValueError, TypeError) as exc:
         raise XLSFormError(inputs.not_xlsx().messages) from exc
     try:
-        sheets = {sheet.title.strip().lower(): _rows(sheet, used.get(sheet.title, MAX_ROWS))
-                  for sheet in book.worksheets}
+        return {sheet.title.strip().lower(): _read_sheet(sheet, used.get(sheet.title, MAX_ROWS))
+                for sheet in book.worksheets}
     finally:
         book.close()
 
+
+def parse_xlsform(data: bytes, filename: str | None = None) -> dict:
+    """Read an XLSForm workbook into a definition dict, or raise XLSFormError with all problems.
+
+    Headers and types are read through pyxform's own normalisation (its aliases, "::" or ":"
+    language columns, "select one from X", curly quotes), so every spelling pyxform accepts
+    is read; what the app does not support is refused (xlsform_rules), never dropped. The
+    form is also converted by pyxform, as ODK / KoboToolbox would. Without a form_id (or
+    id_string) the form is named after `filename`, as pyxform does. Every message names the
+    sheet and, where there is one, the row and column. A file outside the bounds is refused
+    first, with a message in the user's language.
+    """
+    sheets = _read(data)
+    if len(sheets) == 1 and not set(sheets) & {*_PYXFORM_SHEETS, "scales"}:
+        sheets = {"survey": next(iter(sheets.values()))}  # pyxform reads a lone sheet so
     errors: list[str] = []
     if "survey" not in sheets:
         errors.append("survey sheet: the workbook has no sheet named 'survey'")
-    choices = _parse_choices(sheets.get("choices", []), errors)
-    groups, questions, rows = _parse_survey(sheets.get("survey", []), choices, errors)
-    _check_references(groups, questions, rows, errors)
-    settings = sheets.get("settings") or [(2, {})]
+    for name in _UNSUPPORTED_SHEETS:
+        if sheets.get(name) and sheets[name].rows:
+            errors.append(_("%(sheet)s sheet: this sheet is not supported yet; remove it.",
+                            sheet=name))
+    settings = _normalise("settings", sheets.get("settings"), errors) or [(2, {})]
     number, setting = settings[0]
-    if not setting.get("form_id"):
+    strip = _YES_NO.get(setting.get("clean_text_values", "yes"), True)
+    default = _default_language(setting, number, errors)
+    choices = _parse_choices(_normalise("choices", sheets.get("choices"), errors), default,
+                             errors)
+    survey_rows = _normalise("survey", sheets.get("survey"), errors, strip)
+    groups, questions, rows = _parse_survey(survey_rows, choices, default, errors)
+    _check_references(groups, questions, rows, errors)
+    form_id = setting.get("form_id") or _form_name(filename) or ""
+    if not form_id:
         errors.append(f"settings sheet, row {number}: form_id is required")
+    elif len(form_id) > _FORM_ID_MAX:
+        errors.append(_("settings sheet, row %(row)d: the form_id “%(form_id)s” is longer than "
+                        "%(n)d characters.", row=number, form_id=form_id, n=_FORM_ID_MAX))
     by_name = {q["name"]: q for q in questions}
     # Without a survey sheet every scale item would be reported unknown as well.
-    scales = _parse_scales(sheets.get("scales", []), by_name, errors) if "survey" in sheets else []
-    for message in _pyxform_messages(data, rows):
-        # pyxform stops at its first problem, usually one we reported too: keep one per row
-        where = message.split(":", 1)[0]
-        if not any(m.startswith(where + ":") or m.startswith(where + ",") for m in errors):
+    scales = _parse_scales(_scale_rows(sheets.get("scales")), by_name, errors) \
+        if "survey" in sheets else []
+    for message in _pyxform_messages(sheets, filename, rows):
+        # pyxform stops at its first problem, usually one we reported too: keep one per row.
+        # The guard's "pyxform reads “what”" is dropped when a rule refused that column.
+        where = _PLACE.match(message).group(0)
+        what = _WHAT.search(message)
+        if not any(m.startswith(where + ":") or m.startswith(where + ",") for m in errors) \
+                and not (what and any(f"({what.group(1)})" in m for m in errors)):
             errors.append(message)
     if errors:
         raise XLSFormError(errors)
     return {
-        "title": _texts(setting, "form_title"),
-        "form_id": setting["form_id"],
+        "title": _texts(setting, "bladi_title") or _texts(setting, "form_title", default),
+        "form_id": form_id,
         "version": setting.get("version") or None,
         "groups": groups,
         "questions": questions,
@@ -164,7 +276,35 @@ def parse_xlsform(data: bytes) -> dict:
     }
 
 
-def _parse_choices(rows, errors: list[str]) -> dict[str, list[dict]]:
+def _default_language(setting: dict[str, str], number: int, errors: list[str]) -> str | None:
+    """The language of columns without one: the settings' default_language if it is ours."""
+    value = setting.get("default_language")
+    if not value or value == "default":
+        return None
+    code = rules.language_code(value)
+    if code not in LANGS:
+        errors.append(_("%(where)s: the language “%(language)s” is not supported; use Arabic "
+                        "(ar), French (fr) or English (en).", language=value,
+                        where=rules.where("settings", number, "default_language")))
+        return None
+    return code
+
+
+def _scale_rows(sheet: _Sheet | None) -> list[tuple[int, dict[str, str]]]:
+    """Rows of our scales sheet, "label::Arabic (ar)" read as "label::ar"."""
+    if sheet is None:
+        return []
+    rows = []
+    for number, raw in sheet.rows:
+        row = {}
+        for key, value in raw.items():
+            base, _sep, language = _header(key).partition("::")
+            row[f"{base}::{rules.language_code(language)}" if language else base] = value
+        rows.append((number, row))
+    return rows
+
+
+def _parse_choices(rows, default: str | None, errors: list[str]) -> dict[str, list[dict]]:
     lists: dict[str, list[dict]] = {}
     for number, row in rows:
         where = f"choices sheet, row {number}"
@@ -174,7 +314,8 @@ def _parse_choices(rows, errors: list[str]) -> dict[str, list[dict]]:
         elif any(c["name"] == name for c in lists.get(list_name, [])):
             errors.append(f"{where}: the choice '{name}' appears twice in the list '{list_name}'")
         else:
-            lists.setdefault(list_name, []).append({"name": name, "label": _texts(row, "label")})
+            lists.setdefault(list_name, []).append(
+                {"name": name, "label": _texts(row, "label", default)})
     return lists
 
 
@@ -187,7 +328,18 @@ def _select_kind(kind: str, choices: list[dict]) -> str:
     return kind
 
 
-def _parse_survey(rows, choices, errors: list[str]):
+def _flag(row: dict[str, str], key: str, number: int, errors: list[str]) -> bool:
+    """A yes/no column (required, read_only); anything else is an expression we refuse."""
+    value = row.get(key, "")
+    if not value:
+        return False
+    if value not in _YES_NO and value.lower() not in _YES_NO:
+        errors.append(rules.value_refused("survey", number, row[_HEADER + key], value))
+        return False
+    return _YES_NO.get(value, _YES_NO.get(value.lower(), False))
+
+
+def _parse_survey(rows, choices, default: str | None, errors: list[str]):
     """Questions and groups in order, and the row of every name (for later messages)."""
     groups: list[dict] = []
     questions: list[dict] = []
@@ -198,17 +350,21 @@ def _parse_survey(rows, choices, errors: list[str]):
     for number, row in rows:
         where = f"survey sheet, row {number}"
         kind = " ".join(row.get("type", "").split())
+        parsed = rules.question_type(kind) if kind else None
+        qtype, list_name = parsed or (None, None)
         name = row.get("name", "")
-        if kind in ("end_group", "end group"):
+        if qtype == "note" and not name:
+            name = f"generated_note_name_{number}"  # as pyxform names them
+        if not kind and not name and not _texts(row, "label"):
+            continue  # a comment row: pyxform skips it too
+        if qtype == "end_group":
             if stack:
                 stack.pop()
             else:
                 errors.append(f"{where}: end_group without a matching begin_group")
             continue
-        select = _SELECT.match(kind)
-        is_group = kind in ("begin_group", "begin group")
-        if kind and kind not in PLAIN_TYPES and not select and not is_group:
-            errors.append(f"{where}: the type '{kind}' is not supported (supported: {SUPPORTED})")
+        if kind and not parsed:
+            errors.append(rules.type_refused("survey", number, kind))
             if name:  # so that references to it are not also reported as unknown
                 seen.setdefault(name, number)
             continue
@@ -220,7 +376,14 @@ def _parse_survey(rows, choices, errors: list[str]):
             continue
         seen[name] = number
         relevant = row.get("relevant") or None
-        if is_group:
+        if "search(" in row.get("control::appearance", ""):  # choices from a CSV file
+            errors.append(rules.value_refused("survey", number,
+                                              row[_HEADER + "control::appearance"],
+                                              row["control::appearance"]))
+        if _flag(row, "read_only", number, errors):  # a read-only calculation
+            errors.append(rules.value_refused("survey", number, row[_HEADER + "read_only"],
+                                              row["read_only"]))
+        if qtype == "begin_group":
             if stack:
                 outer, outer_row = stack[-1]
                 errors.append(
@@ -228,25 +391,25 @@ def _parse_survey(rows, choices, errors: list[str]):
                     f"opened on row {outer_row})"
                 )
             else:
-                groups.append({"name": name, "label": _texts(row, "label"), "relevant": relevant})
+                groups.append({"name": name, "label": _texts(row, "label", default),
+                               "relevant": relevant})
             stack.append((name, number))
             continue
-        qtype, q_choices = kind, []
-        if select:
-            qtype, list_name = select.groups()
+        q_choices = []
+        if list_name:
             if list_name in choices:
                 q_choices = [{**c, "label": dict(c["label"])} for c in choices[list_name]]
                 qtype = _select_kind(qtype, q_choices)
             else:
                 errors.append(f"{where}: the choice list '{list_name}' is not on the choices sheet")
-        label, hint = _texts(row, "label"), _texts(row, "hint")
+        label, hint = _texts(row, "label", default), _texts(row, "hint", default)
         if not label and not hint:
             errors.append(f"{where}: the question '{name}' has no label")
         questions.append(dict(
             name=name, type=qtype, label=label, hint=hint,
-            required=row.get("required", "").lower() in _TRUE,
+            required=_flag(row, "required", number, errors),
             relevant=relevant, constraint=row.get("constraint") or None,
-            constraint_message=_texts(row, "constraint_message"), choices=q_choices,
+            constraint_message=_texts(row, "constraint_message", default), choices=q_choices,
             group=stack[0][0] if stack else None, row=number,
         ))  # fmt: skip
     for name, number in stack:
@@ -349,13 +512,76 @@ def _parse_scales(rows, by_name: dict[str, dict], errors: list[str]) -> list[dic
     return scales
 
 
-def _pyxform_messages(data: bytes, rows: dict[str, int]) -> list[str]:
+def _definition_data(sheets: dict[str, _Sheet], filename: str | None) -> DefinitionData:
+    """The sheets as pyxform's reader gives them (empty rows kept, so row numbers agree)."""
+    parts = {}
+    for name in _PYXFORM_SHEETS:
+        sheet = sheets.get(name)
+        if sheet is None:
+            continue
+        table: list[dict[str, str]] = []
+        for number, row in sheet.rows:
+            table.extend({} for _ in range(number - 2 - len(table)))
+            table.append(dict(row))
+        parts[name], parts[f"{name}_header"] = table, [dict.fromkeys(sheet.headers)]
+    return DefinitionData(**parts, sheet_names=list(sheets),
+                          fallback_form_name=_form_name(filename))
+
+
+def _unread(elements: list[dict], rows: dict[str, int], seen: set[str] | None = None
+            ) -> list[str]:
+    """What pyxform read into its questions that the app does not honour, a second guard
+    behind the column and type rules: any such thing is refused, never dropped. Each thing
+    is reported once (its first row), and not at all if the rules refused it already."""
+    messages = []
+    seen = set() if seen is None else seen
+
+    def refuse(name: str, what: str, column: str) -> None:
+        if what in seen:
+            return
+        seen.add(what)
+        place = rules.where("survey", rows[name], column) if name in rows else "survey sheet"
+        messages.append(_("%(where)s: pyxform reads “%(what)s” here, which this app does not "
+                          "support yet.", where=place, what=what))
+
+    for element in elements:
+        name = element.get("name", "")
+        if element.get("control", {}).get("bodyless"):
+            continue  # the meta group pyxform adds (instanceID)
+        if name not in rows:
+            refuse(name, name, "name")
+        for key, value in element.items():
+            if key == "bind":
+                for bind in set(value) - _BIND_READ:
+                    refuse(name, f"bind::{bind}", bind)
+                if _YES_NO.get(value.get("readonly", "no"), True):
+                    refuse(name, "bind::readonly", "read_only")
+            elif key == "control":
+                for control in set(value) - {"appearance"}:
+                    refuse(name, f"control::{control}", control)
+            elif key == "parameters" and value or key in _SLOTS_NOT_READ:
+                refuse(name, key, key)
+        messages.extend(_unread(element.get("children", []), rows, seen))
+    return messages
+
+
+def _form_name(filename: str | None) -> str | None:
+    """pyxform's name for a form without form_id: its file name without the extension."""
+    name = re.split(r"[\\/]", filename or "")[-1]  # a browser may send a Windows path
+    return (PurePath(name).stem.strip() or None) if name else None
+
+
+def _pyxform_messages(sheets: dict[str, _Sheet], filename: str | None,
+                      rows: dict[str, int]) -> list[str]:
     """Convert the form with pyxform, as ODK / KoboToolbox would; return its complaint, if any.
 
     pyxform stops at the first problem. Its row numbers are spreadsheet rows, like ours.
     """
+    if "survey" not in sheets:
+        return []
     try:
-        form = workbook_to_json(get_xlsform(BytesIO(data), file_type=".xlsx"), warnings=[])
+        form = workbook_to_json(_definition_data(sheets, filename), warnings=[])
+        read = copy.deepcopy(form)  # what pyxform read, before the builder touches it
         # workbook_to_json accepts per-language form_title columns, but building the XForm
         # then fails on the dict; the title plays no part in validating the questions.
         if not isinstance(form.get("title"), str):
@@ -364,7 +590,7 @@ def _pyxform_messages(data: bytes, rows: dict[str, int]) -> list[str]:
     except Exception as exc:  # pyxform also fails with KeyError etc. on malformed forms
         message = str(exc).strip()
     else:
-        return []
+        return _unread(read.get("children", []), rows)
     sheet = next((s for s in ("choices", "settings") if f"'{s}' sheet" in message), "survey")
     match = _PYXFORM_ROW.match(message)
     if match:
@@ -373,98 +599,3 @@ def _pyxform_messages(data: bytes, rows: dict[str, int]) -> list[str]:
     named = [rows[n] for n in re.findall(r"'([^']+)'", message) if n in rows]
     where = f"{sheet} sheet, row {named[0]}" if named else f"{sheet} sheet"
     return [f"{where}: {message}"]
-
-
-def _lang_columns(base: str) -> list[str]:
-    return [f"{base}::{LANG_HEADERS[code]}" for code in LANGS]
-
-
-def _lang_values(texts: dict | None) -> list[str | None]:
-    return [(texts or {}).get(code) or None for code in LANGS]
-
-
-def export_xlsform(definition: dict) -> bytes:
-    """Write a definition (as returned by `parse_xlsform`) as an XLSForm workbook.
-
-    likert, yes_no and select questions get a choice list named "<question>_list". The title
-    is written as one plain form_title when all its languages agree; otherwise as per-language
-    form_title columns, which this module reads back but pyxform cannot turn into an XForm.
-    """
-    survey: list[list] = []
-    survey.append([
-        "type", "name", *_lang_columns("label"), *_lang_columns("hint"),
-        "required", "relevant", "constraint", *_lang_columns("constraint_message"),
-    ])  # fmt: skip
-    choices: list[list] = [["list_name", "name", *_lang_columns("label")]]
-
-    groups = definition.get("groups") or []
-    by_group = {g["name"]: g for g in groups}
-    used = {q.get("group") for q in definition.get("questions", [])}
-    opened: set[str] = set()
-
-    def write_group(name: str, close: bool) -> None:
-        group = by_group.get(name, {"name": name})
-        # Columns: type, name, 3 labels, 3 hints, required, relevant.
-        survey.append(["begin_group", name, *_lang_values(group.get("label")), *[None] * 4,
-                       group.get("relevant")])  # fmt: skip
-        opened.add(name)
-        if close:
-            survey.append(["end_group"])
-
-    current = None
-    for question in definition.get("questions", []):
-        if question.get("group") != current:
-            if current:
-                survey.append(["end_group"])
-            current = question.get("group")
-            if current:
-                # Empty groups listed before this one are written first, keeping the order.
-                for group in groups:
-                    if group["name"] == current:
-                        break
-                    if group["name"] not in used and group["name"] not in opened:
-                        write_group(group["name"], close=True)
-                write_group(current, close=False)
-        name, qtype = question["name"], question["type"]
-        if qtype in ("likert", "yes_no", "select_one", "select_multiple"):
-            list_name = f"{name}_list"
-            kind = ("select_multiple " if qtype == "select_multiple" else "select_one ") + list_name
-            for choice in question.get("choices", []):
-                choices.append([list_name, str(choice["name"]), *_lang_values(choice["label"])])
-        else:
-            kind = qtype
-        survey.append([
-            kind, name, *_lang_values(question.get("label")), *_lang_values(question.get("hint")),
-            "yes" if question.get("required") else None, question.get("relevant"),
-            question.get("constraint"), *_lang_values(question.get("constraint_message")),
-        ])  # fmt: skip
-    if current:
-        survey.append(["end_group"])
-    for group in groups:
-        if group["name"] not in opened:
-            write_group(group["name"], close=True)
-
-    settings: list[list] = []
-    title = definition.get("title") or {}
-    if len(title) == len(LANGS) and len(set(title.values())) == 1:
-        heads, values = ["form_title"], [title[LANGS[0]]]
-    elif title:
-        heads, values = _lang_columns("form_title"), _lang_values(title)
-    else:
-        heads, values = [], []
-    settings.append([*heads, "form_id", "version"])
-    settings.append([*values, definition["form_id"], definition.get("version")])
-
-    sheets = [Sheet("survey", survey), Sheet("choices", choices), Sheet("settings", settings)]
-    if definition.get("scales"):
-        scales: list[list] = []
-        sheets.append(Sheet("scales", scales))
-        scales.append(["name", *_lang_columns("label"), "items", "method", "reverse",
-                      "min_answered", "item_min", "item_max"])  # fmt: skip
-        for scale in definition["scales"]:
-            scales.append([
-                scale["name"], *_lang_values(scale.get("label")), ", ".join(scale["items"]),
-                scale["method"], ", ".join(scale.get("reverse") or []) or None,
-                scale.get("min_answered"), scale.get("item_min"), scale.get("item_max"),
-            ])  # fmt: skip
-    return xlsx_bytes(sheets)

@@ -1,0 +1,107 @@
+"""Writing a survey definition back as an XLSForm workbook (the reader is xlsform.py)."""
+
+from __future__ import annotations
+
+from ..files import Sheet, xlsx_bytes
+from .xlsform_rules import LANGS
+
+LANG_HEADERS = {"ar": "Arabic (ar)", "fr": "French (fr)", "en": "English (en)"}
+
+
+def _lang_columns(base: str) -> list[str]:
+    return [f"{base}::{LANG_HEADERS[code]}" for code in LANGS]
+
+
+def _lang_values(texts: dict | None) -> list[str | None]:
+    return [(texts or {}).get(code) or None for code in LANGS]
+
+
+def export_xlsform(definition: dict) -> bytes:
+    """Write a definition (as returned by `parse_xlsform`) as an XLSForm workbook.
+
+    likert, yes_no and select questions get a choice list named "<question>_list". The title
+    is written as one plain form_title when all its languages agree; otherwise form_title holds
+    the first language's and per-language bladi_title columns (which pyxform ignores) hold
+    them all, so pyxform converts the file and `parse_xlsform` reads the same titles back.
+    """
+    survey: list[list] = []
+    survey.append([
+        "type", "name", *_lang_columns("label"), *_lang_columns("hint"),
+        "required", "relevant", "constraint", *_lang_columns("constraint_message"),
+    ])  # fmt: skip
+    choices: list[list] = [["list_name", "name", *_lang_columns("label")]]
+
+    groups = definition.get("groups") or []
+    by_group = {g["name"]: g for g in groups}
+    used = {q.get("group") for q in definition.get("questions", [])}
+    opened: set[str] = set()
+
+    def write_group(name: str, close: bool) -> None:
+        group = by_group.get(name, {"name": name})
+        # Columns: type, name, 3 labels, 3 hints, required, relevant.
+        survey.append(["begin_group", name, *_lang_values(group.get("label")), *[None] * 4,
+                       group.get("relevant")])  # fmt: skip
+        opened.add(name)
+        if close:
+            survey.append(["end_group"])
+
+    current = None
+    for question in definition.get("questions", []):
+        if question.get("group") != current:
+            if current:
+                survey.append(["end_group"])
+            current = question.get("group")
+            if current:
+                # Empty groups listed before this one are written first, keeping the order.
+                for group in groups:
+                    if group["name"] == current:
+                        break
+                    if group["name"] not in used and group["name"] not in opened:
+                        write_group(group["name"], close=True)
+                write_group(current, close=False)
+        name, qtype = question["name"], question["type"]
+        if qtype in ("likert", "yes_no", "select_one", "select_multiple"):
+            list_name = f"{name}_list"
+            kind = ("select_multiple " if qtype == "select_multiple" else "select_one ") + list_name
+            for choice in question.get("choices", []):
+                choices.append([list_name, str(choice["name"]), *_lang_values(choice["label"])])
+        else:
+            kind = qtype
+        survey.append([
+            kind, name, *_lang_values(question.get("label")), *_lang_values(question.get("hint")),
+            "yes" if question.get("required") else None, question.get("relevant"),
+            question.get("constraint"), *_lang_values(question.get("constraint_message")),
+        ])  # fmt: skip
+    if current:
+        survey.append(["end_group"])
+    for group in groups:
+        if group["name"] not in opened:
+            write_group(group["name"], close=True)
+
+    settings: list[list] = []
+    title = definition.get("title") or {}
+    if len(title) == len(LANGS) and len(set(title.values())) == 1:
+        heads, values = ["form_title"], [title[LANGS[0]]]
+    elif title:
+        # pyxform takes one title only: the first language's. The others go in a column
+        # pyxform ignores and this module reads back.
+        heads = ["form_title", *_lang_columns("bladi_title")]
+        values = [next(title[c] for c in LANGS if c in title), *_lang_values(title)]
+    else:
+        heads, values = [], []
+    settings.append([*heads, "form_id", "version"])
+    settings.append([*values, definition["form_id"], definition.get("version")])
+
+    sheets = [Sheet("survey", survey), Sheet("choices", choices), Sheet("settings", settings)]
+    if definition.get("scales"):
+        scales: list[list] = []
+        sheets.append(Sheet("scales", scales))
+        scales.append(["name", *_lang_columns("label"), "items", "method", "reverse",
+                      "min_answered", "item_min", "item_max"])  # fmt: skip
+        for scale in definition["scales"]:
+            scales.append([
+                scale["name"], *_lang_values(scale.get("label")), ", ".join(scale["items"]),
+                scale["method"], ", ".join(scale.get("reverse") or []) or None,
+                scale.get("min_answered"), scale.get("item_min"), scale.get("item_max"),
+            ])  # fmt: skip
+    return xlsx_bytes(sheets)

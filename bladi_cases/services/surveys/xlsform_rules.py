@@ -1,0 +1,214 @@
+"""What the XLSForm import honours and what it refuses: pyxform's own header and type spellings,
+normalised the way pyxform normalises them, then sorted into handled, no effect, or refused.
+
+Every column pyxform knows (its aliases and the slots of its question, choice and survey
+classes) and every question type it knows is classified here, explicitly, so that nothing a
+form asks for is silently dropped: tests/test_surveys_xlsform.py walks pyxform's lists and
+checks each one is in one of the sets below. A column pyxform does not know is ignored, as
+pyxform and ODK ignore it (KoboToolbox exports carry such columns, e.g. `$kuid`).
+"""
+
+from __future__ import annotations
+
+import re
+
+from flask_babel import gettext as _
+from pyxform import aliases, constants
+from pyxform.parsing.sheet_headers import clean_text_values, process_header
+from pyxform.question import MultipleChoiceQuestion, Option
+from pyxform.question_type_dictionary import QUESTION_TYPE_DICT
+from pyxform.survey import Survey
+from pyxform.xls2json import RE_BEGIN_CONTROL, RE_END_CONTROL, RE_SELECT
+
+LANGS = ("ar", "fr", "en")
+# Names a language column may use instead of a "(code)" suffix, lower-cased.
+LANGUAGE_NAMES = {
+    "ar": "ar", "arabic": "ar", "العربية": "ar", "عربي": "ar", "arabe": "ar",
+    "fr": "fr", "french": "fr", "français": "fr", "francais": "fr",
+    "en": "en", "english": "en", "anglais": "en", "الإنجليزية": "en", "الانجليزية": "en",
+}  # fmt: skip
+_CODE = re.compile(r"\(\s*([A-Za-z]{2,3})(?:[-_]\w+)?\s*\)\s*$")
+
+PLAIN_TYPES = ("text", "integer", "decimal", "date", "note")
+SUPPORTED_TYPES = (
+    "text, integer, decimal, date, note, select_one LIST, select_multiple LIST, "
+    "begin_group, end_group"
+)
+
+# Columns, by pyxform's de-aliased name ("bind::relevant" for ("bind", "relevant")).
+SURVEY_HANDLED = {
+    "type", "name", "label", "hint", "bind::relevant", "bind::constraint",
+    "bind::jr:constraintMsg", "bind::required",
+    # read_only: honoured when "no"; "yes" (a read-only calculation) is refused per row.
+    "bind::readonly",
+}  # fmt: skip
+SURVEY_NO_EFFECT = {"control::appearance"}  # how a widget looks, not what it stores
+SURVEY_REFUSED = {
+    "bind::calculate", "bind::jr:requiredMsg", "bind::jr:noAppErrorString",
+    "bind::entities:saveto", "control::jr:count", "control::autoplay", "control::rows",
+    "media", "media::image", "media::big-image", "media::audio", "media::video",
+    "guidance_hint", "choice_filter", "default", "trigger", "parameters", "instance",
+    "instance::odk:tag", "sms_field", "sms_option", "sms_separator", "sms_allow_media",
+    "sms_date_format", "sms_datetime_format", "sms_response", "actions", "query",
+    "itemset", "list_name", "choices", "extra_data", "parent", "bind", "control",
+}  # fmt: skip
+CHOICES_HANDLED = {"list_name", "name", "label"}
+CHOICES_REFUSED = {
+    "media", "media::image", "media::big-image", "media::audio", "media::video",
+    "sms_option", "extra_data", "parent",
+}  # fmt: skip
+SETTINGS_HANDLED = {
+    "title", "id_string", "version", "default_language", "allow_choice_duplicates",
+    "bladi_title",  # per-language titles our export writes; pyxform ignores the column
+}  # fmt: skip
+SETTINGS_NO_EFFECT = {
+    "name", "style", "instance_name", "clean_text_values", "auto_send", "auto_delete",
+    "omit_instanceID", "namespaces", "instance_xmlns",
+}  # fmt: skip
+SETTINGS_REFUSED = {
+    "public_key", "submission_url", "add_none_option", "client_editable", "attribute",
+    "sms_keyword", "sms_allow_media", "sms_date_format", "sms_datetime_format",
+    "sms_response", "sms_separator", "sms_field", "prefix", "delimiter", "entity_version",
+    "setgeopoint_by_triggering_ref", "setvalues_by_triggering_ref", "flat", "file_name",
+    "bind", "control", "hint", "label", "media", "instance", "choices", "children",
+    "extra_data", "parent", "type",
+}  # fmt: skip
+TRANSLATED = {"label", "hint", "bind::jr:constraintMsg", "title", "bladi_title"}
+
+SHEETS = {
+    # sheet: (pyxform's aliases, pyxform's known columns, handled, no effect)
+    "survey": (aliases.survey_header,
+               {s for s in MultipleChoiceQuestion.get_slot_names() if not s.startswith("_")},
+               SURVEY_HANDLED, SURVEY_NO_EFFECT),
+    "choices": (aliases.list_header, set(Option.get_slot_names()), CHOICES_HANDLED, set()),
+    "settings": (aliases.settings_header,
+                 {s for s in Survey.get_slot_names() if not s.startswith("_")},
+                 SETTINGS_HANDLED, SETTINGS_NO_EFFECT),
+}  # fmt: skip
+# Where our flat row keys come from (the rest of the parser reads these keys).
+FLAT_NAMES = {
+    "bind::relevant": "relevant", "bind::constraint": "constraint",
+    "bind::jr:constraintMsg": "constraint_message", "bind::required": "required",
+    "bind::readonly": "read_only", "title": "form_title", "id_string": "form_id",
+}  # fmt: skip
+
+
+class Column:
+    """One header of a sheet as pyxform reads it: its de-aliased key, its language if any,
+    and why it is refused (None when it is handled, has no effect or is unknown to pyxform)."""
+
+    def __init__(self, sheet: str, header: str, double_colon: bool):
+        header_aliases, known, handled, no_effect = SHEETS[sheet]
+        self.header = header
+        new, tokens = process_header(header, double_colon, header_aliases, known)
+        self.known = new != header or tokens[0] in known or tokens[0] in header_aliases or \
+            to_key(tokens[0]) in handled | no_effect
+        if tokens[0] in ("bind", "control", "media", "instance") and len(tokens) > 1:
+            self.key, rest = f"{tokens[0]}::{tokens[1]}", tokens[2:]
+        else:  # pyxform gives a known column its own spelling (omit_instanceID)
+            self.key = tokens[0] if tokens[0] in known else to_key(tokens[0])
+            rest = tokens[1:]
+        self.language = "::".join(rest) or None
+        self.refusal = None
+        if not self.known:
+            # "label:English" in a sheet that otherwise uses "::" is not read by pyxform.
+            first = to_key(re.split(r":+", header, maxsplit=1)[0])
+            if first != to_key(header) and first in handled:
+                self.refusal = "language-syntax"
+        elif self.key not in handled | no_effect:
+            self.refusal = "column"
+        elif self.language is not None and self.key not in TRANSLATED:
+            self.refusal = "column"
+        elif self.language is not None and language_code(self.language) not in LANGS:
+            self.refusal = "language"
+
+    @property
+    def flat(self) -> str | None:
+        """The key the parser reads ("label::ar", "relevant", "form_id"), or None to skip."""
+        if not self.known or self.refusal:
+            return None
+        base = FLAT_NAMES.get(self.key, self.key)
+        return f"{base}::{language_code(self.language)}" if self.language else base
+
+
+def to_key(text: str) -> str:
+    """pyxform's snake_case of a header's first part."""
+    return "_".join(text.split()).lower()
+
+
+def language_code(tag: str | None) -> str | None:
+    """"Arabic (ar)" -> "ar"; "Français" -> "fr"; an unknown language -> its lower-cased tag."""
+    if not tag:
+        return None
+    match = _CODE.search(tag)
+    code = (match.group(1) if match else tag).strip().lower()
+    return LANGUAGE_NAMES.get(code, code)
+
+
+def clean(value: str, sheet: str, strip_whitespace: bool) -> str:
+    """A cell as pyxform reads it: straight quotes, and on the survey sheet (unless the
+    settings say clean_text_values: no) runs of whitespace collapsed."""
+    return clean_text_values(value, strip_whitespace=strip_whitespace and sheet == "survey")
+
+
+def question_type(kind: str) -> tuple[str, str | None] | None:
+    """A type as written -> (our type, choice list) for the types we handle, else None.
+
+    Our types: the PLAIN_TYPES, "select_one", "select_multiple", "begin_group", "end_group".
+    """
+    kind = " ".join(kind.split())
+    kind = aliases._type_alias_map.get(kind, kind)  # pyxform's own table
+    select = RE_SELECT.match(kind)
+    if select:
+        command = aliases.select.get(select.group("select_command"))
+        if select.group("specify_other") or kind.startswith("select one external") \
+                or select.group("select_command") in aliases.select_from_file:
+            return None
+        if command == constants.SELECT_ONE:
+            return "select_one", select.group("list_name")
+        if command == constants.SELECT_ALL_THAT_APPLY:
+            return "select_multiple", select.group("list_name")
+        return None
+    begin, end = RE_BEGIN_CONTROL.match(kind), RE_END_CONTROL.match(kind)
+    if begin and aliases.control.get(begin.group("type")) == constants.GROUP \
+            and not begin.group("list_name"):
+        return "begin_group", None
+    if end and aliases.control.get(end.group("type")) == constants.GROUP:
+        return "end_group", None
+    if kind in aliases.select or kind not in QUESTION_TYPE_DICT:
+        return None
+    for plain in PLAIN_TYPES:
+        if QUESTION_TYPE_DICT[kind] == QUESTION_TYPE_DICT[plain]:
+            return plain, None
+    return None
+
+
+def where(sheet: str, row: int, column: str) -> str:
+    """The place a message points at, in the user's language."""
+    return _("%(sheet)s sheet, row %(row)d, column “%(column)s”",
+             sheet=sheet, row=row, column=column)
+
+
+def refusal_message(column: Column, sheet: str, row: int) -> str:
+    """Why a column used on `row` is refused, in the user's language."""
+    place = where(sheet, row, column.header)
+    if column.refusal == "language":
+        return _("%(where)s: the language “%(language)s” is not supported; use Arabic (ar), "
+                 "French (fr) or English (en).", where=place, language=column.language)
+    if column.refusal == "language-syntax":
+        return _("%(where)s: this column is not read as a translation; write it as "
+                 "label::English (en).", where=place)
+    return _("%(where)s: this column (%(feature)s) is not supported yet; remove it or "
+             "leave it empty.", where=place, feature=column.key)
+
+
+def type_refused(sheet: str, row: int, kind: str) -> str:
+    """The message for a question type we do not handle, in the user's language."""
+    return _("%(where)s: the type “%(type)s” is not supported (supported: %(supported)s).",
+             where=where(sheet, row, "type"), type=kind, supported=SUPPORTED_TYPES)
+
+
+def value_refused(sheet: str, row: int, header: str, value: str) -> str:
+    """The message for required written as a condition, or read_only: yes."""
+    return _("%(where)s: “%(value)s” is not supported yet in this column.",
+             where=where(sheet, row, header), value=value)
