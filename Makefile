@@ -7,7 +7,7 @@ PORT ?= 5000
 FLASK := $(BIN)/flask --app wsgi
 
 .PHONY: run test test-fast install pins translations extract-messages update-catalogs lint bench \
-	clean
+	clean assets
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,14 @@ PIP_COMPILE = $(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no
 pins: install
 	$(PIP_COMPILE) $(PINS_ARGS) --output-file=requirements.txt requirements.in
 	$(PIP_COMPILE) $(PINS_ARGS) --output-file=requirements-dev.txt requirements-dev.in
+
+# The field app's XPath evaluator (openrosa-xpath-evaluator), bundled and minified by esbuild
+# from bladi_cases/static/src/xpath.js. The bundle is committed: nothing builds it at deploy or
+# in CI, and tests/test_xpath_bundle.py checks that rebuilding gives the same bytes.
+assets:
+	test -f node_modules/esbuild/package.json || npm ci --no-audit --no-fund
+	npm run --silent build:xpath > bladi_cases/static/js/xpath.min.js.tmp
+	mv bladi_cases/static/js/xpath.min.js.tmp bladi_cases/static/js/xpath.min.js
 
 # Compiled catalogs are build products (not committed): made on every run/test.
 translations: install

@@ -119,6 +119,34 @@ def test_same_page_reveal_without_javascript(client, worker, make_beneficiary):
     assert 'data-question="job_hours"' in response.get_data(as_text=True)
 
 
+def test_revealed_required_question_is_shown_not_failed(client, worker, make_beneficiary):
+    """Without JavaScript, a required question revealed on the same page is not failed
+    before the worker has seen it: the page comes back with a notice, then it is checked."""
+    youth = make_beneficiary("BA", consent_scopes=["participation", "surveys"])
+    survey = _sample()
+    job_hours = next(q for q in survey.current.definition["questions"]
+                     if q["name"] == "job_hours")
+    assert job_hours["required"]
+    url = _fill_url(survey, youth, "follow_up", 0)
+    first = client.post(url, data={"situation": "working", "has_job": "yes",
+                                   "activities": ["sport"], "nav": "next",
+                                   "shown": "situation has_job activities"})
+    page = first.get_data(as_text=True)
+    assert first.status_code == 200
+    assert "has-error" not in page and 'class="flash flash-info"' in page
+    assert re.search(r'data-question="job_hours"(?! hidden)>', page)
+    assert 'name="shown" value="situation has_job job_hours activities"' in page
+    # Seen now: left empty, it is required.
+    second = client.post(url, data={"situation": "working", "has_job": "yes",
+                                    "activities": ["sport"], "nav": "next",
+                                    "shown": "situation has_job job_hours activities"})
+    assert second.status_code == 422 and 'id="err-job_hours"' in second.get_data(as_text=True)
+    third = client.post(url, data={"situation": "working", "has_job": "yes", "job_hours": "20",
+                                   "activities": ["sport"], "nav": "next",
+                                   "shown": "situation has_job job_hours activities"})
+    assert third.status_code == 302
+
+
 def test_resubmitting_the_same_uuid_never_duplicates(worker, make_beneficiary):
     youth = make_beneficiary("BA", consent_scopes=["participation", "surveys"])
     version = _sample().current
@@ -263,3 +291,90 @@ def test_export_in_french_and_scores_on_the_youth_page(client, worker, make_bene
     xlsx = client.get(f"/surveys/{_sample().uuid}/responses.xlsx")
     sheet = openpyxl.load_workbook(io.BytesIO(xlsx.data)).active
     assert sheet.max_row >= 3
+
+
+# --- Calculations, defaults, metadata and the new types, end to end (issue 17) -----------
+
+def test_calculations_and_new_types_from_import_to_export(client, worker, make_user):
+    from bladi_cases.services.field import data as field_data
+
+    from .test_surveys_xlsform import features_form
+
+    version = service.import_version(make_user(Role.ADMIN), features_form(), None,
+                                     publish=True)
+    worker.preferred_language = "en"
+    db.session.commit()
+    survey = version.survey
+    url = _fill_url(survey, page=0)
+    first = client.get(url)
+    page = first.get_data(as_text=True)
+    assert first.status_code == 200 and 'name="adults" value="2"' in page  # the default
+    assert 'data-question="total"' not in page  # a calculate question is not shown
+    assert 'type="time"' in page and 'type="datetime-local"' in page
+    assert 'min="0" max="10" step="2"' in page and 'value="OK"' in page
+    names = "adults children shown_total why wake visit score ok"
+    bad = client.post(url, data={"adults": "4", "children": "3", "shown_total": "99",
+                                 "why": "", "wake": "25:00", "visit": "2025-01-02T10:30",
+                                 "score": "3", "nav": "next", "shown": names})
+    text = text_of(bad)
+    assert bad.status_code == 422
+    assert "Say why" in text  # required because total = 7 > 5, with its own message
+    assert "Why 7 people?" in text and "Enter a time as HH:MM." in text
+    assert "Enter a number from 0 to 10, in steps of 2." in text
+    assert 'id="q-shown_total" value="7" readonly' in bad.get_data(as_text=True)
+    good = client.post(url, data={"adults": "4", "children": "3", "shown_total": "99",
+                                  "why": "<b>big</b>", "wake": "06:30",
+                                  "visit": "2025-01-02T10:30", "score": "4", "ok": "OK",
+                                  "nav": "next", "shown": names})
+    assert good.status_code == 302, text_of(good)[-400:]
+    review = client.get(_fill_url(survey, page=1))
+    html = review.get_data(as_text=True)
+    assert "I agree (&lt;b&gt;big&lt;/b&gt;)" in html and "<b>big</b>" not in html
+    token = re.search(r'name="response_uuid" value="([^"]+)"', html).group(1)
+    assert client.post(_fill_url(survey, page=1),
+                       data={"nav": "submit", "response_uuid": token}).status_code == 302
+    stored = db.session.scalars(sa.select(SurveyResponse).where(
+        SurveyResponse.uuid == uuid.UUID(token))).one()
+    answers = service.response_answers(stored)
+    assert answers["total"] == "7" and answers["shown_total"] == 7 and answers["score"] == 4
+    assert answers["wake"] == "06:30" and answers["ok"] == "OK"
+    assert answers["username"] == worker.email and answers["deviceid"] == "web"
+    assert answers["today"] == stored.submitted_on.isoformat()
+    assert answers["start"] <= answers["end"] and "T" in answers["start"]
+    csv_text = client.get(f"/surveys/{survey.uuid}/responses.csv").data.decode("utf-8-sig")
+    header = csv_text.splitlines()[0]
+    assert "total" in header and "start" in header and "deviceid" in header
+    assert worker.email in csv_text and "06:30" in csv_text
+    # The offline field app cannot compute these: the survey is filled online only.
+    offline = [s["survey"] for s in field_data.fillable_surveys(worker, "en")]
+    assert FORM_ID in offline and "features" not in offline
+
+
+def test_cascading_selects_on_one_page_without_javascript(client, worker, make_user):
+    from .test_surveys_xlsform import cascade_form
+
+    version = service.import_version(make_user(Role.ADMIN), cascade_form(), None, publish=True)
+    db.session.commit()
+    survey = version.survey
+    url = _fill_url(survey, page=0)
+    first = client.get(url).get_data(as_text=True)
+    assert 'value="a1"' not in first, "no county yet: no sub-county to offer"
+    # Choosing the county changes the sub-counties offered on this page: shown, not failed.
+    again = client.post(url, data={"county": "a", "nav": "next", "shown": "county sub"})
+    page = again.get_data(as_text=True)
+    assert again.status_code == 200 and "has-error" not in page
+    assert 'value="a1"' in page and 'value="a2"' in page and 'value="b1"' not in page
+    wrong = client.post(url, data={"county": "a", "sub": "b1", "nav": "next",
+                                   "shown": "county sub"})
+    assert wrong.status_code == 422 and 'id="err-sub"' in wrong.get_data(as_text=True)
+    right = client.post(url, data={"county": "a", "sub": "a2", "nav": "next",
+                                   "shown": "county sub"})
+    assert right.status_code == 302
+    review = client.get(_fill_url(survey, page=1)).get_data(as_text=True)
+    token = re.search(r'name="response_uuid" value="([^"]+)"', review).group(1)
+    client.post(_fill_url(survey, page=1), data={"nav": "submit", "response_uuid": token})
+    stored = db.session.scalars(sa.select(SurveyResponse).where(
+        SurveyResponse.uuid == uuid.UUID(token))).one()
+    assert stored.answers == {"county": "a", "sub": "a2"}
+    csv_text = client.get(f"/surveys/{survey.uuid}/responses.csv").data.decode("utf-8-sig")
+    assert "A two" in csv_text

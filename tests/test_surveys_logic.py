@@ -252,3 +252,117 @@ def test_elementpath_itself_is_left_unchanged():
     from elementpath import XPath1Parser
 
     assert "selected" not in XPath1Parser.symbol_table
+
+
+# --- Calculations, required as an expression, the new types (issue 17) -------------------
+
+def _calc_definition():
+    return {"groups": [], "meta": [{"name": "today", "type": "today"}], "questions": [
+        q("a", "integer"),
+        q("double_total", "calculate", calculation="${total} * 2"),  # uses a later one
+        q("total", "calculate", calculation="${a} + ${b}"),
+        q("b", "integer", relevant="${a} > 0"),
+        q("shown", "integer", calculation="${total}", read_only=True),
+        q("guess", "integer", calculation="${a} * 10"),  # not read_only: computed as well
+        q("why", "text", required_if="${total} > 5",
+          required_message={"ar": "قل لماذا", "en": "Say why"}),
+        q("day", "date", constraint=". <= ${today}"),
+    ]}
+
+
+def test_calculations_settle_and_are_stored():
+    definition = _calc_definition()
+    cleaned = clean(definition, {"a": "2", "b": "3", "shown": "99", "total": "1"})
+    assert cleaned["total"] == "5" and cleaned["double_total"] == "10"
+    assert cleaned["shown"] == 5, "a read-only calculation ignores what a client sends"
+    assert cleaned["guess"] == 20
+    assert clean(definition, {"a": "2", "guess": "7"})["guess"] == 20
+    # b hidden (a = 0): it counts as empty, and so the total is no answer (NaN).
+    hidden = clean(definition, {"a": "0", "b": "3"})
+    assert "b" not in hidden and "total" not in hidden and hidden["guess"] == 0
+
+
+def test_required_as_an_expression_with_its_message():
+    definition = _calc_definition()
+    assert validate(definition, {"a": "2", "b": "4"}, lang="ar")["why"] == "قل لماذا"
+    assert validate(definition, {"a": "2", "b": "4"}, lang="en")["why"] == "Say why"
+    assert "why" not in validate(definition, {"a": "2", "b": "3"})
+
+
+def test_metadata_values_are_read_by_expressions():
+    definition = _calc_definition()
+    answers = {"a": "1", "today": "2025-03-01"}
+    assert "day" not in validate(definition, {**answers, "day": "2025-02-01"})
+    assert "day" in validate(definition, {**answers, "day": "2025-04-01"})
+    assert clean(definition, answers)["today"] == "2025-03-01"
+
+
+@pytest.mark.parametrize(("kind", "extra", "good", "bad"), [
+    ("time", {}, ["06:30", "23:59:59"], ["25:00", "6:30", "06:60", "noon"]),
+    ("datetime", {}, ["2025-01-02T10:30", "2025-01-02T10:30:05"],
+     ["2025-02-30T10:30", "2025-01-02", "2025-01-02T24:00"]),
+    ("range", {"parameters": {"start": 0, "end": 10, "step": 2}}, ["0", "4", "10"],
+     ["3", "12", "-2", "x"]),
+    ("range", {"parameters": {"start": 0, "end": 1, "step": 0.1}}, ["0.3", "0,7", "1"],
+     ["0.35", "1.1"]),
+    ("range", {"parameters": {"start": 10, "end": 0, "step": 5}}, ["0", "5"], ["3"]),
+    ("acknowledge", {}, ["OK"], ["yes", "ok"]),
+])
+def test_new_types_are_checked(kind, extra, good, bad):
+    definition = {"groups": [], "questions": [q("x", kind, **extra)]}
+    for value in good:
+        assert validate(definition, {"x": value}) == {}, value
+    for value in bad:
+        assert "x" in validate(definition, {"x": value}), value
+
+
+def test_a_range_answer_is_stored_as_a_number_and_calculate_is_not_a_page_question():
+    definition = {"groups": [], "questions": [
+        q("r", "range", parameters={"start": 0, "end": 1, "step": 0.5}),
+        q("c", "calculate", calculation="${r} * 2")]}
+    assert clean(definition, {"r": "1"}) == {"r": 1, "c": "2"}
+    assert clean(definition, {"r": "0.5"})["r"] == 0.5
+    assert pages(definition)[0]["questions"] == ["r"]
+    message = validate(definition, {"r": "0.7"})["r"]
+    assert message == "Enter a number from 0 to 1, in steps of 0.5."
+
+
+def test_a_hidden_calculation_is_not_stored_nor_read():
+    definition = {"groups": [], "questions": [
+        q("a", "integer"),
+        q("twice", "calculate", calculation="${half} * 4"),  # reads a later, hidden one
+        q("half", "calculate", calculation="${a} div 2", relevant="${a} > 10"),
+    ]}
+    assert clean(definition, {"a": "20"}) == {"a": 20, "half": "10", "twice": "40"}
+    assert clean(definition, {"a": "4"}) == {"a": 4}
+
+
+def test_messages_of_the_new_types_in_french_and_arabic(app):
+    from flask_babel import force_locale
+
+    definition = {"groups": [], "questions": [
+        q("r", "range", parameters={"start": 0, "end": 10, "step": 2}), q("t", "time")]}
+    with force_locale("fr"):
+        errors = validate(definition, {"r": "3", "t": "9h"}, lang="fr")
+        assert errors == {"r": "Saisissez un nombre de 0 à 10, par pas de 2.",
+                          "t": "Saisissez une heure au format HH:MM."}
+    with force_locale("ar"):
+        assert validate(definition, {"r": "3"}, lang="ar")["r"] == \
+            "أدخل عددًا من 0 إلى 10، بخطوات قدرها 2."
+
+
+def test_choice_filter_offers_and_accepts_the_matching_choices_only():
+    from bladi_cases.services.surveys.logic import choices_for
+
+    sub_choices = [{"name": n, "label": {}, "data": {"county": n[0]}} for n in ("a1", "a2", "b1")]
+    definition = {"groups": [], "questions": [
+        q("county", "select_one", choices=[{"name": "a", "label": {}},
+                                           {"name": "b", "label": {}}]),
+        q("sub", "select_one", choices=sub_choices, choice_filter="county = ${county}"),
+        q("subs", "select_multiple", choices=sub_choices, choice_filter="county = ${county}")]}
+    offered = choices_for(definition, {"county": "a"})
+    assert [c["name"] for c in offered["sub"]] == ["a1", "a2"]
+    assert choices_for(definition, {})["sub"] == []
+    assert validate(definition, {"county": "a", "sub": "a2", "subs": ["a1", "a2"]}) == {}
+    errors = validate(definition, {"county": "a", "sub": "b1", "subs": ["a1", "b1"]})
+    assert errors == {"sub": "Choose from the list.", "subs": "Choose from the list."}

@@ -247,11 +247,13 @@ BAD_CASES = {
     "geopoint": (_with_rows(_q("geopoint", "where", "x", "x")),
                  ["survey sheet, row 14, column “type”: the type “geopoint” is not supported "
                   "(supported:"]),
-    "calculate": (_with_rows(_q("calculate", "c", "x", "x")), ["row 14", "“calculate”"]),
+    "calculate": (_with_rows(_q("calculate", "c", "x", "x")),
+                  ["row 14, column “calculation”", "needs a calculation"]),
     "repeat": (_with_rows(_q("begin_repeat", "kids", "x", "x"), _q("end_repeat", "")),
                ["row 14, column “type”: the type “begin_repeat” is not supported",
                 "row 15, column “type”: the type “end_repeat” is not supported"]),  # fmt: skip
-    "range": (_with_rows(_q("range", "r", "x", "x")), ["row 14", "“range” is not supported"]),
+    "acknowledge without label": (_with_rows(_q("acknowledge", "ok")),
+                                  ["row 14", "'ok' has no label"]),
     "unknown reference": (_with_rows(_q("text", "q", "x", "x", relevant="${nobody} = 1")),
                           ["row 14", "unknown question '${nobody}'"]),  # fmt: skip
     "unknown constraint ref": (_with_rows(_q("integer", "q", "x", "x", constraint=". < ${n}")),
@@ -321,7 +323,8 @@ def test_pyxform_problems_we_also_find_are_reported_once_per_row():
     [
         (_q("text", "bad name", "x", "x"), "row 14: On the 'survey' sheet, the 'name'"),
         (_q("text", "1st", "x", "x"), "Names must begin with a letter or underscore"),
-        (_q("text", "greet", "${ghost}", "x"), "row 14: On the 'survey' sheet, the 'label::"),
+        (_q("text", "greet", "${ghost}", "x"),
+         "row 14: the label refers to an unknown question '${ghost}'"),
     ],
 )
 def test_problems_only_pyxform_finds_surface(row, expected):
@@ -459,11 +462,7 @@ def test_a_note_without_a_name_is_named_as_pyxform_names_it():
 
 REFUSED_COLUMNS = {
     # column: value on row 3 (row 2 is a plain question using none of them)
-    "calculation": "1 + 1",
     "choice_filter": "${a} = 'x'",
-    "default": "5",
-    "required_message": "Please answer",
-    "required_message::French (fr)": "Répondez",
     "trigger": "${a}",
     "repeat_count": "3",
     "guidance_hint": "Ask slowly",
@@ -489,8 +488,8 @@ def test_unsupported_columns_are_refused_with_sheet_row_and_column(column):
 
 
 @pytest.mark.parametrize(("column", "value"), [
-    ("required", "${a} = 'yes'"), ("read_only", "yes"), ("readonly", "true()"),
-    ("appearance", "search('fruits')")])
+    ("read_only", "${a} = 'yes'"), ("default", "${a}"), ("default", "today()"),
+    ("parameters", "start=1 end=5"), ("appearance", "search('fruits')")])
 def test_expressions_where_only_yes_or_no_is_supported_are_refused(column, value):
     data = _small([["type", "name", "label", column], ["text", "a", "A", "no"],
                    ["integer", "b", "B", value]], settings=[["form_id"], ["refused"]])
@@ -526,11 +525,11 @@ def test_an_empty_unsupported_column_and_unknown_columns_are_fine():
 def test_a_refusal_in_arabic():
     from flask_babel import force_locale
 
-    data = _small([["type", "name", "label", "calculation"], ["integer", "b", "B", "1 + 1"],
+    data = _small([["type", "name", "label", "guidance_hint"], ["integer", "b", "B", "1 + 1"],
                    ["geopoint", "where", "Where"]], settings=[["form_id"], ["ar"]])
     with force_locale("ar"), pytest.raises(XLSFormError) as caught:
         parse_xlsform(data)
-    assert any(m.startswith("الورقة survey، السطر 2، العمود “calculation”:")
+    assert any(m.startswith("الورقة survey، السطر 2، العمود “guidance_hint”:")
                and "غير مدعوم" in m for m in caught.value.messages), caught.value.messages
     assert any(m.startswith("الورقة survey، السطر 3، العمود “type”:") and "geopoint" in m
                for m in caught.value.messages), caught.value.messages
@@ -606,8 +605,10 @@ def test_every_question_type_pyxform_knows_is_handled_or_refused():
     assert handled["select all that apply from yn"] == ("select_multiple", "yn")
     assert handled["q int"] == ("integer", None) and handled["begin group"][0] == "begin_group"
     assert all(v is None for k, v in handled.items() if k.startswith(
-        ("calculate", "image", "geopoint", "audio", "file", "begin repeat", "begin_repeat",
-         "trigger", "range", "rank", "select one external", "select_one_from_file")))
+        ("image", "geopoint", "audio", "file", "begin repeat", "begin_repeat",
+         "trigger", "rank", "select one external", "select_one_from_file")))
+    assert handled["calculate"] == ("calculate", None) and handled["dateTime"][0] == "datetime"
+    assert handled["range"] == ("range", None) and handled["deviceid"][0] == "deviceid"
     refused = [k for k, v in handled.items() if v is None]
     rows = [[kind, f"q{n}", "Q"] for n, kind in enumerate(refused)]
     data = _small([["type", "name", "label"], *rows], YN, [["form_id"], ["types"]])
@@ -671,16 +672,150 @@ def test_what_pyxform_reads_and_the_rules_let_through_is_still_refused(monkeypat
 
     header_aliases, known, handled, no_effect = rules.SHEETS["survey"]
     monkeypatch.setitem(rules.SHEETS, "survey", (
-        header_aliases, known, handled | {"bind::calculate", "default", "control::jr:count"},
+        header_aliases, known, handled | {"guidance_hint", "bind::jr:noAppErrorString"},
         no_effect))  # fmt: skip
-    data = _small([["type", "name", "label", "calculation", "default"],
-                   ["integer", "a", "A", "", "3"], ["decimal", "b", "B", "${a} * 2", ""]],
+    data = _small([["type", "name", "label", "guidance_hint", "bind::jr:noAppErrorString"],
+                   ["integer", "a", "A", "slowly", ""], ["decimal", "b", "B", "", "oops"]],
                   settings=[["form_id"], ["guard"]])  # fmt: skip
     with pytest.raises(XLSFormError) as caught:
         parse_xlsform(data)
     assert caught.value.messages == [
-        "survey sheet, row 2, column “default”: pyxform reads “default” here, which this app "
-        "does not support yet.",
-        "survey sheet, row 3, column “calculate”: pyxform reads “bind::calculate” here, which "
-        "this app does not support yet.",
+        "survey sheet, row 2, column “guidance_hint”: pyxform reads “guidance_hint” here, "
+        "which this app does not support yet.",
+        "survey sheet, row 3, column “jr:noAppErrorString”: pyxform reads "
+        "“bind::jr:noAppErrorString” here, which this app does not support yet.",
     ]
+
+
+# --- Calculations, defaults, metadata and the new types (issue 17, item 3) ---------------
+
+FEATURES = [
+    ["type", "name", "label::English (en)", "label::Arabic (ar)", "required",
+     "required_message::English (en)", "required_message::Arabic (ar)", "calculation",
+     "read_only", "default", "parameters"],
+    ["start", "start"], ["end", "end"], ["today", "today"], ["username", "username"],
+    ["deviceid", "deviceid"],
+    ["integer", "adults", "Adults", "البالغون", "yes", "", "", "", "", "2"],
+    ["integer", "children", "Children", "الأطفال"],
+    ["calculate", "total", "", "", "", "", "", "${adults} + ${children}"],
+    ["integer", "shown_total", "Total", "المجموع", "", "", "", "${total}", "yes"],
+    ["text", "why", "Why ${total} people?", "لماذا ${total}؟", "${total} > 5", "Say why",
+     "قل لماذا"],
+    ["time", "wake", "Wake up", "الاستيقاظ"],
+    ["datetime", "visit", "Visit", "الزيارة"],
+    ["range", "score", "Score", "النتيجة", "", "", "", "", "", "", "start=0 end=10 step=2"],
+    ["acknowledge", "ok", "I agree (${why})", "أوافق"],
+]
+
+
+def features_form() -> bytes:
+    """A form using every feature of issue 17's item 3 (also used by tests/test_surveys.py)."""
+    return _small(FEATURES, settings=[["form_id"], ["features"]])
+
+
+def test_calculations_defaults_metadata_and_new_types_are_read():
+    definition = parse_xlsform(features_form())
+    by_name = {q["name"]: q for q in definition["questions"]}
+    assert definition["meta"] == [{"name": n, "type": n} for n in
+                                  ("start", "end", "today", "username", "deviceid")]
+    assert "start" not in by_name and by_name["adults"]["default"] == "2"
+    assert by_name["total"] == {**by_name["total"], "type": "calculate",
+                                "calculation": "${adults} + ${children}"}
+    assert by_name["shown_total"]["read_only"] is True
+    assert by_name["why"]["required"] is False and by_name["why"]["required_if"] == \
+        "${total} > 5"
+    assert by_name["why"]["required_message"] == {"ar": "قل لماذا", "en": "Say why"}
+    assert by_name["score"]["parameters"] == {"start": 0, "end": 10, "step": 2}
+    assert [by_name[n]["type"] for n in ("wake", "visit", "ok")] == \
+        ["time", "datetime", "acknowledge"]
+    # Keys a form does not use are absent: older definitions stay as they were.
+    assert "calculation" not in by_name["children"] and "read_only" not in by_name["adults"]
+
+
+def test_the_new_features_round_trip_through_the_export():
+    definition = parse_xlsform(features_form())
+    data = export_xlsform(definition)
+    _pyxform_converts(data)
+    assert _without_rows(parse_xlsform(data)) == _without_rows(definition)
+
+
+@pytest.mark.parametrize(("row", "expected"), [
+    (["calculate", "c", "", "", "", "", "", "${ghost} + 1"],
+     "row 3: the calculation refers to an unknown question '${ghost}'"),
+    (["text", "t", "T", "", "${ghost} = 1"],
+     "row 3: the required_if refers to an unknown question '${ghost}'"),
+    (["text", "t", "Hello ${ghost}"], "row 3: the label refers to an unknown question"),
+    (["range", "r", "R", "", "", "", "", "", "", "", "start=0 end=10 step=0"],
+     "row 3, column “parameters”: “start=0 end=10 step=0”"),
+    (["range", "r", "R", "", "", "", "", "", "", "", "from=0"],
+     "row 3, column “parameters”: “from=0”"),
+    (["integer", "r", "R", "", "", "", "", "", "", "", "start=1"],
+     "row 3, column “parameters”: “start=1”"),
+    (["calculate", "c"], "row 3, column “calculation”: a calculate question needs"),
+    (["calculate", "c", "", "", "", "", "", "${c} + 1"],
+     "row 3, column “calculation”: the calculation of “c” depends on itself."),
+])
+def test_bad_calculations_and_parameters_are_refused_with_the_row(row, expected):
+    with pytest.raises(XLSFormError) as caught:
+        parse_xlsform(_small([FEATURES[0], ["integer", "a", "A"], row],
+                             settings=[["form_id"], ["bad"]]))
+    assert any(expected in m for m in caught.value.messages), caught.value.messages
+
+
+CASCADE = [["type", "name", "label", "choice_filter", "required"],
+           ["select_one county", "county", "County", "", "yes"],
+           ["select_one sub", "sub", "Sub-county", "county = ${county}", "yes"]]
+CASCADE_CHOICES = [["list_name", "name", "label", "county"],
+                   ["county", "a", "A", ""], ["county", "b", "B", ""],
+                   ["sub", "a1", "A one", "a"], ["sub", "a2", "A two", "a"],
+                   ["sub", "b1", "B one", "b"]]
+
+
+def cascade_form() -> bytes:
+    """Cascading selects (also used by tests/test_surveys.py)."""
+    return _small(CASCADE, CASCADE_CHOICES, [["form_id"], ["cascade"]])
+
+
+def test_choice_filter_keeps_the_columns_it_reads_and_round_trips():
+    definition = parse_xlsform(cascade_form())
+    county, sub = definition["questions"]
+    assert sub["choice_filter"] == "county = ${county}" and "choice_filter" not in county
+    assert sub["choices"][0] == {"name": "a1", "label": {"ar": "A one", "fr": "A one",
+                                                         "en": "A one"}, "data": {"county": "a"}}
+    assert all("data" not in c for c in county["choices"]), "kept only where a filter reads"
+    data = export_xlsform(definition)
+    _pyxform_converts(data)
+    assert _without_rows(parse_xlsform(data)) == _without_rows(definition)
+
+
+def test_a_choice_filter_on_an_unknown_name_or_a_text_question_is_refused():
+    bad = [*CASCADE[:2], ["select_one sub", "sub", "Sub", "county = ${ghost}", ""],
+           ["text", "t", "T", "county = 'a'", ""]]
+    with pytest.raises(XLSFormError) as caught:
+        parse_xlsform(_small(bad, CASCADE_CHOICES, [["form_id"], ["bad"]]))
+    messages = caught.value.messages
+    assert any("row 3: the choice_filter refers to an unknown question '${ghost}'" in m
+               for m in messages), messages
+    assert any("row 4, column “choice_filter”: “county = 'a'”" in m for m in messages), messages
+
+
+def test_every_accepted_corpus_form_round_trips_and_its_expressions_evaluate():
+    from bladi_cases.services import ValidationError
+    from bladi_cases.services.surveys.surveys import _check_expressions
+    from tests.xlsform_corpus import forms
+
+    accepted = 0
+    for path in forms():
+        try:
+            definition = parse_xlsform(path.read_bytes(), path.name)
+        except XLSFormError:
+            continue
+        try:
+            _check_expressions(definition)  # what import_version refuses besides
+        except ValidationError:
+            continue
+        accepted += 1
+        data = export_xlsform(definition)
+        _pyxform_converts(data)
+        assert _without_rows(parse_xlsform(data)) == _without_rows(definition), path.name
+    assert accepted >= 17

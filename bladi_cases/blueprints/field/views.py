@@ -17,7 +17,8 @@ from ..beneficiaries.views import prepare_form
 from . import bp
 
 # Files the service worker keeps for the app to start with no connection.
-SHELL = ("css/app.css", "js/app.js", "js/offline.js", "js/field.js", "img/icon.svg")
+SHELL = ("css/app.css", "js/app.js", "js/offline.js", "js/xpath.min.js", "js/field.js",
+         "img/icon.svg")
 
 
 @bp.get("/field")

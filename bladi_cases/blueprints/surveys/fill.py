@@ -60,10 +60,11 @@ def fill(survey_id):
         index = max(0, min(int(request.args.get("page", 0)), len(pages)))
     except ValueError:
         index = 0
-    errors = {}
+    errors, notice = {}, None
     if request.method == "POST":
         nav = request.form.get("nav", "next")
         names = pages[index]["questions"] if index < len(pages) else []
+        offered = logic.choices_for(definition, answers)  # as the page was shown
         errors = service.save_page(draft, definition, names, _values(definition, names), lang)
         answers = service.draft_answers(draft)
         pages = _pages(definition, answers)
@@ -72,23 +73,40 @@ def fill(survey_id):
         if nav == "submit":
             return _submit(survey, version, youth, wave, draft, lang)
         # Without JavaScript, an answer may reveal a question of this same page: show the
-        # page again with it rather than skipping it.
+        # page again with it rather than skipping it, and do not fail a question the worker
+        # has not seen yet (it is checked when the page comes back, and again at submission).
         displayed = set(request.form.get("shown", "").split())
         now_shown = logic.visible(definition, answers)
         notes = {q["name"] for q in definition["questions"] if q["type"] == "note"}
         revealed = [n for n in names
                     if now_shown.get(n) and n not in displayed and n not in notes]
+        # A cascading select whose choices an answer of this page changed: shown again too.
+        now_offered = logic.choices_for(definition, answers)
+        revealed += [n for n in names if now_shown.get(n) and n in displayed
+                     and now_offered.get(n) != offered.get(n)]
+        if "shown" in request.form:
+            errors = {n: e for n, e in errors.items() if n in displayed and n not in revealed}
         if not errors and not revealed:
             return _go(survey, youth, wave, index + 1)
+        if revealed:
+            notice = _("Your answers opened new questions on this page: answer them, "
+                       "then press Next.")
     if index >= len(pages):
         return _review(survey, version, youth, wave, draft, pages, lang)
     shown = logic.visible(definition, answers)
-    questions = [q for q in definition["questions"] if q["name"] in pages[index]["questions"]]
+    offered = logic.choices_for(definition, answers)
+    questions = [{**q, "choices": offered[q["name"]]} if q["name"] in offered else q
+                 for q in definition["questions"] if q["name"] in pages[index]["questions"]]
+    values = logic.effective(definition, answers)
+    # Computed answers show their value; typed ones what was typed, even if hidden now.
+    answers = {**answers, **{q["name"]: values.get(q["name"]) for q in questions
+                             if q.get("calculation")}}
     return render_template("surveys/fill.html", survey=survey, version=version, youth=youth,
                            wave=wave, page=pages[index], index=index,
                            count=len(pages), questions=questions, shown=shown,
                            displayed=[q["name"] for q in questions if shown.get(q["name"])],
-                           answers=answers, errors=errors, lang=lang), \
+                           answers=answers, values=values, interpolate=logic.interpolate,
+                           errors=errors, notice=notice, lang=lang), \
         (422 if errors else 200)
 
 
@@ -104,8 +122,10 @@ def _review(survey, version, youth, wave, draft, pages, lang, errors=None, statu
     shown = logic.visible(definition, answers)
     questions = [q for q in definition["questions"] if shown.get(q["name"])
                  and q["type"] != "note"]
+    values = logic.effective(definition, answers)  # calculations as they will be stored
     return render_template("surveys/review.html", survey=survey, youth=youth, wave=wave,
-                           questions=questions, answers=answers,
+                           questions=questions, answers=values, values=values,
+                           interpolate=logic.interpolate,
                            errors=errors or {}, lang=lang, count=len(pages),
                            uuid=draft.response_uuid), status
 

@@ -35,6 +35,7 @@ from ..activities.activities import roster, today_items, unmarkable
 from ..beneficiaries.registry import reveal_many
 from ..beneficiaries.validation import ADULT_AGE, MAX_AGE, MIN_AGE
 from ..cases.cases import OPEN_STATUSES
+from ..surveys.surveys import works_offline
 
 
 def _choices(enum: type[TitledEnum]) -> list[dict]:
@@ -82,11 +83,14 @@ def sessions_today(user: User, today: date) -> list[dict]:
 
 
 def fillable_surveys(user: User, lang: str) -> list[dict]:
-    """The current published version of each survey the user may fill."""
+    """The current published version of each survey the user may fill offline. A survey
+    using what the field app does not render (calculations, defaults, time, range...) is
+    left out: it is filled online, on the survey pages (see `works_offline`)."""
     surveys = db.session.scalars(scoped(Survey, user).order_by(Survey.code)).all()
     return [{"id": str(s.current.uuid), "survey": s.code, "title": s.title_in(lang),
              "number": s.current.number, "definition": s.current.definition}
-            for s in surveys if s.current is not None]
+            for s in surveys
+            if s.current is not None and works_offline(s.current.definition)]
 
 
 def registration_options(user: User, lang: str) -> dict:

@@ -3,24 +3,23 @@
 
 Expressions are XPath 1.0 as XLSForm writes them. They are evaluated by elementpath over an
 XML instance `<data><name>value</name>...</data>`, never by Python eval: an expression can
-only read the answers. Two ODK functions are added, `selected()` and `count-selected()`, and
-the comparison operators are replaced by XPath 1.0's own rules (see `_compare`).
+only read the answers. The ODK functions and type rules (dates compare and subtract as days)
+are in `xpath`.
 """
 
 from __future__ import annotations
 
 import math
-import operator
 import re
 import xml.etree.ElementTree as ET
-from copy import copy
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
-from elementpath import ElementPathError, XPath1Parser, XPathContext, XPathNode
+from elementpath import ElementPathError
 from flask_babel import lazy_gettext as _l
 
 from ...models.common import in_language
+from . import xpath
 
 MSG_REQUIRED = _l("This question must be answered.")
 MSG_INTEGER = _l("Enter a whole number.")
@@ -28,12 +27,20 @@ MSG_DECIMAL = _l("Enter a number.")
 MSG_DATE = _l("Enter a date as YYYY-MM-DD.")
 MSG_CHOICE = _l("Choose from the list.")
 MSG_REJECTED = _l("This answer is not accepted.")
+MSG_TIME = _l("Enter a time as HH:MM.")
+MSG_DATETIME = _l("Enter a date and a time.")
+MSG_RANGE = _l("Enter a number from %(start)s to %(end)s, in steps of %(step)s.")
+MSG_ACKNOWLEDGE = _l("Tick the box to acknowledge.")
 
 _REFERENCE = re.compile(r"\$\{([^}]*)\}")
 _LITERAL = re.compile(r"""('[^']*'|"[^"]*")""")
 _INTEGER = re.compile(r"-?[0-9]+")
 _DECIMAL = re.compile(r"-?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+)")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_TIME = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?")
+_DATETIME = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})T(.+)")
+# Questions whose value the server computes rather than the worker types.
+_NUMERIC = ("decimal", "range")
 # XPath 1.0's number(): no exponent, no 'inf'/'nan', unlike Python's float().
 _XPATH_NUMBER = re.compile(r"\s*-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*")
 
@@ -49,30 +56,6 @@ class LogicError(Exception):
 
 # --- The XPath dialect -------------------------------------------------------------------
 
-class _ODKParser(XPath1Parser):
-    """XPath 1.0 plus ODK's functions. The subclass gets its own copy of the symbol table,
-    so nothing here changes elementpath's XPath1Parser for other users."""
-
-    function_signatures = XPath1Parser.function_signatures.copy()
-
-
-def _selected(self, context=None) -> bool:
-    """selected(node, value): value is one of the node's space-separated choice names."""
-    tokens = self.string_value(self.get_argument(context)).split()
-    return self.string_value(self.get_argument(context, index=1)).strip() in tokens
-
-
-def _count_selected(self, context=None) -> int:
-    """count-selected(node): how many choice names the node holds."""
-    return len(self.string_value(self.get_argument(context)).split())
-
-
-_ODKParser.function("selected", nargs=2, sequence_types=(
-    "xs:string?", "xs:string?", "xs:boolean")).evaluate = _selected
-_ODKParser.function("count-selected", nargs=1, sequence_types=(
-    "xs:string?", "xs:integer")).evaluate = _count_selected
-
-
 def _to_number(value) -> float:
     if isinstance(value, bool):
         return 1.0 if value else 0.0
@@ -80,62 +63,6 @@ def _to_number(value) -> float:
         return float(value)
     text = str(value)
     return float(text) if _XPATH_NUMBER.fullmatch(text) else math.nan
-
-
-def _to_boolean(value) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float | Decimal):
-        return not (value == 0 or math.isnan(value))
-    return bool(str(value))
-
-
-def _operand(token, context) -> tuple[bool, object]:
-    """(True, [string values]) for a node-set, (False, value) for a string/number/boolean."""
-    items = list(token.select(copy(context)))
-    if not items or any(isinstance(item, XPathNode) for item in items):
-        return True, [token.string_value(item) for item in items]
-    return False, items[0]
-
-
-def _compare(op, left: tuple[bool, object], right: tuple[bool, object]) -> bool:
-    """XPath 1.0 comparison (section 3.4). elementpath 5.1's XPath1Parser compares a node
-    with a number as untyped text (`${age} = 18` is false for "18") and raises on an empty
-    node with `<`; ODK forms rely on the 1.0 rules, where "" is NaN and simply false."""
-    (left_nodes, lval), (right_nodes, rval) = left, right
-    equality = op in (operator.eq, operator.ne)
-    if left_nodes and right_nodes:
-        conv = str if equality else _to_number
-        return any(op(conv(a), conv(b)) for a in lval for b in rval)
-    if left_nodes or right_nodes:
-        nodes, other = (lval, rval) if left_nodes else (rval, lval)
-        if isinstance(other, bool):
-            pairs = [(bool(nodes), other)]
-        else:
-            conv = str if equality and isinstance(other, str) else _to_number
-            pairs = [(conv(text), conv(other)) for text in nodes]
-        return any(op(a, b) if left_nodes else op(b, a) for a, b in pairs)
-    if not equality:
-        return op(_to_number(lval), _to_number(rval))
-    if isinstance(lval, bool) or isinstance(rval, bool):
-        return op(_to_boolean(lval), _to_boolean(rval))
-    if any(isinstance(v, int | float | Decimal) for v in (lval, rval)):
-        return op(_to_number(lval), _to_number(rval))
-    return op(str(lval), str(rval))
-
-
-def _comparison_class(symbol: str, op):
-    base = XPath1Parser.symbol_table[symbol]
-
-    def evaluate(self, context=None):
-        return _compare(op, _operand(self[0], context), _operand(self[1], context))
-
-    return type(base)(base.__name__, (base,), {"evaluate": evaluate, "__module__": __name__})
-
-
-for _symbol, _op in {"=": operator.eq, "!=": operator.ne, "<": operator.lt,
-                     ">": operator.gt, "<=": operator.le, ">=": operator.ge}.items():
-    _ODKParser.symbol_table[_symbol] = _comparison_class(_symbol, _op)
 
 
 # --- Evaluation --------------------------------------------------------------------------
@@ -158,51 +85,121 @@ def _text(value) -> str:
 
 def _instance(definition: dict, answers: dict) -> ET.Element:
     root = ET.Element("data")
-    for question in definition["questions"]:
+    for question in [*definition["questions"], *definition.get("meta", [])]:
         text = _text(answers.get(question["name"]))
-        if question["type"] == "decimal":
+        if question["type"] in _NUMERIC:
             text = text.replace(",", ".")  # so "1,5" compares as the number 1.5
         ET.SubElement(root, question["name"]).text = text
     return root
 
 
-def _evaluate_on(root: ET.Element, expression: str, definition: dict,
-                 current: str | None) -> bool:
-    known = {q["name"] for q in definition["questions"]}
+def _names(definition: dict) -> set[str]:
+    """The names an expression may refer to: questions and metadata."""
+    return {q["name"] for q in [*definition["questions"], *definition.get("meta", [])]}
+
+
+def _choice_labels(definition: dict, lang: str) -> dict[str, dict[str, str]]:
+    """For jr:choice-name(): each question's choice labels in `lang`, by choice name."""
+    return {q["name"]: {str(c["name"]): in_language(c.get("label"), lang, str(c["name"]))
+                        for c in q.get("choices") or []}
+            for q in definition["questions"] if q.get("choices")}
+
+
+def _value_on(root: ET.Element, expression: str, definition: dict, current: str | None,
+              now: datetime | None = None, lang: str = "en"):
+    known = _names(definition)
     for part in _LITERAL.split(expression)[::2]:  # odd parts are string literals
         for name in _REFERENCE.findall(part):
             if name not in known:
                 raise LogicError(expression, f"unknown question ${{{name}}}")
     try:
-        # A fresh parser each time: parsing takes ~40 us, and nothing is shared by threads.
-        token = _ODKParser().parse(to_xpath(expression))
         item = root.find(current) if current else None
-        results = list(token.select(XPathContext(root, item=item)))
-    except (ElementPathError, TypeError, ValueError, ArithmeticError) as exc:
+        return xpath.evaluate_value(to_xpath(expression), root, item, now=now,
+                                    choices=_choice_labels(definition, lang))
+    except (ElementPathError, TypeError, ValueError, ArithmeticError, re.error) as exc:
         # elementpath reports bad syntax, unknown functions (e.g. `__import__`) and type
         # errors with these; to the caller all are a broken expression in the definition.
         raise LogicError(expression, str(exc)) from exc
-    if not results:
-        return False
-    if any(isinstance(item, XPathNode) for item in results):
-        return True
-    return _to_boolean(results[0])
+
+
+def _evaluate_on(root: ET.Element, expression: str, definition: dict,
+                 current: str | None, now: datetime | None = None) -> bool:
+    return xpath.as_boolean(_value_on(root, expression, definition, current, now))
 
 
 def evaluate(expression: str, answers: dict, definition: dict,
-             current: str | None = None) -> bool:
+             current: str | None = None, *, now: datetime | None = None) -> bool:
     """The boolean value of an XLSForm expression given the answers; `.` is the question
-    `current`. Raises LogicError for an expression that cannot be parsed or evaluated."""
-    return _evaluate_on(_instance(definition, answers), expression, definition, current)
+    `current`; today() and now() read `now` (default: the clock). Raises LogicError for an
+    expression that cannot be parsed or evaluated."""
+    return _evaluate_on(_instance(definition, answers), expression, definition, current, now)
+
+
+def value(expression: str, answers: dict, definition: dict, current: str | None = None, *,
+          now: datetime | None = None, lang: str = "en") -> bool | float | str:
+    """The value of an XLSForm expression (a calculation, a default): a bool, a float (NaN
+    for no number) or a str (a date as 'YYYY-MM-DD', a node-set as its first node's text);
+    jr:choice-name() gives labels in `lang`. Raises LogicError like `evaluate`."""
+    result = _value_on(_instance(definition, answers), expression, definition, current, now,
+                       lang)
+    return result if isinstance(result, bool | float | str) else xpath.as_string(result)
+
+
+def computed(question: dict) -> bool:
+    """Whether the server computes the question's value (it has a calculation), so what a
+    client sends for it is ignored."""
+    return bool(question.get("calculation"))
+
+
+def _calculate(question: dict, root: ET.Element, definition: dict, working: dict) -> bool:
+    """Compute a calculation into the instance and `working`; True if its value changed.
+    A result that is not a number (NaN) is empty, as in ODK."""
+    name = question["name"]
+    result = _value_on(root, question["calculation"], definition, name)
+    number = isinstance(result, float) and not isinstance(result, bool)
+    text = "" if number and math.isnan(result) else xpath.as_string(result)
+    node = root.find(name)
+    if (node.text or "") == text:
+        return False
+    node.text = text
+    working[name] = text
+    return True
 
 
 def _resolve(definition: dict, answers: dict) -> tuple[dict[str, bool], dict, ET.Element]:
     """Visibility in question order, each hidden answer cleared before later questions are
-    considered (so a hidden 'yes' cannot open a follow-up). Returns (shown, effective
-    answers, instance of the effective answers)."""
+    considered (so a hidden 'yes' cannot open a follow-up). Calculations are computed first
+    until they settle (one may use another written after it), then again in question order
+    with the hidden answers cleared. With calculations, this is repeated with the hidden
+    answers cleared from the start, until what is hidden settles (a calculation may read an
+    answer written after it that turns out hidden). Returns (shown, effective answers,
+    instance of the effective answers)."""
+    calculations = [q for q in definition["questions"] if q.get("calculation")]
+    hidden: set[str] = set()
+    for _attempt in range(len(calculations) + 1 if calculations else 1):
+        shown, working, root = _resolve_once(definition, answers, calculations, hidden)
+        now_hidden = {name for name, ok in shown.items() if not ok}
+        if now_hidden == hidden:
+            break
+        hidden = now_hidden
+    return shown, working, root
+
+
+def _resolve_once(definition: dict, answers: dict, calculations: list[dict],
+                  hidden: set[str]) -> tuple[dict[str, bool], dict, ET.Element]:
+    """One pass of `_resolve`, the answers of `hidden` cleared from the start."""
     groups = {g["name"]: g for g in definition.get("groups", [])}
     working = dict(answers)
+    for question in definition["questions"]:
+        if computed(question):
+            working.pop(question["name"], None)  # never what a client sent
+        elif question["name"] in hidden:
+            working[question["name"]] = [] if question["type"] == "select_multiple" else ""
     root = _instance(definition, working)
+    settling = [q for q in calculations if q["name"] not in hidden]  # hidden: stays empty
+    for _round in range(len(settling) + 1):
+        if not any([_calculate(q, root, definition, working) for q in settling]):
+            break
     shown: dict[str, bool] = {}
     group_shown: dict[str, bool] = {}
     for question in definition["questions"]:
@@ -217,10 +214,62 @@ def _resolve(definition: dict, answers: dict) -> tuple[dict[str, bool], dict, ET
         if ok and question.get("relevant"):
             ok = _evaluate_on(root, question["relevant"], definition, name)
         shown[name] = ok
+        if ok and question.get("calculation"):
+            _calculate(question, root, definition, working)
         if not ok:
             working[name] = [] if question["type"] == "select_multiple" else ""
             root.find(name).text = ""
     return shown, working, root
+
+
+_CHOICE_ITEM = "_choice_item_"  # where a choice_filter reads the choice it looks at
+
+
+def _filtered_on(root: ET.Element, question: dict, definition: dict) -> list[dict]:
+    """The choices the question's choice_filter lets through, the answers being `root`.
+    As in ODK, the filter is read with each choice as its context: `county` is that choice's
+    column (its "data"), `name` its name; `${name}` reads an answer."""
+    choices = question.get("choices") or []
+    expression = question.get("choice_filter")
+    if not expression:
+        return choices
+    kept = []
+    for choice in choices:
+        item = ET.SubElement(root, _CHOICE_ITEM)
+        ET.SubElement(item, "name").text = str(choice["name"])
+        for column, text in (choice.get("data") or {}).items():
+            ET.SubElement(item, column).text = text
+        try:
+            if _evaluate_on(root, expression, definition, _CHOICE_ITEM):
+                kept.append(choice)
+        finally:
+            root.remove(item)
+    return kept
+
+
+def choices_for(definition: dict, answers: dict) -> dict[str, list[dict]]:
+    """The choices of each question with a choice_filter, as the answers let through."""
+    _shown, _working, root = _resolve(definition, answers)
+    return {q["name"]: _filtered_on(root, q, definition)
+            for q in definition["questions"] if q.get("choice_filter")}
+
+
+def effective(definition: dict, answers: dict) -> dict:
+    """The answers as they count: calculations computed, hidden answers cleared."""
+    return _resolve(definition, answers)[1]
+
+
+def interpolate(text: str, answers: dict) -> str:
+    """A label or hint with each `${name}` replaced by that answer (as stored text; a
+    select's choice names). The caller escapes the result when it writes HTML."""
+    return _REFERENCE.sub(lambda m: _text(answers.get(m.group(1))), text or "")
+
+
+def defaults(definition: dict) -> dict:
+    """The answers a new draft starts with: each question's `default`."""
+    return {q["name"]: (q["default"].split() if q["type"] == "select_multiple"
+                        else q["default"])
+            for q in definition["questions"] if q.get("default")}
 
 
 def visible(definition: dict, answers: dict) -> dict[str, bool]:
@@ -237,6 +286,8 @@ def pages(definition: dict) -> list[dict]:
     by_group: dict[str, dict] = {}
     run = None
     for question in definition["questions"]:
+        if question["type"] == "calculate":
+            continue  # nothing to show or answer
         group = question.get("group")
         if group:
             run = None
@@ -273,10 +324,40 @@ def _type_error(question: dict, text: str):
             date.fromisoformat(text)  # also refuses 2025-02-30
         except ValueError:
             return MSG_DATE
+    if kind == "time" and not _TIME.fullmatch(text):
+        return MSG_TIME
+    if kind == "datetime":
+        match = _DATETIME.fullmatch(text)
+        try:
+            if not match or not _TIME.fullmatch(match.group(2)):
+                raise ValueError(text)
+            date.fromisoformat(match.group(1))
+        except ValueError:
+            return MSG_DATETIME
+    if kind == "range":
+        return _range_error(question, text)
+    if kind == "acknowledge" and text != "OK":
+        return MSG_ACKNOWLEDGE
     if kind in ("select_one", "likert", "yes_no") and text not in _choices(question):
         return MSG_CHOICE
     if kind == "select_multiple" and not set(text.split()) <= _choices(question):
         return MSG_CHOICE
+    return None
+
+
+def _range_error(question: dict, text: str):
+    """A range answer must be a number from start to end, a whole number of steps from
+    start (compared as decimals, so 0.1 steps are exact)."""
+    params = question.get("parameters") or {}
+    start, end, step = (Decimal(str(params.get(k, d))) for k, d in
+                        (("start", 1), ("end", 10), ("step", 1)))
+    low, high = min(start, end), max(start, end)
+    message = MSG_RANGE % {"start": start, "end": end, "step": step}
+    if not _DECIMAL.fullmatch(text):
+        return message
+    value = Decimal(text.replace(",", "."))
+    if not low <= value <= high or (value - start) % step != 0:
+        return message
     return None
 
 
@@ -302,10 +383,15 @@ def validate(definition: dict, answers: dict, names: list[str] | None = None,
             continue
         text = _text(working.get(name))
         if not text:
-            if question.get("required"):
-                errors[name] = str(MSG_REQUIRED)
+            if question.get("required") or question.get("required_if") and _evaluate_on(
+                    root, question["required_if"], definition, name):
+                errors[name] = in_language(question.get("required_message") or {}, lang) \
+                    or str(MSG_REQUIRED)
             continue
         error = _type_error(question, text)
+        if error is None and question.get("choice_filter") and not set(text.split()) <= {
+                str(c["name"]) for c in _filtered_on(root, question, definition)}:
+            error = MSG_CHOICE  # a choice its filter does not offer
         if error is not None:
             errors[name] = str(error)
         elif question.get("constraint") and not _evaluate_on(
@@ -320,8 +406,9 @@ def _typed(question: dict, value):
     text, kind = _text(value), question["type"]
     if kind == "integer" and _INTEGER.fullmatch(text):
         return int(text)
-    if kind == "decimal" and _DECIMAL.fullmatch(text):
-        return float(text.replace(",", "."))
+    if kind in _NUMERIC and _DECIMAL.fullmatch(text):
+        number = float(text.replace(",", "."))
+        return int(number) if kind == "range" and number.is_integer() else number
     if kind == "select_multiple":
         return sorted(set(text.split()))
     return text
@@ -329,11 +416,16 @@ def _typed(question: dict, value):
 
 def clean(definition: dict, answers: dict) -> dict:
     """The answers to store: visible, non-note, answered questions only, typed (integer ->
-    int, decimal -> float, select_multiple -> sorted list of names, others -> str)."""
+    int, decimal -> float, range -> int or float, select_multiple -> sorted list of names,
+    others -> str), calculations included; then the metadata values given in `answers`."""
     shown, working, _root = _resolve(definition, answers)
-    return {q["name"]: _typed(q, working.get(q["name"]))
-            for q in definition["questions"]
-            if shown[q["name"]] and q["type"] != "note" and _text(working.get(q["name"]))}
+    cleaned = {q["name"]: _typed(q, working.get(q["name"]))
+               for q in definition["questions"]
+               if shown[q["name"]] and q["type"] != "note" and _text(working.get(q["name"]))}
+    for item in definition.get("meta", []):
+        if _text(answers.get(item["name"])):
+            cleaned[item["name"]] = _text(answers[item["name"]])
+    return cleaned
 
 
 def _item_value(value) -> float | None:

@@ -77,7 +77,7 @@ def _check_expressions(definition: dict) -> None:
     items = [(g, None) for g in definition.get("groups", [])] + \
         [(q, q["name"]) for q in definition["questions"]]
     for item, current in items:
-        for key in ("relevant", "constraint"):
+        for key in ("relevant", "constraint", "calculation", "required_if"):
             expression = item.get(key)
             if not expression:
                 continue
@@ -88,6 +88,15 @@ def _check_expressions(definition: dict) -> None:
                     f"group {item.get('name')}"
                 problems.append(f"{where}: {key} “{expression}” cannot be evaluated "
                                 f"({error.message})")
+    filtered = {q["choice_filter"]: q for q in definition["questions"] if q.get("choice_filter")}
+    if filtered and not problems:  # the other expressions evaluate: try each filter
+        try:
+            logic.choices_for(definition, {})
+        except logic.LogicError as error:
+            row = filtered.get(error.expression, {}).get("row")
+            where = f"survey sheet, row {row}" if row else "survey sheet"
+            problems.append(f"{where}: choice_filter “{error.expression}” cannot be "
+                            f"evaluated ({error.message})")
     if problems:
         raise ValidationError({"upload": problems})
 
@@ -149,6 +158,10 @@ def draft_for(actor: User, version: SurveyVersion, youth: Beneficiary | None,
         draft = SurveyDraft(user_id=actor.id, organization_id=actor.organization_id,
                             version_id=version.id, beneficiary_id=getattr(youth, "id", None),
                             wave=wave, response_uuid=str(uuid.uuid4()))
+        # A new draft starts with the questions' defaults and the time it began (start).
+        started = {m["name"]: _timestamp(utcnow()) for m in version.definition.get("meta", [])
+                   if m["type"] == "start"}
+        draft.answers_enc = _sealed({**logic.defaults(version.definition), **started})
         db.session.add(draft)
         db.session.flush()
     return draft
@@ -159,7 +172,11 @@ def save_page(draft: SurveyDraft, definition: dict, names: list[str], posted: di
     """Keep a page's answers in the draft (always: back/next never lose them) and return
     that page's errors."""
     answers = draft_answers(draft)
+    fixed = {q["name"] for q in definition["questions"]
+             if q.get("read_only") or logic.computed(q)}
     for name in names:
+        if name in fixed:
+            continue  # shown, not typed: it keeps its default or is computed
         answers[name] = posted.get(name, [] if _multiple(definition, name) else "")
     draft.answers_enc = _sealed(answers)
     db.session.flush()
@@ -189,8 +206,50 @@ def response_answers(response: SurveyResponse) -> dict:
 
 
 def _text_names(definition: dict) -> set[str]:
-    """The questions answered in free text, which can name the youth: stored encrypted."""
-    return {q["name"] for q in definition["questions"] if q["type"] == "text"}
+    """The questions answered in free text, which can name the youth: stored encrypted
+    (a calculation may join such texts)."""
+    return {q["name"] for q in definition["questions"] if q["type"] in ("text", "calculate")}
+
+
+def _timestamp(moment) -> str:
+    return moment.replace(microsecond=0, tzinfo=None).isoformat()
+
+
+def _meta_values(definition: dict, actor: User, answers: dict, day: date,
+                 device: str | None) -> dict:
+    """The metadata stored with a response: start from the draft (or the client), the
+    others set by the server when the response is stored."""
+    now = _timestamp(utcnow())
+    values = {}
+    for item in definition.get("meta", []):
+        kind, given = item["type"], answers.get(item["name"])
+        if kind == "start":
+            values[item["name"]] = given if isinstance(given, str) and given else now
+        elif kind == "end":
+            values[item["name"]] = now
+        elif kind == "today":
+            values[item["name"]] = day.isoformat()
+        elif kind == "username":
+            values[item["name"]] = actor.email
+        elif kind == "deviceid":
+            values[item["name"]] = device or "web"
+    return values
+
+
+def works_offline(definition: dict) -> bool:
+    """Whether the offline field app can fill this definition: it renders the first
+    types only, and none of the optional keys (xlsform.py's docstring lists them). Others
+    are filled online, where the server computes and checks everything."""
+    extras = ("calculation", "read_only", "default", "required_if", "required_message",
+              "parameters", "choice_filter")
+    return not definition.get("meta") and all(
+        q["type"] in OFFLINE_TYPES and not any(q.get(k) for k in extras)
+        and "${" not in json.dumps([q.get("label"), q.get("hint")])
+        for q in definition["questions"])
+
+
+OFFLINE_TYPES = ("text", "integer", "decimal", "date", "note", "select_one", "select_multiple",
+                 "likert", "yes_no")
 
 
 def _multiple(definition: dict, name: str) -> bool:
@@ -200,12 +259,16 @@ def _multiple(definition: dict, name: str) -> bool:
 
 def submit(actor: User, version: SurveyVersion, youth: Beneficiary | None, wave: str | None,
            answers: dict, response_uuid, lang: str = "en",
-           today: date | None = None) -> tuple[SurveyResponse, bool]:
+           today: date | None = None, device: str | None = None
+           ) -> tuple[SurveyResponse, bool]:
     """Store a response once. Returns (response, created); raises ValidationError with
-    answer errors, or RetryConflict when the UUID was used for other answers."""
+    answer errors, or RetryConflict when the UUID was used for other answers. The
+    definition's metadata (start, end...) is stored with it, `device` as its deviceid."""
     definition = version.definition
     key = uuid.UUID(str(response_uuid))
-    cleaned = logic.clean(definition, answers)
+    meta = {m["name"] for m in definition.get("meta", [])}
+    # The metadata differ between two sendings of the same response: not in the digest.
+    cleaned = {k: v for k, v in logic.clean(definition, answers).items() if k not in meta}
     texts = _text_names(definition)
     plain = {name: value for name, value in cleaned.items() if name not in texts}
     written = {name: value for name, value in cleaned.items() if name in texts}
@@ -221,12 +284,14 @@ def submit(actor: User, version: SurveyVersion, youth: Beneficiary | None, wave:
     if errors:
         raise ValidationError({name: [message] for name, message in errors.items()})
     check_can_fill(version, youth, wave)
+    day = today or date.today()
     response = SurveyResponse(
         uuid=key, organization_id=actor.organization_id, version_id=version.id,
         survey_id=version.survey_id, beneficiary_id=getattr(youth, "id", None), wave=wave,
-        answers=plain, text_answers_enc=_sealed(written),
+        answers={**plain, **_meta_values(definition, actor, answers, day, device)},
+        text_answers_enc=_sealed(written),
         scores=logic.scores(definition, cleaned), content_hash=digest,
-        submitted_by_id=actor.id, submitted_on=today or date.today())
+        submitted_by_id=actor.id, submitted_on=day)
     db.session.add(response)
     db.session.execute(sa.delete(SurveyDraft).where(SurveyDraft.user_id == actor.id,
                                                     SurveyDraft.response_uuid == str(key)))
@@ -281,7 +346,8 @@ def export_rows(survey: Survey, responses: list[SurveyResponse], codes: dict[int
     """A table of responses: one column per question (labels in `lang`), then the scores;
     written as CSV or XLSX by services/files.py (which neutralises formulas)."""
     definition = survey.current.definition if survey.current else responses[0].version.definition
-    questions = [q for q in definition["questions"] if q["type"] != "note"]
+    questions = [q for q in definition["questions"] if q["type"] != "note"] + \
+        [{"name": m["name"]} for m in definition.get("meta", [])]
     scales = definition.get("scales", [])
     header = [_("Code"), _("Wave"), _("Date"), _("Version")] + \
         [_label(q, lang) for q in questions] + [_label(s, lang) for s in scales]

@@ -3,9 +3,11 @@
 Forms are read through pyxform's own normalisation (its column and type aliases, language
 columns written "label::Name (code)", "label:Name" or "label::العربية", "select one from X",
 curly quotes), and converted by pyxform as ODK would. Only a subset of XLSForm is supported:
-the question types text, integer, decimal, date, note, select_one LIST and select_multiple
-LIST, and groups that are not nested; everything else a form uses is refused with its sheet,
-row and column (xlsform_rules.py says which), never dropped; the writer is xlsform_export.py.
+the question types text, integer, decimal, date, time, datetime, range, acknowledge,
+calculate, note, select_one LIST and select_multiple LIST, the metadata start, end, today,
+username and deviceid, and groups that are not nested; everything else a form uses is
+refused with its sheet, row and column (xlsform_rules.py says which), never dropped; the
+writer is xlsform_export.py.
 A `select_one` whose choice names are all integers becomes a `likert` question, one whose
 choice names are exactly {yes, no} a `yes_no` question. An optional extra sheet `scales` (not
 standard XLSForm; ODK and KoboToolbox ignore it) defines scores computed from likert or
@@ -13,6 +15,32 @@ integer items.
 
 The definition is a JSON-able dict with the keys title, form_id, version, groups, questions
 and scales; see `parse_xlsform`. Texts are dicts keyed by language code (ar, fr, en).
+Labels and hints may hold `${name}`, replaced by that answer when shown.
+
+Optional keys, present only when a form uses them (older definitions have none; readers use
+`.get`):
+- definition "meta": [{"name", "type"}], type one of start, end, today, username, deviceid.
+  No question is shown; the server stores the value with the response under that name:
+  start/end as ISO date-times (UTC, seconds) when the draft began and when it was sent,
+  today as YYYY-MM-DD, username the account's username, deviceid "web" or the field app's.
+- question "calculation": an expression; its value is computed on the server from the other
+  answers and stored as the answer (what a client sends for it is ignored). A `calculate`
+  question is never shown on the fill page; another type with a calculation is shown
+  read-only.
+- question "read_only": true (a read-only question shows its default or calculation).
+- question "default": the answer a new draft starts with (a literal, as text).
+- question "required_if": `required` written as an expression; the question is required
+  when it is true ("required" is then false).
+- question "required_message": texts by language, shown instead of "must be answered".
+- question "parameters" (type range only): {"start", "end", "step"} numbers.
+- question "choice_filter" (selects only): an expression read once per choice, with the
+  choice as context: `county = ${county}` keeps the choices whose column `county` equals
+  that answer. Only the choices it lets through are offered and accepted.
+- choice "data" (only in the choices of a question with a choice_filter): {column: text},
+  the choices sheet's own columns (those pyxform does not know), which the filter reads.
+Answers: time "HH:MM" (or HH:MM:SS), datetime "YYYY-MM-DDTHH:MM" (or with :SS), range a
+number from start to end on a step, acknowledge "OK".
+The offline field app offers only surveys that use none of these (services/field/data.py).
 
 Round trip: `parse_xlsform(export_xlsform(d)) == d` for every `d` returned by `parse_xlsform`,
 except the questions' "row" values (the export writes its own layout) and the choice list names,
@@ -29,6 +57,7 @@ the upload limit and the same stops.
 from __future__ import annotations
 
 import copy
+import math
 import re
 from dataclasses import dataclass
 from io import BytesIO
@@ -62,14 +91,19 @@ _YES_NO = {**aliases.yes_no, "1": True, "0": False}
 _FORM_ID_MAX = 60  # Survey.code
 _OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # how an Excel 97-2003 (.xls) file starts
 _HEADER = "@header "  # a normalised row's key for the header a value was written under
+_DATA = "@data "  # a choices row's key for a column of its own (read by choice_filter)
+_XML_NAME = re.compile(r"[A-Za-z_][\w.-]*")
 # Sheets pyxform reads that the app does not (the scales sheet is ours; others are ignored).
 _UNSUPPORTED_SHEETS = ("external_choices", "entities", "osm")
 _PYXFORM_SHEETS = ("survey", "choices", "settings", *_UNSUPPORTED_SHEETS)
 # The parts of pyxform's question dicts the parser reads (a check behind the rules).
-_BIND_READ = {"relevant", "constraint", "jr:constraintMsg", "required", "readonly"}
+_BIND_READ = {"relevant", "constraint", "jr:constraintMsg", "required", "readonly",
+              "calculate", "jr:requiredMsg"}
+# The keys of a question that hold an expression over the answers.
+_EXPRESSIONS = ("relevant", "constraint", "calculation", "required_if", "choice_filter")
 _SLOTS_NOT_READ = rules.SHEETS["survey"][1] - {
     "type", "name", "label", "hint", "bind", "control", "choices", "itemset", "list_name",
-    "parameters", "children",
+    "parameters", "children", "default", "choice_filter",
 }  # fmt: skip
 MAX_ROWS = 5_000  # of any sheet (a long form with its choice lists has ~1,500)
 MAX_COLUMNS = 200
@@ -148,6 +182,8 @@ def _normalise(name: str, sheet: _Sheet | None, errors: list[str], strip: bool =
             elif column.flat and column.flat not in row:
                 row[column.flat] = rules.clean(value, name, strip)
                 row[_HEADER + column.flat] = header  # for messages: the column as written
+            elif name == "choices" and not column.known and _XML_NAME.fullmatch(header):
+                row[_DATA + header] = rules.clean(value, name, strip)  # for choice_filter
         rows.append((number, row))
     return rows
 
@@ -242,9 +278,10 @@ def parse_xlsform(data: bytes, filename: str | None = None) -> dict:
     strip = _YES_NO.get(setting.get("clean_text_values", "yes"), True)
     default = _default_language(setting, number, errors)
     choices = _parse_choices(_normalise("choices", sheets.get("choices"), errors), default,
-                             errors)
+                             errors, _YES_NO.get(setting.get("allow_choice_duplicates", "no"),
+                                                 False))
     survey_rows = _normalise("survey", sheets.get("survey"), errors, strip)
-    groups, questions, rows = _parse_survey(survey_rows, choices, default, errors)
+    groups, questions, meta, rows = _parse_survey(survey_rows, choices, default, errors)
     _check_references(groups, questions, rows, errors)
     form_id = setting.get("form_id") or _form_name(filename) or ""
     if not form_id:
@@ -266,7 +303,7 @@ def parse_xlsform(data: bytes, filename: str | None = None) -> dict:
             errors.append(message)
     if errors:
         raise XLSFormError(errors)
-    return {
+    definition = {
         "title": _texts(setting, "bladi_title") or _texts(setting, "form_title", default),
         "form_id": form_id,
         "version": setting.get("version") or None,
@@ -274,6 +311,9 @@ def parse_xlsform(data: bytes, filename: str | None = None) -> dict:
         "questions": questions,
         "scales": scales,
     }
+    if meta:
+        definition["meta"] = meta
+    return definition
 
 
 def _default_language(setting: dict[str, str], number: int, errors: list[str]) -> str | None:
@@ -304,18 +344,24 @@ def _scale_rows(sheet: _Sheet | None) -> list[tuple[int, dict[str, str]]]:
     return rows
 
 
-def _parse_choices(rows, default: str | None, errors: list[str]) -> dict[str, list[dict]]:
+def _parse_choices(rows, default: str | None, errors: list[str],
+                   duplicates: bool = False) -> dict[str, list[dict]]:
+    """The choice lists by name. With the setting allow_choice_duplicates (as pyxform), a
+    name may appear twice in a list, e.g. a county of two states told apart by a filter."""
     lists: dict[str, list[dict]] = {}
     for number, row in rows:
         where = f"choices sheet, row {number}"
         list_name, name = row.get("list_name", ""), row.get("name", "")
         if not list_name or not name:
             errors.append(f"{where}: list_name and name are both required")
-        elif any(c["name"] == name for c in lists.get(list_name, [])):
+        elif not duplicates and any(c["name"] == name for c in lists.get(list_name, [])):
             errors.append(f"{where}: the choice '{name}' appears twice in the list '{list_name}'")
         else:
-            lists.setdefault(list_name, []).append(
-                {"name": name, "label": _texts(row, "label", default)})
+            choice = {"name": name, "label": _texts(row, "label", default)}
+            data = {k[len(_DATA):]: v for k, v in row.items() if k.startswith(_DATA)}
+            if data:
+                choice["data"] = data  # kept only where a choice_filter reads it
+            lists.setdefault(list_name, []).append(choice)
     return lists
 
 
@@ -329,7 +375,7 @@ def _select_kind(kind: str, choices: list[dict]) -> str:
 
 
 def _flag(row: dict[str, str], key: str, number: int, errors: list[str]) -> bool:
-    """A yes/no column (required, read_only); anything else is an expression we refuse."""
+    """A yes/no column (read_only); anything else is refused."""
     value = row.get(key, "")
     if not value:
         return False
@@ -339,10 +385,81 @@ def _flag(row: dict[str, str], key: str, number: int, errors: list[str]) -> bool
     return _YES_NO.get(value, _YES_NO.get(value.lower(), False))
 
 
+def _required(row: dict[str, str]) -> tuple[bool, str | None]:
+    """(required, None) for yes/no; (False, expression) for required written as a condition."""
+    value = row.get("required", "")
+    if not value:
+        return False, None
+    flag = _YES_NO.get(value, _YES_NO.get(value.lower()))
+    return (flag, None) if flag is not None else (False, value)
+
+
+def _range_parameters(row: dict[str, str], number: int, errors: list[str]) -> dict:
+    """A range's start, end and step (pyxform's defaults 1, 10, 1), as numbers."""
+    found = {"start": 1, "end": 10, "step": 1}
+    text = row.get("parameters", "")
+    for part in re.split(r"[\s,;]+", text.strip()) if text.strip() else []:
+        key, _sep, value = part.partition("=")
+        key = key.strip().lower()
+        try:
+            number_value = float(value)
+        except ValueError:
+            number_value = math.nan
+        if key not in found or not math.isfinite(number_value):
+            errors.append(rules.value_refused("survey", number, row[_HEADER + "parameters"],
+                                              text))
+            return found
+        found[key] = int(number_value) if number_value.is_integer() else number_value
+    if found["step"] <= 0 or found["start"] == found["end"]:
+        errors.append(rules.value_refused("survey", number, row[_HEADER + "parameters"], text))
+    return found
+
+
+def _extras(row: dict[str, str], qtype: str, written: str, number: int,
+            default: str | None, errors: list[str]) -> tuple[dict, bool]:
+    """The optional keys of a question (see the module docstring), present only when used."""
+    extra: dict = {}
+    required, required_if = _required(row)
+    if required_if:
+        extra["required_if"] = required_if
+    message = _texts(row, "required_message", default)
+    if message:
+        extra["required_message"] = message
+    if row.get("calculation"):
+        extra["calculation"] = row["calculation"]
+    elif qtype == "calculate" and written == "calculate":  # "hidden" may stay empty
+        errors.append(_("%(where)s: a calculate question needs a calculation.",
+                        where=rules.where("survey", number, "calculation")))
+    if _flag(row, "read_only", number, errors):
+        extra["read_only"] = True
+    value = row.get("default", "")
+    if value:
+        if "${" in value or "(" in value or qtype in ("calculate", "note"):
+            # A default computed from other answers (or today()): not supported yet.
+            errors.append(rules.value_refused("survey", number, row[_HEADER + "default"],
+                                              value))
+        else:
+            extra["default"] = value
+    if row.get("choice_filter"):
+        if qtype not in ("select_one", "select_multiple", "likert", "yes_no"):
+            errors.append(rules.value_refused("survey", number, row[_HEADER + "choice_filter"],
+                                              row["choice_filter"]))
+        else:
+            extra["choice_filter"] = row["choice_filter"]
+    if qtype == "range":
+        extra["parameters"] = _range_parameters(row, number, errors)
+    elif row.get("parameters"):
+        errors.append(rules.value_refused("survey", number, row[_HEADER + "parameters"],
+                                          row["parameters"]))
+    return extra, required
+
+
 def _parse_survey(rows, choices, default: str | None, errors: list[str]):
-    """Questions and groups in order, and the row of every name (for later messages)."""
+    """Questions, groups and metadata in order, and the row of every name (for later
+    messages)."""
     groups: list[dict] = []
     questions: list[dict] = []
+    meta: list[dict] = []
     seen: dict[str, int] = {}
     # Open groups as (name, row). Nesting is refused, but a nested group is still tracked so
     # that its end_group does not also count as unbalanced.
@@ -375,14 +492,14 @@ def _parse_survey(rows, choices, default: str | None, errors: list[str]):
             errors.append(f"{where}: the name '{name}' is already used on row {seen[name]}")
             continue
         seen[name] = number
+        if qtype in rules.META_TYPES:
+            meta.append({"name": name, "type": qtype})
+            continue
         relevant = row.get("relevant") or None
         if "search(" in row.get("control::appearance", ""):  # choices from a CSV file
             errors.append(rules.value_refused("survey", number,
                                               row[_HEADER + "control::appearance"],
                                               row["control::appearance"]))
-        if _flag(row, "read_only", number, errors):  # a read-only calculation
-            errors.append(rules.value_refused("survey", number, row[_HEADER + "read_only"],
-                                              row["read_only"]))
         if qtype == "begin_group":
             if stack:
                 outer, outer_row = stack[-1]
@@ -399,34 +516,53 @@ def _parse_survey(rows, choices, default: str | None, errors: list[str]):
         if list_name:
             if list_name in choices:
                 q_choices = [{**c, "label": dict(c["label"])} for c in choices[list_name]]
+                if not row.get("choice_filter"):
+                    for choice in q_choices:
+                        choice.pop("data", None)
                 qtype = _select_kind(qtype, q_choices)
             else:
                 errors.append(f"{where}: the choice list '{list_name}' is not on the choices sheet")
         label, hint = _texts(row, "label", default), _texts(row, "hint", default)
-        if not label and not hint:
+        if not label and not hint and qtype != "calculate":
             errors.append(f"{where}: the question '{name}' has no label")
+        extra, required = _extras(row, qtype, kind, number, default, errors)
         questions.append(dict(
-            name=name, type=qtype, label=label, hint=hint,
-            required=_flag(row, "required", number, errors),
+            name=name, type=qtype, label=label, hint=hint, required=required,
             relevant=relevant, constraint=row.get("constraint") or None,
             constraint_message=_texts(row, "constraint_message", default), choices=q_choices,
-            group=stack[0][0] if stack else None, row=number,
+            group=stack[0][0] if stack else None, row=number, **extra,
         ))  # fmt: skip
     for name, number in stack:
         errors.append(f"survey sheet, row {number}: the group '{name}' is never closed")
-    return groups, questions, seen
+    return groups, questions, meta, seen
 
 
 def _check_references(groups, questions, rows: dict[str, int], errors: list[str]) -> None:
     """Unknown ${name} references, and cycles in which questions' visibility depends on itself."""
     for item in groups + questions:
-        for field in ("relevant", "constraint"):
-            for ref in _REF.findall(item.get(field) or ""):
+        texts = [*(item.get("label") or {}).values(), *(item.get("hint") or {}).values()]
+        for field, text in [(f, item.get(f)) for f in _EXPRESSIONS] + \
+                [("label", t) for t in texts]:
+            for ref in _REF.findall(text or ""):
                 if ref not in rows:
                     errors.append(
                         f"survey sheet, row {rows[item['name']]}: the {field} refers to "
                         f"an unknown question '${{{ref}}}'"
                     )
+    # A calculation may not depend on itself, directly or through other calculations.
+    calc = {q["name"]: set(_REF.findall(q["calculation"])) for q in questions
+            if q.get("calculation")}
+    for start in calc:
+        seen_calc, todo = set(), list(calc[start])
+        while todo:
+            node = todo.pop()
+            if node in calc and node not in seen_calc:
+                seen_calc.add(node)
+                todo.extend(calc[node])
+        if start in seen_calc:
+            errors.append(_("%(where)s: the calculation of “%(name)s” depends on itself.",
+                            where=rules.where("survey", rows[start], "calculation"),
+                            name=start))
     group_relevant = {g["name"]: g["relevant"] or "" for g in groups}
     # A question is shown only if its own relevant and its group's relevant hold.
     deps = {
@@ -554,12 +690,14 @@ def _unread(elements: list[dict], rows: dict[str, int], seen: set[str] | None = 
             if key == "bind":
                 for bind in set(value) - _BIND_READ:
                     refuse(name, f"bind::{bind}", bind)
-                if _YES_NO.get(value.get("readonly", "no"), True):
-                    refuse(name, "bind::readonly", "read_only")
             elif key == "control":
-                for control in set(value) - {"appearance"}:
+                # pyxform writes a range's parameters on its control as well.
+                read = {"appearance", "start", "end", "step"} \
+                    if element.get("type") == "range" else {"appearance"}
+                for control in set(value) - read:
                     refuse(name, f"control::{control}", control)
-            elif key == "parameters" and value or key in _SLOTS_NOT_READ:
+            elif key == "parameters" and value and element.get("type") != "range" \
+                    or key in _SLOTS_NOT_READ:
                 refuse(name, key, key)
         messages.extend(_unread(element.get("children", []), rows, seen))
     return messages

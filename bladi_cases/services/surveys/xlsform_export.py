@@ -28,13 +28,20 @@ def export_xlsform(definition: dict) -> bytes:
     survey.append([
         "type", "name", *_lang_columns("label"), *_lang_columns("hint"),
         "required", "relevant", "constraint", *_lang_columns("constraint_message"),
+        *_lang_columns("required_message"), "calculation", "read_only", "default",
+        "parameters", "choice_filter",
     ])  # fmt: skip
-    choices: list[list] = [["list_name", "name", *_lang_columns("label")]]
+    # Choice columns a choice_filter reads (e.g. the county of each sub-county).
+    data_columns = sorted({column for q in definition.get("questions", [])
+                           for c in q.get("choices") or [] for column in c.get("data") or {}})
+    choices: list[list] = [["list_name", "name", *_lang_columns("label"), *data_columns]]
 
     groups = definition.get("groups") or []
     by_group = {g["name"]: g for g in groups}
     used = {q.get("group") for q in definition.get("questions", [])}
     opened: set[str] = set()
+    for item in definition.get("meta", []):  # metadata first, as ODK's templates write it
+        survey.append([item["type"], item["name"]])
 
     def write_group(name: str, close: bool) -> None:
         group = by_group.get(name, {"name": name})
@@ -64,13 +71,23 @@ def export_xlsform(definition: dict) -> bytes:
             list_name = f"{name}_list"
             kind = ("select_multiple " if qtype == "select_multiple" else "select_one ") + list_name
             for choice in question.get("choices", []):
-                choices.append([list_name, str(choice["name"]), *_lang_values(choice["label"])])
+                data = choice.get("data") or {}
+                choices.append([list_name, str(choice["name"]), *_lang_values(choice["label"]),
+                                *[data.get(column) for column in data_columns]])
+        elif qtype == "calculate" and not question.get("calculation"):
+            kind = "hidden"  # pyxform's spelling of a calculate that has no calculation
         else:
             kind = qtype
+        params = question.get("parameters")
         survey.append([
             kind, name, *_lang_values(question.get("label")), *_lang_values(question.get("hint")),
-            "yes" if question.get("required") else None, question.get("relevant"),
+            "yes" if question.get("required") else question.get("required_if"),
+            question.get("relevant"),
             question.get("constraint"), *_lang_values(question.get("constraint_message")),
+            *_lang_values(question.get("required_message")), question.get("calculation"),
+            "yes" if question.get("read_only") else None, question.get("default"),
+            " ".join(f"{k}={params[k]}" for k in ("start", "end", "step")) if params else None,
+            question.get("choice_filter"),
         ])  # fmt: skip
     if current:
         survey.append(["end_group"])
@@ -89,6 +106,11 @@ def export_xlsform(definition: dict) -> bytes:
         values = [next(title[c] for c in LANGS if c in title), *_lang_values(title)]
     else:
         heads, values = [], []
+    # A name twice in a list (told apart by a choice_filter) needs pyxform's setting.
+    duplicates = any(len({c["name"] for c in q.get("choices") or []}) < len(q.get("choices") or [])
+                     for q in definition.get("questions", []))
+    heads, values = (heads + ["allow_choice_duplicates"], values + ["yes"]) if duplicates \
+        else (heads, values)
     settings.append([*heads, "form_id", "version"])
     settings.append([*values, definition["form_id"], definition.get("version")])
 

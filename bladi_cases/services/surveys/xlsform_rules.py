@@ -29,25 +29,28 @@ LANGUAGE_NAMES = {
 }  # fmt: skip
 _CODE = re.compile(r"\(\s*([A-Za-z]{2,3})(?:[-_]\w+)?\s*\)\s*$")
 
-PLAIN_TYPES = ("text", "integer", "decimal", "date", "note")
+PLAIN_TYPES = ("text", "integer", "decimal", "date", "note", "time", "datetime", "range",
+               "acknowledge", "calculate")
+# Metadata: no question is shown; the value is stored with the response (definition "meta").
+META_TYPES = ("start", "end", "today", "username", "deviceid")
 SUPPORTED_TYPES = (
-    "text, integer, decimal, date, note, select_one LIST, select_multiple LIST, "
-    "begin_group, end_group"
+    "text, integer, decimal, date, time, datetime, range, acknowledge, calculate, note, "
+    "select_one LIST, select_multiple LIST, begin_group, end_group, "
+    "start, end, today, username, deviceid"
 )
 
 # Columns, by pyxform's de-aliased name ("bind::relevant" for ("bind", "relevant")).
 SURVEY_HANDLED = {
     "type", "name", "label", "hint", "bind::relevant", "bind::constraint",
-    "bind::jr:constraintMsg", "bind::required",
-    # read_only: honoured when "no"; "yes" (a read-only calculation) is refused per row.
-    "bind::readonly",
+    "bind::jr:constraintMsg", "bind::required", "bind::readonly", "bind::calculate",
+    "bind::jr:requiredMsg", "default", "parameters", "choice_filter",
 }  # fmt: skip
 SURVEY_NO_EFFECT = {"control::appearance"}  # how a widget looks, not what it stores
 SURVEY_REFUSED = {
-    "bind::calculate", "bind::jr:requiredMsg", "bind::jr:noAppErrorString",
+    "bind::jr:noAppErrorString",
     "bind::entities:saveto", "control::jr:count", "control::autoplay", "control::rows",
     "media", "media::image", "media::big-image", "media::audio", "media::video",
-    "guidance_hint", "choice_filter", "default", "trigger", "parameters", "instance",
+    "guidance_hint", "trigger", "instance",
     "instance::odk:tag", "sms_field", "sms_option", "sms_separator", "sms_allow_media",
     "sms_date_format", "sms_datetime_format", "sms_response", "actions", "query",
     "itemset", "list_name", "choices", "extra_data", "parent", "bind", "control",
@@ -73,7 +76,8 @@ SETTINGS_REFUSED = {
     "bind", "control", "hint", "label", "media", "instance", "choices", "children",
     "extra_data", "parent", "type",
 }  # fmt: skip
-TRANSLATED = {"label", "hint", "bind::jr:constraintMsg", "title", "bladi_title"}
+TRANSLATED = {"label", "hint", "bind::jr:constraintMsg", "bind::jr:requiredMsg", "title",
+              "bladi_title"}
 
 SHEETS = {
     # sheet: (pyxform's aliases, pyxform's known columns, handled, no effect)
@@ -90,6 +94,7 @@ FLAT_NAMES = {
     "bind::relevant": "relevant", "bind::constraint": "constraint",
     "bind::jr:constraintMsg": "constraint_message", "bind::required": "required",
     "bind::readonly": "read_only", "title": "form_title", "id_string": "form_id",
+    "bind::calculate": "calculation", "bind::jr:requiredMsg": "required_message",
 }  # fmt: skip
 
 
@@ -154,7 +159,8 @@ def clean(value: str, sheet: str, strip_whitespace: bool) -> str:
 def question_type(kind: str) -> tuple[str, str | None] | None:
     """A type as written -> (our type, choice list) for the types we handle, else None.
 
-    Our types: the PLAIN_TYPES, "select_one", "select_multiple", "begin_group", "end_group".
+    Our types: the PLAIN_TYPES, the META_TYPES, "select_one", "select_multiple",
+    "begin_group", "end_group".
     """
     kind = " ".join(kind.split())
     kind = aliases._type_alias_map.get(kind, kind)  # pyxform's own table
@@ -177,7 +183,7 @@ def question_type(kind: str) -> tuple[str, str | None] | None:
         return "end_group", None
     if kind in aliases.select or kind not in QUESTION_TYPE_DICT:
         return None
-    for plain in PLAIN_TYPES:
+    for plain in PLAIN_TYPES + META_TYPES:
         if QUESTION_TYPE_DICT[kind] == QUESTION_TYPE_DICT[plain]:
             return plain, None
     return None
@@ -209,6 +215,7 @@ def type_refused(sheet: str, row: int, kind: str) -> str:
 
 
 def value_refused(sheet: str, row: int, header: str, value: str) -> str:
-    """The message for required written as a condition, or read_only: yes."""
+    """The message for a value a column cannot take here (e.g. a default computed from
+    other answers, a range parameter that is not a number)."""
     return _("%(where)s: “%(value)s” is not supported yet in this column.",
              where=where(sheet, row, header), value=value)

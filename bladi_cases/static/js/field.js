@@ -151,70 +151,32 @@
   }
 
   // --- Survey -------------------------------------------------------------------------------
-  // Skip rules offline: a small reader of the XLSForm expressions the forms use most
-  // (comparisons, and/or/not, selected(), string-length(), count-selected()). Anything it
-  // cannot read shows the question: the server, which reads them all, decides on arrival.
-  function relevant(expression, answers) {
-    if (!expression) return true;
-    var tokens = expression.match(/\$\{[^}]+\}|'[^']*'|"[^"]*"|-?\d+(?:\.\d+)?|!=|<=|>=|[=<>(),.]|[A-Za-z_][\w-]*/g) || [];
-    var at = 0;
-    function peek() { return tokens[at]; }
-    function next() { return tokens[at++]; }
-    function value(v) { return Array.isArray(v) ? v.join(" ") : (v === undefined || v === null ? "" : String(v)); }
-    function compare(a, op, b) {
-      var x = Number(a), y = Number(b), numeric = a !== "" && b !== "" && !isNaN(x) && !isNaN(y);
-      if (!numeric) { x = value(a); y = value(b); }
-      return { "=": x === y, "!=": x !== y, "<": x < y, "<=": x <= y, ">": x > y, ">=": x >= y }[op];
-    }
-    function primary() {
-      var t = next();
-      if (t === undefined) throw new Error("end");
-      if (t === "(") { var inner = or(); if (next() !== ")") throw new Error(")"); return inner; }
-      if (t.charAt(0) === "$") return value(answers[t.slice(2, -1)]);
-      if (t.charAt(0) === "'" || t.charAt(0) === '"') return t.slice(1, -1);
-      if (/^-?\d/.test(t)) return t;
-      if (peek() === "(") {
-        next();
-        var args = [];
-        while (peek() !== ")") { args.push(or()); if (peek() === ",") next(); }
-        next();
-        if (t === "selected") return value(args[0]).split(" ").indexOf(value(args[1])) >= 0;
-        if (t === "not") return !truthy(args[0]);
-        if (t === "string-length") return String(value(args[0]).length);
-        if (t === "count-selected") return String(value(args[0]).split(" ").filter(Boolean).length);
-        if (t === "true") return true;
-        if (t === "false") return false;
-      }
-      throw new Error("unknown " + t);
-    }
-    function truthy(v) { return typeof v === "boolean" ? v : value(v) !== ""; }
-    function comparison() {
-      var left = primary();
-      while (["=", "!=", "<", "<=", ">", ">="].indexOf(peek()) >= 0) {
-        var op = next();
-        left = compare(left, op, primary());
-      }
-      return left;
-    }
-    function and() { var v = comparison(); while (peek() === "and") { next(); var r = comparison(); v = truthy(v) && truthy(r); } return v; }
-    function or() { var v = and(); while (peek() === "or") { next(); var r = and(); v = truthy(v) || truthy(r); } return v; }
-    try {
-      var result = or();
-      return at === tokens.length ? truthy(result) : true;
-    } catch (error) {
-      return true;
-    }
+  // Skip rules offline: XLSForm's XPath read by openrosa-xpath-evaluator (Enketo's, bundled
+  // in xpath.min.js, loaded before this file), over the instance the server builds, so the
+  // phone and the server agree. Should that file be missing, or an expression unreadable,
+  // the question shows: the server, which reads them all, decides on arrival.
+  function relevant(expression, answers, names, current) {
+    if (!expression || !window.BladiXPath) return true;
+    return window.BladiXPath.relevant(expression, answers, { names: names, current: current });
   }
   function applyRelevance() {
     var chosen = version();
     if (!chosen || !chosen.definition) return;
     var form = app.querySelector('form[data-offline="survey_response"]');
+    var names = (chosen.definition.questions || []).concat(chosen.definition.meta || [])
+      .map(function (q) { return q.name; });
+    var groups = {};
+    (chosen.definition.groups || []).forEach(function (g) { groups[g.name] = g; });
     // A question hidden now empties the answers the next ones depend on: repeat until stable.
     for (var round = 0; round < 5; round++) {
-      var answers = collectAnswers(form), changed = false;
+      var answers = collectAnswers(form), changed = false, groupShown = {};
       (chosen.definition.questions || []).forEach(function (q) {
         var block = form.querySelector('[data-question="' + q.name + '"]');
-        var hide = !relevant(q.relevant, answers);
+        // A group shows or hides as a whole, as on the server (logic.py).
+        if (q.group && !(q.group in groupShown)) {
+          groupShown[q.group] = relevant((groups[q.group] || {}).relevant, answers, names);
+        }
+        var hide = (q.group && !groupShown[q.group]) || !relevant(q.relevant, answers, names, q.name);
         if (block && block.hidden !== hide) { block.hidden = hide; changed = true; }
       });
       if (!changed) break;
