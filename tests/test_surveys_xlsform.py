@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import html
+import re
 from io import BytesIO
 from pathlib import Path
 
@@ -10,8 +12,11 @@ import pytest
 from openpyxl import Workbook, load_workbook
 from pyxform.errors import PyXFormError
 
+from bladi_cases.models import Role
 from bladi_cases.services.surveys import xlsform
 from bladi_cases.services.surveys.xlsform import XLSFormError, export_xlsform, parse_xlsform
+
+from .conftest import login
 
 SURVEY_HEAD = [
     "type", "name", "label::Arabic (ar)", "label::French (fr)", "hint::Arabic (ar)",
@@ -249,9 +254,11 @@ BAD_CASES = {
                   "(supported:"]),
     "calculate": (_with_rows(_q("calculate", "c", "x", "x")),
                   ["row 14, column “calculation”", "needs a calculation"]),
-    "repeat": (_with_rows(_q("begin_repeat", "kids", "x", "x"), _q("end_repeat", "")),
-               ["row 14, column “type”: the type “begin_repeat” is not supported",
-                "row 15, column “type”: the type “end_repeat” is not supported"]),  # fmt: skip
+    "group in a repeat": (_with_rows(_q("begin_repeat", "kids", "x", "x"),
+                                     _q("begin_group", "g", "x", "x"), _q("end_group", ""),
+                                     _q("end_repeat", "")),
+                          ["row 15, column “type”: “begin_group” inside the repeat “kids” is "
+                           "not supported yet."]),  # fmt: skip
     "acknowledge without label": (_with_rows(_q("acknowledge", "ok")),
                                   ["row 14", "'ok' has no label"]),
     "unknown reference": (_with_rows(_q("text", "q", "x", "x", relevant="${nobody} = 1")),
@@ -268,10 +275,11 @@ BAD_CASES = {
         _with_rows(_q("begin_group", "g", "x", "x", relevant="${inner} = 1"),
                    _q("integer", "inner", "x", "x"), _q("end_group", "")),
         ["row 15", "'inner' depends on itself"]),  # fmt: skip
-    "nested group": (
-        _with_rows(_q("begin_group", "g1", "x", "x"), _q("begin_group", "g2", "y", "y"),
+    "outer group relevance on a nested question": (
+        _with_rows(_q("begin_group", "g1", "x", "x", relevant="${inner} = 1"),
+                   _q("begin_group", "g2", "y", "y"), _q("integer", "inner", "x", "x"),
                    _q("end_group", ""), _q("end_group", "")),
-        ["row 15", "cannot be nested", "opened on row 14"]),  # fmt: skip
+        ["row 16", "'inner' depends on itself"]),  # fmt: skip
     "unclosed group": (_with_rows(_q("begin_group", "g1", "x", "x"), _q("text", "t", "x", "x")),
                        ["row 14", "'g1' is never closed"]),  # fmt: skip
     "stray end_group": (_with_rows(_q("end_group", "")),
@@ -318,10 +326,14 @@ def test_pyxform_problems_we_also_find_are_reported_once_per_row():
     assert len([m for m in messages if m.startswith("survey sheet, row 14:")]) == 1
 
 
+PYXFORM_LEAD = "The form could not be read by pyxform (the XLSForm reference converter): "
+
+
 @pytest.mark.parametrize(
     ("row", "expected"),
     [
-        (_q("text", "bad name", "x", "x"), "row 14: On the 'survey' sheet, the 'name'"),
+        (_q("text", "bad name", "x", "x"), f"row 14: {PYXFORM_LEAD}“On the 'survey' sheet, "
+                                           "the 'name'"),
         (_q("text", "1st", "x", "x"), "Names must begin with a letter or underscore"),
         (_q("text", "greet", "${ghost}", "x"),
          "row 14: the label refers to an unknown question '${ghost}'"),
@@ -337,13 +349,14 @@ def test_pyxform_exceptions_become_messages(monkeypatch):
         raise PyXFormError("[row : 9] On the 'choices' sheet, something is off.")
 
     monkeypatch.setattr(xlsform, "workbook_to_json", refuse)
-    assert _errors(_sheets()) == ["choices sheet, row 9: On the 'choices' sheet, something is off."]
+    assert _errors(_sheets()) == [
+        f"choices sheet, row 9: {PYXFORM_LEAD}“On the 'choices' sheet, something is off.”"]
 
     def crash(*args, **kwargs):
         raise KeyError("label")
 
     monkeypatch.setattr(xlsform, "workbook_to_json", crash)
-    assert _errors(_sheets()) == ["survey sheet: 'label'"]
+    assert _errors(_sheets()) == [f"survey sheet: {PYXFORM_LEAD}“'label'”"]
 
     def builder_refuses(*args, **kwargs):
         raise PyXFormError("The survey element named 'age' has no label or hint.")
@@ -351,7 +364,8 @@ def test_pyxform_exceptions_become_messages(monkeypatch):
     monkeypatch.undo()
     monkeypatch.setattr(xlsform, "create_survey_element_from_dict", builder_refuses)
     assert _errors(_sheets()) == [
-        "survey sheet, row 4: The survey element named 'age' has no label or hint."
+        f"survey sheet, row 4: {PYXFORM_LEAD}“The survey element named 'age' has no label "
+        "or hint.”"
     ]
 
 
@@ -605,8 +619,12 @@ def test_every_question_type_pyxform_knows_is_handled_or_refused():
     assert handled["select all that apply from yn"] == ("select_multiple", "yn")
     assert handled["q int"] == ("integer", None) and handled["begin group"][0] == "begin_group"
     assert all(v is None for k, v in handled.items() if k.startswith(
-        ("image", "geopoint", "audio", "file", "begin repeat", "begin_repeat",
+        ("image", "geopoint", "audio", "file",
          "trigger", "rank", "select one external", "select_one_from_file")))
+    assert handled["begin repeat"][0] == "begin_repeat" == handled["begin_repeat"][0]
+    assert handled["begin looped group"][0] == "begin_repeat"  # pyxform's alias of repeat
+    assert handled["begin_loop"] is None and handled["begin loop"] is None
+    assert handled["end_repeat"][0] == "end_repeat"
     assert handled["calculate"] == ("calculate", None) and handled["dateTime"][0] == "datetime"
     assert handled["range"] == ("range", None) and handled["deviceid"][0] == "deviceid"
     refused = [k for k, v in handled.items() if v is None]
@@ -819,3 +837,120 @@ def test_every_accepted_corpus_form_round_trips_and_its_expressions_evaluate():
         _pyxform_converts(data)
         assert _without_rows(parse_xlsform(data)) == _without_rows(definition), path.name
     assert accepted >= 17
+
+
+# --- Refusals in the user's language (issue 17) --------------------------------------------
+
+def _i18n_form(*rows, choices=(), settings=(("form_id",), ("i18n",)), **extra):
+    """A small valid form with `rows` added to its survey sheet (from row 4)."""
+    return {
+        "survey": [["type", "name", "label", "relevant"], ["text", "a", "A", ""],
+                   ["integer", "n", "N", ""], *rows],
+        "choices": [["list_name", "name", "label"], ["yn", "yes", "Yes"], ["yn", "no", "No"],
+                    *choices],
+        "settings": [list(r) for r in settings], **extra,
+    }  # fmt: skip
+
+
+# One broken workbook per message family: (sheets, file name, English fragment).
+I18N_CASES = {
+    "no survey sheet": ({"settings": [["form_id"], ["i18n"]], "choices": [["list_name"]]},
+                        "f.xlsx", "no sheet named 'survey'"),
+    "no form_id": (_i18n_form(settings=[["form_title"], ["T"]]), " .xlsx",
+                   "form_id is required"),
+    "duplicate name": (_i18n_form(["text", "a", "B", ""]), "f.xlsx", "already used on row 2"),
+    "missing list": (_i18n_form(["select_one nowhere", "q", "Q", ""]), "f.xlsx",
+                     "'nowhere' is not on the choices sheet"),
+    "unknown reference": (_i18n_form(["text", "q", "Q", "${ghost} = 1"]), "f.xlsx",
+                          "unknown question '${ghost}'"),
+    "self relevance": (_i18n_form(["integer", "q", "Q", "${q} > 1"]), "f.xlsx",
+                       "cyclic relevance: 'q' depends on itself"),
+    "cycle": (_i18n_form(["integer", "p", "P", "${q} > 1"], ["integer", "q", "Q", "${p} > 1"]),
+              "f.xlsx", "cyclic relevance between p, q"),
+    "no label": (_i18n_form(["text", "q", "", ""]), "f.xlsx", "'q' has no label"),
+    "no type": (_i18n_form(["", "q", "Q", ""]), "f.xlsx", "the type is missing"),
+    "unclosed group": (_i18n_form(["begin_group", "g", "G", ""]), "f.xlsx",
+                       "'g' is never closed"),
+    "stray end_group": (_i18n_form(["end_group", "", "", ""]), "f.xlsx",
+                        "end_group without a matching begin_group"),
+    "choice without name": (_i18n_form(choices=[["yn", "", "Maybe"]]), "f.xlsx",
+                            "list_name and name are both required"),
+    "duplicate choice": (_i18n_form(choices=[["yn", "yes", "Again"]]), "f.xlsx",
+                         "'yes' appears twice in the list 'yn'"),
+    "scale items": (_i18n_form(scales=[["name", "items", "method"], ["s", "n, ghost", "median"]]),
+                    "f.xlsx", "'ghost' is not a question of the survey sheet"),
+    "scale bounds": (_i18n_form(scales=[["name", "items", "method", "item_min", "item_max"],
+                                        ["s", "n, n", "sum", "x", "1"]]),
+                     "f.xlsx", "item_min must be a whole number"),
+    "pyxform's own": (_i18n_form(["text", "bad name", "B", ""]), "f.xlsx",
+                      "could not be read by pyxform"),
+    "expression": (_i18n_form(["integer", "q", "Q", "1 +* 2"]), "f.xlsx",
+                   "cannot be evaluated"),
+}
+
+# pyxform's texts the app tells in its own words: (function to patch, text, English fragment).
+PYXFORM_TEXTS = {
+    "duplicate name": ("workbook_to_json", "[row : 3] On the 'survey' sheet, the 'name' value "
+                       "'n' is invalid. Questions, groups, and repeats must be unique within "
+                       "their nearest parent group", "the name “n” is used twice"),
+    "duplicate choice": ("workbook_to_json", "[row : 3] On the 'choices' sheet, the 'name' "
+                         "value is invalid. Choice names must be unique for each choice list. ",
+                         "choices sheet, row 3: a choice name appears twice"),
+    "unmatched end": ("workbook_to_json", "[row : 3] Unmatched 'end_group'. No matching "
+                      "'begin_group' was found for the name 'g'.",
+                      "this end_group has no matching begin_group"),
+    "unmatched begin": ("workbook_to_json", "[row : 3] Unmatched 'begin_group'. No matching "
+                        "'end_group' was found for the name 'g'.", "“g” is never closed"),
+    "unknown type": ("create_survey_element_from_dict", "Unknown question type 'gizmo'.",
+                     "the question type “gizmo” is not an XLSForm type"),
+    "no survey sheet": ("workbook_to_json", "You must have a sheet named 'survey'. ",
+                        "no sheet named 'survey'"),
+}
+
+_LATIN_WORDS = re.compile(r"[A-Za-z][\w.-]*(?:\s+[A-Za-z][\w.-]*){2,}")
+_QUOTED = re.compile(r"“[^”]*”|«[^»]*»|'[^']*'|\$\{[^}]*\}")
+
+
+def _refusal(client, lang: str, sheets, filename: str) -> str:
+    """The import page's refusal text for a workbook, under the UI language `lang`."""
+    client.set_cookie("lang", lang, domain="bladi.test")
+    response = client.post("/surveys/import", data={"upload": (BytesIO(_xlsx(sheets)),
+                                                               filename)},
+                           content_type="multipart/form-data")
+    assert response.status_code == 422, (lang, filename)
+    found = re.search(r'<p class="error" id="upload-error">(.*?)</p>',
+                      response.get_data(as_text=True), re.S)
+    assert found, response.get_data(as_text=True)[:2000]
+    return html.unescape(found.group(1)).strip()
+
+
+def _check_in_arabic(english: str, arabic: str, fragment: str) -> None:
+    assert fragment in english, (fragment, english)
+    assert arabic != english
+    assert re.search(r"[\u0600-\u06ff]", arabic), arabic
+    # What is left once names, values and pyxform's quoted text are taken out holds no
+    # English sentence (three Latin words in a row).
+    leftover = _LATIN_WORDS.search(_QUOTED.sub(" ", arabic))
+    assert leftover is None, (leftover.group(0), arabic)
+
+
+@pytest.mark.parametrize("case", I18N_CASES)
+def test_import_refusals_are_in_arabic_under_the_arabic_ui(client, make_user, case):
+    sheets, filename, fragment = I18N_CASES[case]
+    login(client, make_user(Role.CSO_MANAGER, "BA"))
+    english = _refusal(client, "en", sheets, filename)
+    _check_in_arabic(english, _refusal(client, "ar", sheets, filename), fragment)
+
+
+@pytest.mark.parametrize("case", PYXFORM_TEXTS)
+def test_pyxform_texts_are_told_in_arabic(client, make_user, monkeypatch, case):
+    target, text, fragment = PYXFORM_TEXTS[case]
+
+    def refuse(*args, **kwargs):
+        raise PyXFormError(text)
+
+    monkeypatch.setattr(xlsform, target, refuse)
+    login(client, make_user(Role.CSO_MANAGER, "BA"))
+    english = _refusal(client, "en", _i18n_form(), "f.xlsx")
+    _check_in_arabic(english, _refusal(client, "ar", _i18n_form(), "f.xlsx"), fragment)
+    assert "pyxform" not in english  # told in the app's words, not quoted

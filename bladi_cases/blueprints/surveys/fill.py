@@ -10,6 +10,7 @@ from flask_login import current_user
 from ...extensions import db
 from ...i18n import ui_language
 from ...models import Beneficiary, Survey
+from ...models.common import in_language
 from ...policy import Perm, get_or_404, requires
 from ...services.retries import RetryConflict
 from ...services.surveys import logic
@@ -31,15 +32,53 @@ def _context(survey_id):
 
 
 def _pages(definition: dict, answers: dict) -> list[dict]:
-    """The pages that have at least one visible question."""
+    """The pages that have at least one visible question, or a shown repeat (which may
+    have no entry yet)."""
     shown = logic.visible(definition, answers)
-    return [p for p in logic.pages(definition) if any(shown.get(n) for n in p["questions"])]
+    inside = {q["name"]: q["repeat"] for q in definition["questions"] if q.get("repeat")}
+    return [p for p in logic.pages(definition)
+            if any(shown.get(inside.get(n, n)) for n in p["questions"])]
 
 
 def _values(definition: dict, names: list[str]) -> dict:
+    """The posted answers of `names`; a repeat's as a list of entries, as many as the page
+    had (its hidden field "<repeat>/count"), each field named by its slot key."""
     multiple = {q["name"] for q in definition["questions"] if q["type"] == "select_multiple"}
-    return {n: request.form.getlist(n) if n in multiple else request.form.get(n, "").strip()
-            for n in names}
+    inside = {q["name"]: q["repeat"] for q in definition["questions"] if q.get("repeat")}
+
+    def read(field: str, name: str):
+        return request.form.getlist(field) if name in multiple else \
+            request.form.get(field, "").strip()
+
+    values = {n: read(n, n) for n in names if n not in inside}
+    for repeat in {inside[n] for n in names if n in inside}:
+        if f"{repeat}/count" not in request.form:
+            continue
+        try:
+            count = max(0, min(int(request.form[f"{repeat}/count"]), logic.MAX_ENTRIES))
+        except ValueError:
+            count = 0
+        values[repeat] = [{n: read(logic.slot(repeat, i, n), n) for n in names
+                           if inside.get(n) == repeat} for i in range(1, count + 1)]
+    return values
+
+
+def _keys(definition: dict, names: list[str], values: dict) -> list[str]:
+    """The keys of a page's questions: a question of a repeat has one per entry of the
+    (effective) answers `values`, and the repeat its own."""
+    keys: list[str] = []
+    for question in definition["questions"]:
+        if question["name"] not in names:
+            continue
+        repeat = question.get("repeat")
+        if not repeat:
+            keys.append(question["name"])
+            continue
+        if repeat not in keys:
+            keys.append(repeat)
+        keys += [logic.slot(repeat, i, question["name"])
+                 for i in range(1, len(logic.entries(values, repeat)) + 1)]
+    return keys
 
 
 @bp.route("/<uuid:survey_id>/fill", methods=["GET", "POST"])
@@ -70,6 +109,11 @@ def fill(survey_id):
         pages = _pages(definition, answers)
         if nav == "back":
             return _go(survey, youth, wave, max(0, index - 1))
+        if nav.startswith(("add:", "remove:")):
+            # A repeat without repeat_count: the worker adds or removes its last entry.
+            action, _sep, repeat = nav.partition(":")
+            service.change_entries(draft, definition, repeat, action == "add")
+            return _go(survey, youth, wave, index)
         if nav == "submit":
             return _submit(survey, version, youth, wave, draft, lang)
         # Without JavaScript, an answer may reveal a question of this same page: show the
@@ -78,8 +122,9 @@ def fill(survey_id):
         displayed = set(request.form.get("shown", "").split())
         now_shown = logic.visible(definition, answers)
         notes = {q["name"] for q in definition["questions"] if q["type"] == "note"}
-        revealed = [n for n in names
-                    if now_shown.get(n) and n not in displayed and n not in notes]
+        keys = _keys(definition, names, logic.effective(definition, answers))
+        revealed = [k for k in keys if now_shown.get(k) and k not in displayed
+                    and k.rsplit("/", 1)[-1] not in notes]
         # A cascading select whose choices an answer of this page changed: shown again too.
         now_offered = logic.choices_for(definition, answers)
         revealed += [n for n in names if now_shown.get(n) and n in displayed
@@ -101,13 +146,76 @@ def fill(survey_id):
     # Computed answers show their value; typed ones what was typed, even if hidden now.
     answers = {**answers, **{q["name"]: values.get(q["name"]) for q in questions
                              if q.get("calculation")}}
+    keys = _keys(definition, pages[index]["questions"], values)
     return render_template("surveys/fill.html", survey=survey, version=version, youth=youth,
                            wave=wave, page=pages[index], index=index,
                            count=len(pages), questions=questions, shown=shown,
-                           displayed=[q["name"] for q in questions if shown.get(q["name"])],
+                           steps=_layout(definition, questions, shown),
+                           entries=_entries(definition, questions, answers, values, errors,
+                                            shown),
+                           max_entries=logic.MAX_ENTRIES,
+                           displayed=[k for k in keys if shown.get(k)],
                            answers=answers, values=values, interpolate=logic.interpolate,
                            errors=errors, notice=notice, lang=lang), \
         (422 if errors else 200)
+
+
+def _entries(definition: dict, questions: list[dict], answers: dict, values: dict,
+             errors: dict, shown: dict) -> dict[str, list[dict]]:
+    """The entries of each repeat on the page, as the fill page writes them: for each, its
+    number, the answers its labels read (`values`) and its fields (the question under its
+    slot key, the answer typed, or computed, its error and whether it is hidden)."""
+    result: dict[str, list[dict]] = {}
+    for repeat in dict.fromkeys(q["repeat"] for q in questions if q.get("repeat")):
+        typed, counted = logic.entries(answers, repeat), logic.entries(values, repeat)
+        inner = [q for q in questions if q.get("repeat") == repeat]
+        result[repeat] = []
+        for number, entry in enumerate(counted, start=1):
+            own = typed[number - 1] if number <= len(typed) else {}
+            fields = []
+            for question in inner:
+                key = logic.slot(repeat, number, question["name"])
+                value = entry.get(question["name"]) if question.get("calculation") \
+                    else own.get(question["name"], entry.get(question["name"]))
+                fields.append({"q": {**question, "name": key}, "value": value,
+                               "error": errors.get(key), "hidden": not shown.get(key)})
+            result[repeat].append({"number": number, "values": {**values, **entry},
+                                   "fields": fields})
+    return result
+
+
+def _layout(definition: dict, questions: list[dict], shown: dict) -> list[tuple]:
+    """A page as steps to write: ("open", group, hidden), ("question", q), ("close",) and
+    ("repeat", repeat, hidden) where a repeat's entries go; nested groups become fieldsets
+    (the page is their top-level group). A fieldset is hidden when none of its questions
+    shows."""
+    groups = {g["name"]: g for g in definition.get("groups", [])}
+    chains = {q["name"]: logic.group_chain(definition, q.get("group"))[1:] for q in questions}
+    for question in questions:
+        if question.get("repeat") and question["repeat"] in chains[question["name"]]:
+            chains[question["name"]].remove(question["repeat"])  # written by "repeat"
+    steps: list[tuple] = []
+    open_now: list[str] = []
+    written: set[str] = set()
+    for question in questions:
+        chain = chains[question["name"]]
+        common = 0
+        while common < min(len(chain), len(open_now)) and chain[common] == open_now[common]:
+            common += 1
+        steps += [("close",)] * (len(open_now) - common)
+        for group in chain[common:]:
+            hidden = not any(shown.get(n) for n, c in chains.items() if group in c)
+            steps.append(("open", groups.get(group, {"name": group}), hidden))
+        open_now = chain
+        repeat = question.get("repeat")
+        if repeat and repeat not in written:
+            written.add(repeat)
+            steps.append(("repeat", groups.get(repeat, {"name": repeat}),
+                          not shown.get(repeat)))
+        elif not repeat:
+            steps.append(("question", question))
+    steps += [("close",)] * len(open_now)
+    return steps
 
 
 def _go(survey, youth, wave, page: int):
@@ -125,9 +233,42 @@ def _review(survey, version, youth, wave, draft, pages, lang, errors=None, statu
     values = logic.effective(definition, answers)  # calculations as they will be stored
     return render_template("surveys/review.html", survey=survey, youth=youth, wave=wave,
                            questions=questions, answers=values, values=values,
+                           repeats=_review_repeats(definition, values, shown, errors or {},
+                                                   lang),
                            interpolate=logic.interpolate,
                            errors=errors or {}, lang=lang, count=len(pages),
                            uuid=draft.response_uuid), status
+
+
+def _review_repeats(definition: dict, values: dict, shown: dict, errors: dict,
+                    lang: str) -> list[dict]:
+    """The shown repeats as the review lists them: each entry's shown answers as
+    (label, answer as text, error), choice labels in `lang`."""
+    result = []
+    for name, group in logic.repeats(definition).items():
+        if not shown.get(name):
+            continue
+        label = in_language(group.get("label"), lang, name)
+        inner = [q for q in definition["questions"]
+                 if q.get("repeat") == name and q["type"] != "note"]
+        entries = []
+        for number, entry in enumerate(logic.entries(values, name), start=1):
+            rows = []
+            for question in inner:
+                key = logic.slot(name, number, question["name"])
+                if not shown.get(key):
+                    continue
+                choices = {str(c["name"]): in_language(c.get("label"), lang, str(c["name"]))
+                           for c in question.get("choices") or []}
+                value = entry.get(question["name"])
+                parts = value if isinstance(value, list) else [value] if value else []
+                rows.append((logic.interpolate(
+                    in_language(question.get("label"), lang, question["name"]),
+                    {**values, **entry}),
+                    ", ".join(choices.get(str(v), str(v)) for v in parts), errors.get(key)))
+            entries.append({"label": f"{label} {number}", "rows": rows})
+        result.append({"label": label, "entries": entries, "error": errors.get(name)})
+    return result
 
 
 def _submit(survey, version, youth, wave, draft, lang):
@@ -163,5 +304,6 @@ def visibility(survey_id):
     definition = version.definition
     names = [q["name"] for q in definition["questions"]]
     on_screen = {n: v for n, v in _values(definition, names).items()
-                 if n in request.form or n + "[]" in request.form}
+                 if n in request.form or n + "[]" in request.form
+                 or f"{n}/count" in request.form}
     return jsonify(logic.visible(definition, {**service.draft_answers(draft), **on_screen}))

@@ -9,7 +9,8 @@ from wtforms import BooleanField
 class ImportSurveyForm(FlaskForm):
     """An XLSForm to import as a new version."""
 
-    upload = FileField(_l("XLSForm (.xlsx)"), validators=[FileRequired(_l("Choose a file."))])
+    upload = FileField(_l("XLSForm (.xlsx or .xls)"),
+                       validators=[FileRequired(_l("Choose a file."))])
     publish = BooleanField(_l("Publish this version now"))
 
 

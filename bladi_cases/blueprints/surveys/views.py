@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -94,7 +94,9 @@ def export_definition(version_id):
 @requires(Perm.SURVEYS_FILL)
 @export_limit
 def export_responses(survey_id, fmt):
-    """The CSO's own responses as CSV or XLSX, labels in the user's language."""
+    """The CSO's own responses as CSV or XLSX, labels in the user's language. A repeat's
+    entries are in long format: a sheet of their own in the XLSX; in CSV, a file of their
+    own, `?repeat=<name>`."""
     survey = get_or_404(Survey, survey_id, current_user)
     if fmt not in ("csv", "xlsx"):
         return redirect(url_for(".show", survey_id=survey.uuid))
@@ -105,10 +107,18 @@ def export_responses(survey_id, fmt):
         return redirect(url_for(".show", survey_id=survey.uuid))
     lang = request.args.get("lang") or ui_language()
     rows = service.export_rows(survey, responses, _codes(responses), lang)
+    repeats = service.export_repeat_rows(survey, responses, _codes(responses), lang)
+    wanted = request.args.get("repeat")
+    if wanted is not None and wanted not in dict(repeats):
+        abort(404)
     record(Action.SURVEY_EXPORTED, actor=current_user, obj=survey,
            detail={"responses": len(responses)})
     name = f"{survey.code}-responses.{fmt}"
     if fmt == "csv":
+        if wanted is not None:
+            return files.download(files.csv_bytes(dict(repeats)[wanted]),
+                                  f"{survey.code}-{wanted}.csv", files.CSV_MIMETYPE)
         return files.download(files.csv_bytes(rows), name, files.CSV_MIMETYPE)
-    return files.download(files.xlsx_bytes([files.Sheet(survey.code, rows, rtl=lang == "ar")]),
-                          name, files.XLSX_MIMETYPE)
+    sheets = [files.Sheet(survey.code, rows, rtl=lang == "ar")] + \
+        [files.Sheet(repeat, table, rtl=lang == "ar") for repeat, table in repeats]
+    return files.download(files.xlsx_bytes(sheets), name, files.XLSX_MIMETYPE)

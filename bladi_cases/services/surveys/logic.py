@@ -2,7 +2,8 @@
 (the dict built from an XLSForm: groups, questions, scales).
 
 Expressions are XPath 1.0 as XLSForm writes them. They are evaluated by elementpath over an
-XML instance `<data><name>value</name>...</data>`, never by Python eval: an expression can
+XML instance `<data><name>value</name>...</data>` (a repeat's entries are repeated
+`<repeat>` elements holding their questions), never by Python eval: an expression can
 only read the answers. The ODK functions and type rules (dates compare and subtract as days)
 are in `xpath`.
 """
@@ -31,6 +32,10 @@ MSG_TIME = _l("Enter a time as HH:MM.")
 MSG_DATETIME = _l("Enter a date and a time.")
 MSG_RANGE = _l("Enter a number from %(start)s to %(end)s, in steps of %(step)s.")
 MSG_ACKNOWLEDGE = _l("Tick the box to acknowledge.")
+MSG_ENTRY = _l("%(repeat)s %(number)d: %(message)s")
+MSG_TOO_MANY = _l("At most %(n)d entries.")
+# Entries of a repeat: what a worker may add, and where a repeat_count stops.
+MAX_ENTRIES = 50
 
 _REFERENCE = re.compile(r"\$\{([^}]*)\}")
 _LITERAL = re.compile(r"""('[^']*'|"[^"]*")""")
@@ -67,11 +72,68 @@ def _to_number(value) -> float:
 
 # --- Evaluation --------------------------------------------------------------------------
 
-def to_xpath(expression: str) -> str:
-    """Rewrite `${name}` into `/data/name` (outside string literals); `.` stays as is."""
+def to_xpath(expression: str, inside: dict[str, str] | None = None,
+             here: str | None = None) -> str:
+    """Rewrite `${name}` into `/data/name` (outside string literals); `.` stays as is.
+    `inside` maps the questions of repeats to their repeat: `${q}` is `/data/repeat/q`
+    (every entry's), or `../q` (the current entry's, as in ODK) when the expression is
+    read inside that repeat, `here`."""
+    inside = inside or {}
+
+    def path(match) -> str:
+        name = match.group(1)
+        repeat = inside.get(name)
+        if repeat is None:
+            return f"/data/{name}"
+        return f"../{name}" if repeat == here else f"/data/{repeat}/{name}"
+
     parts = _LITERAL.split(expression)
-    return "".join(part if i % 2 else _REFERENCE.sub(lambda m: f"/data/{m.group(1)}", part)
+    return "".join(part if i % 2 else _REFERENCE.sub(path, part)
                    for i, part in enumerate(parts))
+
+
+# --- Repeats -----------------------------------------------------------------------------
+
+def repeats(definition: dict) -> dict[str, dict]:
+    """The repeats (groups with "repeat": true) by name."""
+    return {g["name"]: g for g in definition.get("groups", []) if g.get("repeat")}
+
+
+def slot(repeat: str, number: int, name: str) -> str:
+    """The key of a question of a repeat's entry `number` (from 1): "repeat/number/name",
+    as used in visibility, errors and the fill page's field names."""
+    return f"{repeat}/{number}/{name}"
+
+
+def entries(answers: dict, repeat: str) -> list[dict]:
+    """A repeat's entries in `answers` (a list of dicts; anything else counts as none)."""
+    value = answers.get(repeat)
+    return [e if isinstance(e, dict) else {} for e in value] if isinstance(value, list) else []
+
+
+def _inside(definition: dict) -> dict[str, str]:
+    return {q["name"]: q["repeat"] for q in definition["questions"] if q.get("repeat")}
+
+
+def _slots(definition: dict, working: dict) -> list[tuple[dict, str, dict | None]]:
+    """(question, key, entry) for every place an answer goes, in question order: a question
+    in a repeat has one per entry of `working` (`entry` the dict its answer is in)."""
+    result = []
+    for question in definition["questions"]:
+        repeat = question.get("repeat")
+        if not repeat:
+            result.append((question, question["name"], None))
+            continue
+        for number, entry in enumerate(working.get(repeat) or [], start=1):
+            result.append((question, slot(repeat, number, question["name"]), entry))
+    return result
+
+
+def new_entry(definition: dict, repeat: str) -> dict:
+    """A new entry of a repeat: its questions' defaults."""
+    return {q["name"]: (q["default"].split() if q["type"] == "select_multiple" else
+                        q["default"])
+            for q in definition["questions"] if q.get("repeat") == repeat and q.get("default")}
 
 
 def _text(value) -> str:
@@ -83,19 +145,49 @@ def _text(value) -> str:
     return str(value).strip()
 
 
+def _node_text(question: dict, value) -> str:
+    text = _text(value)
+    if question["type"] in _NUMERIC:
+        text = text.replace(",", ".")  # so "1,5" compares as the number 1.5
+    return text
+
+
 def _instance(definition: dict, answers: dict) -> ET.Element:
+    """`<data><name>value</name>...</data>`; a repeat is one `<repeat>` element per entry,
+    holding its questions, where its first question is."""
     root = ET.Element("data")
+    written: set[str] = set()
     for question in [*definition["questions"], *definition.get("meta", [])]:
-        text = _text(answers.get(question["name"]))
-        if question["type"] in _NUMERIC:
-            text = text.replace(",", ".")  # so "1,5" compares as the number 1.5
-        ET.SubElement(root, question["name"]).text = text
+        repeat = question.get("repeat")
+        if not repeat:
+            ET.SubElement(root, question["name"]).text = \
+                _node_text(question, answers.get(question["name"]))
+        elif repeat not in written:
+            written.add(repeat)
+            inner = [q for q in definition["questions"] if q.get("repeat") == repeat]
+            for entry in entries(answers, repeat):
+                element = ET.SubElement(root, repeat)
+                for member in inner:
+                    ET.SubElement(element, member["name"]).text = \
+                        _node_text(member, entry.get(member["name"]))
     return root
 
 
+def _node(root: ET.Element, key: str | None) -> ET.Element | None:
+    """The instance element of a question name or of a repeat's slot key."""
+    if not key:
+        return None
+    if "/" not in key:
+        return root.find(key)
+    repeat, number, name = key.split("/")
+    found = root.findall(repeat)
+    return found[int(number) - 1].find(name) if 0 < int(number) <= len(found) else None
+
+
 def _names(definition: dict) -> set[str]:
-    """The names an expression may refer to: questions and metadata."""
-    return {q["name"] for q in [*definition["questions"], *definition.get("meta", [])]}
+    """The names an expression may refer to: questions, metadata and repeats."""
+    return {q["name"] for q in [*definition["questions"], *definition.get("meta", [])]} | \
+        set(repeats(definition))
 
 
 def _choice_labels(definition: dict, lang: str) -> dict[str, dict[str, str]]:
@@ -112,9 +204,11 @@ def _value_on(root: ET.Element, expression: str, definition: dict, current: str 
         for name in _REFERENCE.findall(part):
             if name not in known:
                 raise LogicError(expression, f"unknown question ${{{name}}}")
+    inside = _inside(definition)
+    here = current.split("/")[0] if current and "/" in current else inside.get(current)
     try:
-        item = root.find(current) if current else None
-        return xpath.evaluate_value(to_xpath(expression), root, item, now=now,
+        item = _node(root, current)
+        return xpath.evaluate_value(to_xpath(expression, inside, here), root, item, now=now,
                                     choices=_choice_labels(definition, lang))
     except (ElementPathError, TypeError, ValueError, ArithmeticError, re.error) as exc:
         # elementpath reports bad syntax, unknown functions (e.g. `__import__`) and type
@@ -130,7 +224,8 @@ def _evaluate_on(root: ET.Element, expression: str, definition: dict,
 def evaluate(expression: str, answers: dict, definition: dict,
              current: str | None = None, *, now: datetime | None = None) -> bool:
     """The boolean value of an XLSForm expression given the answers; `.` is the question
-    `current`; today() and now() read `now` (default: the clock). Raises LogicError for an
+    `current` (a name, or a repeat's slot key, see `slot`); today() and now() read `now`
+    (default: the clock). Raises LogicError for an
     expression that cannot be parsed or evaluated."""
     return _evaluate_on(_instance(definition, answers), expression, definition, current, now)
 
@@ -151,19 +246,31 @@ def computed(question: dict) -> bool:
     return bool(question.get("calculation"))
 
 
-def _calculate(question: dict, root: ET.Element, definition: dict, working: dict) -> bool:
-    """Compute a calculation into the instance and `working`; True if its value changed.
-    A result that is not a number (NaN) is empty, as in ODK."""
+def _calculate(question: dict, root: ET.Element, definition: dict, working: dict,
+               key: str | None = None, entry: dict | None = None) -> bool:
+    """Compute a calculation into the instance and `working` (or the repeat's `entry`,
+    `key` its slot); True if its value changed. A result that is not a number (NaN) is
+    empty, as in ODK."""
     name = question["name"]
-    result = _value_on(root, question["calculation"], definition, name)
+    key = key or name
+    result = _value_on(root, question["calculation"], definition, key)
     number = isinstance(result, float) and not isinstance(result, bool)
     text = "" if number and math.isnan(result) else xpath.as_string(result)
-    node = root.find(name)
-    if (node.text or "") == text:
+    node = _node(root, key)
+    if node is None or (node.text or "") == text:
         return False
     node.text = text
-    working[name] = text
+    (working if entry is None else entry)[name] = text
     return True
+
+
+def _count(definition: dict, repeat: dict, root: ET.Element, current: int) -> int:
+    """How many entries a repeat has: its repeat_count (0 to MAX_ENTRIES; nothing usable
+    is 0), else as many as the worker made."""
+    if not repeat.get("repeat_count"):
+        return current
+    number = xpath.as_number(_value_on(root, repeat["repeat_count"], definition, None))
+    return 0 if math.isnan(number) else int(max(0, min(MAX_ENTRIES, math.trunc(number))))
 
 
 def _resolve(definition: dict, answers: dict) -> tuple[dict[str, bool], dict, ET.Element]:
@@ -176,7 +283,10 @@ def _resolve(definition: dict, answers: dict) -> tuple[dict[str, bool], dict, ET
     instance of the effective answers)."""
     calculations = [q for q in definition["questions"] if q.get("calculation")]
     hidden: set[str] = set()
-    for _attempt in range(len(calculations) + 1 if calculations else 1):
+    # With repeats, a calculation counts once per entry.
+    attempts = len(calculations) * (MAX_ENTRIES if repeats(definition) else 1) + 1 \
+        if calculations else 1
+    for _attempt in range(attempts):
         shown, working, root = _resolve_once(definition, answers, calculations, hidden)
         now_hidden = {name for name, ok in shown.items() if not ok}
         if now_hidden == hidden:
@@ -187,39 +297,71 @@ def _resolve(definition: dict, answers: dict) -> tuple[dict[str, bool], dict, ET
 
 def _resolve_once(definition: dict, answers: dict, calculations: list[dict],
                   hidden: set[str]) -> tuple[dict[str, bool], dict, ET.Element]:
-    """One pass of `_resolve`, the answers of `hidden` cleared from the start."""
+    """One pass of `_resolve`, the answers of `hidden` (keys, see `_slots`) cleared from the
+    start. A repeat with a repeat_count gets that many entries (new ones empty, extra ones
+    dropped)."""
     groups = {g["name"]: g for g in definition.get("groups", [])}
     working = dict(answers)
-    for question in definition["questions"]:
-        if computed(question):
-            working.pop(question["name"], None)  # never what a client sent
-        elif question["name"] in hidden:
-            working[question["name"]] = [] if question["type"] == "select_multiple" else ""
-    root = _instance(definition, working)
-    settling = [q for q in calculations if q["name"] not in hidden]  # hidden: stays empty
-    for _round in range(len(settling) + 1):
-        if not any([_calculate(q, root, definition, working) for q in settling]):
-            break
+    for name in repeats(definition):
+        working[name] = [dict(e) for e in entries(answers, name)]
+
+    def prepare() -> tuple[ET.Element, list]:
+        for question, key, entry in _slots(definition, working):
+            place = working if entry is None else entry
+            if computed(question):
+                place.pop(question["name"], None)  # never what a client sent
+            elif key in hidden:
+                place[question["name"]] = [] if question["type"] == "select_multiple" else ""
+        root = _instance(definition, working)
+        # Hidden calculations stay empty.
+        settling = [(q, k, e) for q, k, e in _slots(definition, working)
+                    if q.get("calculation") and k not in hidden]
+        for _round in range(len(settling) + 1):
+            if not any([_calculate(q, root, definition, working, k, e)
+                        for q, k, e in settling]):
+                break
+        return root, settling
+
+    root, _settled = prepare()
+    counted = False
+    for name, repeat in repeats(definition).items():
+        number = _count(definition, repeat, root, len(working[name]))
+        if number != len(working[name]):
+            counted = True
+            working[name] = working[name][:number] + [
+                new_entry(definition, name) for _ in range(number - len(working[name]))]
+    if counted:
+        root, _settled = prepare()
     shown: dict[str, bool] = {}
     group_shown: dict[str, bool] = {}
-    for question in definition["questions"]:
-        name, group = question["name"], question.get("group")
-        ok = True
-        if group:
-            if group not in group_shown:  # a group shows or hides as a whole page
-                relevant = groups.get(group, {}).get("relevant")
-                group_shown[group] = not relevant or _evaluate_on(root, relevant, definition,
-                                                                  None)
-            ok = group_shown[group]
+    for name in repeats(definition):
+        shown[name] = all(_group_shown(definition, groups, g, root, group_shown)
+                          for g in group_chain(definition, name))
+    for question, key, entry in _slots(definition, working):
+        ok = all(_group_shown(definition, groups, g, root, group_shown)
+                 for g in group_chain(definition, question.get("group")))
         if ok and question.get("relevant"):
-            ok = _evaluate_on(root, question["relevant"], definition, name)
-        shown[name] = ok
+            ok = _evaluate_on(root, question["relevant"], definition, key)
+        shown[key] = ok
         if ok and question.get("calculation"):
-            _calculate(question, root, definition, working)
+            _calculate(question, root, definition, working, key, entry)
         if not ok:
-            working[name] = [] if question["type"] == "select_multiple" else ""
-            root.find(name).text = ""
+            (working if entry is None else entry)[question["name"]] = \
+                [] if question["type"] == "select_multiple" else ""
+            node = _node(root, key)
+            if node is not None:
+                node.text = ""
     return shown, working, root
+
+
+def _group_shown(definition: dict, groups: dict, group: str, root: ET.Element,
+                 known: dict[str, bool]) -> bool:
+    """Whether a group's own relevant holds (read once per pass, into `known`): a group
+    shows or hides as a whole, and with it every group nested in it."""
+    if group not in known:
+        relevant = groups.get(group, {}).get("relevant")
+        known[group] = not relevant or _evaluate_on(root, relevant, definition, None)
+    return known[group]
 
 
 _CHOICE_ITEM = "_choice_item_"  # where a choice_filter reads the choice it looks at
@@ -266,21 +408,35 @@ def interpolate(text: str, answers: dict) -> str:
 
 
 def defaults(definition: dict) -> dict:
-    """The answers a new draft starts with: each question's `default`."""
+    """The answers a new draft starts with: each question's `default` (those of a repeat's
+    questions go in each new entry, see `new_entry`)."""
     return {q["name"]: (q["default"].split() if q["type"] == "select_multiple"
                         else q["default"])
-            for q in definition["questions"] if q.get("default")}
+            for q in definition["questions"] if q.get("default") and not q.get("repeat")}
 
 
 def visible(definition: dict, answers: dict) -> dict[str, bool]:
-    """Whether each question is shown: its group's and its own `relevant` are true, hidden
-    answers counting as empty for the questions after them."""
+    """Whether each question is shown: its groups' and its own `relevant` are true, hidden
+    answers counting as empty for the questions after them. A question of a repeat is
+    keyed per entry (see `slot`); a repeat by its name."""
     return _resolve(definition, answers)[0]
 
 
+def group_chain(definition: dict, group: str | None) -> list[str]:
+    """The names of a group and of the groups it is nested in, the outermost first ([] for
+    no group)."""
+    parents = {g["name"]: g.get("parent") for g in definition.get("groups", [])}
+    chain: list[str] = []
+    while group and group not in chain:
+        chain.insert(0, group)
+        group = parents.get(group)
+    return chain
+
+
 def pages(definition: dict) -> list[dict]:
-    """The form's pages: one per group, and one per run of consecutive ungrouped questions
-    (named `page_<n>`, n its position in the list, with an empty label)."""
+    """The form's pages: one per top-level group (its nested groups included), and one per
+    run of consecutive ungrouped questions (named `page_<n>`, n its position in the list,
+    with an empty label)."""
     labels = {g["name"]: g.get("label") or {} for g in definition.get("groups", [])}
     result: list[dict] = []
     by_group: dict[str, dict] = {}
@@ -288,7 +444,7 @@ def pages(definition: dict) -> list[dict]:
     for question in definition["questions"]:
         if question["type"] == "calculate":
             continue  # nothing to show or answer
-        group = question.get("group")
+        group = next(iter(group_chain(definition, question.get("group"))), None)
         if group:
             run = None
             if group not in by_group:
@@ -376,28 +532,44 @@ def validate(definition: dict, answers: dict, names: list[str] | None = None,
     shown, working, root = _resolve(definition, answers)
     wanted = None if names is None else set(names)
     errors: dict[str, str] = {}
-    for question in definition["questions"]:
+    for question, key, entry in _slots(definition, working):
         name = question["name"]
-        if (wanted is not None and name not in wanted) or not shown[name] \
-                or question["type"] == "note":
+        if (wanted is not None and name not in wanted and key not in wanted) \
+                or not shown[key] or question["type"] == "note":
             continue
-        text = _text(working.get(name))
+        text = _text((working if entry is None else entry).get(name))
+        error = None
         if not text:
             if question.get("required") or question.get("required_if") and _evaluate_on(
-                    root, question["required_if"], definition, name):
-                errors[name] = in_language(question.get("required_message") or {}, lang) \
+                    root, question["required_if"], definition, key):
+                error = in_language(question.get("required_message") or {}, lang) \
                     or str(MSG_REQUIRED)
-            continue
-        error = _type_error(question, text)
-        if error is None and question.get("choice_filter") and not set(text.split()) <= {
-                str(c["name"]) for c in _filtered_on(root, question, definition)}:
-            error = MSG_CHOICE  # a choice its filter does not offer
+        else:
+            error = _type_error(question, text)
+            if error is None and question.get("choice_filter") and not set(text.split()) <= {
+                    str(c["name"]) for c in _filtered_on(root, question, definition)}:
+                error = MSG_CHOICE  # a choice its filter does not offer
+            if error is None and question.get("constraint") and not _evaluate_on(
+                    root, question["constraint"], definition, key):
+                error = _constraint_message(question, lang)
         if error is not None:
-            errors[name] = str(error)
-        elif question.get("constraint") and not _evaluate_on(
-                root, question["constraint"], definition, name):
-            errors[name] = _constraint_message(question, lang)
+            errors[key] = _in_entry(definition, key, str(error), lang)
+    for name in repeats(definition):
+        if (wanted is None or name in wanted or any(q.get("repeat") == name for q in
+                                                    definition["questions"]
+                                                    if q["name"] in wanted)) \
+                and shown.get(name) and len(working.get(name) or []) > MAX_ENTRIES:
+            errors[name] = str(MSG_TOO_MANY % {"n": MAX_ENTRIES})
     return errors
+
+
+def _in_entry(definition: dict, key: str, message: str, lang: str) -> str:
+    """An error of a repeat's entry names the entry ("Household member 2: ...")."""
+    if "/" not in key:
+        return message
+    repeat, number, _name = key.split("/")
+    label = in_language(repeats(definition)[repeat].get("label"), lang, repeat)
+    return str(MSG_ENTRY % {"repeat": label, "number": int(number), "message": message})
 
 
 def _typed(question: dict, value):
@@ -417,11 +589,20 @@ def _typed(question: dict, value):
 def clean(definition: dict, answers: dict) -> dict:
     """The answers to store: visible, non-note, answered questions only, typed (integer ->
     int, decimal -> float, range -> int or float, select_multiple -> sorted list of names,
-    others -> str), calculations included; then the metadata values given in `answers`."""
+    others -> str), calculations included; a shown repeat with entries as a list of such
+    dicts, one per entry (in order); then the metadata values given in `answers`."""
     shown, working, _root = _resolve(definition, answers)
-    cleaned = {q["name"]: _typed(q, working.get(q["name"]))
-               for q in definition["questions"]
-               if shown[q["name"]] and q["type"] != "note" and _text(working.get(q["name"]))}
+    cleaned: dict = {name: [{} for _ in working[name]] for name in repeats(definition)
+                     if shown.get(name) and working.get(name)}
+    for question, key, entry in _slots(definition, working):
+        value = (working if entry is None else entry).get(question["name"])
+        if not shown[key] or question["type"] == "note" or not _text(value):
+            continue
+        if entry is None:
+            cleaned[question["name"]] = _typed(question, value)
+        elif question["repeat"] in cleaned:
+            number = int(key.split("/")[1])
+            cleaned[question["repeat"]][number - 1][question["name"]] = _typed(question, value)
     for item in definition.get("meta", []):
         if _text(answers.get(item["name"])):
             cleaned[item["name"]] = _text(answers[item["name"]])

@@ -33,6 +33,7 @@ from ..audit import Action, record
 from ..beneficiaries.registry import cipher, decrypt_field
 from ..retries import prior_record
 from . import logic
+from . import xlsform_rules as rules
 from .xlsform import XLSFormError, parse_xlsform
 
 # --- Definitions -------------------------------------------------------------------------
@@ -74,29 +75,36 @@ def _check_expressions(definition: dict) -> None:
     """Evaluate every relevant and constraint once, so an expression we cannot evaluate
     (an unsupported function, a typo) is refused at import, not in the field."""
     problems = []
+    # A question of a repeat is read in an entry, as it will be.
+    sample = {name: [{}] for name in logic.repeats(definition)}
     items = [(g, None) for g in definition.get("groups", [])] + \
-        [(q, q["name"]) for q in definition["questions"]]
+        [(q, logic.slot(q["repeat"], 1, q["name"]) if q.get("repeat") else q["name"])
+         for q in definition["questions"]]
     for item, current in items:
-        for key in ("relevant", "constraint", "calculation", "required_if"):
+        for key in ("relevant", "constraint", "calculation", "required_if", "repeat_count"):
             expression = item.get(key)
             if not expression:
                 continue
             try:
-                logic.evaluate(expression, {}, definition, current=current)
+                logic.evaluate(expression, sample, definition, current=current)
             except logic.LogicError as error:
-                where = f"survey sheet, row {item['row']}" if item.get("row") else \
-                    f"group {item.get('name')}"
-                problems.append(f"{where}: {key} “{expression}” cannot be evaluated "
-                                f"({error.message})")
+                where = rules.where("survey", item["row"], key) if item.get("row") else \
+                    _("%(where)s, group “%(name)s”", where=rules.place("survey"),
+                      name=item.get("name"))
+                problems.append(_("%(where)s: the %(column)s “%(expression)s” cannot be "
+                                  "evaluated: “%(detail)s”", where=where, column=key,
+                                  expression=expression, detail=error.message))
     filtered = {q["choice_filter"]: q for q in definition["questions"] if q.get("choice_filter")}
     if filtered and not problems:  # the other expressions evaluate: try each filter
         try:
             logic.choices_for(definition, {})
         except logic.LogicError as error:
             row = filtered.get(error.expression, {}).get("row")
-            where = f"survey sheet, row {row}" if row else "survey sheet"
-            problems.append(f"{where}: choice_filter “{error.expression}” cannot be "
-                            f"evaluated ({error.message})")
+            where = rules.where("survey", row, "choice_filter") if row else \
+                rules.place("survey")
+            problems.append(_("%(where)s: the %(column)s “%(expression)s” cannot be "
+                              "evaluated: “%(detail)s”", where=where, column="choice_filter",
+                              expression=error.expression, detail=error.message))
     if problems:
         raise ValidationError({"upload": problems})
 
@@ -174,13 +182,39 @@ def save_page(draft: SurveyDraft, definition: dict, names: list[str], posted: di
     answers = draft_answers(draft)
     fixed = {q["name"] for q in definition["questions"]
              if q.get("read_only") or logic.computed(q)}
+    inside = {q["name"]: q["repeat"] for q in definition["questions"] if q.get("repeat")}
     for name in names:
-        if name in fixed:
+        if name in fixed or name in inside:
             continue  # shown, not typed: it keeps its default or is computed
         answers[name] = posted.get(name, [] if _multiple(definition, name) else "")
+    for repeat in {inside[n] for n in names if n in inside and inside[n] in posted}:
+        # The entries as posted (see `repeat_values`), each over what the draft had (so
+        # read-only answers stay).
+        old = logic.entries(answers, repeat)
+        answers[repeat] = [
+            {**(old[i] if i < len(old) else logic.new_entry(definition, repeat)),
+             **{k: v for k, v in entry.items() if k not in fixed}}
+            for i, entry in enumerate(posted.get(repeat) or [])]
     draft.answers_enc = _sealed(answers)
     db.session.flush()
     return logic.validate(definition, answers, names, lang)
+
+
+def change_entries(draft: SurveyDraft, definition: dict, repeat: str, add: bool) -> None:
+    """Add an entry to a repeat of the draft (up to logic.MAX_ENTRIES), or remove its last
+    one. A repeat with a repeat_count has the entries its count says: nothing changes."""
+    group = logic.repeats(definition).get(repeat)
+    if group is None or group.get("repeat_count"):
+        return
+    answers = draft_answers(draft)
+    found = logic.entries(answers, repeat)
+    if add and len(found) < logic.MAX_ENTRIES:
+        found.append(logic.new_entry(definition, repeat))
+    elif not add and found:
+        found.pop()
+    answers[repeat] = found
+    draft.answers_enc = _sealed(answers)
+    db.session.flush()
 
 
 def _sealed(answers: dict) -> bytes | None:
@@ -201,14 +235,42 @@ def draft_answers(draft: SurveyDraft) -> dict:
 
 def response_answers(response: SurveyResponse) -> dict:
     """Every answer of a response, the text answers decrypted (callers loaded the response
-    through the policy: the collecting CSO's staff only)."""
-    return {**response.answers, **_unsealed(response, "text_answers_enc")}
+    through the policy: the collecting CSO's staff only). A repeat's entries are joined
+    entry by entry: their text answers are stored apart, encrypted, like the others."""
+    answers = dict(response.answers)
+    for name, value in _unsealed(response, "text_answers_enc").items():
+        plain = answers.get(name)
+        if isinstance(value, list) and isinstance(plain, list):
+            answers[name] = [{**(plain[i] if i < len(plain) else {}), **entry}
+                             for i, entry in enumerate(value)] + plain[len(value):]
+        else:
+            answers[name] = value
+    return answers
 
 
 def _text_names(definition: dict) -> set[str]:
     """The questions answered in free text, which can name the youth: stored encrypted
     (a calculation may join such texts)."""
     return {q["name"] for q in definition["questions"] if q["type"] in ("text", "calculate")}
+
+
+def _split_texts(definition: dict, cleaned: dict) -> tuple[dict, dict]:
+    """(plain, written): the cleaned answers without and with the free-text ones. A
+    repeat's entries are split the same way, entry by entry (an entry index is kept in
+    both, so they join again in `response_answers`)."""
+    texts, repeats = _text_names(definition), logic.repeats(definition)
+    plain, written = {}, {}
+    for name, value in cleaned.items():
+        if name in repeats:
+            plain[name] = [{k: v for k, v in e.items() if k not in texts} for e in value]
+            sealed = [{k: v for k, v in e.items() if k in texts} for e in value]
+            if any(sealed):
+                written[name] = sealed
+        elif name in texts:
+            written[name] = value
+        else:
+            plain[name] = value
+    return plain, written
 
 
 def _timestamp(moment) -> str:
@@ -238,11 +300,13 @@ def _meta_values(definition: dict, actor: User, answers: dict, day: date,
 
 def works_offline(definition: dict) -> bool:
     """Whether the offline field app can fill this definition: it renders the first
-    types only, and none of the optional keys (xlsform.py's docstring lists them). Others
+    types only, and none of the optional keys (xlsform.py's docstring lists them; nested
+    groups and repeats are among them). Others
     are filled online, where the server computes and checks everything."""
     extras = ("calculation", "read_only", "default", "required_if", "required_message",
               "parameters", "choice_filter")
-    return not definition.get("meta") and all(
+    nested = any(g.get("parent") or g.get("repeat") for g in definition.get("groups", []))
+    return not definition.get("meta") and not nested and all(
         q["type"] in OFFLINE_TYPES and not any(q.get(k) for k in extras)
         and "${" not in json.dumps([q.get("label"), q.get("hint")])
         for q in definition["questions"])
@@ -269,9 +333,7 @@ def submit(actor: User, version: SurveyVersion, youth: Beneficiary | None, wave:
     meta = {m["name"] for m in definition.get("meta", [])}
     # The metadata differ between two sendings of the same response: not in the digest.
     cleaned = {k: v for k, v in logic.clean(definition, answers).items() if k not in meta}
-    texts = _text_names(definition)
-    plain = {name: value for name, value in cleaned.items() if name not in texts}
-    written = {name: value for name, value in cleaned.items() if name in texts}
+    plain, written = _split_texts(definition, cleaned)
     # The digest covers the plain answers only: a hash of the text answers would let anyone
     # holding the database confirm a guessed name. Those are compared decrypted.
     digest = hashlib.sha256(json.dumps([version.id, getattr(youth, "id", None), wave, plain],
@@ -341,29 +403,63 @@ def _label(item: dict, lang: str) -> str:
     return in_language(item.get("label"), lang, item.get("name", ""))
 
 
+def _export_definition(survey: Survey, responses: list[SurveyResponse]) -> dict:
+    return survey.current.definition if survey.current else responses[0].version.definition
+
+
+def _cell(question: dict, value, lang: str):
+    """An answer as an export cell: choice labels in `lang`, a select_multiple joined."""
+    choices = {c["name"]: _label(c, lang) for c in question.get("choices", [])}
+    if isinstance(value, list):
+        value = ", ".join(choices.get(v, v) for v in value)
+    elif value is not None and choices:
+        value = choices.get(str(value), value)
+    return "" if value is None else value
+
+
 def export_rows(survey: Survey, responses: list[SurveyResponse], codes: dict[int, str],
                 lang: str) -> list[list]:
     """A table of responses: one column per question (labels in `lang`), then the scores;
-    written as CSV or XLSX by services/files.py (which neutralises formulas)."""
-    definition = survey.current.definition if survey.current else responses[0].version.definition
-    questions = [q for q in definition["questions"] if q["type"] != "note"] + \
+    written as CSV or XLSX by services/files.py (which neutralises formulas). A survey
+    with repeats gets a first column, the response's id, which `export_repeat_rows`
+    repeats on each entry (their answers are not in this table)."""
+    definition = _export_definition(survey, responses)
+    questions = [q for q in definition["questions"] if q["type"] != "note"
+                 and not q.get("repeat")] + \
         [{"name": m["name"]} for m in definition.get("meta", [])]
     scales = definition.get("scales", [])
+    linked = bool(logic.repeats(definition))
     header = [_("Code"), _("Wave"), _("Date"), _("Version")] + \
         [_label(q, lang) for q in questions] + [_label(s, lang) for s in scales]
-    rows = [header]
+    rows = [[_("Response"), *header] if linked else header]
     for response in responses:
         row = [codes.get(response.beneficiary_id, ""), response.wave or "",
                response.submitted_on.isoformat(), response.version.number]
         answers = response_answers(response)
-        for question in questions:
-            value = answers.get(question["name"])
-            choices = {c["name"]: _label(c, lang) for c in question.get("choices", [])}
-            if isinstance(value, list):
-                value = ", ".join(choices.get(v, v) for v in value)
-            elif value is not None and choices:
-                value = choices.get(str(value), value)
-            row.append("" if value is None else value)
+        row += [_cell(q, answers.get(q["name"]), lang) for q in questions]
         row += [response.scores.get(s["name"]) for s in scales]
-        rows.append(row)
+        rows.append([str(response.uuid), *row] if linked else row)
     return rows
+
+
+def export_repeat_rows(survey: Survey, responses: list[SurveyResponse],
+                       codes: dict[int, str], lang: str) -> list[tuple[str, list[list]]]:
+    """Each repeat's entries in long format, as (repeat name, table): one row per entry
+    with the response's id (as in `export_rows`), code, wave, the entry's number (from
+    1), then one column per question of the repeat. XLSX puts each on its own sheet; CSV
+    gives one file per repeat."""
+    definition = _export_definition(survey, responses)
+    tables = []
+    for name in logic.repeats(definition):
+        questions = [q for q in definition["questions"]
+                     if q.get("repeat") == name and q["type"] != "note"]
+        rows = [[_("Response"), _("Code"), _("Wave"), _("Entry"),
+                 *[_label(q, lang) for q in questions]]]
+        for response in responses:
+            answers = response_answers(response)
+            for number, entry in enumerate(logic.entries(answers, name), start=1):
+                rows.append([str(response.uuid), codes.get(response.beneficiary_id, ""),
+                             response.wave or "", number,
+                             *[_cell(q, entry.get(q["name"]), lang) for q in questions]])
+        tables.append((name, rows))
+    return tables

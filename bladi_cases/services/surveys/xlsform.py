@@ -5,7 +5,7 @@ columns written "label::Name (code)", "label:Name" or "label::العربية", "
 curly quotes), and converted by pyxform as ODK would. Only a subset of XLSForm is supported:
 the question types text, integer, decimal, date, time, datetime, range, acknowledge,
 calculate, note, select_one LIST and select_multiple LIST, the metadata start, end, today,
-username and deviceid, and groups that are not nested; everything else a form uses is
+username and deviceid, and groups (nested too); everything else a form uses is
 refused with its sheet, row and column (xlsform_rules.py says which), never dropped; the
 writer is xlsform_export.py.
 A `select_one` whose choice names are all integers becomes a `likert` question, one whose
@@ -19,6 +19,19 @@ Labels and hints may hold `${name}`, replaced by that answer when shown.
 
 Optional keys, present only when a form uses them (older definitions have none; readers use
 `.get`):
+- group "parent": the name of the group it is nested in. A question's "group" is its
+  innermost group; it is shown only when the relevant of that group and of every group
+  around it hold. The fill page has a page per top-level group, nested groups as fieldsets.
+- group "repeat": true for a `begin_repeat` (a household member, a sibling), with
+  "repeat_count" (an expression, e.g. `${household_size}` or `3`) when its number of
+  entries is set by the form; without it the worker adds and removes entries. Either way
+  at most logic.MAX_ENTRIES (50). Its questions have "repeat": its name. Their answers are
+  stored under the repeat's name as a list of dicts, one per entry, in order. Inside a
+  repeat, `${q}` of a question of the same repeat is the current entry's (ODK semantics),
+  `position(..)` its number from 1; outside it `${q}` is every entry's (`sum(${q})`), and
+  `count(${repeat})` the number of entries. Not supported yet, refused: groups or repeats
+  inside a repeat, metadata and choice_filter inside a repeat, and a repeat's question as
+  a scale item.
 - definition "meta": [{"name", "type"}], type one of start, end, today, username, deviceid.
   No question is shown; the server stores the value with the response under that name:
   start/end as ISO date-times (UTC, seconds) when the draft began and when it was sent,
@@ -84,8 +97,7 @@ LANGS = rules.LANGS
 PLAIN_TYPES = rules.PLAIN_TYPES
 _REF = re.compile(r"\$\{([^}]*)\}")
 _INT = re.compile(r"^-?\d+$")
-_PLACE = re.compile(r"^[^:,]*(, [^:,]*\d+)?")  # "survey sheet, row 4" or "survey sheet"
-_WHAT = re.compile(r"“([^”]+)”[^“]*$")  # the last quoted name of a message
+_WHAT = re.compile(r"[“«]\s*([^”»]+?)\s*[”»][^“«]*$")  # the last quoted name of a message
 _PYXFORM_ROW = re.compile(r"^\s*\[row\s*:\s*(\d+)\]\s*", re.S)
 _YES_NO = {**aliases.yes_no, "1": True, "0": False}
 _FORM_ID_MAX = 60  # Survey.code
@@ -268,11 +280,12 @@ def parse_xlsform(data: bytes, filename: str | None = None) -> dict:
         sheets = {"survey": next(iter(sheets.values()))}  # pyxform reads a lone sheet so
     errors: list[str] = []
     if "survey" not in sheets:
-        errors.append("survey sheet: the workbook has no sheet named 'survey'")
+        errors.append(_("%(where)s: the workbook has no sheet named 'survey'",
+                        where=rules.place("survey")))
     for name in _UNSUPPORTED_SHEETS:
         if sheets.get(name) and sheets[name].rows:
-            errors.append(_("%(sheet)s sheet: this sheet is not supported yet; remove it.",
-                            sheet=name))
+            errors.append(rules.Refusal(_("%(sheet)s sheet: this sheet is not supported yet; "
+                                          "remove it.", sheet=name), f"sheet::{name}"))
     settings = _normalise("settings", sheets.get("settings"), errors) or [(2, {})]
     number, setting = settings[0]
     strip = _YES_NO.get(setting.get("clean_text_values", "yes"), True)
@@ -285,7 +298,7 @@ def parse_xlsform(data: bytes, filename: str | None = None) -> dict:
     _check_references(groups, questions, rows, errors)
     form_id = setting.get("form_id") or _form_name(filename) or ""
     if not form_id:
-        errors.append(f"settings sheet, row {number}: form_id is required")
+        errors.append(_("%(where)s: form_id is required", where=rules.place("settings", number)))
     elif len(form_id) > _FORM_ID_MAX:
         errors.append(_("settings sheet, row %(row)d: the form_id “%(form_id)s” is longer than "
                         "%(n)d characters.", row=number, form_id=form_id, n=_FORM_ID_MAX))
@@ -296,9 +309,10 @@ def parse_xlsform(data: bytes, filename: str | None = None) -> dict:
     for message in _pyxform_messages(sheets, filename, rows):
         # pyxform stops at its first problem, usually one we reported too: keep one per row.
         # The guard's "pyxform reads “what”" is dropped when a rule refused that column.
-        where = _PLACE.match(message).group(0)
+        where = rules.place_of(message)  # in the user's language, as the messages are
         what = _WHAT.search(message)
-        if not any(m.startswith(where + ":") or m.startswith(where + ",") for m in errors) \
+        if not any(where and m.startswith(where) and not m[len(where):][:1].isdigit()
+                   for m in errors) \
                 and not (what and any(f"({what.group(1)})" in m for m in errors)):
             errors.append(message)
     if errors:
@@ -350,12 +364,13 @@ def _parse_choices(rows, default: str | None, errors: list[str],
     name may appear twice in a list, e.g. a county of two states told apart by a filter."""
     lists: dict[str, list[dict]] = {}
     for number, row in rows:
-        where = f"choices sheet, row {number}"
+        where = rules.place("choices", number)
         list_name, name = row.get("list_name", ""), row.get("name", "")
         if not list_name or not name:
-            errors.append(f"{where}: list_name and name are both required")
+            errors.append(_("%(where)s: list_name and name are both required", where=where))
         elif not duplicates and any(c["name"] == name for c in lists.get(list_name, [])):
-            errors.append(f"{where}: the choice '{name}' appears twice in the list '{list_name}'")
+            errors.append(_("%(where)s: the choice '%(name)s' appears twice in the list "
+                            "'%(list)s'", where=where, name=name, list=list_name))
         else:
             choice = {"name": name, "label": _texts(row, "label", default)}
             data = {k[len(_DATA):]: v for k, v in row.items() if k.startswith(_DATA)}
@@ -461,11 +476,10 @@ def _parse_survey(rows, choices, default: str | None, errors: list[str]):
     questions: list[dict] = []
     meta: list[dict] = []
     seen: dict[str, int] = {}
-    # Open groups as (name, row). Nesting is refused, but a nested group is still tracked so
-    # that its end_group does not also count as unbalanced.
-    stack: list[tuple[str, int]] = []
+    # Open groups and repeats as (name, row, "group" or "repeat"), the innermost last.
+    stack: list[tuple[str, int, str]] = []
     for number, row in rows:
-        where = f"survey sheet, row {number}"
+        where = rules.place("survey", number)
         kind = " ".join(row.get("type", "").split())
         parsed = rules.question_type(kind) if kind else None
         qtype, list_name = parsed or (None, None)
@@ -474,11 +488,22 @@ def _parse_survey(rows, choices, default: str | None, errors: list[str]):
             name = f"generated_note_name_{number}"  # as pyxform names them
         if not kind and not name and not _texts(row, "label"):
             continue  # a comment row: pyxform skips it too
-        if qtype == "end_group":
+        if qtype in ("end_group", "end_repeat") and stack and stack[-1][2] != qtype[4:]:
+            opened, opened_row, _kind = stack.pop()
+            errors.append(_("%(where)s: %(type)s cannot close “%(name)s”, opened on row "
+                            "%(row)d.", where=rules.where("survey", number, "type"),
+                            type=qtype, name=opened, row=opened_row))
+            continue
+        if qtype == "end_repeat" and not stack:
+            errors.append(_("%(where)s: end_repeat without a matching begin_repeat",
+                            where=where))
+            continue
+        if qtype in ("end_group", "end_repeat"):
             if stack:
                 stack.pop()
             else:
-                errors.append(f"{where}: end_group without a matching begin_group")
+                errors.append(_("%(where)s: end_group without a matching begin_group",
+                                where=where))
             continue
         if kind and not parsed:
             errors.append(rules.type_refused("survey", number, kind))
@@ -486,12 +511,29 @@ def _parse_survey(rows, choices, default: str | None, errors: list[str]):
                 seen.setdefault(name, number)
             continue
         if not kind or not name:
-            errors.append(f"{where}: the {'type' if not kind else 'name'} is missing")
+            errors.append(_("%(where)s: the type is missing", where=where) if not kind
+                          else _("%(where)s: the name is missing", where=where))
             continue
         if name in seen:
-            errors.append(f"{where}: the name '{name}' is already used on row {seen[name]}")
+            errors.append(_("%(where)s: the name '%(name)s' is already used on row %(row)d",
+                            where=where, name=name, row=seen[name]))
             continue
         seen[name] = number
+        repeat = next((n for n, _row, k in reversed(stack) if k == "repeat"), None)
+        if repeat and (qtype in (*rules.META_TYPES, "begin_group", "begin_repeat")
+                       or row.get("choice_filter")):
+            # Not supported yet: groups and repeats in a repeat, metadata and cascading
+            # selects in a repeat.
+            column = "choice_filter" if row.get("choice_filter") else "type"
+            errors.append(_("%(where)s: “%(what)s” inside the repeat “%(repeat)s” is not "
+                            "supported yet.", where=rules.where("survey", number, column),
+                            what=row.get(column), repeat=repeat))
+            if qtype in ("begin_group", "begin_repeat"):
+                stack.append((name, number, qtype[6:]))
+            continue
+        if row.get("repeat_count") and qtype != "begin_repeat":
+            errors.append(rules.value_refused("survey", number, row[_HEADER + "repeat_count"],
+                                              row["repeat_count"]))
         if qtype in rules.META_TYPES:
             meta.append({"name": name, "type": qtype})
             continue
@@ -500,17 +542,16 @@ def _parse_survey(rows, choices, default: str | None, errors: list[str]):
             errors.append(rules.value_refused("survey", number,
                                               row[_HEADER + "control::appearance"],
                                               row["control::appearance"]))
-        if qtype == "begin_group":
+        if qtype in ("begin_group", "begin_repeat"):
+            group = {"name": name, "label": _texts(row, "label", default), "relevant": relevant}
             if stack:
-                outer, outer_row = stack[-1]
-                errors.append(
-                    f"{where}: groups cannot be nested ('{name}' is inside '{outer}', "
-                    f"opened on row {outer_row})"
-                )
-            else:
-                groups.append({"name": name, "label": _texts(row, "label", default),
-                               "relevant": relevant})
-            stack.append((name, number))
+                group["parent"] = stack[-1][0]  # a nested group
+            if qtype == "begin_repeat":
+                group["repeat"] = True
+                if row.get("repeat_count"):
+                    group["repeat_count"] = row["repeat_count"]
+            groups.append(group)
+            stack.append((name, number, qtype[6:]))
             continue
         q_choices = []
         if list_name:
@@ -521,19 +562,23 @@ def _parse_survey(rows, choices, default: str | None, errors: list[str]):
                         choice.pop("data", None)
                 qtype = _select_kind(qtype, q_choices)
             else:
-                errors.append(f"{where}: the choice list '{list_name}' is not on the choices sheet")
+                errors.append(_("%(where)s: the choice list '%(list)s' is not on the choices "
+                                "sheet", where=where, list=list_name))
         label, hint = _texts(row, "label", default), _texts(row, "hint", default)
         if not label and not hint and qtype != "calculate":
-            errors.append(f"{where}: the question '{name}' has no label")
+            errors.append(_("%(where)s: the question '%(name)s' has no label", where=where,
+                            name=name))
         extra, required = _extras(row, qtype, kind, number, default, errors)
         questions.append(dict(
             name=name, type=qtype, label=label, hint=hint, required=required,
             relevant=relevant, constraint=row.get("constraint") or None,
             constraint_message=_texts(row, "constraint_message", default), choices=q_choices,
-            group=stack[0][0] if stack else None, row=number, **extra,
+            group=stack[-1][0] if stack else None, row=number, **extra,
+            **({"repeat": repeat} if repeat else {}),
         ))  # fmt: skip
-    for name, number in stack:
-        errors.append(f"survey sheet, row {number}: the group '{name}' is never closed")
+    for name, number, _kind in stack:
+        errors.append(_("%(where)s: the group '%(name)s' is never closed",
+                        where=rules.place("survey", number), name=name))
     return groups, questions, meta, seen
 
 
@@ -545,10 +590,10 @@ def _check_references(groups, questions, rows: dict[str, int], errors: list[str]
                 [("label", t) for t in texts]:
             for ref in _REF.findall(text or ""):
                 if ref not in rows:
-                    errors.append(
-                        f"survey sheet, row {rows[item['name']]}: the {field} refers to "
-                        f"an unknown question '${{{ref}}}'"
-                    )
+                    errors.append(_(
+                        "%(where)s: the %(field)s refers to an unknown question '${%(ref)s}'",
+                        where=rules.place("survey", rows[item["name"]]), field=field, ref=ref
+                    ))
     # A calculation may not depend on itself, directly or through other calculations.
     calc = {q["name"]: set(_REF.findall(q["calculation"])) for q in questions
             if q.get("calculation")}
@@ -563,10 +608,19 @@ def _check_references(groups, questions, rows: dict[str, int], errors: list[str]
             errors.append(_("%(where)s: the calculation of “%(name)s” depends on itself.",
                             where=rules.where("survey", rows[start], "calculation"),
                             name=start))
-    group_relevant = {g["name"]: g["relevant"] or "" for g in groups}
-    # A question is shown only if its own relevant and its group's relevant hold.
+    by_group = {g["name"]: g for g in groups}
+
+    def enclosing(group: str | None) -> str:
+        """The relevant expressions of a group and of every group around it."""
+        texts = []
+        while group in by_group:
+            texts.append(by_group[group]["relevant"] or "")
+            group = by_group[group].get("parent")
+        return " ".join(texts)
+
+    # A question is shown only if its own relevant and those of its groups hold.
     deps = {
-        q["name"]: set(_REF.findall(f"{q['relevant'] or ''} {group_relevant.get(q['group'], '')}"))
+        q["name"]: set(_REF.findall(f"{q['relevant'] or ''} {enclosing(q['group'])}"))
         for q in questions
     }
     reach: dict[str, set[str]] = {}
@@ -584,11 +638,13 @@ def _check_references(groups, questions, rows: dict[str, int], errors: list[str]
         if name in reach[name] and name not in reported:
             members = [m for m in deps if m in reach[name] and name in reach[m]]
             reported.update(members)
-            where = f"survey sheet, row {rows[name]}"
+            where = rules.place("survey", rows[name])
             if len(members) == 1:
-                errors.append(f"{where}: cyclic relevance: '{name}' depends on itself")
+                errors.append(_("%(where)s: cyclic relevance: '%(name)s' depends on itself",
+                                where=where, name=name))
             else:
-                errors.append(f"{where}: cyclic relevance between {', '.join(members)}")
+                errors.append(_("%(where)s: cyclic relevance between %(names)s", where=where,
+                                names=", ".join(members)))
 
 
 def _int(text: str | None, default, field: str, where: str, errors: list[str]):
@@ -596,34 +652,44 @@ def _int(text: str | None, default, field: str, where: str, errors: list[str]):
         return default
     if _INT.match(text):
         return int(text)
-    errors.append(f"{where}: {field} must be a whole number, not '{text}'")
+    errors.append(_("%(where)s: %(field)s must be a whole number, not '%(text)s'",
+                    where=where, field=field, text=text))
     return None
 
 
 def _parse_scales(rows, by_name: dict[str, dict], errors: list[str]) -> list[dict]:
     scales: list[dict] = []
     for number, row in rows:
-        where, before = f"scales sheet, row {number}", len(errors)
+        where, before = rules.place("scales", number), len(errors)
         name, method = row.get("name", ""), row.get("method", "").lower()
         items, reverse = _split(row.get("items")), _split(row.get("reverse"))
         if not name or any(s["name"] == name for s in scales):
-            errors.append(f"{where}: the scale name '{name}' is missing or already used")
+            errors.append(_("%(where)s: the scale name '%(name)s' is missing or already used",
+                            where=where, name=name))
         if not items or len(set(items)) != len(items):
-            errors.append(f"{where}: items must list distinct question names")
+            errors.append(_("%(where)s: items must list distinct question names", where=where))
         for item in items:
             question = by_name.get(item)
             if question is None:
-                errors.append(f"{where}: the item '{item}' is not a question of the survey sheet")
+                errors.append(_("%(where)s: the item '%(item)s' is not a question of the survey "
+                                "sheet", where=where, item=item))
+            elif question.get("repeat"):
+                errors.append(_("%(where)s: the item “%(item)s” is inside the repeat "
+                                "“%(repeat)s”; a scale item has one answer per response.",
+                                where=where, item=item, repeat=question["repeat"]))
             elif question["type"] not in ("likert", "integer"):
-                errors.append(
-                    f"{where}: the item '{item}' is a {question['type']} question "
-                    "(items must be likert or integer questions)"
-                )
+                errors.append(_(
+                    "%(where)s: the item '%(item)s' is a %(type)s question "
+                    "(items must be likert or integer questions)", where=where, item=item,
+                    type=question["type"]
+                ))
         outside = [r for r in reverse if r not in items]
         if outside:
-            errors.append(f"{where}: the reverse items {', '.join(outside)} are not in items")
+            errors.append(_("%(where)s: the reverse items %(names)s are not in items",
+                            where=where, names=", ".join(outside)))
         if method not in ("sum", "mean"):
-            errors.append(f"{where}: the method must be sum or mean, not '{method}'")
+            errors.append(_("%(where)s: the method must be sum or mean, not '%(method)s'",
+                            where=where, method=method))
         # Bounds default to the likert items' choice names, e.g. 1 and 5 for a 1..5 scale.
         values = [
             int(c["name"])
@@ -635,11 +701,13 @@ def _parse_scales(rows, by_name: dict[str, dict], errors: list[str]) -> list[dic
         item_min = _int(row.get("item_min"), min(values, default=None), "item_min", where, errors)
         item_max = _int(row.get("item_max"), max(values, default=None), "item_max", where, errors)
         if min_answered is not None and not 1 <= min_answered <= max(len(items), 1):
-            errors.append(f"{where}: min_answered must be between 1 and the number of items")
+            errors.append(_("%(where)s: min_answered must be between 1 and the number of "
+                            "items", where=where))
         if item_min is not None and item_max is not None and item_min >= item_max:
-            errors.append(f"{where}: item_min must be smaller than item_max")
+            errors.append(_("%(where)s: item_min must be smaller than item_max", where=where))
         if reverse and (item_min is None or item_max is None):
-            errors.append(f"{where}: item_min and item_max are needed to reverse items")
+            errors.append(_("%(where)s: item_min and item_max are needed to reverse items",
+                            where=where))
         if len(errors) == before:
             scales.append(dict(
                 name=name, label=_texts(row, "label"), items=items, method=method,
@@ -680,10 +748,16 @@ def _unread(elements: list[dict], rows: dict[str, int], seen: set[str] | None = 
         messages.append(_("%(where)s: pyxform reads “%(what)s” here, which this app does not "
                           "support yet.", where=place, what=what))
 
+    # pyxform computes a repeat_count that is not a plain ${name} into a calculate of its
+    # own, "<repeat>_count"; the app reads the repeat_count itself.
+    generated = {f"{e['name']}_count" for e in elements if e.get("type") == "repeat"
+                 and e.get("control", {}).get("jr:count") == f"${{{e['name']}_count}}"}
     for element in elements:
         name = element.get("name", "")
         if element.get("control", {}).get("bodyless"):
             continue  # the meta group pyxform adds (instanceID)
+        if name in generated and name not in rows and element.get("type") == "calculate":
+            continue
         if name not in rows:
             refuse(name, name, "name")
         for key, value in element.items():
@@ -693,7 +767,9 @@ def _unread(elements: list[dict], rows: dict[str, int], seen: set[str] | None = 
             elif key == "control":
                 # pyxform writes a range's parameters on its control as well.
                 read = {"appearance", "start", "end", "step"} \
-                    if element.get("type") == "range" else {"appearance"}
+                    if element.get("type") == "range" else \
+                    {"appearance", "jr:count"} if element.get("type") == "repeat" \
+                    else {"appearance"}
                 for control in set(value) - read:
                     refuse(name, f"control::{control}", control)
             elif key == "parameters" and value and element.get("type") != "range" \
@@ -732,8 +808,7 @@ def _pyxform_messages(sheets: dict[str, _Sheet], filename: str | None,
     sheet = next((s for s in ("choices", "settings") if f"'{s}' sheet" in message), "survey")
     match = _PYXFORM_ROW.match(message)
     if match:
-        return [f"{sheet} sheet, row {match.group(1)}: {message[match.end() :]}"]
+        return [rules.pyxform_message(sheet, int(match.group(1)), message[match.end() :])]
     # Messages from the XForm builder name the element instead of the row.
     named = [rows[n] for n in re.findall(r"'([^']+)'", message) if n in rows]
-    where = f"{sheet} sheet, row {named[0]}" if named else f"{sheet} sheet"
-    return [f"{where}: {message}"]
+    return [rules.pyxform_message(sheet, named[0] if named else None, message)]

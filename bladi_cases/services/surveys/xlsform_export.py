@@ -29,8 +29,9 @@ def export_xlsform(definition: dict) -> bytes:
         "type", "name", *_lang_columns("label"), *_lang_columns("hint"),
         "required", "relevant", "constraint", *_lang_columns("constraint_message"),
         *_lang_columns("required_message"), "calculation", "read_only", "default",
-        "parameters", "choice_filter",
+        "parameters", "choice_filter", "repeat_count",
     ])  # fmt: skip
+    width = len(survey[0])
     # Choice columns a choice_filter reads (e.g. the county of each sub-county).
     data_columns = sorted({column for q in definition.get("questions", [])
                            for c in q.get("choices") or [] for column in c.get("data") or {}})
@@ -38,34 +39,59 @@ def export_xlsform(definition: dict) -> bytes:
 
     groups = definition.get("groups") or []
     by_group = {g["name"]: g for g in groups}
-    used = {q.get("group") for q in definition.get("questions", [])}
+    parents = {g["name"]: g.get("parent") for g in groups}
+
+    def chain(name: str | None) -> list[str]:
+        """A group and the groups around it, the outermost first."""
+        found: list[str] = []
+        while name and name not in found:
+            found.insert(0, name)
+            name = parents.get(name)
+        return found
+
+    # Groups that hold a question, directly or in a nested group.
+    used = {g for q in definition.get("questions", []) for g in chain(q.get("group"))}
     opened: set[str] = set()
+    stack: list[str] = []  # the groups open now, the innermost last
     for item in definition.get("meta", []):  # metadata first, as ODK's templates write it
         survey.append([item["type"], item["name"]])
 
     def write_group(name: str, close: bool) -> None:
         group = by_group.get(name, {"name": name})
         # Columns: type, name, 3 labels, 3 hints, required, relevant.
-        survey.append(["begin_group", name, *_lang_values(group.get("label")), *[None] * 4,
-                       group.get("relevant")])  # fmt: skip
+        kind = "repeat" if group.get("repeat") else "group"
+        row = ["begin_" + kind, name, *_lang_values(group.get("label")), *[None] * 4,
+               group.get("relevant")]  # fmt: skip
+        if group.get("repeat_count"):  # the last column
+            row += [None] * (width - len(row) - 1) + [group["repeat_count"]]
+        survey.append(row)
         opened.add(name)
-        if close:
-            survey.append(["end_group"])
+        if close:  # an empty group: its empty nested groups go inside it
+            for inner in groups:
+                if inner.get("parent") == name and inner["name"] not in opened:
+                    write_group(inner["name"], close=True)
+            survey.append([end(name)])
 
-    current = None
+    def open_group(name: str) -> None:
+        # Empty groups listed before this one, in the same parent, are written first.
+        for group in groups:
+            if group["name"] == name:
+                break
+            if group["name"] not in used and group["name"] not in opened \
+                    and group.get("parent") == parents.get(name):
+                write_group(group["name"], close=True)
+        write_group(name, close=False)
+        stack.append(name)
+
+    def end(name: str) -> str:
+        return "end_repeat" if by_group.get(name, {}).get("repeat") else "end_group"
+
     for question in definition.get("questions", []):
-        if question.get("group") != current:
-            if current:
-                survey.append(["end_group"])
-            current = question.get("group")
-            if current:
-                # Empty groups listed before this one are written first, keeping the order.
-                for group in groups:
-                    if group["name"] == current:
-                        break
-                    if group["name"] not in used and group["name"] not in opened:
-                        write_group(group["name"], close=True)
-                write_group(current, close=False)
+        wanted = chain(question.get("group"))
+        while stack and stack != wanted[: len(stack)]:
+            survey.append([end(stack.pop())])
+        for name in wanted[len(stack):]:
+            open_group(name)
         name, qtype = question["name"], question["type"]
         if qtype in ("likert", "yes_no", "select_one", "select_multiple"):
             list_name = f"{name}_list"
@@ -89,10 +115,10 @@ def export_xlsform(definition: dict) -> bytes:
             " ".join(f"{k}={params[k]}" for k in ("start", "end", "step")) if params else None,
             question.get("choice_filter"),
         ])  # fmt: skip
-    if current:
-        survey.append(["end_group"])
+    while stack:
+        survey.append([end(stack.pop())])
     for group in groups:
-        if group["name"] not in opened:
+        if group["name"] not in opened and group.get("parent") not in by_group:
             write_group(group["name"], close=True)
 
     settings: list[list] = []
