@@ -378,3 +378,35 @@ def test_cascading_selects_on_one_page_without_javascript(client, worker, make_u
     assert stored.answers == {"county": "a", "sub": "a2"}
     csv_text = client.get(f"/surveys/{survey.uuid}/responses.csv").data.decode("utf-8-sig")
     assert "A two" in csv_text
+
+
+def test_a_trigger_recomputes_only_when_its_answer_changes(client, worker, make_user):
+    from .test_surveys_xlsform import triggered_form
+
+    version = service.import_version(make_user(Role.ADMIN), triggered_form(), None,
+                                     publish=True)
+    url = _fill_url(version.survey, page=0)
+    names = "age years_left note_age other older by_calc"
+
+    def post(**values):
+        response = client.post(url, data={**values, "nav": "next", "shown": names})
+        assert response.status_code == 302, text_of(response)[-400:]
+        draft = service.draft_for(worker, version, None, None)
+        return service.draft_answers(draft)
+
+    first = post(age="12", years_left="", note_age="typed", other="1")
+    assert first["years_left"] == "6" and first["note_age"] == "" and first["stamp"] == "age 12"
+    kept = post(age="12", years_left="9", note_age="mine", other="2")  # age did not change
+    assert kept["years_left"] == "9" and kept["note_age"] == "mine" and kept["other"] == "2"
+    again = post(age="15", years_left="9", note_age="mine", other="2")
+    assert again["years_left"] == "3" and again["note_age"] == "" and again["stamp"] == "age 15"
+    review = client.get(_fill_url(version.survey, page=1))
+    token = re.search(r'name="response_uuid" value="([^"]+)"',
+                      review.get_data(as_text=True)).group(1)
+    assert client.post(_fill_url(version.survey, page=1),
+                       data={"nav": "submit", "response_uuid": token}).status_code == 302
+    stored = db.session.scalars(sa.select(SurveyResponse).where(
+        SurveyResponse.uuid == uuid.UUID(token))).one()
+    answers = service.response_answers(stored)
+    assert answers["years_left"] == 3 and answers["stamp"] == "age 15"
+    assert answers["by_calc"] == "was 16"

@@ -105,10 +105,11 @@ def test_import_reads_nested_groups_and_repeats():
 
 
 def test_refused_inside_a_repeat_and_as_scale_items():
-    rows = [*ROSTER[:8], ["begin_group", "inner", "Inner", "د"], ["end_group"], *ROSTER[8:]]
+    rows = [*ROSTER[:8], ["begin_repeat", "inner", "Inner", "د"], ["text", "x", "X", "س"],
+            ["end_repeat"], *ROSTER[8:]]
     with pytest.raises(XLSFormError) as refused:
         parse_xlsform(roster(rows))
-    assert any("row 10" in m and "inside the repeat “members”" in m
+    assert any("row 10" in m and "“begin_repeat” inside the repeat “members”" in m
                for m in refused.value.messages), refused.value.messages
     with pytest.raises(XLSFormError) as refused:
         parse_xlsform(roster(scales=[["name", "items", "method"], ["s", "age", "sum"]]))
@@ -270,3 +271,123 @@ def test_a_repeat_count_pyxform_computes_apart_is_read_and_written_back(count):
         "repeat_count"] == count
     assert len(logic.effective(definition, {"household_size": "3"})["members"]) == 2
     assert parse_xlsform(export_xlsform(definition))["groups"] == definition["groups"]
+
+
+# A group inside the repeat: its relevance is read entry by entry, the entry as context.
+IN_REPEAT = [
+    ["integer", "household_size", "How many people live here?", "كم شخصا؟", "yes"],
+    ["begin_repeat", "members", "Household member", "فرد", "", "", "", "",
+     "${household_size}"],
+    ["text", "mname", "Name", "الاسم", "yes"],
+    ["integer", "age", "Age", "العمر", "yes"],
+    ["begin_group", "schooling", "Schooling", "التمدرس", "", "${age} < 18"],
+    ["text", "school", "School of ${mname}", "المدرسة", "yes"],
+    ["begin_group", "grade_box", "Grade", "القسم", "", "position(..) > 1"],
+    ["integer", "grade", "Grade", "القسم"],
+    ["end_group"],
+    ["end_group"],
+    ["end_repeat"],
+]
+
+
+def test_a_group_inside_a_repeat_is_read_per_entry():
+    definition = parse_xlsform(roster(IN_REPEAT))
+    groups = {g["name"]: g for g in definition["groups"]}
+    assert groups["schooling"]["parent"] == "members"
+    assert groups["grade_box"]["parent"] == "schooling"
+    by_name = {q["name"]: q for q in definition["questions"]}
+    assert by_name["grade"]["group"] == "grade_box" and by_name["grade"]["repeat"] == "members"
+    answers = {"household_size": "3", "members": [
+        {"mname": "A", "age": "9", "school": "S1", "grade": "3"},
+        {"mname": "B", "age": "40", "school": "x", "grade": "1"},
+        {"mname": "C", "age": "10", "school": "S3", "grade": "4"}]}
+    shown = logic.visible(definition, answers)
+    assert [shown[f"members/{n}/school"] for n in (1, 2, 3)] == [True, False, True]
+    # The nested group needs its own relevance (position(..) > 1) and its parent's.
+    assert [shown[f"members/{n}/grade"] for n in (1, 2, 3)] == [False, False, True]
+    values = logic.clean(definition, answers)
+    assert values["members"][1].get("school") is None and values["members"][2]["grade"] == 4
+    assert values["members"][0].get("grade") is None
+    # Required inside a hidden group is not asked; inside a shown one it is.
+    errors = logic.validate(definition, {"household_size": "2", "members": [
+        {"mname": "A", "age": "50"}, {"mname": "B", "age": "5"}]})
+    assert set(errors) == {"members/2/school"}, errors
+
+
+def test_a_group_inside_a_repeat_without_javascript(client, worker, make_user):
+    version = service.import_version(make_user(Role.ADMIN), roster(IN_REPEAT), None,
+                                     publish=True)
+    survey = version.survey
+    assert client.post(_url(survey, 0), data={"household_size": "2", "nav": "next",
+                                              "shown": "household_size"}).status_code == 302
+    members = {"members/count": "2", "members/1/mname": "Amina", "members/1/age": "40",
+               "members/2/mname": "Sami", "members/2/age": "10"}
+    page = client.post(_url(survey, 1), data={**members, "nav": "next",
+                                              "shown": _shown(client.get(_url(survey, 1)))})
+    html = page.get_data(as_text=True)
+    # Sami's schooling is revealed by his age on this page: shown, not failed.
+    assert page.status_code == 200 and "members/2/school" in _shown(page)
+    assert "members/1/school" not in _shown(page)
+    entries = html.split('class="stack entry"')[1:]
+    assert len(entries) == 2 and all('data-group="schooling"' in e for e in entries)
+    assert re.search(r'data-group="schooling" hidden', entries[0])
+    assert not re.search(r'data-group="schooling" hidden', entries[1])
+    assert "School of Sami" in text_of(page)
+    ok = client.post(_url(survey, 1), data={**members, "members/2/school": "Ecole",
+                                            "members/2/grade": "4", "nav": "next",
+                                            "shown": _shown(page)})
+    assert ok.status_code == 302, text_of(ok)[-300:]
+    review = client.get(_url(survey, 2))
+    token = re.search(r'name="response_uuid" value="([^"]+)"',
+                      review.get_data(as_text=True)).group(1)
+    assert client.post(_url(survey, 2), data={"nav": "submit", "response_uuid": token}
+                       ).status_code == 302
+    stored = db.session.scalars(sa.select(SurveyResponse).where(
+        SurveyResponse.uuid == uuid.UUID(token))).one()
+    assert service.response_answers(stored)["members"] == [
+        {"mname": "Amina", "age": 40}, {"mname": "Sami", "age": 10, "school": "Ecole",
+                                        "grade": 4}]
+    xlsx = client.get(f"/surveys/{survey.uuid}/responses.xlsx")
+    rows = list(openpyxl.load_workbook(io.BytesIO(xlsx.data))["members"].iter_rows(
+        values_only=True))
+    assert [r[3] for r in rows[1:]] == [1, 2] and "Ecole" in rows[2]
+
+
+def test_a_group_inside_a_repeat_round_trips_through_pyxform():
+    definition = parse_xlsform(roster(IN_REPEAT))
+    exported = export_xlsform(definition)
+    again = parse_xlsform(exported)
+    strip = lambda d: [{k: v for k, v in q.items() if k != "row"} for q in d["questions"]]  # noqa: E731
+    assert again["groups"] == definition["groups"] and strip(again) == strip(definition)
+    from pyxform import xls2xform
+    xml = xls2xform.convert(xlsform=exported, warnings=[], file_type=".xlsx").xform
+    assert "<schooling>" in xml and "/data/members/schooling/grade_box/grade" in xml
+
+
+def test_or_other_in_a_repeat_without_javascript(client, worker, make_user):
+    rows = [IN_REPEAT[0], IN_REPEAT[1], IN_REPEAT[2],
+            ["select_one yn or_other", "tap", "Water from?", "الماء؟", "yes"], ["end_repeat"]]
+    version = service.import_version(make_user(Role.ADMIN), roster(rows), None, publish=True)
+    survey = version.survey
+    client.post(_url(survey, 0), data={"household_size": "1", "nav": "next",
+                                       "shown": "household_size"})
+    data = {"members/count": "1", "members/1/mname": "Amina", "members/1/tap": "other"}
+    page = client.post(_url(survey, 1), data={**data, "nav": "next",
+                                              "shown": _shown(client.get(_url(survey, 1)))})
+    assert page.status_code == 200 and "members/1/tap_other" in _shown(page)
+    assert 'value="other"' in page.get_data(as_text=True) and "Specify other." in text_of(page)
+    ok = client.post(_url(survey, 1), data={**data, "members/1/tap_other": "A well",
+                                            "nav": "next", "shown": _shown(page)})
+    assert ok.status_code == 302, text_of(ok)[-300:]
+    review = client.get(_url(survey, 2))
+    token = re.search(r'name="response_uuid" value="([^"]+)"',
+                      review.get_data(as_text=True)).group(1)
+    client.post(_url(survey, 2), data={"nav": "submit", "response_uuid": token})
+    stored = db.session.scalars(sa.select(SurveyResponse).where(
+        SurveyResponse.uuid == uuid.UUID(token))).one()
+    assert service.response_answers(stored)["members"] == [
+        {"mname": "Amina", "tap": "other", "tap_other": "A well"}]
+    xlsx = client.get(f"/surveys/{survey.uuid}/responses.xlsx")
+    rows = list(openpyxl.load_workbook(io.BytesIO(xlsx.data))["members"].iter_rows(
+        values_only=True))
+    assert "A well" in rows[1] and "Specify other." in rows[0]

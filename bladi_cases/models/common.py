@@ -14,12 +14,15 @@ from sqlalchemy.orm import Mapped, MappedColumn, mapped_column
 from ..extensions import db
 
 
-def in_language(texts: dict | None, lang: str, default: str = "") -> str:
+def in_language(texts: dict | None, lang: str, default: str = "",
+                fallback: str | None = None) -> str:
     """The text in `lang` of a {"ar": ..., "fr": ..., "en": ...} dict (survey labels,
-    indicator names...), else English, else any non-empty one, else `default`."""
+    indicator names...), else in `fallback` (a survey's default_language: its forms may
+    hold any language code), else English, else the first non-empty one, else `default`.
+    The one place that picks a language: templates reach it as `in_language` too."""
     texts = texts or {}
-    return texts.get(lang) or texts.get("en") or next(
-        (text for text in texts.values() if text), default)
+    return texts.get(lang) or (texts.get(fallback) if fallback else None) \
+        or texts.get("en") or next((text for text in texts.values() if text), default)
 
 
 def utcnow() -> datetime:

@@ -8,10 +8,14 @@ An XLSX is a ZIP of XML parts. Before any XML is parsed, `check_xlsx` looks at t
 directory (the size of every part once expanded, how much each is compressed), reads the
 first bytes of each sheet for its declared range (`<dimension ref="A1:XFD1048576"/>`), and
 then scans each sheet's cell references for the range actually used (a declared range can
-lie or be missing). Only then is the workbook opened, in openpyxl's read-only mode, and
-`sheet_rows` reads it with a hard stop on rows and columns. Each refusal is an
-InputRefused whose messages say why in the user's language; its `status` is the HTTP
-answer (413 too large, 422 not acceptable, 400 malformed).
+lie or be missing). Columns count only as far as a cell holds a value: spreadsheet programs
+format sheets out to column AMJ (1,024) or beyond with empty cells (`<c r="AMJ1" s="1"/>`),
+and such a sheet is fine; the empty cells are bounded by a count of their own
+(MAX_EMPTY_CELLS), so that millions of them still stop the scan at once. Only then is the
+workbook opened, in openpyxl's read-only mode, and `sheet_rows` reads it with a hard stop
+on rows and columns. Each refusal is an InputRefused whose messages say why in the user's
+language; its `status` is the HTTP answer (413 too large, 422 not acceptable, 400
+malformed).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ MAX_PARTS = 1000
 MAX_RATIO = 100  # expanded / compressed size of a part, checked for parts over RATIO_FROM
 RATIO_FROM = 1 * MB
 EXCEL_MAX_COLUMNS = 16_384
+MAX_EMPTY_CELLS = 100_000  # per sheet: formatting without values (a 1,024-wide header row)
 MAX_JSON_BYTES = 2 * MB
 MAX_JSON_DEPTH = 16  # the sync API's deepest record is 7 levels deep
 _SCAN_CHUNK = 1 * MB
@@ -72,7 +77,8 @@ class SheetSurvey:
 
     title: str
     rows: int = 0
-    columns: int = 0
+    columns: int = 0  # the last column holding a value (empty formatted cells do not count)
+    empty_cells: int = 0
     merged: list[str] = field(default_factory=list)  # e.g. "A2:B2"
 
 
@@ -205,7 +211,10 @@ class _Scan:
                                if 0 < len(letters) <= 3 else self.column + 1)
                 if digits:
                     self.row = self._number(digits)
-                survey.columns = max(survey.columns, self.column)
+                if attributes.rstrip().endswith(b"/"):  # <c r="AMJ1" s="1"/>: no value
+                    survey.empty_cells += 1
+                else:
+                    survey.columns = max(survey.columns, self.column)
             survey.rows = max(survey.rows, self.row)
 
     @staticmethod
@@ -221,9 +230,9 @@ def _check_sheet(archive: zipfile.ZipFile, title: str, part: str, max_rows: int,
     declared = _DIMENSION.search(head)
     ref = _RANGE.search(declared.group(1)) if declared else None
     if ref:  # the last cell of the range: its end, or its only cell
-        letters, digits = ref.group(4, 5) if ref.group(4) else ref.group(2, 3)
-        _check_extent(title, int(digits), column_index_from_string(letters.decode()),
-                      max_rows, max_columns)
+        # Its columns are not checked: formatting alone stretches it (A1:AMJ6).
+        digits = ref.group(5) if ref.group(4) else ref.group(3)
+        _check_extent(title, int(digits), 0, max_rows, max_columns)
     scan = _Scan(SheetSurvey(title))
     with archive.open(part) as stream:
         pending = b""
@@ -234,13 +243,16 @@ def _check_sheet(archive: zipfile.ZipFile, title: str, part: str, max_rows: int,
                 raise ValueError("a tag longer than a chunk")
             scan.read(text[:cut])
             pending = text[cut:]
-            _check_extent(title, scan.survey.rows, scan.survey.columns, max_rows, max_columns)
+            _check_extent(title, scan.survey.rows, scan.survey.columns, max_rows, max_columns,
+                          scan.survey.empty_cells)
         scan.read(pending)
-    _check_extent(title, scan.survey.rows, scan.survey.columns, max_rows, max_columns)
+    _check_extent(title, scan.survey.rows, scan.survey.columns, max_rows, max_columns,
+                  scan.survey.empty_cells)
     return scan.survey
 
 
-def _check_extent(title: str, rows: int, columns: int, max_rows: int, max_columns: int):
+def _check_extent(title: str, rows: int, columns: int, max_rows: int, max_columns: int,
+                  empty_cells: int = 0):
     if rows > max_rows:
         raise InputRefused([_(
             "The sheet “%(sheet)s” reaches row %(row)s, beyond row %(max)s. Delete the "
@@ -252,6 +264,11 @@ def _check_extent(title: str, rows: int, columns: int, max_rows: int, max_column
             "The sheet “%(sheet)s” reaches column %(column)s; at most %(max)s columns are "
             "accepted. Delete the columns to the right of your data.",
             sheet=title[:40], column=shown, max=max_columns)])
+    if empty_cells > MAX_EMPTY_CELLS:
+        raise InputRefused([_(
+            "The sheet “%(sheet)s” holds more than %(max)s empty formatted cells. Clear the "
+            "formatting of the rows and columns outside your data.",
+            sheet=title[:40], max=f"{MAX_EMPTY_CELLS:,}")])
 
 
 def sheet_rows(sheet, max_rows: int, max_columns: int, values_only: bool = True

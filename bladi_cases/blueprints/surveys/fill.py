@@ -10,7 +10,6 @@ from flask_login import current_user
 from ...extensions import db
 from ...i18n import ui_language
 from ...models import Beneficiary, Survey
-from ...models.common import in_language
 from ...policy import Perm, get_or_404, requires
 from ...services.retries import RetryConflict
 from ...services.surveys import logic
@@ -156,6 +155,7 @@ def fill(survey_id):
                            max_entries=logic.MAX_ENTRIES,
                            displayed=[k for k in keys if shown.get(k)],
                            answers=answers, values=values, interpolate=logic.interpolate,
+                           text=logic.texts_in(definition, lang),
                            errors=errors, notice=notice, lang=lang), \
         (422 if errors else 200)
 
@@ -180,8 +180,35 @@ def _entries(definition: dict, questions: list[dict], answers: dict, values: dic
                 fields.append({"q": {**question, "name": key}, "value": value,
                                "error": errors.get(key), "hidden": not shown.get(key)})
             result[repeat].append({"number": number, "values": {**values, **entry},
-                                   "fields": fields})
+                                   "fields": fields,
+                                   "steps": _entry_steps(definition, repeat, fields)})
     return result
+
+
+def _entry_steps(definition: dict, repeat: str, fields: list[dict]) -> list[tuple]:
+    """An entry's fields as steps to write, like `_layout`: ("open", group, hidden),
+    ("field", field), ("close",); the groups inside the repeat become fieldsets, hidden
+    when none of their questions shows in this entry."""
+    groups = {g["name"]: g for g in definition.get("groups", [])}
+    chains = []
+    for field in fields:
+        chain = logic.group_chain(definition, field["q"].get("group"))
+        chains.append(chain[chain.index(repeat) + 1:] if repeat in chain else [])
+    steps: list[tuple] = []
+    open_now: list[str] = []
+    for field, chain in zip(fields, chains, strict=True):
+        common = 0
+        while common < min(len(chain), len(open_now)) and chain[common] == open_now[common]:
+            common += 1
+        steps += [("close",)] * (len(open_now) - common)
+        for group in chain[common:]:
+            hidden = not any(not f["hidden"] for f, c in zip(fields, chains, strict=True)
+                             if group in c)
+            steps.append(("open", groups.get(group, {"name": group}), hidden))
+        open_now = chain
+        steps.append(("field", field))
+    steps += [("close",)] * len(open_now)
+    return steps
 
 
 def _layout(definition: dict, questions: list[dict], shown: dict) -> list[tuple]:
@@ -192,8 +219,14 @@ def _layout(definition: dict, questions: list[dict], shown: dict) -> list[tuple]
     groups = {g["name"]: g for g in definition.get("groups", [])}
     chains = {q["name"]: logic.group_chain(definition, q.get("group"))[1:] for q in questions}
     for question in questions:
-        if question.get("repeat") and question["repeat"] in chains[question["name"]]:
-            chains[question["name"]].remove(question["repeat"])  # written by "repeat"
+        chain = chains[question["name"]]
+        if question.get("repeat"):
+            # The repeat and the groups inside it are written by "repeat", in each entry
+            # (a top-level repeat is the page, so not in the chain: its groups are).
+            inner = logic.group_chain(definition, question.get("group"))
+            inner = inner[inner.index(question["repeat"]):] \
+                if question["repeat"] in inner else []
+            chain[:] = [g for g in chain if g not in inner]
     steps: list[tuple] = []
     open_now: list[str] = []
     written: set[str] = set()
@@ -235,7 +268,7 @@ def _review(survey, version, youth, wave, draft, pages, lang, errors=None, statu
                            questions=questions, answers=values, values=values,
                            repeats=_review_repeats(definition, values, shown, errors or {},
                                                    lang),
-                           interpolate=logic.interpolate,
+                           interpolate=logic.interpolate, text=logic.texts_in(definition, lang),
                            errors=errors or {}, lang=lang, count=len(pages),
                            uuid=draft.response_uuid), status
 
@@ -248,7 +281,8 @@ def _review_repeats(definition: dict, values: dict, shown: dict, errors: dict,
     for name, group in logic.repeats(definition).items():
         if not shown.get(name):
             continue
-        label = in_language(group.get("label"), lang, name)
+        text = logic.texts_in(definition, lang)
+        label = text(group.get("label"), name)
         inner = [q for q in definition["questions"]
                  if q.get("repeat") == name and q["type"] != "note"]
         entries = []
@@ -258,12 +292,12 @@ def _review_repeats(definition: dict, values: dict, shown: dict, errors: dict,
                 key = logic.slot(name, number, question["name"])
                 if not shown.get(key):
                     continue
-                choices = {str(c["name"]): in_language(c.get("label"), lang, str(c["name"]))
+                choices = {str(c["name"]): text(c.get("label"), str(c["name"]))
                            for c in question.get("choices") or []}
                 value = entry.get(question["name"])
                 parts = value if isinstance(value, list) else [value] if value else []
                 rows.append((logic.interpolate(
-                    in_language(question.get("label"), lang, question["name"]),
+                    text(question.get("label"), question["name"]),
                     {**values, **entry}),
                     ", ".join(choices.get(str(v), str(v)) for v in parts), errors.get(key)))
             entries.append({"label": f"{label} {number}", "rows": rows})

@@ -190,9 +190,23 @@ def _names(definition: dict) -> set[str]:
         set(repeats(definition))
 
 
+def texts_in(definition: dict, lang: str):
+    """What templates call to show a text of `definition` (a label, a hint): `text(texts,
+    default="")` in `lang`, else in the form's default_language (models.common.in_language
+    picks)."""
+    fallback = definition.get("default_language")
+
+    def text(texts: dict | None, default: str = "") -> str:
+        return in_language(texts, lang, default, fallback)
+
+    return text
+
+
 def _choice_labels(definition: dict, lang: str) -> dict[str, dict[str, str]]:
     """For jr:choice-name(): each question's choice labels in `lang`, by choice name."""
-    return {q["name"]: {str(c["name"]): in_language(c.get("label"), lang, str(c["name"]))
+    fallback = definition.get("default_language")
+    return {q["name"]: {str(c["name"]): in_language(c.get("label"), lang, str(c["name"]),
+                                                    fallback)
                         for c in q.get("choices") or []}
             for q in definition["questions"] if q.get("choices")}
 
@@ -238,6 +252,30 @@ def value(expression: str, answers: dict, definition: dict, current: str | None 
     result = _value_on(_instance(definition, answers), expression, definition, current, now,
                        lang)
     return result if isinstance(result, bool | float | str) else xpath.as_string(result)
+
+
+def fire_triggers(definition: dict, before: dict, answers: dict) -> None:
+    """ODK's `trigger`: each question whose triggering answer differs in `answers` from
+    `before` (the draft as it was) gets its trigger_calculation's value, computed from the
+    answers as they count (or is cleared when it has none), in `answers`; the others keep
+    what they had. Answers are compared as they count, so a calculation can trigger too
+    (the draft does not hold computed values). Triggered questions are top-level (the
+    parser refuses them in repeats)."""
+    triggered = [q for q in definition["questions"] if q.get("trigger")]
+    if not triggered:
+        return
+    was, counted = effective(definition, before), effective(definition, answers)
+    for question in triggered:
+        by = question["trigger"][2:-1]
+        if was.get(by) == counted.get(by):
+            continue
+        name, expression = question["name"], question.get("trigger_calculation")
+        if not expression:
+            answers[name] = [] if question["type"] == "select_multiple" else ""
+            continue
+        result = _value_on(_instance(definition, counted), expression, definition, name)
+        number = isinstance(result, float) and not isinstance(result, bool)
+        answers[name] = "" if number and math.isnan(result) else xpath.as_string(result)
 
 
 def computed(question: dict) -> bool:
@@ -338,8 +376,13 @@ def _resolve_once(definition: dict, answers: dict, calculations: list[dict],
         shown[name] = all(_group_shown(definition, groups, g, root, group_shown)
                           for g in group_chain(definition, name))
     for question, key, entry in _slots(definition, working):
+        chain = group_chain(definition, question.get("group"))
+        repeat = question.get("repeat")
+        # A group inside a repeat is read once per entry, the entry as its context.
+        inner = chain[chain.index(repeat) + 1:] if repeat in chain else []
         ok = all(_group_shown(definition, groups, g, root, group_shown)
-                 for g in group_chain(definition, question.get("group")))
+                 for g in chain if g not in inner) and \
+            all(_group_shown(definition, groups, g, root, group_shown, key) for g in inner)
         if ok and question.get("relevant"):
             ok = _evaluate_on(root, question["relevant"], definition, key)
         shown[key] = ok
@@ -355,13 +398,17 @@ def _resolve_once(definition: dict, answers: dict, calculations: list[dict],
 
 
 def _group_shown(definition: dict, groups: dict, group: str, root: ET.Element,
-                 known: dict[str, bool]) -> bool:
+                 known: dict[str, bool], key: str | None = None) -> bool:
     """Whether a group's own relevant holds (read once per pass, into `known`): a group
-    shows or hides as a whole, and with it every group nested in it."""
-    if group not in known:
+    shows or hides as a whole, and with it every group nested in it. A group inside a
+    repeat is read per entry: `key` is the slot key of one of its questions (see `slot`),
+    whose entry `${q}` and `position(..)` read."""
+    entry = key.rsplit("/", 1)[0] if key and "/" in key else None
+    cached = f"{entry}/{group}" if entry else group
+    if cached not in known:
         relevant = groups.get(group, {}).get("relevant")
-        known[group] = not relevant or _evaluate_on(root, relevant, definition, None)
-    return known[group]
+        known[cached] = not relevant or _evaluate_on(root, relevant, definition, key)
+    return known[cached]
 
 
 _CHOICE_ITEM = "_choice_item_"  # where a choice_filter reads the choice it looks at
@@ -517,11 +564,11 @@ def _range_error(question: dict, text: str):
     return None
 
 
-def _constraint_message(question: dict, lang: str) -> str:
+def _constraint_message(question: dict, lang: str, fallback: str | None = None) -> str:
     messages = question.get("constraint_message") or {}
     if isinstance(messages, str):
         return messages
-    return in_language(messages, lang) or str(MSG_REJECTED)
+    return in_language(messages, lang, fallback=fallback) or str(MSG_REJECTED)
 
 
 def validate(definition: dict, answers: dict, names: list[str] | None = None,
@@ -542,7 +589,8 @@ def validate(definition: dict, answers: dict, names: list[str] | None = None,
         if not text:
             if question.get("required") or question.get("required_if") and _evaluate_on(
                     root, question["required_if"], definition, key):
-                error = in_language(question.get("required_message") or {}, lang) \
+                error = in_language(question.get("required_message") or {}, lang,
+                                    fallback=definition.get("default_language")) \
                     or str(MSG_REQUIRED)
         else:
             error = _type_error(question, text)
@@ -551,7 +599,8 @@ def validate(definition: dict, answers: dict, names: list[str] | None = None,
                 error = MSG_CHOICE  # a choice its filter does not offer
             if error is None and question.get("constraint") and not _evaluate_on(
                     root, question["constraint"], definition, key):
-                error = _constraint_message(question, lang)
+                error = _constraint_message(question, lang,
+                                            definition.get("default_language"))
         if error is not None:
             errors[key] = _in_entry(definition, key, str(error), lang)
     for name in repeats(definition):
@@ -568,7 +617,8 @@ def _in_entry(definition: dict, key: str, message: str, lang: str) -> str:
     if "/" not in key:
         return message
     repeat, number, _name = key.split("/")
-    label = in_language(repeats(definition)[repeat].get("label"), lang, repeat)
+    label = in_language(repeats(definition)[repeat].get("label"), lang, repeat,
+                        definition.get("default_language"))
     return str(MSG_ENTRY % {"repeat": label, "number": int(number), "message": message})
 
 

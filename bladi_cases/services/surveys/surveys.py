@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import date
@@ -71,29 +72,43 @@ def import_version(actor: User | None, data: bytes, org: Organization | None,
     return version
 
 
+_PULLDATA = re.compile(r"\bpulldata\s*\(")
+
+
 def _check_expressions(definition: dict) -> None:
     """Evaluate every relevant and constraint once, so an expression we cannot evaluate
     (an unsupported function, a typo) is refused at import, not in the field."""
     problems = []
     # A question of a repeat is read in an entry, as it will be.
     sample = {name: [{}] for name in logic.repeats(definition)}
-    items = [(g, None) for g in definition.get("groups", [])] + \
-        [(q, logic.slot(q["repeat"], 1, q["name"]) if q.get("repeat") else q["name"])
-         for q in definition["questions"]]
+    slots = {q["name"]: logic.slot(q["repeat"], 1, q["name"]) if q.get("repeat")
+             else q["name"] for q in definition["questions"]}
+    # A group inside a repeat is read in an entry too, as one of its questions.
+    inner = {g: slots[q["name"]] for q in reversed(definition["questions"]) if q.get("repeat")
+             for g in logic.group_chain(definition, q.get("group"))
+             if g != q["repeat"] and q["repeat"] in logic.group_chain(definition, g)}
+    items = [(g, inner.get(g["name"])) for g in definition.get("groups", [])] + \
+        [(q, slots[q["name"]]) for q in definition["questions"]]
     for item, current in items:
-        for key in ("relevant", "constraint", "calculation", "required_if", "repeat_count"):
+        for key in ("relevant", "constraint", "calculation", "required_if", "repeat_count",
+                    "trigger_calculation"):
             expression = item.get(key)
             if not expression:
                 continue
             try:
                 logic.evaluate(expression, sample, definition, current=current)
             except logic.LogicError as error:
-                where = rules.where("survey", item["row"], key) if item.get("row") else \
+                column = "calculation" if key == "trigger_calculation" else key
+                where = rules.where("survey", item["row"], column) if item.get("row") else \
                     _("%(where)s, group “%(name)s”", where=rules.place("survey"),
                       name=item.get("name"))
-                problems.append(_("%(where)s: the %(column)s “%(expression)s” cannot be "
-                                  "evaluated: “%(detail)s”", where=where, column=key,
-                                  expression=expression, detail=error.message))
+                if _PULLDATA.search(expression):  # reads a CSV file the form does not carry
+                    problems.append(rules.out_of_scope(where, "pulldata()", "pulldata"))
+                    continue
+                problems.append(rules.Refusal(
+                    _("%(where)s: the %(column)s “%(expression)s” cannot be evaluated: "
+                      "“%(detail)s”", where=where, column=column, expression=expression,
+                      detail=error.message), f"expression::{key}"))
     filtered = {q["choice_filter"]: q for q in definition["questions"] if q.get("choice_filter")}
     if filtered and not problems:  # the other expressions evaluate: try each filter
         try:
@@ -102,9 +117,11 @@ def _check_expressions(definition: dict) -> None:
             row = filtered.get(error.expression, {}).get("row")
             where = rules.where("survey", row, "choice_filter") if row else \
                 rules.place("survey")
-            problems.append(_("%(where)s: the %(column)s “%(expression)s” cannot be "
-                              "evaluated: “%(detail)s”", where=where, column="choice_filter",
-                              expression=error.expression, detail=error.message))
+            problems.append(rules.Refusal(
+                _("%(where)s: the %(column)s “%(expression)s” cannot be evaluated: "
+                  "“%(detail)s”", where=where, column="choice_filter",
+                  expression=error.expression, detail=error.message),
+                "expression::choice_filter"))
     if problems:
         raise ValidationError({"upload": problems})
 
@@ -180,6 +197,7 @@ def save_page(draft: SurveyDraft, definition: dict, names: list[str], posted: di
     """Keep a page's answers in the draft (always: back/next never lose them) and return
     that page's errors."""
     answers = draft_answers(draft)
+    before = dict(answers)
     fixed = {q["name"] for q in definition["questions"]
              if q.get("read_only") or logic.computed(q)}
     inside = {q["name"]: q["repeat"] for q in definition["questions"] if q.get("repeat")}
@@ -195,6 +213,7 @@ def save_page(draft: SurveyDraft, definition: dict, names: list[str], posted: di
             {**(old[i] if i < len(old) else logic.new_entry(definition, repeat)),
              **{k: v for k, v in entry.items() if k not in fixed}}
             for i, entry in enumerate(posted.get(repeat) or [])]
+    logic.fire_triggers(definition, before, answers)
     draft.answers_enc = _sealed(answers)
     db.session.flush()
     return logic.validate(definition, answers, names, lang)
@@ -304,7 +323,7 @@ def works_offline(definition: dict) -> bool:
     groups and repeats are among them). Others
     are filled online, where the server computes and checks everything."""
     extras = ("calculation", "read_only", "default", "required_if", "required_message",
-              "parameters", "choice_filter")
+              "parameters", "choice_filter", "trigger")
     nested = any(g.get("parent") or g.get("repeat") for g in definition.get("groups", []))
     return not definition.get("meta") and not nested and all(
         q["type"] in OFFLINE_TYPES and not any(q.get(k) for k in extras)
@@ -399,17 +418,18 @@ def score_changes(responses: list[SurveyResponse]) -> list[ScoreChange]:
     return changes
 
 
-def _label(item: dict, lang: str) -> str:
-    return in_language(item.get("label"), lang, item.get("name", ""))
+def _label(item: dict, lang: str, fallback: str | None = None) -> str:
+    """An item's label in `lang`, else in the form's default language `fallback`."""
+    return in_language(item.get("label"), lang, item.get("name", ""), fallback)
 
 
 def _export_definition(survey: Survey, responses: list[SurveyResponse]) -> dict:
     return survey.current.definition if survey.current else responses[0].version.definition
 
 
-def _cell(question: dict, value, lang: str):
+def _cell(question: dict, value, lang: str, fallback: str | None = None):
     """An answer as an export cell: choice labels in `lang`, a select_multiple joined."""
-    choices = {c["name"]: _label(c, lang) for c in question.get("choices", [])}
+    choices = {c["name"]: _label(c, lang, fallback) for c in question.get("choices", [])}
     if isinstance(value, list):
         value = ", ".join(choices.get(v, v) for v in value)
     elif value is not None and choices:
@@ -424,19 +444,20 @@ def export_rows(survey: Survey, responses: list[SurveyResponse], codes: dict[int
     with repeats gets a first column, the response's id, which `export_repeat_rows`
     repeats on each entry (their answers are not in this table)."""
     definition = _export_definition(survey, responses)
+    fallback = definition.get("default_language")
     questions = [q for q in definition["questions"] if q["type"] != "note"
                  and not q.get("repeat")] + \
         [{"name": m["name"]} for m in definition.get("meta", [])]
     scales = definition.get("scales", [])
     linked = bool(logic.repeats(definition))
     header = [_("Code"), _("Wave"), _("Date"), _("Version")] + \
-        [_label(q, lang) for q in questions] + [_label(s, lang) for s in scales]
+        [_label(q, lang, fallback) for q in questions] + [_label(s, lang, fallback) for s in scales]
     rows = [[_("Response"), *header] if linked else header]
     for response in responses:
         row = [codes.get(response.beneficiary_id, ""), response.wave or "",
                response.submitted_on.isoformat(), response.version.number]
         answers = response_answers(response)
-        row += [_cell(q, answers.get(q["name"]), lang) for q in questions]
+        row += [_cell(q, answers.get(q["name"]), lang, fallback) for q in questions]
         row += [response.scores.get(s["name"]) for s in scales]
         rows.append([str(response.uuid), *row] if linked else row)
     return rows
@@ -449,17 +470,18 @@ def export_repeat_rows(survey: Survey, responses: list[SurveyResponse],
     1), then one column per question of the repeat. XLSX puts each on its own sheet; CSV
     gives one file per repeat."""
     definition = _export_definition(survey, responses)
+    fallback = definition.get("default_language")
     tables = []
     for name in logic.repeats(definition):
         questions = [q for q in definition["questions"]
                      if q.get("repeat") == name and q["type"] != "note"]
         rows = [[_("Response"), _("Code"), _("Wave"), _("Entry"),
-                 *[_label(q, lang) for q in questions]]]
+                 *[_label(q, lang, fallback) for q in questions]]]
         for response in responses:
             answers = response_answers(response)
             for number, entry in enumerate(logic.entries(answers, name), start=1):
                 rows.append([str(response.uuid), codes.get(response.beneficiary_id, ""),
                              response.wave or "", number,
-                             *[_cell(q, entry.get(q["name"]), lang) for q in questions]])
+                             *[_cell(q, entry.get(q["name"]), lang, fallback) for q in questions]])
         tables.append((name, rows))
     return tables

@@ -14,7 +14,12 @@ standard XLSForm; ODK and KoboToolbox ignore it) defines scores computed from li
 integer items.
 
 The definition is a JSON-able dict with the keys title, form_id, version, groups, questions
-and scales; see `parse_xlsform`. Texts are dicts keyed by language code (ar, fr, en).
+and scales; see `parse_xlsform`. Texts are dicts keyed by language code: ar, fr, en, and
+any other a form writes as "label::Name (code)" (a name without a code, other than the
+known names of ar, fr and en, is keyed by the name lower-cased). Pages pick the user's
+language, else the form's "default_language" (an optional key, the settings'
+default_language as a code), else English, else the first (models.common.in_language, the
+one place that picks).
 Labels and hints may hold `${name}`, replaced by that answer when shown.
 
 Optional keys, present only when a form uses them (older definitions have none; readers use
@@ -29,9 +34,10 @@ Optional keys, present only when a form uses them (older definitions have none; 
   stored under the repeat's name as a list of dicts, one per entry, in order. Inside a
   repeat, `${q}` of a question of the same repeat is the current entry's (ODK semantics),
   `position(..)` its number from 1; outside it `${q}` is every entry's (`sum(${q})`), and
-  `count(${repeat})` the number of entries. Not supported yet, refused: groups or repeats
-  inside a repeat, metadata and choice_filter inside a repeat, and a repeat's question as
-  a scale item.
+  `count(${repeat})` the number of entries. A group inside a repeat (its "parent" the
+  repeat, or a group inside it) is read per entry: its relevant holds or not for each
+  entry, the entry as context. Not supported yet, refused: a repeat inside a repeat,
+  metadata and choice_filter inside a repeat, and a repeat's question as a scale item.
 - definition "meta": [{"name", "type"}], type one of start, end, today, username, deviceid.
   No question is shown; the server stores the value with the response under that name:
   start/end as ISO date-times (UTC, seconds) when the draft began and when it was sent,
@@ -41,6 +47,10 @@ Optional keys, present only when a form uses them (older definitions have none; 
   question is never shown on the fill page; another type with a calculation is shown
   read-only.
 - question "read_only": true (a read-only question shows its default or calculation).
+- question "trigger": "${name}" (a question outside repeats; the question is not in a repeat
+  either), with "trigger_calculation" instead of "calculation" when it has one: as in ODK,
+  the calculation runs (without one, the answer is cleared) only when that answer changes,
+  otherwise the question keeps its value and is typed like any other (logic.fire_triggers).
 - question "default": the answer a new draft starts with (a literal, as text).
 - question "required_if": `required` written as an expression; the question is required
   when it is true ("required" is then false).
@@ -100,6 +110,12 @@ _INT = re.compile(r"^-?\d+$")
 _WHAT = re.compile(r"[“«]\s*([^”»]+?)\s*[”»][^“«]*$")  # the last quoted name of a message
 _PYXFORM_ROW = re.compile(r"^\s*\[row\s*:\s*(\d+)\]\s*", re.S)
 _YES_NO = {**aliases.yes_no, "1": True, "0": False}
+# The texts pyxform gives what it adds (or_other, add_none_option), in our languages.
+OTHER_LABEL = {"ar": "أخرى", "fr": "Autre", "en": "Other"}
+SPECIFY_OTHER_LABEL = {"ar": "حدّد الخيار الآخر.", "fr": "Précisez autre.",
+                       "en": "Specify other."}
+NONE_LABEL = {"ar": "لا شيء", "fr": "Aucun", "en": "None"}
+NONE_CONSTRAINT = "(.='none' or not(selected(., 'none')))"  # pyxform's, word for word
 _FORM_ID_MAX = 60  # Survey.code
 _OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # how an Excel 97-2003 (.xls) file starts
 _HEADER = "@header "  # a normalised row's key for the header a value was written under
@@ -110,12 +126,15 @@ _UNSUPPORTED_SHEETS = ("external_choices", "entities", "osm")
 _PYXFORM_SHEETS = ("survey", "choices", "settings", *_UNSUPPORTED_SHEETS)
 # The parts of pyxform's question dicts the parser reads (a check behind the rules).
 _BIND_READ = {"relevant", "constraint", "jr:constraintMsg", "required", "readonly",
-              "calculate", "jr:requiredMsg"}
+              "calculate", "jr:requiredMsg", "jr:noAppErrorString"}
+# The elements pyxform adds for a table-list group: its label as a note, its header row.
+_TABLE_LIST = re.compile(r"generated_table_list_label_\d+|reserved_name_for_field_list_labels_\d+")
 # The keys of a question that hold an expression over the answers.
-_EXPRESSIONS = ("relevant", "constraint", "calculation", "required_if", "choice_filter")
+_EXPRESSIONS = ("relevant", "constraint", "calculation", "required_if", "choice_filter",
+                "trigger", "trigger_calculation")
 _SLOTS_NOT_READ = rules.SHEETS["survey"][1] - {
     "type", "name", "label", "hint", "bind", "control", "choices", "itemset", "list_name",
-    "parameters", "children", "default", "choice_filter",
+    "parameters", "children", "default", "choice_filter", "trigger",
 }  # fmt: skip
 MAX_ROWS = 5_000  # of any sheet (a long form with its choice lists has ~1,500)
 MAX_COLUMNS = 200
@@ -201,8 +220,10 @@ def _normalise(name: str, sheet: _Sheet | None, errors: list[str], strip: bool =
 
 
 def _texts(row: dict[str, str], base: str, default: str | None = None) -> dict[str, str]:
-    """Per-language texts of `base` (label, hint...). A column without a language belongs to
-    the settings' default_language when it is one of ours, else it fills missing languages."""
+    """Per-language texts of `base` (label, hint...), keyed by language code (any language:
+    "label::Kiswahili (sw)" is "sw", a name without a code its lower-cased name). A column
+    without a language belongs to the settings' default_language, else it fills whichever
+    of ar, fr and en is missing. Ours come first, then the others as written."""
     found: dict[str, str] = {}
     for key, value in row.items():
         if value and key.startswith(base + "::"):
@@ -210,7 +231,8 @@ def _texts(row: dict[str, str], base: str, default: str | None = None) -> dict[s
     if row.get(base):
         for code in (default,) if default else LANGS:
             found.setdefault(code, row[base])
-    return {code: found[code] for code in LANGS if code in found}
+    return {**{code: found[code] for code in LANGS if code in found},
+            **{code: text for code, text in found.items() if code not in LANGS}}
 
 
 def _split(text: str | None) -> list[str]:
@@ -283,19 +305,29 @@ def parse_xlsform(data: bytes, filename: str | None = None) -> dict:
         errors.append(_("%(where)s: the workbook has no sheet named 'survey'",
                         where=rules.place("survey")))
     for name in _UNSUPPORTED_SHEETS:
-        if sheets.get(name) and sheets[name].rows:
+        if sheets.get(name) and sheets[name].rows and f"sheet::{name}" in rules.OUT_OF_SCOPE:
+            errors.append(rules.out_of_scope(rules.place(name), name, f"sheet::{name}"))
+        elif sheets.get(name) and sheets[name].rows:
             errors.append(rules.Refusal(_("%(sheet)s sheet: this sheet is not supported yet; "
                                           "remove it.", sheet=name), f"sheet::{name}"))
     settings = _normalise("settings", sheets.get("settings"), errors) or [(2, {})]
     number, setting = settings[0]
     strip = _YES_NO.get(setting.get("clean_text_values", "yes"), True)
-    default = _default_language(setting, number, errors)
+    default = _default_language(setting)
     choices = _parse_choices(_normalise("choices", sheets.get("choices"), errors), default,
                              errors, _YES_NO.get(setting.get("allow_choice_duplicates", "no"),
                                                  False))
     survey_rows = _normalise("survey", sheets.get("survey"), errors, strip)
     groups, questions, meta, rows = _parse_survey(survey_rows, choices, default, errors)
+    if _flag(setting, "add_none_option", number, errors):
+        _add_none_option(questions)
     _check_references(groups, questions, rows, errors)
+    in_repeat = {q["name"] for q in questions if q.get("repeat")}
+    for question in questions:  # a trigger is compared in the draft's top level only
+        if question.get("trigger") and ({question["name"], question["trigger"][2:-1]}
+                                        & in_repeat):
+            errors.append(rules.value_refused("survey", question["row"], "trigger",
+                                              question["trigger"], "trigger"))
     form_id = setting.get("form_id") or _form_name(filename) or ""
     if not form_id:
         errors.append(_("%(where)s: form_id is required", where=rules.place("settings", number)))
@@ -327,21 +359,33 @@ def parse_xlsform(data: bytes, filename: str | None = None) -> dict:
     }
     if meta:
         definition["meta"] = meta
+    if default:
+        definition["default_language"] = default
     return definition
 
 
-def _default_language(setting: dict[str, str], number: int, errors: list[str]) -> str | None:
-    """The language of columns without one: the settings' default_language if it is ours."""
+def _add_none_option(questions: list[dict]) -> None:
+    """The settings' add_none_option, as pyxform applies it: every select_multiple gets a
+    last choice "none", and a constraint that "none" is chosen alone."""
+    for question in questions:
+        if question["type"] != "select_multiple" or not question["choices"]:
+            continue  # pyxform refuses a select without choices already
+        if any(c["name"] == "none" for c in question["choices"]):
+            continue
+        question["choices"].append({"name": "none", "label": dict(NONE_LABEL)})
+        constraint = question["constraint"]
+        question["constraint"] = f"{constraint} and {NONE_CONSTRAINT}" if constraint \
+            else NONE_CONSTRAINT
+
+
+def _default_language(setting: dict[str, str]) -> str | None:
+    """The language of columns without one, and the form's fallback language when a text
+    is not in the user's: the settings' default_language as a code ("Kiswahili (sw)" ->
+    "sw"), any language."""
     value = setting.get("default_language")
     if not value or value == "default":
         return None
-    code = rules.language_code(value)
-    if code not in LANGS:
-        errors.append(_("%(where)s: the language “%(language)s” is not supported; use Arabic "
-                        "(ar), French (fr) or English (en).", language=value,
-                        where=rules.where("settings", number, "default_language")))
-        return None
-    return code
+    return rules.language_code(value)
 
 
 def _scale_rows(sheet: _Sheet | None) -> list[tuple[int, dict[str, str]]]:
@@ -430,6 +474,9 @@ def _range_parameters(row: dict[str, str], number: int, errors: list[str]) -> di
     return found
 
 
+_TRIGGER = re.compile(r"\$\{[^${}\s]+\}")
+
+
 def _extras(row: dict[str, str], qtype: str, written: str, number: int,
             default: str | None, errors: list[str]) -> tuple[dict, bool]:
     """The optional keys of a question (see the module docstring), present only when used."""
@@ -445,6 +492,17 @@ def _extras(row: dict[str, str], qtype: str, written: str, number: int,
     elif qtype == "calculate" and written == "calculate":  # "hidden" may stay empty
         errors.append(_("%(where)s: a calculate question needs a calculation.",
                         where=rules.where("survey", number, "calculation")))
+    if row.get("trigger"):
+        # ODK's trigger: the calculation (or, without one, clearing the answer) runs only
+        # when that answer changes; otherwise the question keeps its value and may be
+        # typed (logic.fire_triggers). One ${name}, outside repeats.
+        if _TRIGGER.fullmatch(row["trigger"].strip()):
+            extra["trigger"] = row["trigger"].strip()
+            if "calculation" in extra:
+                extra["trigger_calculation"] = extra.pop("calculation")
+        else:
+            errors.append(rules.value_refused("survey", number, row[_HEADER + "trigger"],
+                                              row["trigger"], "trigger"))
     if _flag(row, "read_only", number, errors):
         extra["read_only"] = True
     value = row.get("default", "")
@@ -520,10 +578,10 @@ def _parse_survey(rows, choices, default: str | None, errors: list[str]):
             continue
         seen[name] = number
         repeat = next((n for n, _row, k in reversed(stack) if k == "repeat"), None)
-        if repeat and (qtype in (*rules.META_TYPES, "begin_group", "begin_repeat")
+        if repeat and (qtype in (*rules.META_TYPES, "begin_repeat")
                        or row.get("choice_filter")):
-            # Not supported yet: groups and repeats in a repeat, metadata and cascading
-            # selects in a repeat.
+            # Not supported yet: repeats in a repeat, metadata and cascading selects in a
+            # repeat (groups in a repeat are).
             column = "choice_filter" if row.get("choice_filter") else "type"
             errors.append(_("%(where)s: “%(what)s” inside the repeat “%(repeat)s” is not "
                             "supported yet.", where=rules.where("survey", number, column),
@@ -541,7 +599,7 @@ def _parse_survey(rows, choices, default: str | None, errors: list[str]):
         if "search(" in row.get("control::appearance", ""):  # choices from a CSV file
             errors.append(rules.value_refused("survey", number,
                                               row[_HEADER + "control::appearance"],
-                                              row["control::appearance"]))
+                                              row["control::appearance"], "search"))
         if qtype in ("begin_group", "begin_repeat"):
             group = {"name": name, "label": _texts(row, "label", default), "relevant": relevant}
             if stack:
@@ -569,13 +627,32 @@ def _parse_survey(rows, choices, default: str | None, errors: list[str]):
             errors.append(_("%(where)s: the question '%(name)s' has no label", where=where,
                             name=name))
         extra, required = _extras(row, qtype, kind, number, default, errors)
+        other = rules.or_other(kind) and list_name in choices
+        if other and not any(c["name"] == "other" for c in q_choices):
+            q_choices.append({"name": "other", "label": dict(OTHER_LABEL)})
+            qtype = _select_kind(qtype, q_choices)
         questions.append(dict(
             name=name, type=qtype, label=label, hint=hint, required=required,
             relevant=relevant, constraint=row.get("constraint") or None,
-            constraint_message=_texts(row, "constraint_message", default), choices=q_choices,
+            constraint_message=_texts(row, "constraint_message", default)
+            or _texts(row, "no_app_error", default), choices=q_choices,
             group=stack[-1][0] if stack else None, row=number, **extra,
             **({"repeat": repeat} if repeat else {}),
         ))  # fmt: skip
+        if other:
+            # pyxform's expansion of or_other: the text question it adds after the select.
+            specify = f"{name}_other"
+            if specify in seen:
+                errors.append(_("%(where)s: the name '%(name)s' is already used on row "
+                                "%(row)d", where=where, name=specify, row=seen[specify]))
+                continue
+            seen[specify] = number
+            questions.append(dict(
+                name=specify, type="text", label=dict(SPECIFY_OTHER_LABEL), hint={},
+                required=False, relevant=f"selected(${{{name}}}, 'other')", constraint=None,
+                constraint_message={}, choices=[], group=stack[-1][0] if stack else None,
+                row=number, **({"repeat": repeat} if repeat else {}),
+            ))  # fmt: skip
     for name, number, _kind in stack:
         errors.append(_("%(where)s: the group '%(name)s' is never closed",
                         where=rules.place("survey", number), name=name))
@@ -758,6 +835,8 @@ def _unread(elements: list[dict], rows: dict[str, int], seen: set[str] | None = 
             continue  # the meta group pyxform adds (instanceID)
         if name in generated and name not in rows and element.get("type") == "calculate":
             continue
+        if name not in rows and _TABLE_LIST.fullmatch(name):
+            continue  # a layout hint (appearance table-list): the group keeps its label
         if name not in rows:
             refuse(name, name, "name")
         for key, value in element.items():
@@ -766,10 +845,10 @@ def _unread(elements: list[dict], rows: dict[str, int], seen: set[str] | None = 
                     refuse(name, f"bind::{bind}", bind)
             elif key == "control":
                 # pyxform writes a range's parameters on its control as well.
-                read = {"appearance", "start", "end", "step"} \
+                read = {"appearance", "rows", "start", "end", "step"} \
                     if element.get("type") == "range" else \
-                    {"appearance", "jr:count"} if element.get("type") == "repeat" \
-                    else {"appearance"}
+                    {"appearance", "rows", "jr:count"} if element.get("type") == "repeat" \
+                    else {"appearance", "rows"}
                 for control in set(value) - read:
                     refuse(name, f"control::{control}", control)
             elif key == "parameters" and value and element.get("type") != "range" \

@@ -45,13 +45,19 @@ SURVEY_HANDLED = {
     "type", "name", "label", "hint", "bind::relevant", "bind::constraint",
     "bind::jr:constraintMsg", "bind::required", "bind::readonly", "bind::calculate",
     "bind::jr:requiredMsg", "default", "parameters", "choice_filter", "control::jr:count",
-}  # fmt: skip
-SURVEY_NO_EFFECT = {"control::appearance"}  # how a widget looks, not what it stores
-SURVEY_REFUSED = {
+    "trigger",
+    # ODK Aggregate's constraint message: used as the constraint message when the row has
+    # none (as Collect shows it then), else without effect.
     "bind::jr:noAppErrorString",
-    "bind::entities:saveto", "control::autoplay", "control::rows",
+}  # fmt: skip
+# How a widget looks, not what it stores: an appearance (table-list included: pyxform's
+# generated label note and header row are left out, the group keeps its label) and the
+# height of a text box (control::rows).
+SURVEY_NO_EFFECT = {"control::appearance", "control::rows"}
+SURVEY_REFUSED = {
+    "bind::entities:saveto", "control::autoplay",
     "media", "media::image", "media::big-image", "media::audio", "media::video",
-    "guidance_hint", "trigger", "instance",
+    "guidance_hint", "instance",
     "instance::odk:tag", "sms_field", "sms_option", "sms_separator", "sms_allow_media",
     "sms_date_format", "sms_datetime_format", "sms_response", "actions", "query",
     "itemset", "list_name", "choices", "extra_data", "parent", "bind", "control",
@@ -64,13 +70,14 @@ CHOICES_REFUSED = {
 SETTINGS_HANDLED = {
     "title", "id_string", "version", "default_language", "allow_choice_duplicates",
     "bladi_title",  # per-language titles our export writes; pyxform ignores the column
+    "add_none_option",  # a choice "none" in every select_multiple, as pyxform adds it
 }  # fmt: skip
 SETTINGS_NO_EFFECT = {
     "name", "style", "instance_name", "clean_text_values", "auto_send", "auto_delete",
     "omit_instanceID", "namespaces", "instance_xmlns",
 }  # fmt: skip
 SETTINGS_REFUSED = {
-    "public_key", "submission_url", "add_none_option", "client_editable", "attribute",
+    "public_key", "submission_url", "client_editable", "attribute",
     "sms_keyword", "sms_allow_media", "sms_date_format", "sms_datetime_format",
     "sms_response", "sms_separator", "sms_field", "prefix", "delimiter", "entity_version",
     "setgeopoint_by_triggering_ref", "setvalues_by_triggering_ref", "flat", "file_name",
@@ -81,14 +88,33 @@ SETTINGS_REFUSED = {
 # refused, and that is the declared answer, not a gap. Keys as a Refusal's `feature`: the
 # column key, or the question type as pyxform spells it. Everything else refused is "not
 # supported yet"; tests/test_surveys_corpus.py holds the corpus to this list.
+# The key of a column other XForm clients read as an attribute (bind::saveIncomplete,
+# control::bodyAttribute, body::x, instance::odk:tag): pyxform copies it into the XForm as is.
+CUSTOM_ATTRIBUTE = "custom-attribute"
+_ATTRIBUTE_PREFIXES = ("bind", "control", "instance")  # pyxform reads "body::" as "control::"
+# Metadata read from the phone (pyxform's jr:preloadParams), by the key it is refused under.
+_PHONE_PROPERTIES = ("phonenumber", "simserial", "subscriberid", "uri:phonenumber",
+                     "uri:simserial", "uri:subscriberid", "uri:deviceid")
 OUT_OF_SCOPE = frozenset({
     "media", "media::image", "media::big-image", "media::audio", "media::video",
     "control::autoplay",
     "image", "audio", "video", "file", "osm", "background-audio", "barcode",
     "geopoint", "geotrace", "geoshape", "start-geopoint", "background-geopoint",
+    # Why each group below is out of scope: README, "Out of scope, refused at import, and why".
+    # ODK SMS submission: not a channel of this app.
+    "sms_keyword", "sms_separator", "sms_allow_media", "sms_date_format",
+    "sms_datetime_format", "sms_option", "sms_field", "sms_response",
+    # Where ODK clients send and how they encrypt: this app is the server and encrypts
+    # identifying text itself; attributes written for other clients' XForms.
+    "submission_url", "public_key", "attribute", CUSTOM_ATTRIBUTE,
+    # The staff phone's identifiers: not collected (privacy); deviceid is supported.
+    "phonenumber", "simserial", "subscriberid", "uri:phonenumber", "uri:simserial",
+    "uri:subscriberid", "uri:deviceid",
+    # Files the form does not carry (like media): external choices, pulldata(), search().
+    "select_one_external", "sheet::external_choices", "pulldata", "search",
 })  # fmt: skip
 TRANSLATED = {"label", "hint", "bind::jr:constraintMsg", "bind::jr:requiredMsg", "title",
-              "bladi_title"}
+              "bladi_title", "bind::jr:noAppErrorString"}
 
 SHEETS = {
     # sheet: (pyxform's aliases, pyxform's known columns, handled, no effect)
@@ -106,7 +132,7 @@ FLAT_NAMES = {
     "bind::jr:constraintMsg": "constraint_message", "bind::required": "required",
     "bind::readonly": "read_only", "title": "form_title", "id_string": "form_id",
     "bind::calculate": "calculation", "bind::jr:requiredMsg": "required_message",
-    "control::jr:count": "repeat_count",
+    "control::jr:count": "repeat_count", "bind::jr:noAppErrorString": "no_app_error",
 }  # fmt: skip
 
 
@@ -136,8 +162,6 @@ class Column:
             self.refusal = "column"
         elif self.language is not None and self.key not in TRANSLATED:
             self.refusal = "column"
-        elif self.language is not None and language_code(self.language) not in LANGS:
-            self.refusal = "language"
 
     @property
     def flat(self) -> str | None:
@@ -151,7 +175,7 @@ class Column:
 class Refusal(str):
     """A refusal message (text in the user's language) that also says, machine-readably,
     which feature it refuses: a column key ("media::image"), a question type ("geopoint"),
-    or "language"; compare with OUT_OF_SCOPE."""
+    or "language-syntax"; compare with OUT_OF_SCOPE."""
 
     feature: str
 
@@ -181,6 +205,9 @@ def type_feature(kind: str) -> str:
     spec = QUESTION_TYPE_DICT.get(kind) or {}
     bind = (spec.get("bind") or {}).get("type")
     media = (spec.get("control") or {}).get("mediatype") or ""
+    preload = (spec.get("bind") or {}).get("jr:preloadParams")
+    if preload in _PHONE_PROPERTIES:  # "get sim id" -> "simserial"
+        return preload
     if kind in ("start-geopoint", "background-geopoint", "background-audio"):
         return kind
     if bind in ("geopoint", "geotrace", "geoshape", "barcode"):
@@ -222,7 +249,7 @@ def question_type(kind: str) -> tuple[str, str | None] | None:
     select = RE_SELECT.match(kind)
     if select:
         command = aliases.select.get(select.group("select_command"))
-        if select.group("specify_other") or kind.startswith("select one external") \
+        if kind.startswith("select one external") \
                 or select.group("select_command") in aliases.select_from_file:
             return None
         if command == constants.SELECT_ONE:
@@ -249,6 +276,14 @@ def question_type(kind: str) -> tuple[str, str | None] | None:
     return None
 
 
+def or_other(kind: str) -> bool:
+    """Whether a select type ends in "or_other" (or "or specify other"): pyxform then adds a
+    choice "other" and a text question "<name>_other" shown when it is selected."""
+    kind = " ".join(kind.split())
+    select = RE_SELECT.match(aliases._type_alias_map.get(kind, kind))
+    return bool(select and select.group("specify_other"))
+
+
 def where(sheet: str, row: int, column: str) -> str:
     """The place a message points at, in the user's language."""
     return _("%(sheet)s sheet, row %(row)d, column “%(column)s”",
@@ -258,19 +293,37 @@ def where(sheet: str, row: int, column: str) -> str:
 def refusal_message(column: Column, sheet: str, row: int) -> str:
     """Why a column used on `row` is refused, in the user's language."""
     place = where(sheet, row, column.header)
-    if column.refusal == "language":
-        return Refusal(_("%(where)s: the language “%(language)s” is not supported; use "
-                         "Arabic (ar), French (fr) or English (en).",
-                         where=place, language=column.language), "language")
     if column.refusal == "language-syntax":
         return Refusal(_("%(where)s: this column is not read as a translation; write it as "
                          "label::English (en).", where=place), "language-syntax")
+    feature = column_feature(column.key)
+    if feature in OUT_OF_SCOPE:
+        return out_of_scope(place, column.key, feature)
     return Refusal(_("%(where)s: this column (%(feature)s) is not supported yet; remove it "
                      "or leave it empty.", where=place, feature=column.key), column.key)
 
 
+def column_feature(key: str) -> str:
+    """The feature a refused column stands for: its key, or CUSTOM_ATTRIBUTE for an
+    attribute pyxform only copies into the XForm for other clients."""
+    if key.split("::")[0] in _ATTRIBUTE_PREFIXES and "::" in key \
+            and key not in SURVEY_REFUSED | SURVEY_HANDLED | SURVEY_NO_EFFECT \
+            or key.startswith("instance::"):
+        return CUSTOM_ATTRIBUTE
+    return key
+
+
+def out_of_scope(where_text: str, what: str, feature: str) -> str:
+    """The message for something this app declares out of scope (OUT_OF_SCOPE; the README
+    says why), at `where_text`, in the user's language."""
+    return Refusal(_("%(where)s: “%(what)s” is not supported by this app; remove it.",
+                     where=where_text, what=what), feature)
+
+
 def type_refused(sheet: str, row: int, kind: str) -> str:
     """The message for a question type we do not handle, in the user's language."""
+    if type_feature(kind) in OUT_OF_SCOPE:
+        return out_of_scope(where(sheet, row, "type"), kind, type_feature(kind))
     return Refusal(_("%(where)s: the type “%(type)s” is not supported (supported: "
                      "%(supported)s).", where=where(sheet, row, "type"), type=kind,
                      supported=SUPPORTED_TYPES), type_feature(kind))
@@ -281,6 +334,8 @@ def value_refused(sheet: str, row: int, header: str, value: str,
     """The message for a value a column cannot take here (e.g. a default computed from
     other answers, a range parameter that is not a number); its feature is `feature`, else
     the column's key."""
+    if feature in OUT_OF_SCOPE:
+        return out_of_scope(where(sheet, row, header), value, feature)
     return Refusal(_("%(where)s: “%(value)s” is not supported yet in this column.",
                      where=where(sheet, row, header), value=value),
                    feature or to_key(re.split(r":+", header, maxsplit=1)[0]))

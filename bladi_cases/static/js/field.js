@@ -10,6 +10,7 @@
   document.querySelectorAll("[data-needs-js]").forEach(function (n) { n.hidden = true; });
   app.hidden = false;
   var lang = document.documentElement.lang || "ar";
+  var formLang = null; // the shown survey's default_language (models.common.in_language's order)
   var status = app.querySelector("[data-status]");
   var data = { activities: [], surveys: [], cases: [], pending: [] };
   var editing = {};  // form kind -> uuid of the queued entry being fixed
@@ -25,7 +26,8 @@
   }
   function label(value) {
     if (!value || typeof value === "string") return value || "";
-    return value[lang] || value.en || value[Object.keys(value)[0]] || "";
+    return value[lang] || (formLang && value[formLang]) || value.en ||
+      value[Object.keys(value)[0]] || "";
   }
   function today() {
     var d = new Date();
@@ -192,6 +194,7 @@
     box.innerHTML = "";
     var chosen = version();
     if (!chosen || !chosen.definition) return;
+    formLang = chosen.definition.default_language || null;
     (chosen.definition.questions || []).forEach(function (q) {
       var id = "q-" + q.name, kind = q.type, value = answers ? answers[q.name] : undefined;
       if (kind === "note") {
