@@ -410,3 +410,22 @@ def test_a_trigger_recomputes_only_when_its_answer_changes(client, worker, make_
     answers = service.response_answers(stored)
     assert answers["years_left"] == 3 and answers["stamp"] == "age 15"
     assert answers["by_calc"] == "was 16"
+
+
+def test_phone_number_and_trigger_types_fill_without_javascript(client, worker, make_user):
+    from .test_surveys_xlsform import _small
+
+    form = _small([["type", "name", "label"], ["phone number", "tel", "Phone"],
+                   ["trigger", "ok", "I confirm"]], settings=[["form_id"], ["phone_form"]])
+    version = service.import_version(make_user(Role.ADMIN), form, None, publish=True)
+    url = _fill_url(version.survey, page=0)
+    page = text_of(client.get(url))
+    assert "أدخل أرقامًا فقط." in page and "I confirm" in page  # the hint, in the UI language
+    refused = client.post(url, data={"tel": "+33 6", "ok": "OK", "nav": "next",
+                                     "shown": "tel ok"})
+    assert refused.status_code == 422
+    accepted = client.post(url, data={"tel": "0612345678", "ok": "OK", "nav": "next",
+                                      "shown": "tel ok"})
+    assert accepted.status_code == 302, text_of(accepted)[-400:]
+    draft = service.draft_for(worker, version, None, None)
+    assert service.draft_answers(draft)["tel"] == "0612345678"

@@ -617,14 +617,18 @@ def test_every_question_type_pyxform_knows_is_handled_or_refused():
     assert handled["q int"] == ("integer", None) and handled["begin group"][0] == "begin_group"
     assert all(v is None for k, v in handled.items() if k.startswith(
         ("image", "geopoint", "audio", "file",
-         "trigger", "rank", "select one external", "select_one_from_file")))
+         "rank", "select one external", "select_one_from_file")))
+    # pyxform's older name of acknowledge, and a text question with a digits-only constraint
+    assert handled["trigger"] == ("acknowledge", None)
+    assert handled["phone number"] == ("text", None)
     assert handled["begin repeat"][0] == "begin_repeat" == handled["begin_repeat"][0]
     assert handled["begin looped group"][0] == "begin_repeat"  # pyxform's alias of repeat
+    # Not a type of ours: loops are expanded into groups before types are read.
     assert handled["begin_loop"] is None and handled["begin loop"] is None
     assert handled["end_repeat"][0] == "end_repeat"
     assert handled["calculate"] == ("calculate", None) and handled["dateTime"][0] == "datetime"
     assert handled["range"] == ("range", None) and handled["deviceid"][0] == "deviceid"
-    refused = [k for k, v in handled.items() if v is None]
+    refused = [k for k, v in handled.items() if v is None and rules.type_feature(k) != "loop"]
     rows = [[kind, f"q{n}", "Q"] for n, kind in enumerate(refused)]
     data = _small([["type", "name", "label"], *rows], YN, [["form_id"], ["types"]])
     with pytest.raises(XLSFormError) as caught:
@@ -1327,3 +1331,211 @@ def test_too_many_empty_cells_are_stopped_by_their_own_bound():
     with pytest.raises(XLSFormError) as caught:
         parse_xlsform(data, "hostile.xlsx")
     assert any("empty formatted cells" in m for m in caught.value.messages)
+
+
+def test_phone_number_is_text_with_pyxform_digits_only_constraint_and_hint(app):
+    from pyxform.question_type_dictionary import QUESTION_TYPE_DICT
+
+    data = _small([["type", "name", "label", "hint", "constraint"],
+                   ["phone number", "tel", "Phone", "", ""],
+                   ["phone number", "own", "Own", "Local number", "string-length(.) = 8"]],
+                  settings=[["form_id"], ["phones"]])
+    with app.test_request_context():
+        definition = parse_xlsform(data)
+        tel, own = definition["questions"]
+        assert tel["type"] == "text"
+        assert tel["constraint"] == QUESTION_TYPE_DICT["phone number"]["bind"]["constraint"]
+        assert tel["constraint"] == "regex(., '^\\d*$')"
+        assert tel["hint"]["en"] == "Enter numbers only."
+        assert tel["hint"]["fr"] == "Saisissez uniquement des chiffres."
+        assert set(tel["hint"]) == {"ar", "fr", "en"}
+        # As in pyxform, the row's own constraint and hint replace the type's.
+        assert own["constraint"] == "string-length(.) = 8"
+        assert set(own["hint"].values()) == {"Local number"}
+        assert logic.validate(definition, {"tel": "0612345678"}) == {}
+        assert set(logic.validate(definition, {"tel": "+33 6 12"})) == {"tel"}
+        assert set(logic.validate(definition, {"own": "1234567"})) == {"own"}
+        exported = export_xlsform(definition)
+    _pyxform_converts(exported)
+    with app.test_request_context():
+        again = parse_xlsform(exported)
+    assert again["questions"][0]["constraint"] == tel["constraint"]
+    assert again["questions"][0]["type"] == "text"
+
+
+def test_the_trigger_type_is_acknowledge_and_stays_apart_from_the_trigger_column(app):
+    data = _small([["type", "name", "label", "trigger", "calculation"],
+                   ["integer", "age", "Age", "", ""],
+                   ["trigger", "ok", "Confirm", "", ""],
+                   ["acknowledge", "ok2", "Confirm again", "", ""],
+                   ["integer", "next", "Next", "${age}", "${age} + 1"]],
+                  settings=[["form_id"], ["triggers"]])
+    with app.test_request_context():
+        definition = parse_xlsform(data)
+    by_name = {q["name"]: q for q in definition["questions"]}
+    assert by_name["ok"]["type"] == by_name["ok2"]["type"] == "acknowledge"
+    assert "trigger" not in by_name["ok"]  # the type is not the column
+    assert by_name["next"]["trigger"] == "${age}"
+    assert by_name["ok"] == {**by_name["ok2"], "name": "ok", "label": by_name["ok"]["label"],
+                             "row": by_name["ok"]["row"]}
+
+
+def test_a_question_whose_only_label_is_media_is_refused_for_the_media_alone(app):
+    data = _small([["type", "name", "label", "image"],
+                   ["note", "intro", "Welcome", ""],
+                   ["note", "picture", "", "img.jpg"],
+                   ["text", "empty", "", ""]],
+                  settings=[["form_id"], ["media"]])
+    with app.test_request_context():
+        messages = _refusals(data)
+    assert any("column “image”" in m and "media::image" in m for m in messages), messages
+    assert not any("'picture' has no label" in m for m in messages), messages
+    assert any("'empty' has no label" in m for m in messages), messages  # still refused
+    from bladi_cases.services.surveys.xlsform_rules import OUT_OF_SCOPE
+
+    media = [m for m in messages if getattr(m, "feature", None) == "media::image"]
+    assert media and "media::image" in OUT_OF_SCOPE
+
+
+# --- begin loop over LIST, expanded at import as pyxform's builder expands it ----------------
+
+LOOP_CHOICES = [["list_name", "name", "label::English (en)", "label::French (fr)"],
+                ["vehicles", "car", "Car", "Voiture"],
+                ["vehicles", "moto", "Motorcycle", "Moto"],
+                ["vehicles", "none", "None", "Aucun"]]  # fmt: skip
+
+
+def _loop_form():
+    return _small(
+        [["type", "name", "label::English (en)", "label::French (fr)", "relevant", "constraint"],
+         ["integer", "owners", "Owners", "Propriétaires", "", ""],
+         ["begin loop over vehicles", "fleet", "Fleet", "Parc", "${owners} > 0", ""],
+         ["integer", "total", "How many %(label)s?", "Combien de %(label)s ?", "", ""],
+         ["integer", "working", "Working", "En marche", "", ". <= ../total"],
+         ["text", "remark", "About %(name)s", "Sur %(name)s", "", ""],
+         ["end loop", "", "", "", "", ""]],
+        LOOP_CHOICES, [["form_id"], ["loops"]])  # fmt: skip
+
+
+def test_a_loop_becomes_a_group_per_choice_as_pyxform_makes_it(app):
+    from pyxform import xls2xform
+
+    data = _loop_form()
+    with app.test_request_context():
+        definition = parse_xlsform(data)
+    assert [(g["name"], g.get("parent"), g["label"]) for g in definition["groups"]] == [
+        ("fleet", None, {"en": "Fleet", "fr": "Parc"}),
+        ("car", "fleet", {"en": "Car", "fr": "Voiture"}),
+        ("moto", "fleet", {"en": "Motorcycle", "fr": "Moto"}),  # "none" is skipped
+    ]
+    assert definition["groups"][0]["relevant"] == "${owners} > 0"
+    by_name = {q["name"]: q for q in definition["questions"]}
+    assert list(by_name) == ["owners", "car_total", "car_working", "car_remark", "moto_total",
+                             "moto_working", "moto_remark"]
+    assert by_name["car_total"]["label"] == {"en": "How many Car?", "fr": "Combien de Voiture ?"}
+    assert by_name["moto_total"]["group"] == "moto"
+    assert by_name["moto_remark"]["label"] == {"en": "About moto", "fr": "Sur moto"}
+    # ../total, the sibling in the same choice's group, is that choice's question.
+    assert by_name["moto_working"]["constraint"] == ". <= ${moto_total}"
+    with app.test_request_context():
+        shown = logic.visible(definition, {"owners": 0})
+        assert not shown["car_total"] and not shown["moto_working"]
+        answers = {"owners": 1, "car_total": 2, "car_working": 3, "moto_total": 2,
+                   "moto_working": 1}
+        assert set(logic.validate(definition, answers)) == {"car_working"}
+    # pyxform makes the same groups, in the same order, with the questions inside.
+    xml = xls2xform.convert(xlsform=data, warnings=[], file_type=".xlsx").xform
+    assert "<fleet><car><total/><working/><remark/></car><moto><total/><working/>" \
+           "<remark/></moto></fleet>" in xml
+
+
+def test_a_loop_exports_as_its_groups_and_comes_back(app):
+    with app.test_request_context():
+        definition = parse_xlsform(_loop_form())
+        data = export_xlsform(definition)
+        _pyxform_converts(data)
+        assert _without_rows(parse_xlsform(data)) == _without_rows(definition)
+    types = [row[0] for row in load_workbook(BytesIO(data))["survey"].iter_rows(values_only=True)]
+    assert not any("loop" in str(kind) for kind in types)
+
+
+def test_a_loop_over_an_or_other_list_has_a_group_other_as_in_pyxform(app):
+    from pyxform import xls2xform
+
+    data = _small([["type", "name", "label"],
+                   ["begin loop over vehicles", "fleet", "Fleet"],
+                   ["integer", "total", "How many %(label)s?"],
+                   ["end loop", "", ""],
+                   ["select_one vehicles or_other", "main", "Main vehicle"]],
+                  LOOP_CHOICES[:3], [["form_id"], ["loops"]])  # fmt: skip
+    with app.test_request_context():
+        definition = parse_xlsform(data)
+    assert [g["name"] for g in definition["groups"]] == ["fleet", "car", "moto", "other"]
+    assert "other_total" in {q["name"] for q in definition["questions"]}
+    xml = xls2xform.convert(xlsform=data, warnings=[], file_type=".xlsx").xform
+    assert "<other><total/></other>" in xml
+
+
+@pytest.mark.parametrize("rows, expected", [
+    ([["begin loop over vehicles", "fleet", "Fleet"], ["integer", "n", "N"]],
+     "row 2: the loop “fleet” is never closed"),
+    ([["integer", "n", "N"], ["end loop", "", ""]],
+     "row 3: end loop without a matching begin loop"),
+    ([["begin loop", "fleet", "Fleet"], ["integer", "n", "N"], ["end loop", "", ""]],
+     "row 2, column “type”: a loop needs a choice list"),
+    ([["begin loop over trucks", "fleet", "Fleet"], ["integer", "n", "N"], ["end loop", "", ""]],
+     "row 2: the choice list 'trucks' is not on the choices sheet"),
+    ([["integer", "car_n", "N"], ["begin loop over vehicles", "fleet", "Fleet"],
+      ["integer", "n", "N"], ["end loop", "", ""]],  # n in the loop is car_n for "car"
+     "row 4: the name 'car_n' is already used on row 2"),
+])  # fmt: skip
+def test_a_broken_loop_is_refused_with_its_row(app, rows, expected):
+    data = _small([["type", "name", "label"], *rows], LOOP_CHOICES, [["form_id"], ["loops"]])
+    with app.test_request_context():
+        messages = _refusals(data)
+    assert any(expected in m for m in messages), messages
+
+
+def test_the_flat_setting_is_accepted_and_changes_nothing(app):
+    survey = [["type", "name", "label", "relevant"],
+              ["integer", "a", "A", ""],
+              ["begin group", "g", "G", "${a} > 1"],
+              ["text", "t", "T", "${a} < 5"],
+              ["end group", "", "", ""]]  # fmt: skip
+    with app.test_request_context():
+        flat = parse_xlsform(_small(survey, settings=[["form_id", "flat"], ["f", "TRUE"]]))
+        plain = parse_xlsform(_small(survey, settings=[["form_id"], ["f"]]))
+        assert flat == plain
+        # pyxform ANDs the group's relevance into its questions'; the app applies it so.
+        assert logic.visible(flat, {"a": 3})["t"] and not logic.visible(flat, {"a": 1})["t"]
+
+
+def test_loops_nest_as_in_pyxform(app):
+    from pyxform import xls2xform
+
+    data = _small([["type", "name", "label", "constraint"],
+                   ["begin_loop over vehicles", "fleet", "Fleet", ""],
+                   ["begin loop vehicles", "inner", "Inner", ""],  # pyxform's other spellings
+                   ["integer", "total", "T", ""],
+                   ["integer", "w", "W %(label)s", ". < ../total"],
+                   ["end loop", "", "", ""],
+                   ["end_loop", "", "", ""]],
+                  LOOP_CHOICES, [["form_id"], ["nested"]])  # fmt: skip
+    with app.test_request_context():
+        definition = parse_xlsform(data)
+        by_name = {q["name"]: q for q in definition["questions"]}
+        assert list(by_name) == ["car_car_total", "car_car_w", "car_moto_total", "car_moto_w",
+                                 "moto_car_total", "moto_car_w", "moto_moto_total",
+                                 "moto_moto_w"]
+        assert by_name["moto_car_w"]["constraint"] == ". < ${moto_car_total}"
+        # The innermost loop's choice; a column without a language gets it in each language.
+        assert by_name["moto_car_w"]["label"] == {"ar": "W Voiture", "fr": "W Voiture",
+                                                  "en": "W Car"}
+        assert by_name["moto_car_w"]["group"] == "moto_car"
+        assert {g["name"]: g.get("parent") for g in definition["groups"]}["moto_car"] \
+            == "moto_inner"
+        errors = logic.validate(definition, {"car_car_total": 1, "car_car_w": 1,
+                                             "moto_car_total": 5, "moto_car_w": 1})
+        assert set(errors) == {"car_car_w"}
+    xml = xls2xform.convert(xlsform=data, warnings=[], file_type=".xlsx").xform
+    assert "<fleet><car><inner><car><total/><w/></car>" in xml

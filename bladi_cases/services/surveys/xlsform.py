@@ -3,8 +3,9 @@
 Forms are read through pyxform's own normalisation (its column and type aliases, language
 columns written "label::Name (code)", "label:Name" or "label::العربية", "select one from X",
 curly quotes), and converted by pyxform as ODK would. Only a subset of XLSForm is supported:
-the question types text, integer, decimal, date, time, datetime, range, acknowledge,
-calculate, note, select_one LIST and select_multiple LIST, the metadata start, end, today,
+the question types text, integer, decimal, date, time, datetime, range, acknowledge
+(also written "trigger"), "phone number" (text with pyxform's digits-only constraint and
+hint), calculate, note, select_one LIST and select_multiple LIST, the metadata start, end, today,
 username and deviceid, and groups (nested too); everything else a form uses is
 refused with its sheet, row and column (xlsform_rules.py says which), never dropped; the
 writer is xlsform_export.py.
@@ -88,12 +89,13 @@ from pathlib import PurePath
 from zipfile import BadZipFile
 
 import xlrd
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from openpyxl import load_workbook
 from openpyxl.utils.exceptions import InvalidFileException
-from pyxform import aliases
+from pyxform import aliases, constants
 from pyxform.builder import create_survey_element_from_dict
-from pyxform.xls2json import workbook_to_json
+from pyxform.xls2json import RE_BEGIN_CONTROL, RE_END_CONTROL, workbook_to_json
 from pyxform.xls2json_backends import DefinitionData, xls_value_to_unicode
 
 from .. import inputs
@@ -119,6 +121,7 @@ NONE_CONSTRAINT = "(.='none' or not(selected(., 'none')))"  # pyxform's, word fo
 _FORM_ID_MAX = 60  # Survey.code
 _OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # how an Excel 97-2003 (.xls) file starts
 _HEADER = "@header "  # a normalised row's key for the header a value was written under
+_MEDIA = "@media"  # a row's key for the (refused) media column it uses, if any
 _DATA = "@data "  # a choices row's key for a column of its own (read by choice_filter)
 _XML_NAME = re.compile(r"[A-Za-z_][\w.-]*")
 # Sheets pyxform reads that the app does not (the scales sheet is ours; others are ignored).
@@ -207,6 +210,8 @@ def _normalise(name: str, sheet: _Sheet | None, errors: list[str], strip: bool =
         row: dict[str, str] = {}
         for header, value in raw.items():
             column = columns[header]
+            if column.refusal and column.key.split("::")[0] == "media":
+                row[_MEDIA] = column.key  # its only label may be media: refused as such
             if column.refusal and header not in reported:
                 reported.add(header)
                 errors.append(rules.refusal_message(column, name, number))
@@ -217,6 +222,15 @@ def _normalise(name: str, sheet: _Sheet | None, errors: list[str], strip: bool =
                 row[_DATA + header] = rules.clean(value, name, strip)  # for choice_filter
         rows.append((number, row))
     return rows
+
+
+def _in_each_language(text) -> dict[str, str]:
+    """A lazy string of ours as per-language texts, for a definition (ar, fr and en)."""
+    texts = {}
+    for code in LANGS:
+        with force_locale(code):
+            texts[code] = str(text)
+    return texts
 
 
 def _texts(row: dict[str, str], base: str, default: str | None = None) -> dict[str, str]:
@@ -318,6 +332,7 @@ def parse_xlsform(data: bytes, filename: str | None = None) -> dict:
                              errors, _YES_NO.get(setting.get("allow_choice_duplicates", "no"),
                                                  False))
     survey_rows = _normalise("survey", sheets.get("survey"), errors, strip)
+    survey_rows = _expand_loops(survey_rows, choices, errors)
     groups, questions, meta, rows = _parse_survey(survey_rows, choices, default, errors)
     if _flag(setting, "add_none_option", number, errors):
         _add_none_option(questions)
@@ -527,6 +542,136 @@ def _extras(row: dict[str, str], qtype: str, written: str, number: int,
     return extra, required
 
 
+def _loop_list(kind: str) -> str | None:
+    """The list of a `begin loop over LIST` (pyxform's spellings: "begin_loop", "over" or
+    not), else None."""
+    begin = RE_BEGIN_CONTROL.match(" ".join(kind.split()))
+    if begin and aliases.control.get(begin.group("type")) == constants.LOOP:
+        return begin.group("list_name") or ""
+    return None
+
+
+def _loop_end(kind: str) -> bool:
+    end = RE_END_CONTROL.match(" ".join(kind.split()))
+    return bool(end and aliases.control.get(end.group("type")) == constants.LOOP)
+
+
+_LOOP_FIELD = re.compile(r"%\((name|label)\)s")
+_HIDDEN = (_HEADER, _DATA)
+_TEXT_COLUMNS = ("label", "hint", "constraint_message", "required_message", "no_app_error")
+
+
+def _expand_loops(rows, choices, errors: list[str], others: set | None = None):
+    """`begin loop over LIST` … `end loop`, expanded as pyxform's builder expands it, so the
+    rest of the parser sees ordinary groups: the loop becomes a group (its name, label and
+    relevance), holding a group per choice of LIST (named and labelled as the choice; a choice
+    "none" is skipped, as pyxform does), each holding the loop's rows with `%(name)s` and
+    `%(label)s` replaced by the choice's name and label (per language). pyxform keeps each
+    name as written (it refuses `%(name)s` in a name), the same in every choice's group: its
+    XForm tells them apart by path. Names here are one namespace, so a question or group
+    `<name>` in the loop becomes `<choice>_<name>`, and `../<name>` in the loop's expressions
+    (a sibling in the same choice's group), or `${<name>}`, becomes `${<choice>_<name>}`.
+    Loops nest (the inner one is expanded first). Expanded rows keep
+    the loop's row numbers, for messages. A list that an `or_other` select uses has its choice
+    "other" in the loop too, wherever that select stands: pyxform appends it to the list."""
+    if others is None:
+        others = {(rules.question_type(row.get("type", "")) or (None, None))[1]
+                  for _number, row in rows if rules.or_other(row.get("type", ""))}
+    out = []
+    index = 0
+    while index < len(rows):
+        number, row = rows[index]
+        list_name = _loop_list(row.get("type", ""))
+        if list_name is None:
+            if _loop_end(row.get("type", "")):
+                errors.append(_("%(where)s: end loop without a matching begin loop",
+                                where=rules.place("survey", number)))
+            else:
+                out.append((number, row))
+            index += 1
+            continue
+        depth, end = 1, index + 1
+        while end < len(rows) and depth:
+            inner = rows[end][1].get("type", "")
+            depth += 1 if _loop_list(inner) is not None else -1 if _loop_end(inner) else 0
+            end += 1
+        if depth:
+            errors.append(_("%(where)s: the %(type)s “%(name)s” is never closed (no matching "
+                            "end_%(type)s).", where=rules.place("survey", number), type="loop",
+                            name=row.get("name", "")))
+            return out
+        if not list_name:
+            errors.append(_("%(where)s: a loop needs a choice list: “begin loop over LIST”.",
+                            where=rules.where("survey", number, "type")))
+            index = end
+            continue
+        if list_name not in choices:
+            errors.append(_("%(where)s: the choice list '%(list)s' is not on the choices "
+                            "sheet", where=rules.place("survey", number), list=list_name))
+            index = end
+            continue
+        body = _expand_loops(rows[index + 1 : end - 1], choices, errors, others)
+        closing = rows[end - 1][0]
+        out.append((number, {**row, "type": "begin group"}))
+        columns = choices[list_name]
+        if list_name in others and not any(c["name"] == "other" for c in columns):
+            columns = [*columns, {"name": "other", "label": dict(OTHER_LABEL)}]
+        for choice in columns:
+            if choice["name"] == "none":
+                continue
+            out.append((number, {"type": "begin group", "name": choice["name"],
+                                 **{f"label::{code}": text
+                                    for code, text in choice["label"].items()}}))
+            out.extend(_loop_rows(body, choice))
+            out.append((closing, {"type": "end group"}))
+        out.append((closing, {"type": "end group"}))
+        index = end
+    return out
+
+
+def _loop_rows(body, choice: dict):
+    """The loop's rows for one choice (see _expand_loops)."""
+    labels = choice["label"]
+    any_label = next(iter(labels.values()), "")
+
+    def fill(key: str, text: str) -> str:
+        code = key.partition("::")[2]
+        return _LOOP_FIELD.sub(lambda m: choice["name"] if m.group(1) == "name"
+                               else labels.get(code, any_label), text)
+
+    renamed = {}
+    for _number, row in body:
+        name = row.get("name", "")
+        if name:
+            renamed[name] = f"{choice['name']}_{name}"
+    names = "|".join(map(re.escape, renamed))
+    # `${name}` too: pyxform refuses it in a loop of two choices or more (the name is not
+    # unique), so it is either a one-choice loop's or one an inner loop's expansion wrote.
+    sibling = re.compile(rf"(?<![\w.$/])\.\./({names})\b|\$\{{({names})\}}") \
+        if renamed else None
+    for number, row in body:
+        copy_ = {}
+        for key, value in sorted(row.items(), key=lambda item: "::" not in item[0]):
+            if key.startswith(_HIDDEN) or not isinstance(value, str):
+                copy_[key] = value
+                continue
+            if key == "name":
+                value = renamed.get(value, value)
+                copy_[key] = value
+                continue
+            if "::" not in key and "%(label)s" in value and key in _TEXT_COLUMNS:
+                # A column without a language fills every language: in each, the choice's
+                # label in that language (pyxform would write the dict of labels).
+                for code in labels:
+                    copy_.setdefault(f"{key}::{code}", fill(f"{key}::{code}", value))
+            value = fill(key, value)
+            if sibling:
+                value = sibling.sub(
+                    lambda m: f"${{{renamed[m.group(1) or m.group(2)]}}}", value)
+            copy_[key] = value
+        yield number, copy_
+
+
 def _parse_survey(rows, choices, default: str | None, errors: list[str]):
     """Questions, groups and metadata in order, and the row of every name (for later
     messages)."""
@@ -623,7 +768,14 @@ def _parse_survey(rows, choices, default: str | None, errors: list[str]):
                 errors.append(_("%(where)s: the choice list '%(list)s' is not on the choices "
                                 "sheet", where=where, list=list_name))
         label, hint = _texts(row, "label", default), _texts(row, "hint", default)
-        if not label and not hint and qtype != "calculate":
+        defaults = rules.type_defaults(kind)  # "phone number": its constraint and hint
+        if defaults and not row.get("constraint"):
+            row["constraint"] = defaults["constraint"]
+        if defaults and not hint:
+            hint = _in_each_language(defaults["hint"])
+        # A question whose only label is media (a note showing an image) is refused for
+        # the media column (out of scope), not a second time for a missing label.
+        if not label and not hint and qtype != "calculate" and not row.get(_MEDIA):
             errors.append(_("%(where)s: the question '%(name)s' has no label", where=where,
                             name=name))
         extra, required = _extras(row, qtype, kind, number, default, errors)
@@ -839,6 +991,8 @@ def _unread(elements: list[dict], rows: dict[str, int], seen: set[str] | None = 
             continue  # a layout hint (appearance table-list): the group keeps its label
         if name not in rows:
             refuse(name, name, "name")
+        if element.get("type") == "loop":
+            continue  # expanded by the parser itself (_expand_loops), as pyxform's builder does
         for key, value in element.items():
             if key == "bind":
                 for bind in set(value) - _BIND_READ:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from pyxform import aliases, constants
 from pyxform.parsing.sheet_headers import clean_text_values, process_header
 from pyxform.question import MultipleChoiceQuestion, Option
@@ -75,12 +76,16 @@ SETTINGS_HANDLED = {
 SETTINGS_NO_EFFECT = {
     "name", "style", "instance_name", "clean_text_values", "auto_send", "auto_delete",
     "omit_instanceID", "namespaces", "instance_xmlns",
+    # ODK Tables' flat instance: pyxform writes no group elements in the XForm's instance and
+    # ANDs each group's relevance into its questions', which is how the app already applies
+    # a group's relevance; answers here are keyed by question name, never by path.
+    "flat",
 }  # fmt: skip
 SETTINGS_REFUSED = {
     "public_key", "submission_url", "client_editable", "attribute",
     "sms_keyword", "sms_allow_media", "sms_date_format", "sms_datetime_format",
     "sms_response", "sms_separator", "sms_field", "prefix", "delimiter", "entity_version",
-    "setgeopoint_by_triggering_ref", "setvalues_by_triggering_ref", "flat", "file_name",
+    "setgeopoint_by_triggering_ref", "setvalues_by_triggering_ref", "file_name",
     "bind", "control", "hint", "label", "media", "instance", "choices", "children",
     "extra_data", "parent", "type",
 }  # fmt: skip
@@ -238,6 +243,26 @@ def clean(value: str, sheet: str, strip_whitespace: bool) -> str:
     return clean_text_values(value, strip_whitespace=strip_whitespace and sheet == "survey")
 
 
+# Types pyxform defines as another type plus defaults (question_type_dictionary): "trigger"
+# is the older name of acknowledge (same control, a trigger); "phone number" is a text
+# question whose bind carries a digits-only constraint and a hint. As in pyxform, a row's
+# own constraint or hint replaces the default one.
+TYPE_DEFAULTS = {
+    "trigger": {"type": "acknowledge"},
+    "phone number": {
+        "type": "text",
+        "constraint": QUESTION_TYPE_DICT["phone number"]["bind"]["constraint"],
+        "hint": _l("Enter numbers only."),
+    },
+}
+
+
+def type_defaults(kind: str) -> dict:
+    """The constraint and hint a type brings when the row gives none (TYPE_DEFAULTS)."""
+    kind = aliases._type_alias_map.get(" ".join(kind.split()), " ".join(kind.split()))
+    return {k: v for k, v in TYPE_DEFAULTS.get(kind, {}).items() if k != "type"}
+
+
 def question_type(kind: str) -> tuple[str, str | None] | None:
     """A type as written -> (our type, choice list) for the types we handle, else None.
 
@@ -270,6 +295,8 @@ def question_type(kind: str) -> tuple[str, str | None] | None:
         return "end_repeat", None
     if kind in aliases.select or kind not in QUESTION_TYPE_DICT:
         return None
+    if kind in TYPE_DEFAULTS:
+        return TYPE_DEFAULTS[kind]["type"], None
     for plain in PLAIN_TYPES + META_TYPES:
         if QUESTION_TYPE_DICT[kind] == QUESTION_TYPE_DICT[plain]:
             return plain, None
