@@ -48,6 +48,22 @@ XF = "{http://www.w3.org/2002/xforms}"
 # are left out. The forms the app accepts that hold any skip logic, calculation or filter
 # come first; then forms whose only rules are their types, choice lists and required-ness.
 SCRIPTS: dict[str, list[dict]] = {
+    "pyxform__bug_xl_date_ambiguous_v1.xlsx": [
+        {}, {"name1": "Amal", "names": "name1"}, {"names": "name3", "current_date": "2026-11-30"},
+    ],
+    "pyxform__group.xls": [
+        {}, {"phone_number": "98765432", "age": "52"}, {"phone_number": "98-765"},
+    ],
+    "pyxform__or_other.xlsx": [
+        {}, {"fav_color": "other"}, {"fav_color": "other", "fav_color_other": "teal"},
+    ],
+    "pyxform__specify_other.xls": [
+        {}, {"sex": "male"}, {"sex": "other"}, {"sex": "other", "sex_other": "non-binary"},
+    ],
+    "pyxform__bug_odkvalidatewarnings.xlsx": [
+        {}, {"phone_number": "71234567"}, {"phone_number": "+216 71"},
+        {"family_name": "Ben Ali", "phone_number": "abc", "age": "30"},
+    ],
     "pyxform__bug_badly_named_choices_sheet.xls": [
         {"age": "17"}, {"age": "18", "name": "Amal", "color": "red"}, {"age": "40"},
         {}, {"age": "seventeen"}, {"age": "20", "color": "no-such-colour"},
@@ -104,6 +120,12 @@ SCRIPTS: dict[str, list[dict]] = {
                      "stayed_last_night": "no"}]},
     ],
 }
+
+# Forms with `begin loop`: in pyxform's XForm the loop's questions keep their names in
+# every choice's group (told apart by path), while the app names them `<choice>_<name>`,
+# so this name-to-name comparison cannot read them; their expansion is checked against
+# pyxform's XForm in tests/test_surveys_xlsform.py (test_a_loop_*).
+LOOPS = {"pyxform__another_loop.xls", "pyxform__loop.xls", "pyxform__simple_loop.xls"}
 
 _TYPES = {  # what an XForm type accepts as a typed answer (XML Schema lexical forms)
     "int": re.compile(r"[-+]?[0-9]+"),
@@ -378,6 +400,8 @@ def test_every_accepted_form_with_rules_is_scripted(app):
 
     with_rules = []
     for name in _pyxform_valid():
+        if name in LOOPS:
+            continue
         form = read_xform(name) if not import_refusals(app, CORPUS / name) else None
         if form and (form.filters or any(
                 b.get(k) for b in form.binds.values()

@@ -658,7 +658,8 @@ def attack(seen: Seen, award_first: int, k: int, microdata: bool = False) -> Att
                 objective = np.zeros(len(block))
                 objective[where[j]] = sign
                 solved = milp(objective, constraints=constraints, bounds=bounds,
-                              integrality=np.ones(len(block)))
+                              integrality=np.ones(len(block)),
+                              options={"presolve": False})  # see privacy/attack.py
                 assert solved.status == 0, (
                     f"the integer program failed on {unknowns[j]} ({solved.message}): the "
                     "published figures contradict the attacker's facts, or a fact is wrong")

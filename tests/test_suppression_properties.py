@@ -215,10 +215,12 @@ def _attack(shown: dict, sums: list, at_least: list, k: int) -> dict:
     for figure, i in index.items():
         objective = np.zeros(len(hidden))
         objective[i] = 1
+        # No presolve: HiGHS's presolve has returned intervals that exclude the true
+        # figures on such programs (privacy/attack.py says more).
         low = milp(objective, constraints=constraints, bounds=bounds,
-                   integrality=np.ones(len(hidden)))
+                   integrality=np.ones(len(hidden)), options={"presolve": False})
         high = milp(-objective, constraints=constraints, bounds=bounds,
-                    integrality=np.ones(len(hidden)))
+                    integrality=np.ones(len(hidden)), options={"presolve": False})
         # Known gap (README): on some draws HiGHS calls this model infeasible although the
         # true figures satisfy it; those draws are not judged rather than misjudged.
         assume(low.status == 0 and high.status == 0)
