@@ -6,13 +6,12 @@ import re
 import secrets
 import uuid
 
-import sqlalchemy as sa
 from flask_babel import gettext as _
 
 from ..extensions import db
 from ..models import CSO_ROLES, AuditEntry, Organization, OrgKind, Role, Site, User
 from ..models.common import utcnow
-from ..policy import has_active_manager
+from ..policy import has_active_manager, scoped
 from . import ValidationError
 from .audit import Action, record
 from .auth import (
@@ -190,14 +189,14 @@ def notices_for(user: User) -> list[tuple[AuditEntry, User | None]]:
     the account reset."""
     if user.role != Role.CSO_MANAGER:
         return []
-    query = sa.select(AuditEntry).where(AuditEntry.action == Action.EMERGENCY_RESET,
-                                        AuditEntry.organization_id == user.organization_id)
+    # Through the scoped helper: a manager's scope of the audit log is their CSO's entries.
+    query = scoped(AuditEntry, user).where(AuditEntry.action == Action.EMERGENCY_RESET)
     if user.notices_seen_at is not None:
         query = query.where(AuditEntry.at > user.notices_seen_at)
     entries = list(db.session.scalars(query.order_by(AuditEntry.at, AuditEntry.id).limit(50)))
     ids = {uuid.UUID(e.object_id) for e in entries if e.object_id}
     accounts = {str(u.uuid): u for u in db.session.scalars(
-        sa.select(User).where(User.uuid.in_(ids)))} if ids else {}
+        scoped(User, user).where(User.uuid.in_(ids)))} if ids else {}
     return [(entry, accounts.get(entry.object_id)) for entry in entries]
 
 

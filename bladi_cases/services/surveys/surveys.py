@@ -318,21 +318,25 @@ def _meta_values(definition: dict, actor: User, answers: dict, day: date,
 
 
 def works_offline(definition: dict) -> bool:
-    """Whether the offline field app can fill this definition: it renders the first
-    types only, and none of the optional keys (xlsform.py's docstring lists them; nested
-    groups and repeats are among them). Others
-    are filled online, where the server computes and checks everything."""
-    extras = ("calculation", "read_only", "default", "required_if", "required_message",
-              "parameters", "choice_filter", "trigger")
-    nested = any(g.get("parent") or g.get("repeat") for g in definition.get("groups", []))
-    return not definition.get("meta") and not nested and all(
-        q["type"] in OFFLINE_TYPES and not any(q.get(k) for k in extras)
-        and "${" not in json.dumps([q.get("label"), q.get("hint")])
-        for q in definition["questions"])
+    """Whether the offline field app can fill this definition. An allow-list of what
+    static/js/field.js renders and evaluates: a key or type it does not know (a calculation,
+    a repeat, metadata... see xlsform.py's docstring, or any key added later) makes the
+    survey online-only, where the server computes and checks everything."""
+    return (set(definition) <= OFFLINE_KEYS
+            and all(set(g) <= OFFLINE_GROUP_KEYS for g in definition.get("groups", []))
+            and all(q["type"] in OFFLINE_TYPES and set(q) <= OFFLINE_QUESTION_KEYS
+                    and "${" not in json.dumps([q.get("label"), q.get("hint")])
+                    for q in definition["questions"]))
 
 
 OFFLINE_TYPES = ("text", "integer", "decimal", "date", "note", "select_one", "select_multiple",
                  "likert", "yes_no")
+OFFLINE_KEYS = frozenset({"title", "form_id", "version", "groups", "questions", "scales",
+                          "default_language"})
+OFFLINE_GROUP_KEYS = frozenset({"name", "label", "relevant"})
+OFFLINE_QUESTION_KEYS = frozenset({"name", "type", "label", "hint", "required", "relevant",
+                                   "constraint", "constraint_message", "choices", "group",
+                                   "row"})
 
 
 def _multiple(definition: dict, name: str) -> bool:
