@@ -77,6 +77,7 @@ def _sqlite_pragmas(busy_timeout_seconds: int):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_seconds * 1000)}")
         cursor.close()
 
@@ -97,6 +98,7 @@ def _sqlite_begin(conn) -> None:
 def init_database(app: Flask) -> None:
     """Bind SQLAlchemy and Alembic; commit once per request, roll back on any error."""
     from . import models  # noqa: F401  (register every table on the metadata)
+    from .services import jobs
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
@@ -113,11 +115,14 @@ def init_database(app: Flask) -> None:
         # The one commit of the request: services only flush.
         if response.status_code >= 400:
             db.session.rollback()
+            jobs.forget_pending()
             return response
         db.session.commit()
         # A read request's own writes (its audit entries...), now that the page is built:
         # one short write transaction, so no reader holds the write lock while rendering.
         write_after_render()
+        # The jobs it started exist now: a worker can find them.
+        jobs.dispatch_pending()
         return response
 
     @app.teardown_request
@@ -198,12 +203,13 @@ def init_blueprints(app: Flask) -> None:
     from .blueprints.beneficiaries import bp as beneficiaries_bp
     from .blueprints.cases import bp as cases_bp
     from .blueprints.field import bp as field_bp
+    from .blueprints.jobs import bp as jobs_bp
     from .blueprints.main import bp as main_bp
     from .blueprints.reports import bp as reports_bp
     from .blueprints.surveys import bp as surveys_bp
 
     for blueprint in (main_bp, auth_bp, admin_bp, audit_bp, beneficiaries_bp, activities_bp,
-                      cases_bp, surveys_bp, reports_bp, field_bp):
+                      cases_bp, surveys_bp, reports_bp, field_bp, jobs_bp):
         app.register_blueprint(blueprint)
 
 

@@ -26,7 +26,7 @@ from .i18n import BABEL_LOCALES
 from .models import Beneficiary, Organization, Role, User
 from .privacy import cipher_from_config, parse_keys
 from .seed import seed_demo, seed_reference
-from .services import ValidationError
+from .services import ValidationError, jobs
 from .services import admin as admin_service
 from .services.audit import Action, record
 from .services.auth import normalize_email
@@ -308,17 +308,47 @@ def import_beneficiaries_command(path, org_code, allow_duplicates, skip_duplicat
                + (f" ({len(skip)} duplicate rows skipped)." if skip else "."))
 
 
-imports_cli = AppGroup("imports", help="Spreadsheet uploads kept while a user decides.")
+jobs_cli = AppGroup("jobs", help="Background jobs: the worker, the scheduler, the sweep.")
 
 
-@imports_cli.command("clean")
-@click.option("--older-than", "hours", type=click.FloatRange(0), default=importer.STASH_HOURS,
-              show_default=True, help="Delete kept uploads older than this many hours.")
-def clean_imports_command(hours: float):
-    """Delete uploads kept for a confirmation that never came (run it from cron daily;
-    each upload and confirmation also cleans up)."""
-    deleted = importer.clean_stashes(hours)
-    click.echo(f"Deleted {deleted} kept upload(s) older than {hours:g} hours.")
+@jobs_cli.command("worker")
+@click.option("--burst", is_flag=True, help="Stop once the queue is empty.")
+def jobs_worker_command(burst: bool):
+    """Run queued jobs from Redis (REDIS_URL) until stopped: one per process; run several
+    for several at once, on any node."""
+    from rq import SimpleWorker
+
+    client = jobs.redis_client()
+    if client is None:
+        raise click.ClickException("REDIS_URL is not set: jobs run inside the web process.")
+    # SimpleWorker runs each job in this process, whose app (engine, keys, catalogs) is
+    # loaded once; a job whose worker dies is retried by the sweep.
+    SimpleWorker([jobs.QUEUE_NAME], connection=client).work(burst=burst)
+
+
+@jobs_cli.command("scheduler")
+def jobs_scheduler_command():
+    """Enqueue the periodic work (RQ's CronScheduler): every kind declared with
+    `jobs.every`. Run one per node; the work itself runs once at a time across nodes."""
+    from rq.cron import CronScheduler
+
+    client = jobs.redis_client()
+    if client is None:
+        raise click.ClickException("REDIS_URL is not set: run `flask jobs sweep` and "
+                                   "`flask reports refresh` from cron instead.")
+    scheduler = CronScheduler(connection=client)
+    for name, seconds in jobs.PERIODIC.items():
+        scheduler.register(jobs.periodic, queue_name=jobs.QUEUE_NAME, args=(name,),
+                           interval=seconds, job_timeout=3600)
+    scheduler.start()
+
+
+@jobs_cli.command("sweep")
+def jobs_sweep_command():
+    """Retry jobs whose worker died, expire old files and waiting uploads, delete ended
+    login sessions (the scheduler does it every minute)."""
+    counts = jobs.sweep()
+    click.echo(", ".join(f"{name}: {n}" for name, n in counts.items()))
 
 
 reports_cli = AppGroup("reports", help="Upward reporting.")
@@ -396,5 +426,5 @@ def backup_verify_command(path: Path, scratch_url: str | None):
 def init_cli(app: Flask) -> None:
     """Register the command groups on the app."""
     for group in (seed_cli, users_cli, keys_cli, beneficiaries_cli, surveys_cli, export_cli,
-                  reports_cli, imports_cli, backup_cli):
+                  reports_cli, jobs_cli, backup_cli):
         app.cli.add_command(group)

@@ -143,7 +143,25 @@ def _rate_limits(environ, env: str) -> dict:
         raise ConfigError("REDIS_URL must start with redis://, rediss:// or redis+unix://")
     settings["REDIS_URL"] = redis_url
     settings["RATELIMIT_STORAGE_URI"] = redis_url or "memory://"
+    settings["BLADI_JOB_QUEUE"] = _job_queue(environ, env, redis_url)
     return settings
+
+
+JOB_QUEUES = ("rq", "thread", "inline")
+
+
+def _job_queue(environ, env: str, redis_url: str) -> str:
+    """Where background jobs run (services/jobs.py): on RQ workers when Redis is configured,
+    else in a thread of the web process, or at once after the request in the tests."""
+    chosen = environ.get("BLADI_JOB_QUEUE", "").strip().lower()
+    if not chosen:
+        chosen = "inline" if env == "testing" else ("rq" if redis_url else "thread")
+    if chosen not in JOB_QUEUES:
+        raise ConfigError(f"BLADI_JOB_QUEUE must be one of {', '.join(JOB_QUEUES)}, "
+                          f"got {chosen!r}")
+    if chosen == "rq" and not redis_url:
+        raise ConfigError("BLADI_JOB_QUEUE=rq needs REDIS_URL (the queue is in Redis)")
+    return chosen
 
 
 def load_settings(environ: dict | os._Environ, instance_path: Path) -> dict:

@@ -32,6 +32,7 @@ from .models import (
     CaseTransfer,
     GroupEvent,
     Indicator,
+    Job,
     ManualValue,
     Organization,
     Outcome,
@@ -270,6 +271,8 @@ _SCOPES: dict[type, Callable] = {
     Target: _report_scope(Target),
     ManualValue: _report_scope(ManualValue),
     Indicator: lambda user: sa.true(),
+    # A background job, its progress and its file: the person who asked for it, nobody else.
+    Job: lambda user: Job.user_id == user.id,
 }
 
 

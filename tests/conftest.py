@@ -348,3 +348,25 @@ def text_of(response) -> str:
     """The response body as text, tags stripped and white space folded."""
     html = response.get_data(as_text=True)
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def follow_job(client, response):
+    """The page a job's start redirected to (jobs run at once after the request in the
+    tests, BLADI_JOB_QUEUE=inline), following its redirects (a waiting import's page)."""
+    assert response.status_code == 302, response.get_data(as_text=True)[-800:]
+    assert "/jobs/" in response.headers["Location"], response.headers["Location"]
+    return client.get(response.headers["Location"], follow_redirects=True)
+
+
+def get_file(client, url: str, **kwargs):
+    """A file that a background job makes (the exports): ask for it as a person does, then
+    download it from the job's page; any other answer (403, 404, a redirect elsewhere, the
+    failed job's page) is returned as it is."""
+    response = client.get(url, **kwargs)
+    location = response.headers.get("Location", "")
+    if response.status_code != 302 or "/jobs/" not in location:
+        return response
+    state = client.get(location + ".json").get_json()
+    if not state["download"]:
+        return client.get(location)
+    return client.get(location + "/download")

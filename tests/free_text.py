@@ -57,13 +57,18 @@ class Written:
     version: SurveyVersion
 
 
+def _birth_date() -> date:
+    """16 years and 40 days ago (a minor: a guardian consents)."""
+    today = date.today()
+    return date(today.year - 16, today.month, min(today.day, 28)) - timedelta(days=40)
+
+
 def register_named_youth(org: Organization) -> Beneficiary:
     """A 16-year-old with the distinctive name, a guardian's consent, phone and address."""
-    today = date.today()
     return register(None, org, {
         "first_name_ar": FIRST_AR, "last_name_ar": LAST_AR, "first_name_latin": FIRST_LATIN,
         "last_name_latin": LAST_LATIN, "sex": "female",
-        "birth_date": today.replace(year=today.year - 16) - timedelta(days=40),
+        "birth_date": _birth_date(),
         "governorate_code": "TN-61", "setting_kind": "youth_centre", "phone": "98 765 432",
         "address": f"نهج {LAST_AR} 7", "guardian_name": GUARDIAN,
         "guardian_phone": "22 333 444", "guardian_relationship": "الأم",
@@ -94,8 +99,37 @@ def write_everywhere(worker: User, youth: Beneficiary, to_org: Organization) -> 
                              {"comments": mentions("draft")}, "en")
     # Not the youth's: the worker's second-factor secret, the one encrypted column of staff.
     second_factor.begin_enrolment(worker)
-    db.session.flush()
+    _jobs_keeping_files(worker, youth, survey)
     return Written(youth, case, version)
+
+
+def _jobs_keeping_files(worker: User, youth: Beneficiary, survey: Survey) -> None:
+    """The files the CSO's background jobs keep: the survey's responses exported (the
+    comment names the youth), and a spreadsheet of the youth again, kept while its import
+    waits for a decision on the possible duplicate (the uploaded file, the page's data)."""
+    from bladi_cases.services import jobs
+    from bladi_cases.services.beneficiaries import imports as importer
+
+    values = {"first_name_ar": FIRST_AR, "last_name_ar": LAST_AR,
+              "first_name_latin": FIRST_LATIN, "last_name_latin": LAST_LATIN,
+              "sex": "female", "birth_date": _birth_date().isoformat(),
+              "governorate_code": "TN-61", "setting_kind": "youth_centre",
+              "consent_given_by": "guardian", "guardian_name": GUARDIAN,
+              "guardian_relationship": "الأم", "consent_method": "signed_form",
+              "consent_scopes": "participation"}
+    labels = dict(zip((key for key, _label in importer.COLUMNS),
+                      importer.header_labels("en"), strict=True))
+    sheet = (",".join(labels[k] for k in values) + "\r\n"
+             + ",".join(values.values()) + "\r\n").encode("utf-8-sig")
+    manager = db.session.scalars(sa.select(User).where(
+        User.organization_id == worker.organization_id, User.role == "cso_manager")).first()
+    db.session.flush()
+    jobs.start("surveys.responses", worker, {"survey_id": survey.id, "fmt": "csv",
+                                             "lang": "en", "repeat": None})
+    jobs.start("beneficiaries.import", manager or worker, data=sheet, data_name="again.csv",
+               active_key=importer.file_key(youth.organization, sheet))
+    db.session.commit()  # the jobs run once committed (at once, in the tests)
+    jobs.dispatch_committed()
 
 
 def check_every_encrypted_column_is_filled(youth: Beneficiary) -> None:

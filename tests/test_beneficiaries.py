@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from bladi_cases.extensions import db
 from bladi_cases.models import AuditEntry, Beneficiary, BeneficiaryNameIndex, Consent, Role
 
-from .conftest import login, text_of
+from .conftest import get_file, login, text_of
 
 
 def _count(model=Beneficiary, *where):
@@ -339,7 +339,7 @@ def test_sqlite_file_holds_no_readable_name_before_or_after_erasure(file_app, tm
                  f"/surveys/{written.version.survey.uuid}/responses.csv")
 
         def shown() -> str:
-            return "".join(client.get(page).get_data(as_text=True) for page in pages)
+            return "".join(get_file(client, page).get_data(as_text=True) for page in pages)
 
         assert all(word in shown() for word in NAME_WORDS)  # what the check below looks for
         assert client.post(f"/beneficiaries/{youth.uuid}/erase",
@@ -432,7 +432,7 @@ def test_erasure_leaves_the_name_in_no_table_and_on_no_page(client, make_user, o
     login(client, manager)
 
     def shown() -> str:
-        return "".join(client.get(page).get_data(as_text=True) for page in pages)
+        return "".join(get_file(client, page).get_data(as_text=True) for page in pages)
 
     assert all(word in shown() for word in NAME_WORDS)
     assert all(word in decrypted_everything() for word in NAME_WORDS)

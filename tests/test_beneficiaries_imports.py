@@ -15,7 +15,7 @@ from bladi_cases.extensions import db
 from bladi_cases.models import Beneficiary, Role
 from bladi_cases.services.beneficiaries import imports as importer
 
-from .conftest import login, text_of
+from .conftest import follow_job, login, text_of
 
 EN_HEADER = ["First name (Arabic)", "Last name (Arabic)", "Sex", "Date of birth", "Governorate",
              "Setting", "Phone", "Consent given by", "Consent method", "Consent covers"]
@@ -64,6 +64,11 @@ def manager(client, make_user):
     return user
 
 
+def _done(page) -> bool:
+    """Whether a job's page says the job is done."""
+    return 'data-status="done"' in page.get_data(as_text=True)
+
+
 def _upload(client, name, data):
     return client.post("/beneficiaries/import", data={"upload": (io.BytesIO(data), name)},
                        content_type="multipart/form-data")
@@ -94,7 +99,8 @@ def test_valid_files_import_every_row(client, manager, make_file):
     header, rows = _rows()
     before = _count()
     response = _upload(client, *make_file(header, rows))
-    assert response.status_code == 302, text_of(response)[-800:]
+    page = follow_job(client, response)
+    assert _done(page), text_of(page)[-800:]
     assert _count() == before + 2
 
 
@@ -105,7 +111,7 @@ def test_headers_in_arabic_and_french_are_accepted(client, manager):
     en = importer.header_labels("en")
     mixed = [ar[en.index(h)] if i % 2 else fr[en.index(h)] for i, h in enumerate(header)]
     response = _upload(client, "youth.xlsx", _xlsx(mixed, rows))
-    assert response.status_code == 302, text_of(response)[-800:]
+    assert _done(follow_job(client, response))
 
 
 def test_an_exported_template_imports_once_filled(client, manager):
@@ -117,13 +123,19 @@ def test_an_exported_template_imports_once_filled(client, manager):
     book["data"].append([values.get(en[headers.index(h)], "") for h in headers])
     buffer = io.BytesIO()
     book.save(buffer)
-    assert _upload(client, "filled.xlsx", buffer.getvalue()).status_code == 302
+    page = follow_job(client, _upload(client, "filled.xlsx", buffer.getvalue()))
+    assert _done(page), text_of(page)[-800:]
 
 
 def _refused(client, name, data, *expected, status=422):
+    """A refused file: at once for one too large (413), else the failed job's page."""
     before = _count()
     response = _upload(client, name, data)
-    assert response.status_code == status
+    if status == 413:
+        assert response.status_code == 413
+    else:
+        response = follow_job(client, response)
+        assert 'data-status="failed"' in response.get_data(as_text=True)
     page = text_of(response)
     for text in expected:
         assert text in page, (text, page[-1500:])
@@ -200,17 +212,17 @@ def test_duplicates_are_decided_row_by_row(client, manager, make_beneficiary):
                                 birth_date=date(2004, 1, 1))
     header, rows = _rows()
     before = _count()
-    page = _upload(client, "dups.csv", _csv(header, rows))
+    started = _upload(client, "dups.csv", _csv(header, rows))
+    page = follow_job(client, started)
     assert page.status_code == 200 and existing.code in text_of(page)
+    assert "/duplicates" in page.request.path
     assert _count() == before
-    token = re.search(r'name="token" type="hidden" value="([^"]+)"',
-                      page.get_data(as_text=True)).group(1)
-    response = client.post("/beneficiaries/import/confirm", data={"token": token,
-                                                                  "row-2": "skip"})
+    response = client.post(page.request.path, data={"row-2": "skip"})
     assert response.status_code == 302
+    assert _done(client.get(response.headers["Location"]))
     assert _count() == before + 1
-    again = client.post("/beneficiaries/import/confirm", data={"token": token})
-    assert again.status_code == 302 and _count() == before + 1, "a token works once"
+    again = client.post(page.request.path, data={"row-2": "new"})
+    assert again.status_code == 302 and _count() == before + 1, "a decision is made once"
 
 
 def test_field_worker_cannot_import(client, make_user):

@@ -45,7 +45,7 @@ from bladi_cases.services.reports.indicators import Period
 
 from . import load_support as load
 from .browser_support import demo_instance, gunicorn
-from .conftest import login
+from .conftest import get_file, login
 
 pytestmark = [
     pytest.mark.server,
@@ -348,7 +348,7 @@ def test_exports_and_the_figures_refresh_compute_without_the_write_lock(local, m
     before = _entries(app, Action.EXPORT_DOWNLOADED)
     for path in (f"/reports/exports/tracking-{year}.xlsx", f"/reports/exports/tracking-{year}.csv",
                  f"/reports/exports/microdata-{year}.csv"):
-        response = donor.get(path)
+        response = get_file(donor, path)
         assert response.status_code == 200, path
         response.get_data()
         response.close()
@@ -363,7 +363,7 @@ def test_exports_and_the_figures_refresh_compute_without_the_write_lock(local, m
     assert year in stored, "the figures computed for the export were kept"
     assert survey is not None, "the demo has no survey answered at Bedhret Amal"
     worker = _client_of(app, load.WORKER[0])
-    assert worker.get(f"/surveys/{survey}/responses.csv").status_code == 200
+    assert get_file(worker, f"/surveys/{survey}/responses.csv").status_code == 200
     result = app.test_cli_runner().invoke(args=["reports", "refresh", "--fy", str(year)])
     assert result.exit_code == 0, result.output
     names = {name for name, _free in free}

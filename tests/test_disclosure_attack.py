@@ -51,6 +51,7 @@ from bladi_cases.services.reports import exports
 from bladi_cases.services.reports.indicators import Period
 from bladi_cases.services.reports.release import year_release
 
+from .conftest import get_file
 from .second_factor_support import log_in_through_form
 
 HIDDEN = "…"
@@ -271,7 +272,7 @@ class Seen:
 
 
 def _get(client, url: str, seen: Seen):
-    response = client.get(url)
+    response = get_file(client, url)
     assert response.status_code == 200, f"{url} answered {response.status_code}"
     seen.pages += 1
     return response

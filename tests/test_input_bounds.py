@@ -8,17 +8,16 @@ from __future__ import annotations
 import functools
 import io
 import json
-import os
-import re
 import time
 import tracemalloc
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from bladi_cases.extensions import db
-from bladi_cases.models import Beneficiary, Role, Survey
+from bladi_cases.models import Beneficiary, Job, JobStatus, Role, Survey
+from bladi_cases.models.common import utcnow
 from bladi_cases.services import MAX_MESSAGES, ValidationError, inputs
 from bladi_cases.services.beneficiaries import imports as importer
 from bladi_cases.services.reports.indicators import Period
@@ -27,7 +26,7 @@ from bladi_cases.services.surveys import surveys as survey_service
 from bladi_cases.services.surveys.xlsform import XLSFormError, parse_xlsform
 
 from . import bombs
-from .conftest import login, text_of
+from .conftest import follow_job, get_file, login, text_of
 
 YEAR = Period.containing(date.today()).fiscal_year
 MB = 1024 * 1024
@@ -72,7 +71,7 @@ def test_a_year_outside_the_award_is_404_with_a_message_for_the_donor(client, ma
 ])
 def test_the_year_message_is_in_the_users_language(client, make_user, lang, expected):
     _as(client, make_user(Role.DONOR), lang)
-    response = client.get("/reports/exports/tracking-9000.csv")
+    response = get_file(client, "/reports/exports/tracking-9000.csv")
     assert response.status_code == 404 and expected in text_of(response)
 
 
@@ -94,9 +93,9 @@ def test_the_years_of_the_award_still_answer(client, make_user):
     _as(client, make_user(Role.DONOR))
     first = reporting_years().start
     assert client.get(f"/reports/exports?fy={first}").status_code == 200
-    assert client.get(f"/reports/exports/tracking-{YEAR}.csv").status_code == 200
-    assert client.get(f"/reports/exports/tracking-{YEAR}.xlsx").status_code == 200
-    assert client.get(f"/reports/exports/microdata-{YEAR + 1}.csv").status_code == 200
+    assert get_file(client, f"/reports/exports/tracking-{YEAR}.csv").status_code == 200
+    assert get_file(client, f"/reports/exports/tracking-{YEAR}.xlsx").status_code == 200
+    assert get_file(client, f"/reports/exports/microdata-{YEAR + 1}.csv").status_code == 200
 
 
 @pytest.mark.parametrize("query,shown", [
@@ -197,8 +196,10 @@ def _upload(client, path, data, name="bomb.xlsx"):
 def test_the_import_pages_answer_422_with_the_message(client, make_user, lang, expected):
     _as(client, make_user(Role.CSO_MANAGER, "BA"), lang)
     before = db.session.scalar(sa.select(sa.func.count()).select_from(Beneficiary))
-    response = _upload(client, "/beneficiaries/import", _bomb("corner"))
-    assert response.status_code == 422 and expected in text_of(response)
+    # The youth import is a background job: its page says why it failed.
+    response = follow_job(client, _upload(client, "/beneficiaries/import", _bomb("corner")))
+    assert 'data-status="failed"' in response.get_data(as_text=True)
+    assert expected in text_of(response)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Beneficiary)) == before
     surveys = db.session.scalar(sa.select(sa.func.count()).select_from(Survey))
     response = _upload(client, "/surveys/import", _bomb("shared string"))
@@ -257,9 +258,10 @@ def test_csv_uploads_are_bounded(org, body, expected):
 def test_a_page_lists_the_first_50_problems_then_how_many_more(client, make_user):
     _as(client, make_user(Role.CSO_MANAGER, "BA"))
     rows = "".join(f"female,not a date {n},TN-61,school\r\n" for n in range(importer.MAX_ROWS))
-    response = _upload(client, "/beneficiaries/import", (HEADER + rows).encode(), "bad.csv")
+    response = follow_job(client, _upload(client, "/beneficiaries/import",
+                                          (HEADER + rows).encode(), "bad.csv"))
     page = text_of(response)
-    assert response.status_code == 422
+    assert 'data-status="failed"' in response.get_data(as_text=True)
     assert page.count("Not a date") == MAX_MESSAGES
     assert f"…and {importer.MAX_ROWS - MAX_MESSAGES} more." in page
     assert len(response.data) < 100_000, "not a page of megabytes"
@@ -317,29 +319,36 @@ def test_a_40_digit_code_finds_nothing_and_a_long_search_is_400(client, make_use
 
 # --- Uploads kept for a confirmation ------------------------------------------------------
 
-def _age(token: str, hours: float) -> None:
-    path = importer._stash_dir() / f"{token}.bin"
-    past = time.time() - hours * 3600
-    os.utime(path, (past, past))
-
-
-def test_kept_uploads_expire_on_use_and_from_the_command_line(app, make_user):
-    user = make_user(Role.CSO_MANAGER, "BA")
-    stale = importer.stash_upload(user, "a.csv", b"x")
-    _age(stale, importer.STASH_HOURS + 1)
-    fresh = importer.stash_upload(user, "b.csv", b"y")  # cleans the stale one on the way
-    assert not (importer._stash_dir() / f"{stale}.bin").exists()
-    assert importer.take_stash(user, stale) is None
-    old = importer.stash_upload(user, "c.csv", b"z")
-    _age(old, 30)
-    result = app.test_cli_runner().invoke(args=["imports", "clean"])
-    assert result.exit_code == 0 and "Deleted 1 kept upload" in result.output
-    assert not (importer._stash_dir() / f"{old}.bin").exists()
-    assert importer.take_stash(user, fresh) == ("b.csv", b"y")
-    everything = importer.stash_upload(user, "d.csv", b"w")
-    result = app.test_cli_runner().invoke(args=["imports", "clean", "--older-than", "0"])
-    assert result.exit_code == 0 and not (importer._stash_dir() / f"{everything}.bin").exists()
-    assert re.search(r"Deleted \d+ kept upload", result.output)
+def test_an_upload_waiting_too_long_is_deleted_by_the_sweep(app, client, make_user,
+                                                             make_beneficiary):
+    """An import waiting for a decision keeps its (encrypted) file two hours; the sweep
+    (`flask jobs sweep`, every minute from the scheduler) then deletes it, and the page
+    says to upload again, in the language of the person who uploaded it."""
+    manager = make_user(Role.CSO_MANAGER, "BA", preferred_language="fr")
+    _as(client, manager, "fr")
+    youth = make_beneficiary("BA", first_name_ar="مريم", last_name_ar="الجزيري",
+                             first_name_latin=None, last_name_latin=None,
+                             birth_date=date(2004, 1, 1))
+    row = "مريم,الجزيري,female,2004-03-25,TN-61,youth_centre,self,signed_form,participation"
+    sheet = ("First name (Arabic),Last name (Arabic),Sex,Date of birth,Governorate,Setting,"
+             "Consent given by,Consent method,Consent covers\r\n" + row + "\r\n")
+    page = follow_job(client, _upload(client, "/beneficiaries/import",
+                                      sheet.encode("utf-8-sig"), "again.csv"))
+    assert youth.code in text_of(page)
+    job = db.session.scalars(sa.select(Job).where(Job.user_id == manager.id)).one()
+    assert job.status == JobStatus.WAITING and job.input_enc is not None
+    assert app.test_cli_runner().invoke(args=["jobs", "sweep"]).exit_code == 0
+    db.session.refresh(job)
+    assert job.status == JobStatus.WAITING, "not yet two hours"
+    job.expires_at = utcnow() - timedelta(minutes=1)
+    db.session.commit()
+    result = app.test_cli_runner().invoke(args=["jobs", "sweep"])
+    assert result.exit_code == 0 and "expired: 1" in result.output, result.output
+    db.session.refresh(job)
+    assert job.status == JobStatus.FAILED and job.input_enc is None
+    assert job.active_key is None, "the same file can be uploaded again"
+    shown = text_of(client.get(f"/jobs/{job.uuid}"))
+    assert "Envoyez à nouveau le fichier" in shown, shown[-600:]
 
 
 @pytest.mark.parametrize("month", ["9999-12", "1-1", "9" * 30 + "-1", "2026-13", "x"])

@@ -31,7 +31,7 @@ from bladi_cases.services.beneficiaries.search import search
 from bladi_cases.services.cases import cases as case_service
 from bladi_cases.services.surveys import surveys as survey_service
 
-from .conftest import login, text_of
+from .conftest import get_file, login, text_of
 from .free_text import (
     FIRST_LATIN,
     check_every_encrypted_column_is_filled,
@@ -93,9 +93,10 @@ def test_seed_demo_beneficiaries_is_deterministic(app):
 
 # --- Encrypted columns declare themselves; rotation covers them all and verifies ----------
 
-# Encrypted columns that hold no youth's data, so erasure leaves them: a staff account's
-# second-factor secret.
-NOT_A_YOUTHS = {"user_account"}
+# Encrypted columns that belong to no one youth, so erasure does not find them by the youth:
+# a staff account's second-factor secret; a job's files (an upload, an export), which may
+# name many youth, and which erasure deletes for the whole CSO (services/jobs.forget_files).
+NOT_A_YOUTHS = {"user_account", "job"}
 
 
 def test_every_binary_or_enc_column_is_declared_encrypted():
@@ -164,7 +165,7 @@ def test_the_readme_rotation_keeps_every_encrypted_value(app, client, make_user,
     assert mentions("goal") in page and mentions("outcome") in page
     assert mentions("edited note") in page
     assert mentions("agreed to move") in text_of(client.get("/cases/transfers"))
-    export = client.get(f"/surveys/{written.version.survey.uuid}/responses.csv")
+    export = get_file(client, f"/surveys/{written.version.survey.uuid}/responses.csv")
     assert mentions("comment") in export.get_data(as_text=True)
 
 

@@ -20,7 +20,7 @@ from bladi_cases.services.reports import reports as service
 from bladi_cases.services.reports.exports import QUASI_IDENTIFIERS, microdata
 from bladi_cases.services.reports.indicators import Period
 
-from .conftest import login, text_of
+from .conftest import get_file, login, text_of
 
 PERIOD = Period.containing(date.today())
 K = 5
@@ -172,7 +172,7 @@ def test_tracking_table_xlsx_and_csv(client, people, three_youth):
     login(client, people["donor"])
     client.set_cookie("lang", "en", domain="bladi.test")
     year = PERIOD.fiscal_year
-    response = client.get(f"/reports/exports/tracking-{year}.xlsx")
+    response = get_file(client, f"/reports/exports/tracking-{year}.xlsx")
     book = openpyxl.load_workbook(io.BytesIO(response.data))
     assert f"FY{year}" in book.sheetnames and len(book.sheetnames) >= 2
     sheet = book[f"FY{year}"]
@@ -184,7 +184,7 @@ def test_tracking_table_xlsx_and_csv(client, people, three_youth):
         for i in quarter_columns:
             assert not (isinstance(row[i], int | float) and 0 < row[i] < K), row
     assert any(str(v).startswith("'=HYPERLINK") for v in values), "formula neutralised"
-    text = client.get(f"/reports/exports/tracking-{year}.csv").data.decode("utf-8-sig")
+    text = get_file(client, f"/reports/exports/tracking-{year}.csv").data.decode("utf-8-sig")
     assert "…" in text and "'=HYPERLINK" in text
 
 
@@ -197,7 +197,7 @@ def test_microdata_is_k_anonymous_and_identity_free(client, people, make_benefic
                      governorate_code="TN-83", site=site)
     login(client, people["donor"])
     year = PERIOD.fiscal_year
-    body = b"".join(client.get(f"/reports/exports/microdata-{year}.csv").response)
+    body = b"".join(get_file(client, f"/reports/exports/microdata-{year}.csv").response)
     text = body.decode("utf-8-sig")
     assert "زينب" not in text and "فريد" not in text and "+216" not in text
     rows = list(csv.DictReader(io.StringIO(text)))
@@ -206,8 +206,8 @@ def test_microdata_is_k_anonymous_and_identity_free(client, people, make_benefic
         groups.setdefault(tuple(row[q] for q in QUASI_IDENTIFIERS), []).append(row)
     assert all(len(members) >= K for members in groups.values())
     assert not [r for r in rows if r["governorate"] == "TN-83"], "a unique profile is removed"
-    again = list(csv.DictReader(io.StringIO(b"".join(client.get(
-        f"/reports/exports/microdata-{year}.csv").response).decode("utf-8-sig"))))
+    again = list(csv.DictReader(io.StringIO(b"".join(get_file(
+        client, f"/reports/exports/microdata-{year}.csv").response).decode("utf-8-sig"))))
     assert {r["pseudonym"] for r in rows}.isdisjoint({r["pseudonym"] for r in again})
     assert len(list(microdata(year, K))) == len(rows) + 1
 

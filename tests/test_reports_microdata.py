@@ -42,7 +42,7 @@ from bladi_cases.services.reports.exports import (
 from bladi_cases.services.reports.indicators import Period, first_scales
 from bladi_cases.services.reports.release import SETTINGS, year_release
 
-from .conftest import login
+from .conftest import get_file, login
 
 ROOT = Path(__file__).resolve().parent.parent
 K = 5
@@ -268,7 +268,7 @@ def test_rows_are_the_youth_reached_with_their_measures_of_the_year(cohort, monk
 def test_the_donor_downloads_a_protected_file(client, make_user, cohort, monkeypatch):
     _every_column_and_measure(monkeypatch)
     login(client, make_user(Role.DONOR))
-    response = client.get(f"/reports/exports/microdata-{YEAR}.csv")
+    response = get_file(client, f"/reports/exports/microdata-{YEAR}.csv")
     assert response.status_code == 200
     text = b"".join(response.response).decode("utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(text)))
@@ -303,7 +303,7 @@ def test_a_profile_too_rare_for_any_step_is_left_out(client, make_user, make_sit
     # With k above the whole year, nothing is published rather than something unsafe.
     assert list(microdata(YEAR, 9)) == [MICRODATA_FIELDS]
     login(client, make_user(Role.DONOR))
-    text = b"".join(client.get(f"/reports/exports/microdata-{YEAR}.csv").response).decode(
+    text = b"".join(get_file(client, f"/reports/exports/microdata-{YEAR}.csv").response).decode(
         "utf-8-sig")
     assert "TN-83" not in text and "male" not in text.replace("female", "")
 
@@ -326,7 +326,7 @@ def test_the_file_carries_no_column_or_measure_whose_figures_the_tables_hide(
                      birth_date=TODAY - timedelta(days=365 * 20 + 100))
     login(client, make_user(Role.DONOR))
     rows = _as_dicts([MICRODATA_FIELDS, *[line for line in csv.reader(io.StringIO(
-        b"".join(client.get(f"/reports/exports/microdata-{YEAR}.csv").response)
+        b"".join(get_file(client, f"/reports/exports/microdata-{YEAR}.csv").response)
         .decode("utf-8-sig")))][1:]])
     assert rows
     release = year_release(YEAR, K)
@@ -385,7 +385,7 @@ def test_the_dictionary_says_what_was_generalised_and_withheld(client, make_user
 # --- The demo data, as `make run` seeds it ------------------------------------------------
 
 DOWNLOAD = """
-import csv, io, json, sys
+import csv, io, json, sys, time
 from bladi_cases import create_app
 from bladi_cases.extensions import db
 from bladi_cases.models import User
@@ -403,9 +403,16 @@ with client.session_transaction() as session:
     session[sessions.TOKEN_KEY] = token
 out = {}
 for year in map(int, sys.argv[1:]):
-    response = client.get(f"/reports/exports/microdata-{year}.csv")
+    asked = client.get(f"/reports/exports/microdata-{year}.csv")
+    assert asked.status_code == 302, asked.status_code  # to the page of the job making it
+    job = asked.headers["Location"]
+    for _ in range(600):  # the job runs in a thread of this process: wait for it
+        if client.get(job + ".json").get_json()["status"] == "done":
+            break
+        time.sleep(0.1)
+    response = client.get(job + "/download")
     assert response.status_code == 200, response.status_code
-    text = b"".join(response.response).decode("utf-8-sig")
+    text = response.get_data().decode("utf-8-sig")
     with app.app_context():
         reached = microdata_table(year, k).reached
     out[year] = {"rows": list(csv.DictReader(io.StringIO(text))), "reached": reached, "k": k}

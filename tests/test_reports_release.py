@@ -32,7 +32,7 @@ from bladi_cases.services.reports.exports import disaggregation_rows, tracking_r
 from bladi_cases.services.reports.indicators import Period, months_before
 from bladi_cases.services.reports.release import ALL, year_figures, year_release
 
-from .conftest import login
+from .conftest import get_file, login
 
 PERIOD = Period.containing(date.today())
 YEAR = PERIOD.fiscal_year
@@ -171,7 +171,7 @@ def test_reviewer_never_receives_a_count_between_1_and_k_anywhere(
                                                                           "Value"))]
         for row in sheet.iter_rows(min_row=2, values_only=True):
             assert not [n for n in _numbers(row[i] for i in figures) if 0 < n < K], row
-    text = client.get(f"/reports/exports/tracking-{YEAR}.csv").data.decode("utf-8-sig")
+    text = get_file(client, f"/reports/exports/tracking-{YEAR}.csv").data.decode("utf-8-sig")
     assert "…" in text
 
 

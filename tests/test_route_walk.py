@@ -7,11 +7,14 @@ and forget who may open it.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 import sqlalchemy as sa
 
 from bladi_cases.extensions import db
 from bladi_cases.models import Role
+from bladi_cases.models.common import utcnow
 from bladi_cases.policy import route_permission
 from bladi_cases.services.auth import issue_reset
 
@@ -84,6 +87,12 @@ EXPECTED: dict[str, set[str]] = {
     "beneficiaries.import_template": CSO_MANAGER,
     "beneficiaries.import_upload": CSO_MANAGER,
     "beneficiaries.import_confirm": CSO_MANAGER,
+    "beneficiaries.import_duplicates": CSO_MANAGER,
+    # A person's own background jobs (each walker gets a finished export of their own).
+    "jobs.index": LOGGED_IN,
+    "jobs.show": LOGGED_IN,
+    "jobs.status": LOGGED_IN,
+    "jobs.result": LOGGED_IN,
     "activities.index": CSO_STAFF,
     "activities.today": CSO_STAFF,
     "activities.new": CSO_MANAGER,
@@ -163,7 +172,8 @@ def _url_args(rule, fixtures) -> dict:
               "transfer_id": lambda: fixtures["transfer"].uuid,
               "survey_id": lambda: fixtures["survey"].uuid,
               "version_id": lambda: fixtures["survey"].versions[-1].uuid,
-              "report_id": lambda: fixtures["report"].uuid, "year": lambda: 2027}
+              "report_id": lambda: fixtures["report"].uuid, "year": lambda: 2027,
+              "job_id": lambda: fixtures["job_of"](fixtures.get("walker")).uuid}
     return {name: values[name]() for name in rule.arguments}
 
 
@@ -203,7 +213,27 @@ def walk_fixtures(make_user, make_site, make_beneficiary, make_activity, make_ca
     db.session.commit()
 
     survey = db.session.scalars(sa.select(Survey).where(Survey.organization_id.is_(None))).first()
+    jobs_made = {}
+
+    def job_of(user):
+        """A finished export of the walker's (the colleague's for anonymous and strangers)."""
+        owner = user or colleague
+        if owner.id not in jobs_made:
+            from bladi_cases.models import Job
+            from bladi_cases.services.files import CSV_MIMETYPE
+            from bladi_cases.services.jobs import _encrypt_bytes
+
+            job = Job(kind="reports.tracking", user_id=owner.id, status="done",
+                      organization_id=owner.organization_id, params={},
+                      result_enc=_encrypt_bytes(b"a,b\r\n"), result_name="walk.csv",
+                      result_mimetype=CSV_MIMETYPE, expires_at=utcnow() + timedelta(hours=1))
+            db.session.add(job)
+            db.session.commit()
+            jobs_made[owner.id] = job
+        return jobs_made[owner.id]
+
     return {"report": report, "survey": survey, "site": site, "colleague": colleague,
+            "job_of": job_of,
             "new_token": new_token, "youth": youth,
             "enrolment": youth.enrolments[-1], "activity": activity, "session": session,
             "event": event, "case": case, "provider": provider, "note": note,
@@ -222,6 +252,7 @@ def test_every_route_declares_a_permission_and_has_an_expectation(app):
 @pytest.mark.parametrize("who", [ANON, *ALL_ROLES])
 def test_every_route_for_every_role(app, make_user, walk_fixtures, who):
     user = None if who == ANON else make_user(who)
+    walk_fixtures["walker"] = user
     failures = []
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.endpoint):
         client = app.test_client()
@@ -272,7 +303,8 @@ def test_manager_gets_404_for_another_csos_account(app, client, make_user, endpo
 # URL arguments that name a CSO-owned record: another CSO must get 404 for all of them.
 CSO_OWNED_ARGUMENTS = {"beneficiary_id", "enrolment_id", "activity_id", "session_id",
                        "event_id", "case_id", "goal_id", "note_id", "referral_id",
-                       "outcome_id", "provider_id", "transfer_id", "report_id"}
+                       "outcome_id", "provider_id", "transfer_id", "report_id",
+                       "job_id"}  # a job: nobody's but the person's who asked for it
 
 
 @pytest.mark.parametrize("role", [Role.FIELD_WORKER, Role.CSO_MANAGER])
@@ -292,6 +324,9 @@ def test_another_cso_gets_404_on_every_route_of_a_record(app, make_user, walk_fi
         youth = walk_fixtures["youth"]
         response = client.open(url, method=method, data={"confirm": youth.code,
                                                           "active": "0"})
+        if role.value not in EXPECTED[rule.endpoint]:  # refused before any record is read
+            assert response.status_code == 403, (url, method, response.status_code)
+            continue
         assert response.status_code == 404, (url, method, response.status_code)
         checked += 1
     assert checked >= 28

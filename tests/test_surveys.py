@@ -18,7 +18,7 @@ from bladi_cases.services import ValidationError
 from bladi_cases.services.retries import RetryConflict
 from bladi_cases.services.surveys import surveys as service
 
-from .conftest import login, text_of
+from .conftest import get_file, login, text_of
 
 
 def _sample() -> Survey:
@@ -285,10 +285,10 @@ def test_export_in_french_and_scores_on_the_youth_page(client, worker, make_bene
     db.session.commit()
     page = text_of(client.get(f"/beneficiaries/{youth.uuid}"))
     assert "21" in page and "22" in page and "+1" in page  # endline 22 - baseline 21
-    csv_file = client.get(f"/surveys/{_sample().uuid}/responses.csv?lang=fr")
+    csv_file = get_file(client, f"/surveys/{_sample().uuid}/responses.csv?lang=fr")
     text = csv_file.data.decode("utf-8-sig")
     assert "Que fais-tu actuellement" in text and "Je travaille" in text and youth.code in text
-    xlsx = client.get(f"/surveys/{_sample().uuid}/responses.xlsx")
+    xlsx = get_file(client, f"/surveys/{_sample().uuid}/responses.xlsx")
     sheet = openpyxl.load_workbook(io.BytesIO(xlsx.data)).active
     assert sheet.max_row >= 3
 
@@ -341,7 +341,7 @@ def test_calculations_and_new_types_from_import_to_export(client, worker, make_u
     assert answers["username"] == worker.email and answers["deviceid"] == "web"
     assert answers["today"] == stored.submitted_on.isoformat()
     assert answers["start"] <= answers["end"] and "T" in answers["start"]
-    csv_text = client.get(f"/surveys/{survey.uuid}/responses.csv").data.decode("utf-8-sig")
+    csv_text = get_file(client, f"/surveys/{survey.uuid}/responses.csv").data.decode("utf-8-sig")
     header = csv_text.splitlines()[0]
     assert "total" in header and "start" in header and "deviceid" in header
     assert worker.email in csv_text and "06:30" in csv_text
@@ -376,7 +376,7 @@ def test_cascading_selects_on_one_page_without_javascript(client, worker, make_u
     stored = db.session.scalars(sa.select(SurveyResponse).where(
         SurveyResponse.uuid == uuid.UUID(token))).one()
     assert stored.answers == {"county": "a", "sub": "a2"}
-    csv_text = client.get(f"/surveys/{survey.uuid}/responses.csv").data.decode("utf-8-sig")
+    csv_text = get_file(client, f"/surveys/{survey.uuid}/responses.csv").data.decode("utf-8-sig")
     assert "A two" in csv_text
 
 

@@ -19,7 +19,7 @@ from bladi_cases.services.surveys import logic
 from bladi_cases.services.surveys import surveys as service
 from bladi_cases.services.surveys.xlsform import XLSFormError, export_xlsform, parse_xlsform
 
-from .conftest import login, text_of
+from .conftest import get_file, login, text_of
 
 HEADER = ["type", "name", "label::English (en)", "label::Arabic (ar)", "required", "relevant",
           "constraint", "calculation", "repeat_count"]
@@ -208,7 +208,7 @@ def test_fill_without_javascript_store_and_export(client, worker, make_user):
         {"mname": "Sami", "age": 10, "num": "3", "school": "Ecole 1"}]
     assert answers["siblings"] == [{"sname": "Lina"}] and answers["total_age"] == "88"
     # Export: the main table, and one long-format sheet per repeat.
-    xlsx = client.get(f"/surveys/{survey.uuid}/responses.xlsx")
+    xlsx = get_file(client, f"/surveys/{survey.uuid}/responses.xlsx")
     book = openpyxl.load_workbook(io.BytesIO(xlsx.data))
     assert book.sheetnames == ["hh_roster", "members", "siblings"]
     main = list(book["hh_roster"].iter_rows(values_only=True))
@@ -218,10 +218,10 @@ def test_fill_without_javascript_store_and_export(client, worker, make_user):
     assert rows[0][:5] == ("Response", "Code", "Wave", "Entry", "Name")
     assert [r[3:5] for r in rows[1:]] == [(1, "Amina"), (2, "Karim"), (3, "Sami")]
     assert {r[0] for r in rows[1:]} == {token}
-    csv_text = client.get(f"/surveys/{survey.uuid}/responses.csv?repeat=siblings"
+    csv_text = get_file(client, f"/surveys/{survey.uuid}/responses.csv?repeat=siblings"
                           ).data.decode("utf-8-sig")
     assert csv_text.splitlines()[1].endswith(",1,Lina") and token in csv_text
-    assert client.get(f"/surveys/{survey.uuid}/responses.csv?repeat=nope").status_code == 404
+    assert get_file(client, f"/surveys/{survey.uuid}/responses.csv?repeat=nope").status_code == 404
     assert "responses.csv?repeat=siblings" in client.get(f"/surveys/{survey.uuid}"
                                                          ).get_data(as_text=True)
 
@@ -347,7 +347,7 @@ def test_a_group_inside_a_repeat_without_javascript(client, worker, make_user):
     assert service.response_answers(stored)["members"] == [
         {"mname": "Amina", "age": 40}, {"mname": "Sami", "age": 10, "school": "Ecole",
                                         "grade": 4}]
-    xlsx = client.get(f"/surveys/{survey.uuid}/responses.xlsx")
+    xlsx = get_file(client, f"/surveys/{survey.uuid}/responses.xlsx")
     rows = list(openpyxl.load_workbook(io.BytesIO(xlsx.data))["members"].iter_rows(
         values_only=True))
     assert [r[3] for r in rows[1:]] == [1, 2] and "Ecole" in rows[2]
@@ -387,7 +387,7 @@ def test_or_other_in_a_repeat_without_javascript(client, worker, make_user):
         SurveyResponse.uuid == uuid.UUID(token))).one()
     assert service.response_answers(stored)["members"] == [
         {"mname": "Amina", "tap": "other", "tap_other": "A well"}]
-    xlsx = client.get(f"/surveys/{survey.uuid}/responses.xlsx")
+    xlsx = get_file(client, f"/surveys/{survey.uuid}/responses.xlsx")
     rows = list(openpyxl.load_workbook(io.BytesIO(xlsx.data))["members"].iter_rows(
         values_only=True))
     assert "A well" in rows[1] and "Specify other." in rows[0]

@@ -39,6 +39,7 @@ from .cases import (
     ServiceProvider,
 )
 from .common import TitledEnum, titled_enums
+from .jobs import Job, JobStatus
 from .reports import (
     FiguresSnapshot,
     Indicator,
@@ -51,6 +52,8 @@ from .reports import (
 from .surveys import Survey, SurveyDraft, SurveyResponse, SurveyVersion, Wave
 
 __all__ = [
+    "Job",
+    "JobStatus",
     "FiguresSnapshot",
     "Activity",
     "ActivityKind",

@@ -194,5 +194,7 @@ def download(body, filename: str, mimetype: str) -> Response:
 
 
 def is_download(response: Response) -> bool:
-    """Whether a response is a file made by `download` (it names it)."""
-    return "Content-Disposition" in response.headers
+    """Whether a response is a file made by `download` (it names it), or the way to the
+    page of the background job that makes one (a file asked for is counted when asked)."""
+    return "Content-Disposition" in response.headers or (
+        response.status_code == 302 and "/jobs/" in (response.location or ""))

@@ -130,6 +130,5 @@ class ImportForm(FlaskForm):
 
 
 class ImportConfirmForm(FlaskForm):
-    """Decisions on possible duplicates; `skip` rows are not imported."""
-
-    token = HiddenField()
+    """Decisions on possible duplicates (radio buttons `row-N`: "new" imports the row,
+    "skip" does not); the form itself carries the CSRF token."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from flask_babel import gettext as _
 from flask_login import current_user
 
 from ...extensions import db
 from ...i18n import ui_language
-from ...policy import Perm, requires
+from ...models import Job, JobStatus
+from ...policy import Perm, get_or_404, requires
+from ...services import jobs
 from ...services.beneficiaries import imports as importer
 from ...services.beneficiaries import templates
 from ...services.files import CSV_MIMETYPE, XLSX_MIMETYPE, download
@@ -30,52 +31,56 @@ def import_template(fmt: str):
     return download(body, f"bladi-beneficiaries-{lang}.{fmt}", MIMETYPES[fmt])
 
 
-def _finish(check, skip: set[int]):
-    codes = importer.import_rows(current_user, current_user.organization, check, skip)
-    flash(_("%(n)d young people imported.", n=len(codes)), "success")
-    return redirect(url_for(".index"))
-
-
 @bp.route("/import", methods=["GET", "POST"])
 @requires(Perm.BENEFICIARIES_IMPORT)
 def import_upload():
-    """Upload a spreadsheet: every row is checked; nothing is saved unless all are valid."""
+    """Upload a spreadsheet: a background job checks every row, then (after any decision on
+    possible duplicates) writes them all, or nothing if one is wrong. Its page shows how far
+    it is."""
     form = ImportForm()
     if form.validate_on_submit():
         upload = form.upload.data
         data = upload.read(importer.MAX_BYTES + 1)
         try:
-            check = importer.check_file(current_user.organization, upload.filename, data)
+            job = importer.start_import(current_user, upload.filename, data)
         except importer.ImportRefused as refused:
-            return _refused(form, refused)
-        if not check.duplicates:
-            return _finish(check, set())
-        token = importer.stash_upload(current_user, upload.filename, data)
-        return render_template("beneficiaries/import_duplicates.html", check=check,
-                               confirm=ImportConfirmForm(token=token))
+            return _refused(form, refused.messages, refused.status)
+        except jobs.JobRefused as refused:
+            return _refused(form, [refused.message], 409)
+        return redirect(url_for("jobs.show", job_id=job.uuid))
     return render_template("beneficiaries/import.html", form=form, problems=[]), (
         422 if form.errors else 200)
 
 
-def _refused(form, refused: importer.ImportRefused):
-    """The upload page with why nothing was imported (422, or 413 for a file too large)."""
+def _refused(form, messages: list[str], status: int):
+    """The upload page with why nothing was imported."""
     db.session.rollback()
-    return render_template("beneficiaries/import.html", form=form,
-                           problems=refused.messages), refused.status
+    return render_template("beneficiaries/import.html", form=form, problems=messages), status
 
 
-@bp.post("/import/confirm")
+@bp.get("/import/<uuid:job_id>/duplicates")
 @requires(Perm.BENEFICIARIES_IMPORT)
-def import_confirm():
-    """Import after the user decided, row by row, on the possible duplicates."""
+def import_duplicates(job_id):
+    """An import waiting for the person to decide, row by row, on possible duplicates."""
+    job = get_or_404(Job, job_id, current_user)
+    if job.kind != "beneficiaries.import" or job.status != JobStatus.WAITING:
+        return redirect(url_for("jobs.show", job_id=job.uuid))
+    return render_template("beneficiaries/import_duplicates.html", job=job,
+                           outcome=jobs.outcome_of(job), confirm=ImportConfirmForm())
+
+
+@bp.post("/import/<uuid:job_id>/duplicates")
+@requires(Perm.BENEFICIARIES_IMPORT)
+def import_confirm(job_id):
+    """Go on with the import after the person decided on each possible duplicate."""
+    job = get_or_404(Job, job_id, current_user)
     form = ImportConfirmForm()
-    stashed = importer.take_stash(current_user, form.token.data) if form.validate() else None
-    if stashed is None:
-        flash(_("This upload has expired. Upload the file again."), "error")
-        return redirect(url_for(".import_upload"))
+    if not form.validate():
+        abort(400)
+    decisions = {key.removeprefix("row-"): value for key, value in request.form.items()
+                 if key.startswith("row-")}
     try:
-        check = importer.check_file(current_user.organization, *stashed)
-    except importer.ImportRefused as refused:
-        return _refused(ImportForm(), refused)
-    skip = {n for n in check.duplicates if request.form.get(f"row-{n}") != "new"}
-    return _finish(check, skip)
+        importer.decide_duplicates(job, decisions)
+    except jobs.JobRefused as refused:
+        flash(refused.message, "error")
+    return redirect(url_for("jobs.show", job_id=job.uuid))

@@ -3,13 +3,14 @@ fiscal year was checked by `check_period` (views.py) before any of these runs.""
 
 from __future__ import annotations
 
-from flask import Response, current_app, render_template, stream_with_context
+from flask import Response, current_app, redirect, render_template, url_for
 from flask_login import current_user
 
 from ...i18n import ui_language
 from ...policy import Perm, requires
+from ...services import jobs
 from ...services.audit import Action, record
-from ...services.files import CSV_MIMETYPE, XLSX_MIMETYPE, csv_bytes, download
+from ...services.files import CSV_MIMETYPE, csv_bytes, download
 from ...services.reports import exports
 from ...services.reports.reports import reporting_years
 from ..limits import export_limit
@@ -29,29 +30,29 @@ def exports_page():
 @requires(Perm.REPORTS_APPROVED)
 @export_limit
 def tracking(year: int, fmt: str):
-    """The indicator tracking table of a fiscal year (and the previous one, in XLSX)."""
+    """The indicator tracking table of a fiscal year (and the previous one, in XLSX), made
+    by a background job; its page offers the file when ready."""
     if fmt not in ("xlsx", "csv"):
         return Response(status=404)
-    k, lang = current_app.config["BLADI_SMALL_CELL_K"], ui_language()
+    k = current_app.config["BLADI_SMALL_CELL_K"]
     record(Action.EXPORT_DOWNLOADED, actor=current_user, detail={"file": f"tracking.{fmt}",
                                                                  "fy": year})
-    name = f"bladi-indicators-FY{year}.{fmt}"
-    if fmt == "xlsx":
-        years = list(range(max(reporting_years().start, year - 1), year + 1))
-        return download(exports.tracking_xlsx(years, lang, k), name, XLSX_MIMETYPE)
-    return download(csv_bytes(exports.tracking_rows(year, lang, k)), name, CSV_MIMETYPE)
+    years = (list(range(max(reporting_years().start, year - 1), year + 1)) if fmt == "xlsx"
+             else [year])
+    job = jobs.start("reports.tracking", current_user, {"years": years, "fmt": fmt, "k": k})
+    return redirect(url_for("jobs.show", job_id=job.uuid))
 
 
 @bp.get("/exports/microdata-<int:year>.csv")
 @requires(Perm.REPORTS_APPROVED)
 @export_limit
 def microdata(year: int):
-    """De-identified microdata, streamed (one row per youth)."""
+    """De-identified microdata (one row per youth), made by a background job."""
     k = current_app.config["BLADI_SMALL_CELL_K"]
     record(Action.EXPORT_DOWNLOADED, actor=current_user, detail={"file": "microdata",
                                                                  "fy": year})
-    return download(stream_with_context(exports.microdata_csv(year, k)),
-                    f"bladi-microdata-FY{year}.csv", CSV_MIMETYPE)
+    job = jobs.start("reports.microdata", current_user, {"fiscal_year": year, "k": k})
+    return redirect(url_for("jobs.show", job_id=job.uuid))
 
 
 @bp.get("/exports/microdata-dictionary.csv")

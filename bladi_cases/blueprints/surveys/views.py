@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -10,7 +11,7 @@ from ...extensions import db
 from ...i18n import ui_language
 from ...models import Beneficiary, Survey, SurveyResponse, SurveyVersion
 from ...policy import Perm, can, get_or_404, may, requires, scoped
-from ...services import files, inputs
+from ...services import files, inputs, jobs
 from ...services.audit import Action, record
 from ...services.surveys import surveys as service
 from ...services.surveys.xlsform import export_xlsform
@@ -100,25 +101,17 @@ def export_responses(survey_id, fmt):
     survey = get_or_404(Survey, survey_id, current_user)
     if fmt not in ("csv", "xlsx"):
         return redirect(url_for(".show", survey_id=survey.uuid))
-    responses = db.session.scalars(scoped(SurveyResponse, current_user).where(
-        SurveyResponse.survey_id == survey.id).order_by(SurveyResponse.id)).all()
-    if not responses:
+    count = db.session.scalar(scoped(SurveyResponse, current_user).where(
+        SurveyResponse.survey_id == survey.id).with_only_columns(sa.func.count()))
+    if not count:
         flash(_("No response to export yet."), "info")
         return redirect(url_for(".show", survey_id=survey.uuid))
-    lang = request.args.get("lang") or ui_language()
-    rows = service.export_rows(survey, responses, _codes(responses), lang)
-    repeats = service.export_repeat_rows(survey, responses, _codes(responses), lang)
     wanted = request.args.get("repeat")
-    if wanted is not None and wanted not in dict(repeats):
+    if wanted is not None and wanted not in service.repeat_names(survey):
         abort(404)
     record(Action.SURVEY_EXPORTED, actor=current_user, obj=survey,
-           detail={"responses": len(responses)})
-    name = f"{survey.code}-responses.{fmt}"
-    if fmt == "csv":
-        if wanted is not None:
-            return files.download(files.csv_bytes(dict(repeats)[wanted]),
-                                  f"{survey.code}-{wanted}.csv", files.CSV_MIMETYPE)
-        return files.download(files.csv_bytes(rows), name, files.CSV_MIMETYPE)
-    sheets = [files.Sheet(survey.code, rows, rtl=lang == "ar")] + \
-        [files.Sheet(repeat, table, rtl=lang == "ar") for repeat, table in repeats]
-    return files.download(files.xlsx_bytes(sheets), name, files.XLSX_MIMETYPE)
+           detail={"responses": count})
+    job = jobs.start("surveys.responses", current_user, {
+        "survey_id": survey.id, "fmt": fmt, "lang": request.args.get("lang") or ui_language(),
+        "repeat": wanted})
+    return redirect(url_for("jobs.show", job_id=job.uuid))

@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from ...extensions import db
 from ...models import Beneficiary, BeneficiaryNameIndex
 from ...models.common import encrypted_columns, utcnow
-from .. import ValidationError
+from .. import ValidationError, jobs
 from ..audit import Action, record
 from .registry import cipher, decrypt_field, refuse_if_erased, reveal
 
@@ -64,7 +64,8 @@ def erase(actor, beneficiary: Beneficiary, typed_code: str) -> Beneficiary:
 
     Every encrypted value linked to the youth (identity, guardian names, and all the free
     text written about them: notes, goals, referral outcomes, transfer notes, survey text
-    answers) and the blind indexes are overwritten with NULL; sex, birth year and month,
+    answers), the blind indexes and the files kept by the CSO's jobs are overwritten with
+    NULL; sex, birth year and month,
     governorate, setting, enrolment dates, statuses, scores and choice answers stay for
     aggregates.
     """
@@ -73,6 +74,8 @@ def erase(actor, beneficiary: Beneficiary, typed_code: str) -> Beneficiary:
                                                code=beneficiary.code))
     refuse_if_erased(beneficiary)
     _erase_encrypted(beneficiary)
+    # Files of the CSO's jobs (an upload, an export) may name the youth too: gone with them.
+    jobs.forget_files(beneficiary.organization_id)
     beneficiary.name_key_ar = beneficiary.name_key_latin = None
     beneficiary.delegation = None
     db.session.execute(sa.delete(BeneficiaryNameIndex)

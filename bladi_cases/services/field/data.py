@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import date
 
 import sqlalchemy as sa
+from sqlalchemy.orm import joinedload, selectinload
 
 from ...extensions import db
 from ...models import (
@@ -124,7 +125,9 @@ def open_cases(user: User) -> list[dict]:
     query = scoped(Case, user).where(Case.status.in_(OPEN_STATUSES)).order_by(Case.opened_on)
     if user.role != Role.CSO_MANAGER:
         query = query.where(Case.workers.any(User.id == user.id))
-    cases = db.session.scalars(query).all()
+    # Each case's youth and workers come with the cases, not in two queries per case.
+    cases = db.session.scalars(query.options(joinedload(Case.beneficiary),
+                                             selectinload(Case.workers))).all()
     notes: dict[int, list[CaseNote]] = {}
     if cases:
         for note in db.session.scalars(scoped(CaseNote, user).where(

@@ -15,6 +15,7 @@ from operator import itemgetter
 import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from ...extensions import db
 from ...models import (
@@ -40,7 +41,8 @@ from ...privacy.deidentify import (
     wider_bands,
 )
 from ...privacy.suppression import WITHHELD
-from ..files import Sheet, csv_stream, xlsx_bytes
+from .. import jobs
+from ..files import CSV_MIMETYPE, XLSX_MIMETYPE, Sheet, csv_bytes, csv_stream, xlsx_bytes
 from .indicators import RULES, Period, first_scales, youth_ids
 from .release import SETTINGS, YearRelease, first_year, number, year_release
 from .reports import funded_csos, indicators, targets_of
@@ -466,3 +468,34 @@ def microdata_dictionary(lang: str, k: int | None = None) -> list[list]:
 def microdata_csv(fiscal_year: int, k: int) -> Iterator[bytes]:
     """The microdata as a CSV stream (UTF-8 with BOM), a chunk per 1,000 rows."""
     return csv_stream(microdata(fiscal_year, k))
+
+
+# --- The donor's files, made by background jobs ------------------------------------------
+
+@jobs.job_kind("reports.tracking", _l("Indicator tracking table"), back="reports.exports_page",
+               back_label=_l("Files for the donor"))
+def tracking_job(job, progress) -> jobs.Outcome:
+    """The tracking table of the asked years (XLSX, or one year as CSV)."""
+    params = job.params
+    years, fmt, k = params["years"], params["fmt"], params["k"]
+    progress("computed", 0, len(years))
+    if fmt == "xlsx":
+        body, mimetype = tracking_xlsx(years, job.language, k), XLSX_MIMETYPE
+    else:
+        body, mimetype = csv_bytes(tracking_rows(years[-1], job.language, k)), CSV_MIMETYPE
+    progress("computed", len(years), len(years))
+    return jobs.Outcome(result=body, result_name=f"bladi-indicators-FY{years[-1]}.{fmt}",
+                        result_mimetype=mimetype)
+
+
+@jobs.job_kind("reports.microdata", _l("De-identified microdata"), back="reports.exports_page",
+               back_label=_l("Files for the donor"))
+def microdata_job(job, progress) -> jobs.Outcome:
+    """The year's de-identified microdata (CSV)."""
+    year, k = job.params["fiscal_year"], job.params["k"]
+    chunks = []
+    for count, chunk in enumerate(microdata_csv(year, k), start=1):
+        chunks.append(chunk)
+        progress("rows", count * 1000, 0)
+    return jobs.Outcome(result=b"".join(chunks), result_name=f"bladi-microdata-FY{year}.csv",
+                        result_mimetype=CSV_MIMETYPE)

@@ -311,14 +311,15 @@ def _quarters_of(period: Period) -> list[int]:
 
 def _attendance_totals(period: Period, org_ids: tuple[int, ...]) -> dict:
     """Hours of presence and youth with 10+ sessions, per CSO (where they attended)."""
-    hours = dict.fromkeys(org_ids, 0.0)
+    minutes_present = dict.fromkeys(org_ids, 0)
     regulars = dict.fromkeys(org_ids, 0.0)
     chosen = [q - 1 for q in _quarters_of(period)]
     for row in _attendance_year(period.fiscal_year, org_ids):
         sessions, minutes = row[8:12], row[12:16]
-        hours[row[0]] += sum(minutes[q] or 0 for q in chosen) / 60
+        # Whole minutes added up, then hours: the sum does not depend on the rows' order.
+        minutes_present[row[0]] += sum(minutes[q] or 0 for q in chosen)
         regulars[row[0]] += sum(sessions[q] or 0 for q in chosen) >= 10
-    return {"participation_hours": {k: round(v, 1) for k, v in hours.items()},
+    return {"participation_hours": {k: round(v / 60, 1) for k, v in minutes_present.items()},
             "youth_10_sessions": regulars}
 
 
@@ -343,3 +344,220 @@ def _score_totals(code: str, period: Period, org_ids: list[int]) -> dict[int, fl
         return {org_id: float(sum(c > 0 for c in values)) for org_id, values in changes.items()}
     return {org_id: round(sum(values) / len(values), 2) if values else 0.0
             for org_id, values in changes.items()}
+
+
+# --- A fiscal year's figures, one pass per table -----------------------------------------
+
+@dataclass
+class YearTables:
+    """Every rule-based figure of a fiscal year (services.reports.release.year_figures):
+    per rule, each CSO's value in each quarter (as `totals_by_org` gives it); per youth
+    rule, the year's youth by profile (as `youth_profiles`) and the youth counted once
+    since the award began (life of award). Each source table is read once."""
+
+    quarters: dict[str, dict[int, list[float]]]
+    profiles: dict[str, Counter]
+    lifetime: dict[str, int]
+
+
+def year_tables(fiscal_year: int, org_ids: list[int], award: Span) -> YearTables:
+    """The year's figures of every rule for these CSOs, in one query per source table
+    (attendance, enrolments, endlines, scores, outcomes, sessions, referrals), grouped in
+    the database by CSO and youth, then counted here. The results equal `totals_by_org`
+    and `youth_profiles` for each rule, quarter and the award's span (tests compare them);
+    unlike them it needs no request cache, so the command-line refresh reads each table
+    once too."""
+    today = date.today()
+    quarters = [Period(fiscal_year, q) for q in range(1, 5)]
+    # A quarter still to come counts nothing (totals_by_org's rule).
+    open_quarters = [q.start <= today for q in quarters]
+    tables = YearTables({}, {}, {})
+    ids = list(org_ids)
+
+    def zeros() -> dict[int, list[float]]:
+        return {org_id: [0.0] * 4 for org_id in ids}
+
+    year = Period(fiscal_year)
+    _attendance_tables(tables, year, ids, award, open_quarters, zeros())
+    _enrolment_tables(tables, year, ids, award, open_quarters, zeros())
+    _endline_tables(tables, year, ids, award, open_quarters, zeros())
+    _outcome_tables(tables, year, ids, award, open_quarters)
+    _score_tables(tables, year, ids, open_quarters, zeros())
+    for code, column, query in (
+            ("sessions_held", ActivitySession.date,
+             sa.select(ActivitySession.organization_id).where(
+                 ActivitySession.organization_id.in_(ids))),
+            ("referrals_completed", Referral.closed_on,
+             sa.select(Referral.organization_id).where(
+                 Referral.organization_id.in_(ids), Referral.status == "completed"))):
+        found = zeros()
+        end = min(year.end, today)
+        if year.start <= end:
+            for org_id, *counts in db.session.execute(query.add_columns(
+                    *[sa.func.sum(sa.case((column.between(q.start, q.end), 1), else_=0))
+                      for q in quarters]).where(column.between(year.start, end)).group_by(
+                    query.selected_columns[0])):
+                found[org_id] = [float(c or 0) for c in counts]
+        tables.quarters[code] = found
+    return tables
+
+
+def _capped(period: Period | Span) -> tuple[date, date] | None:
+    """A period's first and last day up to today (nobody is reached ahead); None when it
+    is still to come."""
+    start, end = period.start, min(period.end, date.today())
+    return None if start > end else (start, end)
+
+
+def _flags(periods: list[Period], overlaps) -> list:
+    """For each period, whether any of the group's rows falls in it up to today (1 or 0;
+    0 for a period still to come); `overlaps(start, end)` tests one row."""
+    flags = []
+    for period in periods:
+        capped = _capped(period)
+        flags.append(sa.literal(0) if capped is None else
+                     sa.func.max(sa.case((overlaps(*capped), 1), else_=0)))
+    return flags
+
+
+def _count_rows(tables: YearTables, code: str, rows: list, open_quarters: list[bool],
+                quarter_totals: dict[int, list[float]]) -> None:
+    """From rows (CSO, youth id, profile..., a flag per quarter, the year's flag), grouped
+    by CSO and youth: each CSO's distinct youth per quarter, the year's youth by profile and
+    the award's youth (every row is in the award's span)."""
+    year_youth: dict[int, tuple] = {}
+    for row in rows:
+        org_id, youth, profile, flags = row[0], row[1], tuple(row[2:8]), row[8:13]
+        for q in range(4):
+            if open_quarters[q] and flags[q]:
+                quarter_totals[org_id][q] += 1
+        if flags[4]:
+            year_youth[youth] = profile
+    tables.quarters[code] = quarter_totals
+    tables.profiles[code] = Counter(year_youth.values())
+    tables.lifetime[code] = len({row[1] for row in rows})
+
+
+def _enrolment_tables(tables, year, ids, award, open_quarters, totals) -> None:
+    """youth_reached: enrolments overlapping each period (one pass over enrolments)."""
+    span = _capped(award)
+    rows = [] if span is None else db.session.execute(sa.select(
+        Enrolment.organization_id, Beneficiary.id, *PROFILE,
+        *_flags([Period(year.fiscal_year, q) for q in range(1, 5)] + [year],
+                lambda start, end: sa.and_(Enrolment.start_date <= end, sa.or_(
+                    Enrolment.end_date.is_(None), Enrolment.end_date >= start)))).join(
+        Beneficiary, Beneficiary.id == Enrolment.beneficiary_id).where(
+        Enrolment.organization_id.in_(ids), Enrolment.start_date <= span[1],
+        sa.or_(Enrolment.end_date.is_(None), Enrolment.end_date >= span[0])).group_by(
+        Enrolment.organization_id, Beneficiary.id)).all()
+    _count_rows(tables, "youth_reached", rows, open_quarters, totals)
+
+
+def _endline_tables(tables, year, ids, award, open_quarters, totals) -> None:
+    """youth_baseline_endline: endlines in each period of youth with a baseline (one pass
+    over the endlines, each checked against the youth's baselines by index)."""
+    span = _capped(award)
+    baseline = sa.orm.aliased(SurveyResponse)
+    day = SurveyResponse.submitted_on
+    rows = [] if span is None else db.session.execute(sa.select(
+        SurveyResponse.organization_id, Beneficiary.id, *PROFILE,
+        *_flags([Period(year.fiscal_year, q) for q in range(1, 5)] + [year],
+                lambda start, end: day.between(start, end))).join(
+        Beneficiary, Beneficiary.id == SurveyResponse.beneficiary_id).where(
+        SurveyResponse.organization_id.in_(ids), SurveyResponse.wave == "endline",
+        day.between(*span),
+        sa.exists().where(baseline.beneficiary_id == SurveyResponse.beneficiary_id,
+                          baseline.wave == "baseline")).group_by(
+        SurveyResponse.organization_id, Beneficiary.id)).all()
+    _count_rows(tables, "youth_baseline_endline", rows, open_quarters, totals)
+
+
+def _attendance_tables(tables, year, ids, award, open_quarters, hours_minutes) -> None:
+    """Hours and youth at 10+ sessions: ONE pass over the attendance since the award began
+    (millions of rows), grouped by the CSO attended and the youth, with the sessions and
+    minutes present in each quarter of the year and the sessions present since the award
+    began (up to today)."""
+    quarters = [Period(year.fiscal_year, q) for q in range(1, 5)]
+    in_quarter = [ActivitySession.date.between(q.start, q.end) for q in quarters]
+    span = _capped(award)
+    lifetime = sa.literal(0) if span is None else sa.func.sum(
+        sa.case((ActivitySession.date.between(*span), 1), else_=0))
+    # Grouped by the youth's primary key, so their profile columns may be selected.
+    rows = db.session.execute(sa.select(
+        Attendance.organization_id, Beneficiary.id, *PROFILE,
+        *[sa.func.sum(sa.case((test, 1), else_=0)) for test in in_quarter],
+        *[sa.func.sum(sa.case((test, ActivitySession.duration_minutes), else_=0))
+          for test in in_quarter], lifetime).select_from(Attendance).join(
+        ActivitySession, ActivitySession.id == Attendance.session_id).join(
+        Beneficiary, Beneficiary.id == Attendance.beneficiary_id).where(
+        Attendance.organization_id.in_(ids), Attendance.status == "present",
+        ActivitySession.date.between(award.start, year.end)).group_by(
+        Attendance.organization_id, Beneficiary.id)).all()
+    regulars = {org_id: [0.0] * 4 for org_id in ids}
+    year_sessions: Counter = Counter()
+    award_sessions: Counter = Counter()
+    profiles = {}
+    for row in rows:
+        org_id, youth = row[0], row[1]
+        sessions, minutes = [s or 0 for s in row[8:12]], [m or 0 for m in row[12:16]]
+        for q in range(4):
+            if open_quarters[q]:
+                hours_minutes[org_id][q] += minutes[q]
+                regulars[org_id][q] += sessions[q] >= 10
+        year_sessions[youth] += sum(sessions)
+        award_sessions[youth] += row[16] or 0
+        profiles[youth] = tuple(row[2:8])
+    tables.quarters["participation_hours"] = {
+        org_id: [round(m / 60, 1) for m in values] for org_id, values in hours_minutes.items()}
+    tables.quarters["youth_10_sessions"] = regulars
+    # The year's regulars over all their quarters, as `_regular_profiles` counts them.
+    tables.profiles["youth_10_sessions"] = Counter(
+        profiles[youth] for youth, count in year_sessions.items() if count >= 10)
+    tables.lifetime["youth_10_sessions"] = sum(
+        1 for count in award_sessions.values() if count >= 10)
+
+
+def _outcome_tables(tables, year, ids, award, open_quarters) -> None:
+    """Youth placed, and still employed 3 and 6 months later: one pass over the outcomes
+    (few rows), each youth counted once per period and in their CSO of today."""
+    quarters = [Period(year.fiscal_year, q) for q in range(1, 5)]
+    span = _capped(award)
+    rows = [] if span is None else db.session.execute(sa.select(
+        Beneficiary.id, *PROFILE, Outcome.kind, Outcome.on_date, Outcome.check_3m,
+        Outcome.check_6m).select_from(Outcome).join(Case, Case.id == Outcome.case_id).join(
+        Beneficiary, Beneficiary.id == Case.beneficiary_id).where(
+        Outcome.organization_id.in_(ids), Outcome.kind.in_(PLACED_KINDS),
+        Outcome.on_date.between(months_before(span[0], 6), span[1]))).all()
+    for code, kinds, months, check in (("youth_placed", PLACED_KINDS, 0, None),
+                                       ("youth_employed_3m", EMPLOYED_KINDS, 3, 9),
+                                       ("youth_employed_6m", EMPLOYED_KINDS, 6, 10)):
+        def counted(period, kinds=kinds, months=months, check=check) -> dict[int, tuple]:
+            """The youth (id: profile) counted in a period, as `youth_ids` selects them."""
+            capped = _capped(period)
+            if capped is None:
+                return {}
+            start, end = (months_before(day, months) for day in capped)
+            return {row[0]: tuple(row[1:7]) for row in rows if row[7] in kinds
+                    and start <= row[8] <= end and (check is None or row[check] is True)}
+
+        totals = {org_id: [0.0] * 4 for org_id in ids}
+        for q, period in enumerate(quarters):
+            if open_quarters[q]:
+                for profile in counted(period).values():
+                    if profile[0] in totals:  # their CSO of today, among these
+                        totals[profile[0]][q] += 1
+        tables.quarters[code] = totals
+        tables.profiles[code] = Counter(counted(year).values())
+        tables.lifetime[code] = len(counted(award))
+
+
+def _score_tables(tables, year, ids, open_quarters, totals) -> None:
+    """Youth whose score improved: from the year's score rows (read once)."""
+    year_rows = score_rows(year, ids)
+    for row in year_rows:
+        quarter = Period.containing(row[6]).quarter - 1
+        if row[7] is not None and row[7] > 0 and open_quarters[quarter] and row[0] in totals:
+            totals[row[0]][quarter] += 1
+    tables.quarters["youth_improved"] = totals
+    tables.profiles["youth_improved"] = Counter(
+        row[:6] for row in year_rows if row[7] is not None and row[7] > 0)

@@ -13,17 +13,20 @@ few minutes, shared by every worker; `flask reports refresh` rebuilds them on a 
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from flask import after_this_request, current_app, g, has_request_context
+from flask import current_app, g, has_request_context
+from flask_babel import lazy_gettext as _l
 
 from ...extensions import db
 from ...models import (
     FiguresSnapshot,
     Indicator,
+    ManualValue,
     Organization,
     QuarterlyReport,
     ReportStatus,
@@ -34,9 +37,10 @@ from ...privacy.deidentify import DEFAULT_BANDS, age_band
 from ...privacy.release import Release
 from ...privacy.suppression import TOTAL, WITHHELD
 from ...transactions import after_render, in_read_request, write_transaction
-from .indicators import RULES, Period, Span, score_rows, youth_profiles
+from .. import jobs
+from .indicators import RULES, Period, Span, score_rows, year_tables
 from .quality import year_quality
-from .reports import funded_csos, indicators, targets_of, values_by_org
+from .reports import funded_csos, indicators, targets_of
 
 QUARTERS = ["Q1", "Q2", "Q3", "Q4"]
 SETTINGS = [kind.value for kind in SiteKind]
@@ -73,14 +77,18 @@ def year_figures(fiscal_year: int, frozen_bands: dict | None = None) -> dict:
                      "lifetime": {}, "age_bands": {},
                      "approved": sorted(f"{codes[o]}:{q}" for o, q in frozen if o in codes)}
     award = Span(Period(min(first_year(), fiscal_year)).start, year.end)
+    tables = year_tables(fiscal_year, list(codes), award)
+    manual = _manual_quarters(fiscal_year, list(codes))
     for indicator in indicators():
         if _is_mean(indicator):
             continue
+        live = tables.quarters[indicator.rule] if indicator.rule in RULES else \
+            manual.get(indicator.id, {})
         quarters = {o.code: [0] * 4 for o in csos}
         for q in range(1, 5):
-            live = values_by_org(indicator, Period(fiscal_year, q), csos)
             for org in csos:
-                value = frozen.get((org.id, q), {}).get(indicator.code, live[org.id])
+                value = frozen.get((org.id, q), {}).get(
+                    indicator.code, live.get(org.id, [0.0] * 4)[q - 1])
                 quarters[org.code][q - 1] = int(round(value or 0))
         payload["quarters"][indicator.code] = quarters
         if _is_youth(indicator):
@@ -89,8 +97,8 @@ def year_figures(fiscal_year: int, frozen_bands: dict | None = None) -> dict:
             bands = [tuple(b) for b in (frozen_bands or {}).get(indicator.code)
                      or indicator.age_bands or ()] or list(DEFAULT_BANDS)
             payload["age_bands"][indicator.code] = [list(b) for b in bands]
-            for (org_id, setting, sex, born, month, governorate), count in youth_profiles(
-                    indicator.rule, year, list(codes)).items():
+            for (org_id, setting, sex, born, month, governorate), count in \
+                    tables.profiles[indicator.rule].items():
                 settings[codes[org_id]][setting] += count
                 dimensions["sex"][sex] += count
                 dimensions["age_band"][age_band(born, month, year.end, bands)] += count
@@ -98,8 +106,7 @@ def year_figures(fiscal_year: int, frozen_bands: dict | None = None) -> dict:
             payload["settings"][indicator.code] = {k: dict(v) for k, v in settings.items()}
             if indicator.rule != "youth_improved":  # that one adds up over the years
                 # Since the award began, each youth once (not the sum of the years).
-                payload["lifetime"][indicator.code] = sum(youth_profiles(
-                    indicator.rule, award, list(codes)).values())
+                payload["lifetime"][indicator.code] = tables.lifetime[indicator.rule]
             payload["dimensions"][indicator.code] = {k: dict(v) for k, v in dimensions.items()}
     scores = {o.code: [[0.0, 0] for _q in range(4)] for o in csos}
     for row in score_rows(year, list(codes)):
@@ -110,6 +117,21 @@ def year_figures(fiscal_year: int, frozen_bands: dict | None = None) -> dict:
     payload["scores"] = scores
     payload["quality"] = year_quality(csos, fiscal_year)
     return payload
+
+
+def _manual_quarters(fiscal_year: int, org_ids: list[int]) -> dict[int, dict[int, list]]:
+    """The figures entered by hand (indicators without a rule): per indicator id and CSO,
+    each quarter's sum, in one query (as `values_by_org` gives them one by one)."""
+    found: dict[int, dict[int, list]] = {}
+    for indicator_id, org_id, quarter, value in db.session.execute(sa.select(
+            ManualValue.indicator_id, ManualValue.organization_id, ManualValue.quarter,
+            sa.func.sum(ManualValue.value)).where(
+            ManualValue.fiscal_year == fiscal_year, ManualValue.organization_id.in_(org_ids),
+            ManualValue.quarter.between(1, 4)).group_by(
+            ManualValue.indicator_id, ManualValue.organization_id, ManualValue.quarter)):
+        found.setdefault(indicator_id, {}).setdefault(org_id, [0.0] * 4)[quarter - 1] = \
+            float(value or 0)
+    return found
 
 
 def first_year() -> int:
@@ -124,7 +146,7 @@ STALE_LIMIT = timedelta(days=1)
 def snapshot(fiscal_year: int, max_age_seconds: int) -> tuple[dict, datetime | None]:
     """The year's figures and when they were computed. From the latest snapshot when there
     is one less than a day old; when it is older than `max_age_seconds`, it is still shown,
-    and a fresh one is computed once the response has gone (nobody waits for it). Without a
+    and a background job computes a fresh one (nobody waits for it). Without a
     usable snapshot, computed now and stored (see `refresh`). With 0 (the tests): always
     computed, nothing stored."""
     latest = _latest(fiscal_year)
@@ -153,25 +175,54 @@ def _bands_of(snapshot_row: FiguresSnapshot | None) -> dict | None:
 
 
 def _refresh_after_response(fiscal_year: int) -> None:
-    """Recompute the year's snapshot after this request's response is sent."""
+    """Have the year's snapshot recomputed by a background job, asked for once this read
+    request's page is built. One such job at a time across every node: a second one is not
+    started while the first is queued or running (its `active_key`)."""
     if not has_request_context() or g.get("_figures_refresh"):
         return
     g._figures_refresh = True
-    app = current_app._get_current_object()
 
-    @after_this_request
-    def schedule(response):
-        response.call_on_close(lambda: _refresh_in_background(app, fiscal_year))
-        return response
+    with contextlib.suppress(jobs.JobRefused):  # already asked by someone, somewhere
+        jobs.start("figures.refresh", None, {"fiscal_year": fiscal_year},
+                   active_key=f"figures:{fiscal_year}")
 
 
-def _refresh_in_background(app, fiscal_year: int) -> None:
-    with app.app_context():
-        try:
-            refresh(fiscal_year)
-        except Exception:  # the old snapshot stays; the next view will try again
-            db.session.rollback()
-            app.logger.exception("refreshing the FY%s figures failed", fiscal_year)
+@jobs.job_kind("figures.refresh", _l("Refresh of the year's figures"), max_attempts=2)
+def _refresh_job(job, progress) -> jobs.Outcome:
+    """The background job of `_refresh_after_response`."""
+    fiscal_year = job.params["fiscal_year"]
+    progress("computed", 0, 1)
+    done = refresh_once(fiscal_year, newer_than=job.created_at)
+    progress("computed", 1, 1)
+    return jobs.Outcome(data={"fiscal_year": fiscal_year, "refreshed": done})
+
+
+def refresh_once(fiscal_year: int, newer_than: datetime | None = None) -> bool:
+    """Refresh the year's snapshot unless another node is doing it now (a lock shared by
+    every node: Redis, or PostgreSQL's advisory lock), or did it after `newer_than`.
+    Returns whether this call refreshed it."""
+    with jobs.only_one(f"figures-{fiscal_year}", REFRESH_LOCK_SECONDS) as mine:
+        if not mine:
+            return False
+        latest = _latest(fiscal_year)
+        db.session.commit()  # ends the read: the refresh writes in a transaction of its own
+        if newer_than is not None and latest is not None and latest.computed_at >= newer_than:
+            return False
+        refresh(fiscal_year)
+        return True
+
+
+# Longer than a refresh can take: held until then, should its holder die.
+REFRESH_LOCK_SECONDS = 900
+
+
+@jobs.every(300, "figures")
+def refresh_current_year() -> bool:
+    """The scheduler's refresh of the current fiscal year's figures (every 5 minutes), so
+    reviewers' pages read a snapshot and never wait for the computation."""
+    from datetime import date
+
+    return refresh_once(Period.containing(date.today()).fiscal_year)
 
 
 def refresh(fiscal_year: int, payload: dict | None = None) -> dict:

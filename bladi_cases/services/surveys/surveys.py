@@ -12,6 +12,7 @@ from datetime import date
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from ...extensions import db
 from ...models import (
@@ -29,7 +30,7 @@ from ...models import (
 from ...models.common import in_language, utcnow
 from ...models.surveys import SINGLE_WAVES
 from ...policy import may
-from .. import ValidationError
+from .. import ValidationError, jobs
 from ..audit import Action, record
 from ..beneficiaries.registry import cipher, decrypt_field
 from ..retries import prior_record
@@ -489,3 +490,52 @@ def export_repeat_rows(survey: Survey, responses: list[SurveyResponse],
                              *[_cell(q, entry.get(q["name"]), lang, fallback) for q in questions]])
         tables.append((name, rows))
     return tables
+
+
+# --- The responses as a file, made by a background job -------------------------------------
+
+def repeat_names(survey: Survey) -> set[str]:
+    """The repeats of every version of a survey (each can be exported on its own)."""
+    return {name for version in survey.versions for name in logic.repeats(version.definition)}
+
+
+@jobs.job_kind("surveys.responses", _l("Export of survey responses"), back="surveys.index",
+               back_label=_l("Surveys"))
+def responses_job(job, progress) -> jobs.Outcome:
+    """A survey's responses that the person who asked may see (policy.scoped), as CSV or
+    XLSX with labels in their language; one repeat's entries alone with `repeat`."""
+    from ...models import Beneficiary, User
+    from ...policy import scoped
+    from .. import files
+
+    actor = db.session.get(User, job.user_id)
+    params = job.params
+    survey = db.session.scalars(scoped(Survey, actor).where(
+        Survey.id == params["survey_id"])).first()
+    if survey is None:
+        raise jobs.JobFailed([_("This survey is no longer available to you.")])
+    responses = db.session.scalars(scoped(SurveyResponse, actor).where(
+        SurveyResponse.survey_id == survey.id).order_by(SurveyResponse.id)).all()
+    progress("rows", 0, len(responses))
+    ids = {r.beneficiary_id for r in responses if r.beneficiary_id}
+    codes = dict(db.session.execute(scoped(Beneficiary, actor).with_only_columns(
+        Beneficiary.id, Beneficiary.code).where(Beneficiary.id.in_(ids))).all()) if ids else {}
+    lang, fmt, wanted = params["lang"], params["fmt"], params.get("repeat")
+    rows = export_rows(survey, responses, codes, lang)
+    repeats = export_repeat_rows(survey, responses, codes, lang)
+    progress("rows", len(responses), len(responses))
+    if wanted is not None and wanted not in dict(repeats):
+        raise jobs.JobFailed([_("This survey has no repeat called %(name)s.", name=wanted)])
+    if fmt == "csv":
+        if wanted is not None:
+            return jobs.Outcome(result=files.csv_bytes(dict(repeats)[wanted]),
+                                result_name=f"{survey.code}-{wanted}.csv",
+                                result_mimetype=files.CSV_MIMETYPE)
+        return jobs.Outcome(result=files.csv_bytes(rows),
+                            result_name=f"{survey.code}-responses.csv",
+                            result_mimetype=files.CSV_MIMETYPE)
+    sheets = [files.Sheet(survey.code, rows, rtl=lang == "ar")] + \
+        [files.Sheet(repeat, table, rtl=lang == "ar") for repeat, table in repeats]
+    return jobs.Outcome(result=files.xlsx_bytes(sheets),
+                        result_name=f"{survey.code}-responses.xlsx",
+                        result_mimetype=files.XLSX_MIMETYPE)

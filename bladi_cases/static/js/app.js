@@ -50,3 +50,36 @@ document.addEventListener("click", function (event) {
     pending = setTimeout(refresh, 150);
   });
 })();
+
+// A background job's page: follow its progress from the small JSON status instead of the
+// page reloading itself (what it does without JavaScript), and show the outcome once done.
+(function () {
+  var box = document.querySelector("[data-job]");
+  if (!box || !window.fetch) return;
+  var status = box.getAttribute("data-status");
+  if (status !== "queued" && status !== "running") return;
+  var bar = box.querySelector(".job-bar");
+  var count = box.querySelector(".job-count");
+  var label = box.querySelector(".job-status");
+  function poll() {
+    fetch(box.getAttribute("data-job"), {credentials: "same-origin",
+                                          headers: {"Accept": "application/json"}})
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (state) {
+        if (!state) { setTimeout(poll, 3000); return; }
+        if (state.status !== "queued" && state.status !== "running") {
+          window.location.reload();
+          return;
+        }
+        if (bar) { bar.value = state.percent; bar.textContent = state.percent + "%"; }
+        if (label) label.textContent = state.status_label;
+        if (count && state.total) {
+          count.textContent = state.stage_label + ": " + state.done.toLocaleString() +
+            " / " + state.total.toLocaleString();
+        }
+        setTimeout(poll, 1000);
+      })
+      .catch(function () { setTimeout(poll, 3000); });
+  }
+  setTimeout(poll, 500);
+})();

@@ -1,0 +1,271 @@
+"""Page throughput under load: wrk against a real gunicorn, every page a field worker opens
+on a phone, beside a bare Flask page (bench/bare.py) served the same way in the same run.
+
+Run: `make bench` or `.venv/bin/python bench/load.py [--database URL] [--youth 20000]
+[--duration 10] [--connections 20] [--workers N]`. Needs wrk (`apt-get install wrk`).
+
+The database holds `--youth` synthetic young people of one CSO (the generator of
+bench/search.py), with the demo's activities, sessions and case files; it is built once and
+reused: SQLite in /tmp/bladi-bench-load-<youth>.db, or at `--database` (a PostgreSQL URL
+whose database is created when missing). gunicorn runs as in the README's deployment
+(`wsgi:app`, sync workers, 2 per core unless `--workers`); the field worker logs in through
+the login form and wrk sends the session cookie, with `Accept-Encoding: gzip` as phones do.
+Each page: `wrk -t2 -c<connections> -d<duration>s --latency`. The bare page is measured
+first and last; a page's share is its requests per second over their mean.
+
+Prints a Markdown table: requests/s, share of the bare page, p50 and p99 latency, errors
+(non-2xx/3xx answers and socket errors). Goal: share >= 0.35, no error, p99 < 300 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+INSTANCE = Path(tempfile.gettempdir()) / "bladi-bench"  # the keys of bench/search.py's data
+GOAL_SHARE, GOAL_P99_MS = 0.35, 300
+# The demo worker's open case files. The demo generator gives the CSO's one field worker a
+# case file for one youth in seven (2,857 at 20,000 youth); a caseload is a few dozen, so
+# the others go to a colleague's account (the manager still sees them all).
+CASELOAD = 40
+COLLEAGUE = "colleague@bench.bladi.tn"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _ensure_postgres_database(url: str) -> None:
+    """Create the database of a PostgreSQL URL when it does not exist yet."""
+    import sqlalchemy as sa
+
+    target = sa.engine.make_url(url)
+    engine = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        exists = connection.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                                   {"name": target.database})
+        if not exists:
+            connection.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
+    engine.dispose()
+
+
+def _build(url: str, youth: int) -> dict[str, str]:
+    """Build the database once (youth, demo activities and cases); return the URLs of the
+    records the pages show: a youth enrolled in an activity, that activity, its last
+    session."""
+    os.environ.update(BLADI_ENV="development", DATABASE_URL=url,
+                      BLADI_INSTANCE_PATH=str(INSTANCE))
+    import sqlalchemy as sa
+
+    from bench.search import _build as build_registry
+    from bladi_cases import create_app
+    from bladi_cases.demo import seed_demo_activities, seed_demo_cases
+    from bladi_cases.extensions import db
+    from bladi_cases.models import Activity, ActivitySession, Beneficiary, Enrolment, User
+    from bladi_cases.models.common import refresh_statistics
+    from bladi_cases.policy import scoped
+    from bladi_cases.seed import DEMO_USERS
+
+    app = create_app({"WTF_CSRF_ENABLED": False})
+    build_registry(app, youth)
+    with app.app_context():
+        if seed_demo_activities(7):
+            seed_demo_cases(7)
+            refresh_statistics(db.session, "beneficiary", "activity", "activity_session",
+                               "attendance", "enrolment")
+        db.session.commit()
+        worker = db.session.scalars(sa.select(User).where(
+            User.email == DEMO_USERS[0].email)).one()
+        _share_caseload(worker)
+        activity = db.session.scalars(scoped(Activity, worker).where(
+            Activity.sessions.any()).order_by(Activity.id).limit(1)).one()
+        youth_row = db.session.scalars(scoped(Beneficiary, worker).where(
+            Beneficiary.enrolments.any(Enrolment.activity_id == activity.id))
+            .order_by(Beneficiary.id).limit(1)).one()
+        last = db.session.scalars(sa.select(ActivitySession).where(
+            ActivitySession.activity_id == activity.id)
+            .order_by(ActivitySession.date.desc()).limit(1)).one()
+        count = db.session.scalar(sa.select(sa.func.count()).select_from(Beneficiary))
+        print(f"database: {count:,} youth", file=sys.stderr, flush=True)
+        records = {"beneficiary": str(youth_row.uuid), "activity": str(activity.uuid),
+                   "session": str(last.uuid)}
+    return records
+
+
+def _share_caseload(worker) -> None:
+    """Leave the worker CASELOAD case files; the others go to a colleague (once)."""
+    import sqlalchemy as sa
+
+    from bladi_cases.extensions import db
+    from bladi_cases.models import Role, User
+    from bladi_cases.models.cases import case_worker
+
+    mine = sa.select(case_worker.c.case_id).where(case_worker.c.user_id == worker.id)
+    if db.session.scalar(sa.select(sa.func.count()).select_from(mine.subquery())) <= CASELOAD:
+        return
+    colleague = db.session.scalars(sa.select(User).where(User.email == COLLEAGUE)).first()
+    if colleague is None:
+        colleague = User(email=COLLEAGUE, display_name="Bench Colleague",
+                         role=Role.FIELD_WORKER.value, organization_id=worker.organization_id,
+                         password_hash="!", active=False)
+        db.session.add(colleague)
+        db.session.flush()
+    kept = db.session.scalars(mine.order_by(case_worker.c.case_id).limit(CASELOAD)).all()
+    db.session.execute(sa.update(case_worker).where(
+        case_worker.c.user_id == worker.id, case_worker.c.case_id.not_in(kept))
+        .values(user_id=colleague.id))
+    db.session.commit()
+
+
+def _pages(records: dict[str, str]) -> list[tuple[str, str]]:
+    """(label, path) of every page measured: what a field worker opens on a phone."""
+    return [
+        ("home `/`", "/"),
+        ("youth list `/beneficiaries/`", "/beneficiaries/"),
+        ("search `/beneficiaries/?q=mo`", "/beneficiaries/?q=mo"),
+        ("youth record", f"/beneficiaries/{records['beneficiary']}"),
+        ("activity", f"/activities/{records['activity']}"),
+        ("session attendance", f"/activities/sessions/{records['session']}"),
+        ("activities `/activities/`", "/activities/"),
+        ("field app `/field`", "/field"),
+        ("API `/api/v1/me`", "/api/v1/me"),
+        ("API `/api/v1/activities`", "/api/v1/activities"),
+        ("API `/api/v1/sessions/today`", "/api/v1/sessions/today"),
+        ("API `/api/v1/surveys`", "/api/v1/surveys"),
+        ("API `/api/v1/registration-options`", "/api/v1/registration-options"),
+        ("API `/api/v1/cases`", "/api/v1/cases"),
+        ("API `/api/v1/openapi.json`", "/api/v1/openapi.json"),
+    ]
+
+
+@contextmanager
+def _gunicorn(app: str, env: dict[str, str], workers: int, log: Path, chdir: Path = ROOT):
+    """gunicorn serving `app` ("module:variable") on a free port; yields the base URL."""
+    port = _free_port()
+    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
+               "--workers", str(workers), "--timeout", "120", "--chdir", str(chdir), app]
+    with log.open("ab") as stream:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                   stderr=stream)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(base + "/", timeout=2)
+                break
+            except urllib.error.HTTPError:
+                break  # it answers (a redirect to the login is an answer)
+            except OSError:
+                if process.poll() is not None:
+                    raise RuntimeError(f"gunicorn stopped at start (see {log})") from None
+                time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _ms(value: str, unit: str) -> float:
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
+
+
+def wrk(url: str, cookie: str | None, duration: int, connections: int) -> dict:
+    """One wrk run; its requests/s, p50/p99 in ms and errors."""
+    command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{duration}s", "--latency",
+               "--timeout", "10s", "-H", "Accept-Encoding: gzip"]
+    if cookie:
+        command += ["-H", f"Cookie: {cookie}"]
+    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    latency = {share: _ms(value, unit) for share, value, unit in re.findall(
+        r"^\s+(50|99)%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M)}
+    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), "
+                              r"timeout (\d+)", out)
+    if socket_errors:
+        errors += sum(int(n) for n in socket_errors.groups())
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "p50": latency.get("50", 0.0), "p99": latency.get("99", 0.0), "errors": errors}
+
+
+def _check(base: str, path: str, cookie: str) -> None:
+    """A page must answer 200 to the logged-in worker before it is measured (a redirect to
+    the login would be measured as a success by wrk)."""
+    request = urllib.request.Request(base + path, headers={"Cookie": cookie})
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        if answer.status != 200 or answer.url != base + path:
+            raise RuntimeError(f"{path} answered {answer.status} at {answer.url}")
+
+
+def main() -> int:
+    """Build or reuse the database, serve the app and the bare page, measure each page."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--database")
+    parser.add_argument("--youth", type=int, default=20_000)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per page")
+    parser.add_argument("--connections", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1))
+    parser.add_argument("--only", help="measure only the pages whose path contains this")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is missing: apt-get install wrk", file=sys.stderr)
+        return 2
+    url = args.database or f"sqlite:///{tempfile.gettempdir()}/bladi-bench-load-{args.youth}.db"
+    if url.startswith("postgresql"):
+        _ensure_postgres_database(url)
+    records = _build(url, args.youth)
+
+    from tests.browser_support import _env
+    from tests.load_support import WORKER, log_in
+
+    INSTANCE.mkdir(exist_ok=True)
+    env = {**_env(INSTANCE), "DATABASE_URL": url}
+    log = INSTANCE / "gunicorn-load.log"
+    pages = [p for p in _pages(records) if not args.only or args.only in p[1]]
+    rows = []
+    with _gunicorn("bare:app", {**os.environ}, args.workers, log, ROOT / "bench") as bare, \
+            _gunicorn("wsgi:app", env, args.workers, log) as base:
+        cookie = log_in(base, *WORKER)
+        first = wrk(bare + "/", None, args.duration, args.connections)
+        for label, path in pages:
+            _check(base, path, cookie)
+            rows.append((label, wrk(base + path, cookie, args.duration, args.connections)))
+            print(f"{label}: {rows[-1][1]}", file=sys.stderr, flush=True)
+        last = wrk(bare + "/", None, args.duration, args.connections)
+    reference = (first["rps"] + last["rps"]) / 2
+    database = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
+    print(f"| {database}, {args.youth:,} youth, {args.workers} workers, "
+          f"{args.connections} connections | req/s | share | p50 ms | p99 ms | errors |")
+    print("|---|---:|---:|---:|---:|---:|")
+    print(f"| bare Flask page (first / last run) | {first['rps']:.0f} / {last['rps']:.0f} | "
+          f"1 | {first['p50']:.0f} | {max(first['p99'], last['p99']):.0f} | "
+          f"{first['errors'] + last['errors']} |")
+    failed = 0
+    for label, row in rows:
+        share = row["rps"] / reference
+        ok = share >= GOAL_SHARE and row["p99"] < GOAL_P99_MS and not row["errors"]
+        failed += not ok
+        print(f"| {label} | {row['rps']:.0f} | {share:.2f}{'' if ok else ' ✗'} | "
+              f"{row['p50']:.0f} | {row['p99']:.0f} | {row['errors']} |")
+    print(f"\n{len(rows) - failed} of {len(rows)} pages meet the goal (share >= {GOAL_SHARE}, "
+          f"p99 < {GOAL_P99_MS} ms, no error).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""The year's figures computed in one pass per table (`year_figures`, issue 18) equal the
+figures the per-indicator functions give, which the CSO's own reports and progress pages
+show (`values_by_org`, `youth_profiles`): every indicator, CSO and quarter, every profile,
+the life of the award, on the demo data (with a transfer, a session to come and figures
+entered by hand)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from bladi_cases.demo import (
+    seed_demo_activities,
+    seed_demo_beneficiaries,
+    seed_demo_cases,
+    seed_demo_responses,
+)
+from bladi_cases.extensions import db
+from bladi_cases.models import (
+    ActivitySession,
+    Attendance,
+    Beneficiary,
+    Indicator,
+    ManualValue,
+    Outcome,
+    QuarterlyReport,
+    ReportStatus,
+)
+from bladi_cases.privacy.deidentify import DEFAULT_BANDS, age_band
+from bladi_cases.seed import seed_demo
+from bladi_cases.services.reports.indicators import (
+    Period,
+    Span,
+    months_before,
+    score_rows,
+    youth_profiles,
+)
+from bladi_cases.services.reports.quality import year_quality
+from bladi_cases.services.reports.release import (
+    YOUTH_DIMENSIONS,
+    _is_mean,
+    _is_youth,
+    first_year,
+    year_figures,
+)
+from bladi_cases.services.reports.reports import funded_csos, indicators, values_by_org
+
+YEAR = Period.containing(date.today()).fiscal_year
+
+
+def _per_indicator(fiscal_year: int) -> dict:
+    """The year's payload as it was assembled before issue 18: indicator by indicator and
+    quarter by quarter, from the functions the CSO's pages use."""
+    csos = funded_csos()
+    codes = {o.id: o.code for o in csos}
+    frozen = {(r.organization_id, r.quarter): r.figures for r in db.session.scalars(
+        sa.select(QuarterlyReport).where(QuarterlyReport.fiscal_year == fiscal_year,
+                                         QuarterlyReport.status == ReportStatus.APPROVED))}
+    year = Period(fiscal_year)
+    payload: dict = {"quarters": {}, "settings": {}, "dimensions": {}, "scores": {},
+                     "lifetime": {}, "age_bands": {},
+                     "approved": sorted(f"{codes[o]}:{q}" for o, q in frozen if o in codes)}
+    award = Span(Period(min(first_year(), fiscal_year)).start, year.end)
+    for indicator in indicators():
+        if _is_mean(indicator):
+            continue
+        quarters = {o.code: [0] * 4 for o in csos}
+        for q in range(1, 5):
+            live = values_by_org(indicator, Period(fiscal_year, q), csos)
+            for org in csos:
+                value = frozen.get((org.id, q), {}).get(indicator.code, live[org.id])
+                quarters[org.code][q - 1] = int(round(value or 0))
+        payload["quarters"][indicator.code] = quarters
+        if _is_youth(indicator):
+            settings: dict[str, Counter] = {o.code: Counter() for o in csos}
+            dimensions: dict[str, Counter] = {d: Counter() for d in YOUTH_DIMENSIONS}
+            bands = [tuple(b) for b in indicator.age_bands or ()] or list(DEFAULT_BANDS)
+            payload["age_bands"][indicator.code] = [list(b) for b in bands]
+            for (org_id, setting, sex, born, month, governorate), count in youth_profiles(
+                    indicator.rule, year, list(codes)).items():
+                settings[codes[org_id]][setting] += count
+                dimensions["sex"][sex] += count
+                dimensions["age_band"][age_band(born, month, year.end, bands)] += count
+                dimensions["governorate"][governorate] += count
+            payload["settings"][indicator.code] = {k: dict(v) for k, v in settings.items()}
+            if indicator.rule != "youth_improved":
+                payload["lifetime"][indicator.code] = sum(youth_profiles(
+                    indicator.rule, award, list(codes)).values())
+            payload["dimensions"][indicator.code] = {k: dict(v) for k, v in dimensions.items()}
+    scores = {o.code: [[0.0, 0] for _q in range(4)] for o in csos}
+    for row in score_rows(year, list(codes)):
+        if row[7] is not None:
+            cell = scores[codes[row[0]]][Period.containing(row[6]).quarter - 1]
+            cell[0] += row[7]
+            cell[1] += 1
+    payload["scores"] = scores
+    payload["quality"] = year_quality(csos, fiscal_year)
+    return payload
+
+
+@pytest.fixture
+def demo():
+    """The demo data of `make run` (330 youth), plus what the demo lacks: a youth moved to
+    another CSO after attending, a session later this year, figures entered by hand."""
+    seed_demo()
+    seed_demo_beneficiaries(330, 1)
+    seed_demo_activities(1)
+    seed_demo_cases(1)
+    seed_demo_responses(1)
+    db.session.flush()
+    moved = db.session.scalars(sa.select(Beneficiary).where(Beneficiary.id.in_(
+        sa.select(Attendance.beneficiary_id))).order_by(Beneficiary.id)).first()
+    target = next(o.id for o in funded_csos() if o.id != moved.organization_id)
+    moved.sequence = (db.session.scalar(sa.select(sa.func.max(Beneficiary.sequence)).where(
+        Beneficiary.organization_id == target)) or 0) + 1
+    moved.organization_id = target
+    later = db.session.scalars(sa.select(ActivitySession).order_by(
+        ActivitySession.date.desc())).first()
+    if later is not None and later.date <= date.today():
+        later.date = min(Period(YEAR).end, date.today() + timedelta(days=3))
+    # Placements checked 3 and 6 months on, the checks falling last year and this year.
+    for number, outcome in enumerate(db.session.scalars(sa.select(Outcome).order_by(
+            Outcome.id).limit(8))):
+        outcome.kind = "job" if number % 3 else "own_business"
+        outcome.on_date = months_before(date.today() - timedelta(days=40 * number + 5),
+                                        3 if number % 2 else 6)
+        outcome.check_3m, outcome.check_6m = True, number % 4 != 1
+    manual = db.session.scalars(sa.select(Indicator).where(Indicator.rule.is_(None))).first()
+    if manual is not None:
+        cso = funded_csos()[0]
+        for quarter, value in ((1, 4), (2, 2.6)):
+            db.session.add(ManualValue(indicator_id=manual.id, organization_id=cso.id,
+                                       fiscal_year=YEAR, quarter=quarter, value=value,
+                                       evidence="training list"))
+    db.session.flush()
+
+
+def test_the_years_figures_equal_the_figures_per_indicator(demo):
+    """Last year, this year (a quarter under way, quarters to come) and next year."""
+    for fiscal_year in (YEAR - 1, YEAR, YEAR + 1):
+        expected = _per_indicator(fiscal_year)
+        found = year_figures(fiscal_year)
+        assert found.keys() == expected.keys()
+        for part in expected:
+            assert found[part] == expected[part], (fiscal_year, part)
+    # The demo exercises every indicator (a comparison of zeros would prove nothing).
+    both = [year_figures(y) for y in (YEAR - 1, YEAR)]
+    for indicator in indicators():
+        if not _is_mean(indicator):
+            assert any(sum(map(sum, p["quarters"][indicator.code].values())) for p in both), \
+                indicator.code
+
+
+def test_the_cso_pages_agree_with_the_years_figures(demo):
+    """A CSO's own quarter (values_by_org) is the quarter the reviewers' release starts
+    from, for every indicator with a rule."""
+    payload = year_figures(YEAR - 1)
+    csos = funded_csos()
+    for indicator in indicators():
+        if _is_mean(indicator) or indicator.rule is None:
+            continue
+        for q in range(1, 5):
+            live = values_by_org(indicator, Period(YEAR - 1, q), csos)
+            assert {o.code: int(round(live[o.id])) for o in csos} == {
+                o.code: payload["quarters"][indicator.code][o.code][q - 1] for o in csos}
