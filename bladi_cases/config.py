@@ -250,6 +250,8 @@ def load_settings(environ: dict | os._Environ, instance_path: Path) -> dict:
         # Second factor (TOTP): required for these roles, a choice for those.
         **_second_factor_roles(environ),
         "BLADI_PAGE_SIZE": _int(environ, "BLADI_PAGE_SIZE", 25),
+        # Where the maintenance page's and the nightly backups go (nightly only when set).
+        "BLADI_BACKUP_DIR": environ.get("BLADI_BACKUP_DIR", "").strip(),
         # Counts of 1..k-1 never leave a CSO (tables for reviewers and the donor).
         "BLADI_SMALL_CELL_K": _int(environ, "BLADI_SMALL_CELL_K", 5),
         # The year's figures snapshot is recomputed when older than this (0: every view).

@@ -60,6 +60,7 @@ class Perm:
     ORGS_MANAGE = "orgs.manage"
     SITES_MANAGE = "sites.manage"
     AUDIT_VIEW = "audit.view"
+    MAINTENANCE = "system.maintenance"   # key rotation and backups, as background jobs
     BENEFICIARIES = "beneficiaries.use"
     BENEFICIARIES_IMPORT = "beneficiaries.import"
     BENEFICIARY_RIGHTS = "beneficiaries.rights"
@@ -93,6 +94,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     Role.DONOR: frozenset(_EVERYONE | {Perm.REPORTS_APPROVED}),
     Role.ADMIN: frozenset(
         _EVERYONE | {Perm.USERS_MANAGE, Perm.ORGS_MANAGE, Perm.SITES_MANAGE, Perm.AUDIT_VIEW,
+                     Perm.MAINTENANCE,
                      Perm.SURVEYS_AUTHOR, Perm.SURVEYS_VIEW, Perm.REPORTS_REVIEW,
                      Perm.REPORTS_APPROVED}
     ),

@@ -35,11 +35,30 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _WILL_WRITE: ContextVar[bool] = ContextVar("bladi_will_write", default=False)
 # Set while a write request reads before slow work (see reading_first).
 _READING_FIRST: ContextVar[bool] = ContextVar("bladi_reading_first", default=False)
+# Set while a background job runs (services/jobs.py): not the request's work, even when it
+# runs right after a request in the same thread (the tests' inline jobs).
+_IN_JOB: ContextVar[bool] = ContextVar("bladi_in_job", default=False)
+
+
+def in_request() -> bool:
+    """True while a request is being answered (not while a job runs after it)."""
+    return has_request_context() and not _IN_JOB.get()
 
 
 def in_read_request() -> bool:
     """True while a read request (GET, HEAD, OPTIONS) is being answered."""
-    return has_request_context() and request.method in READ_METHODS
+    return in_request() and request.method in READ_METHODS
+
+
+@contextmanager
+def job_work() -> Iterator[None]:
+    """A background job's work: its transactions are its own, whatever request may be
+    around it."""
+    token = _IN_JOB.set(True)
+    try:
+        yield
+    finally:
+        _IN_JOB.reset(token)
 
 
 def begins_writing() -> bool:
@@ -48,7 +67,7 @@ def begins_writing() -> bool:
     (bladi_cases/__init__.py)."""
     if _READING_FIRST.get():
         return False
-    return _WILL_WRITE.get() or (has_request_context() and request.method not in READ_METHODS)
+    return _WILL_WRITE.get() or (in_request() and request.method not in READ_METHODS)
 
 
 @contextmanager

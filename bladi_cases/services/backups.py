@@ -36,10 +36,15 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
+from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.engine import URL, make_url
 
+from ..extensions import db
 from ..models.common import encrypted_columns
 from ..privacy import DataKeyError, FieldCipher
+from . import jobs
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -504,3 +509,56 @@ def _check_decryption(scratch: URL, cipher: FieldCipher) -> Check:
                      "under another key?): " + ", ".join(failures[:5]))
     return Check("decryption", True, f"{checked} sampled values of {columns} encrypted "
                                      "columns decrypt with the configured BLADI_DATA_KEY")
+
+
+# --- As a background job, and every night from the scheduler ------------------------------
+
+def backup_folder() -> Path:
+    """Where the app's own backups go: BLADI_BACKUP_DIR, or the instance folder's backups/
+    (on several nodes, a folder they share: the nightly backup runs on one of them)."""
+    folder = Path(current_app.config.get("BLADI_BACKUP_DIR") or
+                  Path(current_app.instance_path) / "backups")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _backup_now(progress=None) -> tuple[Path, Manifest]:
+    out = backup_folder() / f"bladi-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}.tar"
+    if progress:
+        progress("copied", 0, 1)
+    manifest = create_backup(db.engine.url, out)
+    if progress:
+        progress("copied", 1, 1)
+    return out, manifest
+
+
+@jobs.job_kind("backups.create", _l("Backup"), max_attempts=2, back="admin.maintenance",
+               back_label=_l("Maintenance"))
+def backup_job(job, progress) -> jobs.Outcome:
+    """A backup file in the backup folder, as `flask backup create` writes it. A retry
+    writes a new file (never overwrites one): at worst two backups of the same moment."""
+    try:
+        out, manifest = _backup_now(progress)
+    except BackupError as refused:
+        raise jobs.JobFailed([str(refused)]) from refused
+    return jobs.Outcome(message=_("Backup written: %(name)s (%(n)d rows).", name=str(out),
+                                  n=manifest.rows), data={"file": str(out)})
+
+
+NIGHTLY_AFTER_HOURS = 20
+
+
+@jobs.every(3600, "backup")
+def nightly_backup() -> bool:
+    """Once a day (checked every hour), when BLADI_BACKUP_DIR is set: a backup, by one
+    node, unless the folder holds one made in the last NIGHTLY_AFTER_HOURS hours."""
+    if not current_app.config.get("BLADI_BACKUP_DIR"):
+        return False
+    with jobs.only_one("backup", 6 * 3600) as mine:
+        if not mine:
+            return False
+        recent = time.time() - NIGHTLY_AFTER_HOURS * 3600
+        if any(p.stat().st_mtime > recent for p in backup_folder().glob("bladi-*.tar")):
+            return False
+        _backup_now()
+        return True

@@ -35,7 +35,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
-from flask import Flask, current_app, g, has_app_context, has_request_context
+from flask import Flask, current_app, g, has_app_context
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
@@ -43,7 +43,7 @@ from ..extensions import db
 from ..i18n import BABEL_LOCALES
 from ..models import Job, JobStatus, LoginSession
 from ..models.common import utcnow
-from ..transactions import after_render, in_read_request, write_transaction
+from ..transactions import after_render, in_read_request, in_request, job_work, write_transaction
 
 QUEUE_NAME = "bladi"
 # A running job whose worker has not said it is alive for this long is taken to be dead
@@ -258,7 +258,7 @@ def start(kind: str, actor, params: dict | None = None, *, data: bytes | None = 
     if language is None:
         from ..i18n import ui_language
 
-        language = ui_language() if has_request_context() else "en"
+        language = ui_language() if in_request() else "en"
     job = Job(uuid=uuid.uuid4(), kind=kind, user_id=getattr(actor, "id", None),
               organization_id=getattr(actor, "organization_id", None), language=language,
               status=JobStatus.QUEUED, params=params or {}, active_key=active_key,
@@ -280,7 +280,8 @@ def _add(job: Job, quietly: bool = False) -> None:
         with db.session.begin_nested():
             db.session.flush()
     except sa.exc.IntegrityError as exc:  # another node started the same file meanwhile
-        db.session.expunge(job)
+        if job in db.session:
+            db.session.expunge(job)
         if quietly:
             return
         raise JobRefused(_("This file is already being imported. Wait for that import to "
@@ -291,7 +292,7 @@ def _add(job: Job, quietly: bool = False) -> None:
 def _after_commit(job: Job) -> None:
     """Hand the job to its runner once the request's transaction commits (the worker must
     find the row); outside a request, the caller commits, then calls `dispatch`."""
-    if has_request_context():
+    if in_request():
         g.setdefault("_bladi_jobs", []).append(str(job.uuid))
     else:
         db.session.info.setdefault("bladi_jobs", []).append(str(job.uuid))
@@ -354,7 +355,7 @@ def perform(key: str) -> str:
         try:
             return _perform(key)
         finally:
-            db.session.remove()
+            db.session.rollback()  # the next job starts from a clean transaction
     if _WORKER_APP is None:
         from .. import create_app
 
@@ -414,8 +415,11 @@ def _heartbeat(progress: Progress) -> Iterator[None]:
 
 
 def _perform(key: str) -> str:
-    if not _claim(key):
-        return "skipped"
+    with job_work():
+        return _perform_claimed(key) if _claim(key) else "skipped"
+
+
+def _perform_claimed(key: str) -> str:
     job = db.session.scalars(sa.select(Job).where(Job.uuid == _uuid(key))).one()
     kind = KINDS[job.kind]
     progress = Progress(job)
@@ -588,7 +592,7 @@ def periodic(name: str):
     try:
         return _PERIODIC_RUN[name]()
     finally:
-        db.session.remove()
+        db.session.rollback()
 
 @every(60, "sweep")
 def sweep() -> dict:
@@ -607,6 +611,7 @@ def sweep() -> dict:
         if time.time() - last < DEAD_AFTER.total_seconds():
             continue
         limit = KINDS[kind].max_attempts if kind in KINDS else 1
+        db.session.commit()
         if attempts < limit:
             with write_transaction():
                 moved = db.session.execute(sa.update(Job).where(
@@ -617,14 +622,15 @@ def sweep() -> dict:
                 counts["retried"] += 1
                 dispatch(str(key))
         else:
-            job = db.session.scalars(sa.select(Job).where(Job.uuid == key)).one()
+            language = db.session.scalar(sa.select(Job.language).where(Job.uuid == key))
             db.session.commit()
-            with force_locale(BABEL_LOCALES.get(job.language, "en_GB")):
+            with force_locale(BABEL_LOCALES.get(language, "en_GB")):
                 message = _("The job stopped %(n)d times before it could finish, and nothing "
                             "was saved. Try again later; if it happens again, tell your "
                             "administrator.", n=attempts)
             _fail(str(key), [message])
             counts["failed"] += 1
+    db.session.commit()
     with write_transaction():
         waiting = db.session.scalars(sa.select(Job).where(
             Job.status == JobStatus.WAITING, Job.expires_at < now)).all()

@@ -12,11 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from ..extensions import db
 from ..models import Beneficiary
 from ..models.common import encrypted_columns
 from ..privacy import DataKeyError, FieldCipher, UndecryptableValueError
+from . import jobs
 from .beneficiaries.registry import cipher, decrypt_identity_unaudited, write_blind_indexes
 
 # A row another request rewrites while rotation reads it is read again, up to this often.
@@ -147,3 +150,24 @@ def verify_keys(batch_size: int = 500) -> Verification:
                                 UndecryptableValueError(model.__tablename__, row[0], name))
         result.values[model.__tablename__] = count
     return result
+
+
+@jobs.job_kind("keys.rotate", _l("Key rotation"), back="admin.maintenance",
+               back_label=_l("Maintenance"))
+def rotation_job(job, progress) -> jobs.Outcome:
+    """`rotate_keys` then `verify_keys`, as `flask keys rotate` runs them, in a worker.
+    Each batch commits: a retry after a worker died re-encrypts again, which changes
+    nothing (idempotent)."""
+    tables = [model.__tablename__ for model in encrypted_columns()]
+    counts = rotate_keys(progress=lambda table, _n: progress(
+        "rotated", tables.index(table), len(tables)))
+    progress("rotated", len(tables), len(tables))
+    result = verify_keys()
+    if not result.ok:
+        raise jobs.JobFailed([_("%(n)d encrypted values do not decrypt under the newest key "
+                                "alone. Keep the old key in BLADI_DATA_KEY and run the "
+                                "rotation again.", n=result.failed)])
+    return jobs.Outcome(message=_("Every encrypted value (%(n)d) is now under the newest key: "
+                                  "the old key can be removed from BLADI_DATA_KEY.",
+                                  n=sum(result.values.values())),
+                        data={"rewritten": counts})

@@ -12,7 +12,9 @@ from ...models import Governorate, Organization, OrgKind, Role, Site, User
 from ...models.auth import CSO_ROLES
 from ...policy import Perm, get_or_404, may, requires, scoped
 from ...services import admin as admin_service
+from ...services import jobs
 from ...services.auth import issue_reset, second_factor
+from ...services.backups import backup_folder
 from .. import form_action, form_page, page_number, page_size, run_action
 from . import bp
 from .forms import ConfirmForm, EmergencyResetForm, OrganizationForm, SiteForm, UserForm
@@ -243,3 +245,24 @@ def emergency_reset(user_id):
         return render_template("admin/reset_code.html", account=user, code=done.value,
                                new=False, emergency=True)
     return form_page("admin/emergency_reset.html", form, account=user)
+
+
+# --- Maintenance: key rotation and backups, as background jobs ----------------------------
+
+MAINTENANCE_JOBS = {"rotate": "keys.rotate", "backup": "backups.create"}
+
+
+@bp.route("/maintenance", methods=["GET", "POST"])
+@requires(Perm.MAINTENANCE)
+def maintenance():
+    """Start a key rotation or a backup; each runs as a job whose page shows its progress."""
+    form = ConfirmForm()
+    kind = MAINTENANCE_JOBS.get(request.form.get("action", ""))
+    if request.method == "POST" and form.validate_on_submit() and kind:
+        job = jobs.start(kind, current_user)
+        return redirect(url_for("jobs.show", job_id=job.uuid))
+    recent = [j for j in jobs.finished_recently(current_user, 20)
+              if j.kind in MAINTENANCE_JOBS.values()]
+    return render_template("admin/maintenance.html", form=form, recent=recent,
+                           kinds=jobs.KINDS, backup_dir=backup_folder()), (
+        400 if request.method == "POST" else 200)

@@ -1,0 +1,364 @@
+"""Background jobs (services/jobs.py): progress and status for the person who asked only, a
+file that expires, all-or-nothing work, a second import of the same file refused, retries
+after a worker died that never write twice, the periodic sweep, and the same jobs run by a
+real RQ worker on Redis."""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from bladi_cases.extensions import db
+from bladi_cases.models import Beneficiary, Job, JobStatus, Role
+from bladi_cases.models.common import utcnow
+from bladi_cases.services import jobs
+from bladi_cases.services.beneficiaries import imports as importer
+
+from .conftest import follow_job, login, text_of
+
+HEADER = ("First name (Arabic),Last name (Arabic),Sex,Date of birth,Governorate,Setting,"
+          "Consent given by,Consent method,Consent covers\r\n")
+REDIS_URL = os.environ.get("BLADI_TEST_JOBS_REDIS_URL", "redis://127.0.0.1:6379/12")
+
+
+def _sheet(count: int, first: int = 0) -> bytes:
+    """Adults who consent for themselves, with names nobody else has."""
+    rows = "".join(f"سلمى{n},التجريبي{n},female,2001-0{1 + n % 9}-1{n % 9},TN-61,"
+                   f"youth_centre,self,signed_form,participation\r\n"
+                   for n in range(first, first + count))
+    return (HEADER + rows).encode("utf-8-sig")
+
+
+def _count() -> int:
+    return db.session.scalar(sa.select(sa.func.count()).select_from(Beneficiary))
+
+
+def _upload(client, data: bytes, name: str = "youth.csv"):
+    return client.post("/beneficiaries/import", data={"upload": (io.BytesIO(data), name)},
+                       content_type="multipart/form-data")
+
+
+@pytest.fixture
+def manager(client, make_user):
+    user = make_user(Role.CSO_MANAGER, "BA", preferred_language="en")
+    login(client, user)
+    client.set_cookie("lang", "en", domain="bladi.test")
+    return user
+
+
+@pytest.fixture
+def queue_only(app):
+    """Jobs are queued and wait (as for a busy worker) until the test runs them."""
+    started: list[str] = []
+    original = jobs.dispatch
+    jobs.dispatch = started.append
+    try:
+        yield started
+    finally:
+        jobs.dispatch = original
+
+
+def _job(user) -> Job:
+    return db.session.scalars(sa.select(Job).where(Job.user_id == user.id)
+                              .order_by(Job.id.desc())).first()
+
+
+# --- What the person sees --------------------------------------------------------------------
+
+def test_a_queued_job_shows_a_progress_bar_that_follows_it_without_javascript(
+        client, manager, queue_only):
+    started = _upload(client, _sheet(3))
+    assert started.status_code == 302 and "/jobs/" in started.headers["Location"]
+    page = client.get(started.headers["Location"])
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "<progress" in html
+    assert '<noscript><meta http-equiv="refresh"' in html, "reloads itself without JS"
+    state = client.get(started.headers["Location"] + ".json").get_json()
+    assert state["status"] == "queued" and state["percent"] == 0 and not state["download"]
+    assert _job(manager).status == JobStatus.QUEUED
+    # The worker gets to it: the same page now says it is done, and no longer reloads.
+    jobs.perform(queue_only[0])
+    html = client.get(started.headers["Location"]).get_data(as_text=True)
+    assert 'data-status="done"' in html and "http-equiv" not in html
+
+
+def test_progress_reported_while_running_is_what_the_status_says(app, client, manager):
+    job = jobs.start("beneficiaries.import", manager, data=_sheet(1), data_name="a.csv")
+    db.session.commit()
+    job.status = JobStatus.RUNNING
+    db.session.commit()
+    jobs.Progress(job)("checked", 1500, 6000)
+    state = client.get(f"/jobs/{job.uuid}.json").get_json()
+    assert (state["status"], state["stage"], state["done"], state["total"], state["percent"]) \
+        == ("running", "checked", 1500, 6000, 25)
+    page = text_of(client.get(f"/jobs/{job.uuid}"))
+    assert "1,500" in page and "6,000" in page, page[-400:]
+
+
+def test_a_job_is_seen_by_the_person_who_asked_only(app, client, manager, make_user,
+                                                     queue_only):
+    follow = _upload(client, _sheet(2))
+    location = follow.headers["Location"]
+    jobs.perform(queue_only[0])
+    colleague = make_user(Role.CSO_MANAGER, "BA")  # same CSO, same role: still not theirs
+    other = app.test_client()
+    login(other, colleague)
+    for suffix in ("", ".json", "/download"):
+        assert other.get(location + suffix).status_code == 404, suffix
+    assert str(_job(manager).uuid) not in other.get("/jobs/").get_data(as_text=True)
+    assert str(_job(manager).uuid) in client.get("/jobs/").get_data(as_text=True)
+
+
+def test_an_export_downloads_for_its_owner_until_it_expires(app, client, make_user):
+    donor = make_user(Role.DONOR, preferred_language="en")
+    login(client, donor)
+    client.set_cookie("lang", "en", domain="bladi.test")
+    asked = client.get(f"/reports/exports/tracking-{app.config['BLADI_AWARD_FIRST_FY']}.csv")
+    job_page = asked.headers["Location"]
+    assert client.get(job_page + ".json").get_json()["download"] is True
+    file = client.get(job_page + "/download")
+    assert file.status_code == 200 and file.data.startswith(b"\xef\xbb\xbf")
+    assert "attachment" in file.headers["Content-Disposition"]
+    job = _job(donor)
+    job.expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    counts = jobs.sweep()
+    assert counts["expired"] >= 1
+    db.session.refresh(job)
+    assert job.result_enc is None, "the file is deleted, not just hidden"
+    gone = client.get(job_page + "/download")
+    assert gone.status_code == 410 and "expired" in text_of(gone)
+    assert client.get(job_page + ".json").get_json()["expired"] is True
+
+
+# --- All or nothing, in the person's language --------------------------------------------
+
+def test_a_job_failing_while_writing_leaves_nothing_and_says_so_in_arabic(
+        app, client, make_user, monkeypatch):
+    manager = make_user(Role.CSO_MANAGER, "BA", preferred_language="ar")
+    login(client, manager)
+    client.set_cookie("lang", "ar", domain="bladi.test")
+    before = _count()
+    real = importer.import_rows
+
+    def dies_halfway(actor, org, check, skip, progress=None):
+        half = importer.ImportCheck(check.rows[:5], {})
+        real(actor, org, half, set(), progress=progress)  # five youth written...
+        raise RuntimeError("the disk is full")            # ...then the worker fails
+
+    monkeypatch.setattr(importer, "import_rows", dies_halfway)
+    page = follow_job(client, _upload(client, _sheet(10)))
+    assert _count() == before, "the five rows written before the failure are rolled back"
+    html = page.get_data(as_text=True)
+    assert 'data-status="failed"' in html
+    assert "لم يُحفظ أي شيء" in html or "لم يتم حفظ" in html, text_of(page)[-500:]
+    job = _job(manager)
+    assert job.active_key is None and job.input_enc is None, "the file is not kept"
+
+
+def test_the_same_file_cannot_be_imported_twice_at_once(client, manager, queue_only):
+    data = _sheet(4)
+    assert _upload(client, data).status_code == 302
+    again = _upload(client, data, "the-same.csv")
+    assert again.status_code == 409
+    assert "already being imported" in text_of(again)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Job).where(
+        Job.user_id == manager.id)) == 1
+    other = _upload(client, _sheet(4, first=50))  # another file: fine
+    assert other.status_code == 302
+    for key in list(queue_only):
+        jobs.perform(key)
+    # Once it ended, the same file may be sent again (its rows are then duplicates).
+    assert _upload(client, data).status_code == 302
+
+
+def test_the_unique_key_stops_a_second_job_even_when_both_checked_first(app, manager):
+    """Two nodes that both looked before either wrote: the database refuses the second."""
+    data = _sheet(1)
+    key = importer.file_key(manager.organization, data)
+    first = Job(kind="beneficiaries.import", user_id=manager.id, params={}, active_key=key,
+                status=JobStatus.QUEUED, language="en", attempts=0)
+    db.session.add(first)
+    db.session.commit()
+    with pytest.raises(jobs.JobRefused):
+        jobs._add(Job(kind="beneficiaries.import", user_id=manager.id, params={},
+                      active_key=key, status=JobStatus.QUEUED, language="en", attempts=0))
+    db.session.rollback()
+
+
+# --- Retries and idempotence ---------------------------------------------------------------
+
+def test_a_job_done_is_not_done_again(client, manager, queue_only):
+    before = _count()
+    _upload(client, _sheet(6))
+    key = queue_only[0]
+    assert jobs.perform(key) == JobStatus.DONE
+    assert jobs.perform(key) == "skipped", "a retry that comes late writes nothing"
+    assert _count() == before + 6
+
+
+def test_a_job_whose_worker_died_is_run_again_once_and_writes_once(client, manager,
+                                                                   queue_only):
+    before = _count()
+    _upload(client, _sheet(5))
+    job = _job(manager)
+    # A worker claimed it, then died (killed, the machine lost): no heartbeat since.
+    assert jobs._claim(str(job.uuid))
+    jobs._store().put(str(job.uuid), {"stage": "checked", "done": 2, "total": 5,
+                                      "at": time.time() - 120})
+    queue_only.clear()
+    counts = jobs.sweep()
+    assert counts["retried"] == 1 and queue_only == [str(job.uuid)]
+    assert jobs.perform(queue_only[0]) == JobStatus.DONE
+    db.session.refresh(job)
+    assert job.attempts == 2 and _count() == before + 5
+
+
+def test_a_job_that_keeps_dying_fails_with_a_message_after_its_attempts(client, manager,
+                                                                        queue_only):
+    _upload(client, _sheet(2))
+    job = _job(manager)
+    for _attempt in range(jobs.KINDS[job.kind].max_attempts):
+        job.status = JobStatus.QUEUED
+        db.session.commit()
+        assert jobs._claim(str(job.uuid))
+        jobs._store().put(str(job.uuid), {"at": time.time() - 300})
+        jobs.sweep()
+        db.session.refresh(job)
+    assert job.status == JobStatus.FAILED
+    assert "stopped 3 times" in text_of(jobs_page := _client_page(client, job))
+    assert jobs_page.status_code == 200
+
+
+def _client_page(client, job):
+    return client.get(f"/jobs/{job.uuid}")
+
+
+def test_a_live_job_is_left_alone_by_the_sweep(client, manager, queue_only):
+    _upload(client, _sheet(2))
+    job = _job(manager)
+    assert jobs._claim(str(job.uuid))
+    jobs._store().put(str(job.uuid), {"stage": "checked", "done": 1, "total": 2,
+                                      "at": time.time()})
+    assert jobs.sweep()["retried"] == 0
+    db.session.refresh(job)
+    assert job.status == JobStatus.RUNNING
+
+
+def test_the_sweep_deletes_ended_login_sessions(app, make_user):
+    from bladi_cases.models import LoginSession
+    from bladi_cases.services.auth import sessions
+
+    user = make_user(Role.FIELD_WORKER)
+    sessions.start(user, "old phone")
+    sessions.start(user, "this phone")
+    db.session.commit()
+    old, live = db.session.scalars(sa.select(LoginSession).where(
+        LoginSession.user_id == user.id).order_by(LoginSession.id)).all()
+    old.revoked_at = utcnow() - timedelta(days=2)
+    db.session.commit()
+    assert jobs.sweep()["sessions"] >= 1
+    left = db.session.scalars(sa.select(LoginSession.id).where(
+        LoginSession.user_id == user.id)).all()
+    assert left == [live.id]
+
+
+# --- One at a time across processes --------------------------------------------------------
+
+def test_only_one_holder_of_a_lock_at_a_time(app):
+    held = threading.Event()
+    release = threading.Event()
+    seen = []
+
+    def first():
+        with app.app_context(), jobs.only_one("test-lock", 60) as mine:
+            seen.append(("first", mine))
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert held.wait(10)
+    with jobs.only_one("test-lock", 60) as mine:
+        seen.append(("second", mine))
+    release.set()
+    thread.join()
+    with jobs.only_one("test-lock", 60) as mine:
+        seen.append(("after", mine))
+    assert seen == [("first", True), ("second", False), ("after", True)]
+
+
+# --- Maintenance ------------------------------------------------------------------------
+
+def test_an_administrator_backs_up_and_rotates_from_the_maintenance_page(
+        app, client, make_user, tmp_path):
+    app.config["BLADI_BACKUP_DIR"] = str(tmp_path)
+    try:
+        login(client, make_user(Role.ADMIN))
+        assert client.get("/admin/maintenance").status_code == 200
+        page = follow_job(client, client.post("/admin/maintenance", data={"action": "backup"}))
+        assert 'data-status="done"' in page.get_data(as_text=True), text_of(page)[-500:]
+        assert list(tmp_path.glob("bladi-*.tar")), "the backup file is in the folder"
+        page = follow_job(client, client.post("/admin/maintenance", data={"action": "rotate"}))
+        assert 'data-status="done"' in page.get_data(as_text=True), text_of(page)[-500:]
+        assert client.post("/admin/maintenance", data={"action": "nothing"}).status_code == 400
+    finally:
+        app.config["BLADI_BACKUP_DIR"] = ""
+
+
+# --- On Redis, with a real RQ worker ----------------------------------------------------------
+
+def _redis_or_skip():
+    import redis
+
+    connection = redis.Redis.from_url(REDIS_URL)
+    try:
+        connection.ping()
+    except redis.RedisError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and no Redis at {REDIS_URL}: {exc}")
+        pytest.skip(f"no Redis at {REDIS_URL} ({exc})")
+    return connection
+
+
+def test_an_import_runs_on_an_rq_worker_and_reports_progress_in_redis(app, client, manager):
+    from rq import SimpleWorker
+
+    connection = _redis_or_skip()
+    connection.flushdb()
+    saved = app.config["BLADI_JOB_QUEUE"], app.config.get("REDIS_URL")
+    app.config.update(BLADI_JOB_QUEUE="rq", REDIS_URL=REDIS_URL)
+    try:
+        before = _count()
+        started = _upload(client, _sheet(1200))
+        location = started.headers["Location"]
+        assert client.get(location + ".json").get_json()["status"] == "queued"
+        assert connection.llen("rq:queue:bladi") == 1, "queued in Redis, not run here"
+        reported = []
+        real = jobs.Progress.__call__
+
+        def spy(self, stage, done, total):
+            reported.append((stage, done, total, connection.get(f"bladi:job:{self.key}")))
+            real(self, stage, done, total)
+
+        jobs.Progress.__call__ = spy
+        try:
+            SimpleWorker([jobs.QUEUE_NAME], connection=connection).work(burst=True)
+        finally:
+            jobs.Progress.__call__ = real
+        db.session.expire_all()
+        assert _count() == before + 1200
+        assert ("checked", 1200, 1200) in [r[:3] for r in reported]
+        assert ("written", 1200, 1200) in [r[:3] for r in reported]
+        assert reported[-1][3] is not None, "progress lives in Redis, seen by every node"
+        assert client.get(location + ".json").get_json()["status"] == "done"
+        assert connection.get(f"bladi:job:{location.rsplit('/', 1)[1]}") is None
+    finally:
+        app.config.update(BLADI_JOB_QUEUE=saved[0], REDIS_URL=saved[1] or "")
+        connection.flushdb()
