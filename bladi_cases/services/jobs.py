@@ -275,9 +275,10 @@ def start(kind: str, actor, params: dict | None = None, *, data: bytes | None = 
 
 
 def _add(job: Job, quietly: bool = False) -> None:
-    db.session.add(job)
+    db.session.flush()  # what the request added before: outside the savepoint below
     try:
         with db.session.begin_nested():
+            db.session.add(job)
             db.session.flush()
     except sa.exc.IntegrityError as exc:  # another node started the same file meanwhile
         if job in db.session:
