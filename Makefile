@@ -7,7 +7,7 @@ PORT ?= 5000
 FLASK := $(BIN)/flask --app wsgi
 
 .PHONY: run test test-fast install pins translations extract-messages update-catalogs lint bench \
-	clean assets
+	clean assets worker
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,18 @@ run: translations
 	BLADI_ENV=development $(FLASK) db upgrade
 	BLADI_ENV=development $(FLASK) seed demo --beneficiaries 330 --if-empty
 	BLADI_ENV=development $(BIN)/gunicorn --bind 127.0.0.1:$(PORT) --workers 2 --timeout 120 --access-logfile - wsgi:app
+
+# On each node of a deployment with Redis (REDIS_URL set, as for the web processes): one RQ
+# worker that runs the background jobs (start more for more at once) and the scheduler that
+# enqueues the periodic ones (the sweep every minute, the figures every 5 minutes, the
+# nightly backup); the periodic work itself runs once at a time across all nodes.
+WORKERS ?= 1
+worker: translations
+	test -n "$$REDIS_URL" || (echo "REDIS_URL is not set: without it, jobs run inside the web process" && false)
+	trap 'kill 0' INT TERM EXIT; \
+	for n in $$(seq $(WORKERS)); do $(FLASK) jobs worker & done; \
+	$(FLASK) jobs scheduler & \
+	wait
 
 test: translations
 	$(BIN)/ruff check .

@@ -362,3 +362,49 @@ def test_an_import_runs_on_an_rq_worker_and_reports_progress_in_redis(app, clien
     finally:
         app.config.update(BLADI_JOB_QUEUE=saved[0], REDIS_URL=saved[1] or "")
         connection.flushdb()
+
+
+def test_the_scheduler_enqueues_the_periodic_work_that_a_worker_then_runs(app, tmp_path):
+    """`flask jobs scheduler` (RQ's CronScheduler) puts every periodic task on the queue;
+    a worker runs them (here: the sweep, the figures refresh, the nightly backup)."""
+    import subprocess
+    import sys
+
+    from rq import Queue, SimpleWorker
+
+    connection = _redis_or_skip()
+    connection.flushdb()
+    env = {**os.environ, "REDIS_URL": REDIS_URL, "BLADI_ENV": "development",
+           "BLADI_INSTANCE_PATH": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}
+    env.pop("TEST_DATABASE_URL", None)
+    scheduler = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "jobs",
+                                  "scheduler"], cwd=jobs_root(), env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    queue = Queue(jobs.QUEUE_NAME, connection=connection)
+    try:
+        deadline = time.monotonic() + 30
+        while len(queue) < len(jobs.PERIODIC) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        scheduler.terminate()
+        scheduler.wait(timeout=10)
+    queued = sorted(job.args[0] for job in queue.jobs)
+    assert queued == sorted(jobs.PERIODIC) == ["backup", "figures", "sweep"]
+    assert all(job.func_name == "bladi_cases.services.jobs.periodic" for job in queue.jobs)
+    saved = app.config["BLADI_JOB_QUEUE"], app.config.get("REDIS_URL")
+    app.config.update(BLADI_JOB_QUEUE="rq", REDIS_URL=REDIS_URL)
+    try:
+        SimpleWorker([jobs.QUEUE_NAME], connection=connection).work(burst=True)
+    finally:
+        app.config.update(BLADI_JOB_QUEUE=saved[0], REDIS_URL=saved[1] or "")
+    from rq.registry import FailedJobRegistry
+
+    assert FailedJobRegistry(jobs.QUEUE_NAME, connection=connection).count == 0
+    connection.flushdb()
+
+
+def jobs_root():
+    """The project folder (where wsgi.py is)."""
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent
