@@ -20,6 +20,7 @@ from datetime import date
 import openpyxl
 import pyotp
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
 from . import browser_support
 from .browser_support import (
@@ -310,6 +311,7 @@ def test_manager_adds_a_worker_imports_youth_and_submits_the_report(browser, ser
         page.get_by_role("link", name=AR("Template (Excel)")).click()
     template = download.value.path().read_bytes()
     _upload(page, "youth.xlsx", _filled_template(template, YOUTH_ROWS))
+    page.wait_for_selector('[data-status="failed"]', timeout=30_000)
     problems = page.get_by_role("alert").inner_text()
     where = AR("Row %(row)d, column %(column)s: %(message)s").split("%(message)s")[0]
     assert where % {"row": 3, "column": f"K ({AR('Phone')})"} in problems, problems
@@ -317,9 +319,12 @@ def test_manager_adds_a_worker_imports_youth_and_submits_the_report(browser, ser
     audit.check("import, one bad row", screenshot="import-error-ar-360")
     fixed = [row[:4] + ("98 123 456",) if row[1] == "التجريبي" and row[4] == "12345" else row
              for row in YOUTH_ROWS]
+    page.get_by_role("link", name=AR("Upload a corrected file")).click()
     _upload(page, "youth.xlsx", _filled_template(template, fixed))
-    page.wait_for_url(server + "/beneficiaries/")
+    page.wait_for_selector('[data-status="done"]', timeout=30_000)
     assert AR("%(n)d young people imported.", n=3) in page.inner_text("main")
+    audit.check("import, done")
+    page.get_by_role("link", name=AR("Young people"), exact=True).last.click()
     audit.check("young people, imported")
 
     # In French, prepares and submits the quarter's report.
@@ -416,10 +421,72 @@ def test_reviewer_returns_the_report_manager_resubmits_reviewer_approves_donor_d
     donor_audit.check("approved reports")
     donor.get_by_role("link", name=EN("Exports for the donor")).click()
     donor_audit.check("exports")
+    donor.get_by_role("link", name=EN("Indicator tracking table (Excel)")).click()
+    donor.wait_for_selector('[data-status="done"]', timeout=30_000)  # made by a job
+    donor_audit.check("export job, done")
     with donor.expect_download() as download:
-        donor.get_by_role("link", name=EN("Indicator tracking table (Excel)")).click()
+        donor.get_by_role("link", name=re.compile(EN("Download"))).click()
     book = openpyxl.load_workbook(io.BytesIO(download.value.path().read_bytes()))
     sheet = book[book.sheetnames[-2]]  # this fiscal year's, before the disaggregation
     assert sheet["A1"].value == EN("Indicator") and sheet.max_row >= 8
     donor_audit.finish()
     donor_desk.close()
+
+
+def _sheet_of(count: int) -> bytes:
+    """A CSV of `count` adults consenting for themselves, headers in Arabic."""
+    header = ",".join(AR(h) for h in ("First name (Arabic)", "Last name (Arabic)", "Sex",
+                                      "Date of birth", "Governorate", "Setting",
+                                      "Consent given by", "Consent method", "Consent covers"))
+    rows = "".join(f"ياسمين{n},المرزوقي{n},female,2003-0{1 + n % 9}-2{n % 8},TN-61,"
+                   "youth_centre,self,signed_form,participation\r\n" for n in range(count))
+    return (header + "\r\n" + rows).encode("utf-8-sig")
+
+
+def test_manager_watches_a_large_import_progress_on_a_phone(browser, server):
+    """10,000 rows (the most a file may hold): the job's page shows a progress bar that moves (polling the JSON status),
+    then the outcome; the page fits 360 px and passes the audit at each step."""
+    context = phone_context(browser)
+    page = context.new_page()
+    audit = Audit(page, "CSO manager, large import", "ar")
+    log_in(page, server, *MANAGER, AR, audit)
+    page.wait_for_url(server + "/")
+    audit.check("home")
+    page.goto(server + "/beneficiaries/import")
+    audit.check("import")
+    _upload(page, "large.csv", _sheet_of(10_000))
+    page.wait_for_url(re.compile(r".*/jobs/[0-9a-f-]{36}$"))
+    seen = set()
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            status = page.get_attribute("[data-job]", "data-status")
+            if status not in ("queued", "running"):
+                break
+            seen.add(page.evaluate("document.querySelector('progress.job-bar').value"))
+            if len(seen) == 2:
+                audit.check("import, in progress", screenshot="import-progress-ar-360")
+        except PlaywrightError:  # the page reloads itself once the job is done
+            pass
+        time.sleep(0.2)
+    page.wait_for_selector('[data-status="done"]', timeout=30_000)
+    assert AR("%(n)d young people imported.", n=10_000) in page.inner_text("main")
+    assert len(seen) >= 2 and max(seen) > min(seen), f"the bar moved: {sorted(seen)}"
+    audit.check("import, done")
+    audit.finish()
+    context.close()
+
+
+def test_without_javascript_the_job_page_reloads_itself_until_done(browser, server):
+    """No script: the page refreshes itself (a meta refresh inside <noscript>) while the
+    job runs, and shows the outcome when it is done."""
+    context = phone_context(browser, java_script_enabled=False)
+    page = context.new_page()
+    log_in(page, server, *MANAGER, AR)
+    page.wait_for_url(server + "/")
+    page.goto(server + "/beneficiaries/import")
+    _upload(page, "small.csv", _sheet_of(1500).replace("ياسمين".encode(), "نور".encode()))
+    page.wait_for_url(re.compile(r".*/jobs/[0-9a-f-]{36}$"))
+    page.wait_for_selector('[data-status="done"]', timeout=60_000)
+    assert AR("%(n)d young people imported.", n=1500) in page.inner_text("main")
+    context.close()

@@ -102,19 +102,23 @@ class JobKind:
     decide: str | None = None  # the endpoint where a waiting job's decision is made
     back: str | None = None    # where the person goes once it is finished
     back_label: object = ""
+    again: str | None = None   # where to start again after a failure (a corrected file)
+    again_label: object = ""
 
 
 KINDS: dict[str, JobKind] = {}
 
 
 def job_kind(name: str, title, max_attempts: int = 3, decide: str | None = None,
-             back: str | None = None, back_label=""):
+             back: str | None = None, back_label="", again: str | None = None,
+             again_label=""):
     """Declare a kind of job (a decorator on its function, beside the feature's code)."""
 
     def declare(run: Callable[[Job, Progress], Outcome]):
         if name in KINDS and KINDS[name].run.__qualname__ != run.__qualname__:
             raise RuntimeError(f"two kinds of job are called {name}")
-        KINDS[name] = JobKind(name, title, run, max_attempts, decide, back, back_label)
+        KINDS[name] = JobKind(name, title, run, max_attempts, decide, back, back_label,
+                              again, again_label)
         return run
 
     return declare

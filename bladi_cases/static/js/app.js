@@ -77,7 +77,7 @@ document.addEventListener("click", function (event) {
           count.textContent = state.stage_label + ": " + state.done.toLocaleString() +
             " / " + state.total.toLocaleString();
         }
-        setTimeout(poll, 1000);
+        setTimeout(poll, 700);
       })
       .catch(function () { setTimeout(poll, 3000); });
   }
