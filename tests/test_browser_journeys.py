@@ -444,8 +444,9 @@ def _sheet_of(count: int) -> bytes:
 
 
 def test_manager_watches_a_large_import_progress_on_a_phone(browser, server):
-    """10,000 rows (the most a file may hold): the job's page shows a progress bar that moves (polling the JSON status),
-    then the outcome; the page fits 360 px and passes the audit at each step."""
+    """10,000 rows (the most a file may hold): the job's page shows a progress bar that
+    moves (polling the JSON status), then the outcome; the page fits 360 px and passes the
+    audit at each step."""
     context = phone_context(browser)
     page = context.new_page()
     audit = Audit(page, "CSO manager, large import", "ar")

@@ -18,7 +18,7 @@ from bladi_cases.services import ValidationError
 from bladi_cases.services.retries import RetryConflict
 from bladi_cases.services.surveys import surveys as service
 
-from .conftest import get_file, login, text_of
+from .conftest import follow_job, get_file, login, text_of
 
 
 def _sample() -> Survey:
@@ -211,7 +211,7 @@ def test_import_versions_and_publish(client, make_user):
     response = client.post("/surveys/import", data={"upload": (io.BytesIO(workbook_bytes()),
                                                                "form.xlsx")},
                            content_type="multipart/form-data")
-    assert response.status_code == 302
+    assert 'data-status="done"' in follow_job(client, response).get_data(as_text=True)
     db.session.refresh(survey)
     draft = survey.versions[0]
     assert len(survey.versions) == before + 1 and draft.published_at is None
@@ -235,11 +235,14 @@ def test_bad_xlsform_is_refused_with_the_row(client, make_user):
     response = client.post("/surveys/import", data={"upload": (io.BytesIO(buffer.getvalue()),
                                                                "broken.xlsx")},
                            content_type="multipart/form-data")
-    assert response.status_code == 422 and "survey" in text_of(response)
+    page = follow_job(client, response)
+    assert 'data-status="failed"' in page.get_data(as_text=True) and "survey" in text_of(page)
     assert _count(SurveyVersion) == before
-    not_xlsx = client.post("/surveys/import", data={"upload": (io.BytesIO(b"hello"), "a.xlsx")},
-                           content_type="multipart/form-data")
-    assert not_xlsx.status_code == 422 and _count(SurveyVersion) == before
+    not_xlsx = follow_job(client, client.post(
+        "/surveys/import", data={"upload": (io.BytesIO(b"hello"), "a.xlsx")},
+        content_type="multipart/form-data"))
+    assert 'data-status="failed"' in not_xlsx.get_data(as_text=True)
+    assert _count(SurveyVersion) == before
 
 
 def test_manager_imports_for_own_cso_field_worker_cannot(client, make_user):
@@ -247,8 +250,8 @@ def test_manager_imports_for_own_cso_field_worker_cannot(client, make_user):
     assert client.get("/surveys/import").status_code == 403
     manager = make_user(Role.CSO_MANAGER, "BA")
     login(client, manager)
-    client.post("/surveys/import", data={"upload": (io.BytesIO(workbook_bytes()), "f.xlsx")},
-                content_type="multipart/form-data")
+    follow_job(client, client.post("/surveys/import", data={
+        "upload": (io.BytesIO(workbook_bytes()), "f.xlsx")}, content_type="multipart/form-data"))
     own = db.session.scalars(sa.select(Survey).where(
         Survey.organization_id == manager.organization_id)).one()
     assert own.code == FORM_ID

@@ -16,7 +16,7 @@ from bladi_cases.models import Role
 from bladi_cases.services.surveys import logic, xlsform
 from bladi_cases.services.surveys.xlsform import XLSFormError, export_xlsform, parse_xlsform
 
-from .conftest import login
+from .conftest import follow_job, login
 
 SURVEY_HEAD = [
     "type", "name", "label::Arabic (ar)", "label::French (fr)", "hint::Arabic (ar)",
@@ -445,7 +445,8 @@ def test_the_upload_names_a_form_without_settings(client, make_user):
 
     login(client, make_user(Role.ADMIN))
     data = _small([["type", "name", "label"], ["text", "a", "A"]])
-    client.post("/surveys/import", data={"upload": (BytesIO(data), "intake_form.xlsx")})
+    follow_job(client, client.post("/surveys/import",
+                                   data={"upload": (BytesIO(data), "intake_form.xlsx")}))
     from bladi_cases.extensions import db
 
     assert db.session.scalars(db.select(Survey).where(Survey.code == "intake_form")).first()
@@ -926,14 +927,15 @@ _QUOTED = re.compile(r"“[^”]*”|«[^»]*»|'[^']*'|\$\{[^}]*\}")
 def _refusal(client, lang: str, sheets, filename: str) -> str:
     """The import page's refusal text for a workbook, under the UI language `lang`."""
     client.set_cookie("lang", lang, domain="bladi.test")
-    response = client.post("/surveys/import", data={"upload": (BytesIO(_xlsx(sheets)),
-                                                               filename)},
-                           content_type="multipart/form-data")
-    assert response.status_code == 422, (lang, filename)
-    found = re.search(r'<p class="error" id="upload-error">(.*?)</p>',
-                      response.get_data(as_text=True), re.S)
-    assert found, response.get_data(as_text=True)[:2000]
-    return html.unescape(found.group(1)).strip()
+    response = follow_job(client, client.post(
+        "/surveys/import", data={"upload": (BytesIO(_xlsx(sheets)), filename)},
+        content_type="multipart/form-data"))
+    page = response.get_data(as_text=True)
+    assert 'data-status="failed"' in page, (lang, filename)
+    found = re.search(r'role="alert">.*?<ul>(.*?)</ul>', page, re.S)
+    assert found, page[:2000]
+    items = re.findall(r"<li>(.*?)</li>", found.group(1), re.S)
+    return " ".join(html.unescape(item).strip() for item in items)
 
 
 def _check_in_arabic(english: str, arabic: str, fragment: str) -> None:

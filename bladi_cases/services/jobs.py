@@ -538,6 +538,7 @@ def status_of(job: Job) -> dict:
             "stage_label": str(STAGES.get(stage, "")), "done": done, "total": total,
             "percent": percent, "message": outcome.get("message", ""),
             "problems": outcome.get("problems", []),
+            "back_args": outcome.get("data", {}).get("back_args", {}),
             "download": job.status == JobStatus.DONE and job.result_enc is not None,
             "expired": job.status == JobStatus.DONE and job.result_name is not None
             and job.result_enc is None}

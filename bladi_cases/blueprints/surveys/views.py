@@ -32,14 +32,14 @@ def index():
 @bp.route("/import", methods=["GET", "POST"])
 @requires(Perm.SURVEYS_AUTHOR)
 def import_survey():
-    """Import an XLSForm as a new version (a CSO manager's surveys are their CSO's)."""
+    """Import an XLSForm as a new version (a CSO manager's surveys are their CSO's), in a
+    background job."""
     form = ImportSurveyForm()
-    done = form_action(form, lambda: service.import_version(
+    done = form_action(form, lambda: service.start_import(
         current_user, form.upload.data.read(inputs.MAX_UPLOAD_BYTES + 1),
-        service.owner_for(current_user), form.publish.data, form.upload.data.filename))
-    if done:
-        flash(_("Version %(n)d imported.", n=done.value.number), "success")
-        return redirect(url_for(".show", survey_id=done.value.survey.uuid))
+        form.upload.data.filename, form.publish.data))
+    if done:  # a background job parses it; its page says how it went
+        return redirect(url_for("jobs.show", job_id=done.value.uuid))
     return form_page("surveys/import.html", form)
 
 

@@ -30,7 +30,7 @@ from ...models import (
 from ...models.common import in_language, utcnow
 from ...models.surveys import SINGLE_WAVES
 from ...policy import may
-from .. import ValidationError, jobs
+from .. import ValidationError, inputs, jobs
 from ..audit import Action, record
 from ..beneficiaries.registry import cipher, decrypt_field
 from ..retries import prior_record
@@ -47,11 +47,22 @@ def import_version(actor: User | None, data: bytes, org: Organization | None,
     A published version never changes: importing again makes a new version. A form without
     a form_id is named after `filename`, as pyxform names it.
     """
+    return store_version(actor, parsed_form(data, filename), org, publish)
+
+
+def parsed_form(data: bytes, filename: str | None = None) -> dict:
+    """An XLSForm's definition, its expressions checked; ValidationError on the upload."""
     try:
         definition = parse_xlsform(data, filename)
     except XLSFormError as error:
         raise ValidationError({"upload": error.messages}) from None
     _check_expressions(definition)
+    return definition
+
+
+def store_version(actor: User | None, definition: dict, org: Organization | None,
+                  publish: bool = False) -> SurveyVersion:
+    """Store a parsed definition as the next version of its survey (see import_version)."""
     org_id = getattr(org, "id", None)
     survey = db.session.scalars(sa.select(Survey).where(
         Survey.code == definition["form_id"],
@@ -490,6 +501,41 @@ def export_repeat_rows(survey: Survey, responses: list[SurveyResponse],
                              *[_cell(q, entry.get(q["name"]), lang, fallback) for q in questions]])
         tables.append((name, rows))
     return tables
+
+
+# --- An XLSForm imported by a background job -----------------------------------------------
+
+def start_import(actor: User, data: bytes, filename: str | None, publish: bool):
+    """Queue the import of an uploaded XLSForm (a file over the size limit is refused at
+    once, with the form's message: it is never kept)."""
+    if len(data) > inputs.MAX_UPLOAD_BYTES:
+        parsed_form(data, filename)
+    return jobs.start("surveys.import", actor, {"publish": bool(publish)}, data=data,
+                      data_name=filename)
+
+
+@jobs.job_kind("surveys.import", _l("Import of a survey (XLSForm)"), back="surveys.show",
+               back_label=_l("Open the survey"), again="surveys.import_survey",
+               again_label=_l("Upload a corrected file"))
+def import_job(job, progress) -> jobs.Outcome:
+    """Parse and check the form (reading only), then store it as a new version."""
+    from ...models import User
+
+    progress("checked", 0, 1)
+    try:
+        definition = parsed_form(jobs.input_of(job), job.input_name)
+    except ValidationError as refused:
+        raise jobs.JobFailed([str(m) for msgs in refused.errors.values() for m in msgs]) \
+            from refused
+    progress("checked", 1, 1)
+
+    def write(outcome: jobs.Outcome) -> None:
+        actor = db.session.get(User, job.user_id)
+        version = store_version(actor, definition, owner_for(actor), job.params["publish"])
+        outcome.message = _("Version %(n)d imported.", n=version.number)
+        outcome.data = {"back_args": {"survey_id": str(version.survey.uuid)}}
+
+    return jobs.Outcome(write=write)
 
 
 # --- The responses as a file, made by a background job -------------------------------------
