@@ -250,6 +250,8 @@ def load_settings(environ: dict | os._Environ, instance_path: Path) -> dict:
         # Second factor (TOTP): required for these roles, a choice for those.
         **_second_factor_roles(environ),
         "BLADI_PAGE_SIZE": _int(environ, "BLADI_PAGE_SIZE", 25),
+        # A running job whose worker gave no sign of life for this long is run again.
+        "BLADI_JOB_DEAD_SECONDS": _int(environ, "BLADI_JOB_DEAD_SECONDS", 60, minimum=3),
         # Where the maintenance page's and the nightly backups go (nightly only when set).
         "BLADI_BACKUP_DIR": environ.get("BLADI_BACKUP_DIR", "").strip(),
         # Counts of 1..k-1 never leave a CSO (tables for reviewers and the donor).

@@ -62,6 +62,38 @@ def _server_or_skip() -> str:
     return url.replace("postgresql://", "postgresql+psycopg://", 1)
 
 
+NODES: dict = {}  # what the tests need beyond the URLs: the job workers
+
+
+class Workers:
+    """The `flask jobs worker` processes of the test (each one RQ SimpleWorker)."""
+
+    def __init__(self, flask: list[str], env: dict, log: Path):
+        self.flask, self.env, self.log = flask, env, log.open("ab")
+        self.running: list[subprocess.Popen] = []
+
+    def start(self) -> subprocess.Popen:
+        process = subprocess.Popen([*self.flask, "jobs", "worker"], cwd=ROOT, env=self.env,
+                                   stdout=self.log, stderr=self.log)
+        self.running.append(process)
+        return process
+
+    def run(self, *arguments: str) -> str:
+        """Another command of the app, with the nodes' settings."""
+        return subprocess.run([*self.flask, *arguments], cwd=ROOT, env=self.env, check=True,
+                              capture_output=True, text=True).stdout
+
+    def stop_all(self) -> None:
+        for process in self.running:
+            process.terminate()  # RQ's warm shutdown; killed if it waits on Redis too long
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.running = []
+
+
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory):
     """(node A's URL, node B's URL, the database URL): a scratch database seeded as `make
@@ -78,6 +110,7 @@ def nodes(tmp_path_factory):
     shared = {"DATABASE_URL": database, "REDIS_URL": REDIS_URL, "BLADI_JOB_QUEUE": "rq",
               "SECRET_KEY": secrets.token_urlsafe(48), "BLADI_DATA_KEY": new_data_key(),
               "BLADI_2FA_ROLES": "", "BLADI_DASHBOARD_CACHE_SECONDS": "600",
+              "BLADI_JOB_DEAD_SECONDS": "4",
               **dict.fromkeys(RATE_LIMITS, TESTING_RATE_LIMIT)}
     folders = [tmp_path_factory.mktemp(f"node-{n}") for n in ("a", "b", "worker")]
     env = {**os.environ, "BLADI_ENV": "development", "BLADI_INSTANCE_PATH": str(folders[2]),
@@ -86,22 +119,16 @@ def nodes(tmp_path_factory):
     flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
     for command in ([*flask, "db", "upgrade"], [*flask, "seed", "demo", "--beneficiaries", "60"]):
         subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)
-    log = (folders[2] / "worker.log").open("ab")
-    worker = subprocess.Popen([*flask, "jobs", "worker"], cwd=ROOT, env=env,
-                              stdout=log, stderr=log)
+    workers = Workers(flask, env, folders[2] / "worker.log")
+    workers.start()
     try:
         with ExitStack() as stack:
             bases = [stack.enter_context(gunicorn(folder, "--workers", "2", env={
                 **shared, "DATABASE_URL": database})) for folder in folders[:2]]
+            NODES["workers"] = workers
             yield bases[0], bases[1], database
     finally:
-        worker.terminate()  # RQ's warm shutdown; killed if it waits on Redis too long
-        try:
-            worker.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
-        log.close()
+        workers.stop_all()
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
@@ -206,7 +233,7 @@ def _sheet(count: int) -> bytes:
     return (header + rows).encode("utf-8-sig")
 
 
-def _wait_for(base: str, job: str, person: Browser, seconds: float = 90) -> dict:
+def _wait_for(base: str, job: str, person: Browser, seconds: float = 240) -> dict:
     deadline = time.monotonic() + seconds
     while True:
         status, body, _headers = person.get(base, job + ".json")
@@ -309,3 +336,56 @@ def test_nothing_was_kept_on_a_nodes_disk(nodes, tmp_path_factory):
     kept = [p for folder in base.glob("node-[ab]*") for p in folder.rglob("*")
             if p.is_file() and not p.name.endswith(".log") and p.name != "secrets.json"]
     assert kept == [], kept
+
+
+def test_a_job_whose_worker_is_killed_runs_again_and_writes_once(nodes):
+    """kill -9 of the worker while it writes an import: nothing of it is kept; the sweep
+    queues it again (no heartbeat for BLADI_JOB_DEAD_SECONDS), another worker runs it, and
+    every row is written once."""
+    import redis
+
+    a, b, database = nodes
+    workers: Workers = NODES["workers"]
+    workers.stop_all()  # the test decides which worker takes the job
+    manager = Browser(load.log_in(a, *MANAGER))
+    engine = sa.create_engine(database, poolclass=sa.pool.NullPool)
+    count = "SELECT count(*) FROM beneficiary"
+    with engine.connect() as conn:
+        before = conn.scalar(sa.text(count))
+    rows = 10_000
+    sheet = _sheet(rows).replace("رانيا".encode(), "سيرين".encode())
+    status, location = manager.post_form(a, "/beneficiaries/import", {},
+                                         {"upload": ("killed.csv", sheet)})
+    assert status == 302
+    job = urllib.parse.urlsplit(location).path
+    key = f"bladi:job:{job.rsplit('/', 1)[1]}"
+    progress = redis.Redis.from_url(REDIS_URL)
+    doomed = workers.start()
+    deadline, killed_at = time.monotonic() + 120, None
+    while time.monotonic() < deadline and killed_at is None:
+        raw = progress.get(key)
+        state = json.loads(raw) if raw else {}
+        if state.get("stage") == "written" and 0 < state.get("done", 0) < rows:
+            doomed.kill()  # SIGKILL: no warm shutdown, no rollback sent by the worker
+            doomed.wait()
+            killed_at = state["done"]
+        time.sleep(0.02)
+    assert killed_at is not None, "the worker was not caught while writing"
+    workers.running.remove(doomed)
+    with engine.connect() as conn:
+        assert conn.scalar(sa.text(count)) == before, "rows written before the kill: none kept"
+        assert conn.scalar(sa.text("SELECT status FROM job WHERE active_key IS NOT NULL")) \
+            == "running", "the row still says running: only the missing heartbeat tells"
+    workers.start()
+    deadline = time.monotonic() + 60
+    while "retried: 1" not in workers.run("jobs", "sweep"):
+        assert time.monotonic() < deadline, "the sweep never retried the job"
+        time.sleep(1)
+    state = _wait_for(b, job, manager, seconds=120)
+    assert state["status"] == "done", state
+    with engine.connect() as conn:
+        assert conn.scalar(sa.text(count)) == before + rows, "every row once"
+        attempts = conn.scalar(sa.text("SELECT attempts FROM job WHERE kind = "
+                                       "'beneficiaries.import' ORDER BY id DESC LIMIT 1"))
+    assert attempts == 2
+    engine.dispose()

@@ -46,10 +46,12 @@ from ..models.common import utcnow
 from ..transactions import after_render, in_read_request, in_request, job_work, write_transaction
 
 QUEUE_NAME = "bladi"
-# A running job whose worker has not said it is alive for this long is taken to be dead
-# (the worker beats every HEARTBEAT seconds while the job runs, whatever the job does).
-HEARTBEAT = 10
-DEAD_AFTER = timedelta(seconds=60)
+# A running job whose worker has not said it is alive for BLADI_JOB_DEAD_SECONDS (60) is
+# taken to be dead; the worker beats every sixth of that while the job runs, whatever the
+# job does.
+def dead_after() -> float:
+    """Seconds without a heartbeat after which a running job's worker is taken for dead."""
+    return float(current_app.config.get("BLADI_JOB_DEAD_SECONDS", 60))
 # How long a finished job's file can be downloaded; a finished job's row is kept for a
 # month (what ran, when, for whom), then deleted.
 RESULT_HOURS = 24
@@ -199,7 +201,8 @@ class Progress:
         _store().put(self.key, self.state)
 
     def beat(self) -> None:
-        """Say the job's worker is alive (the heartbeat thread does, every HEARTBEAT s)."""
+        """Say the job's worker is alive (the heartbeat thread does, six times per
+        `dead_after()`)."""
         self.state = {**self.state, "at": time.time()}
         _store().put(self.key, self.state)
 
@@ -398,14 +401,15 @@ def _claim(key: str) -> bool:
 
 @contextlib.contextmanager
 def _heartbeat(progress: Progress) -> Iterator[None]:
-    """Beat every HEARTBEAT seconds while the job runs, from a thread of its own, so a job
+    """Beat while the job runs, from a thread of its own, so a job
     busy in one long step (a pg_dump) is not taken for dead."""
     app = current_app._get_current_object()
     stop = threading.Event()
+    every = dead_after() / 6
 
     def beat():
         with app.app_context():
-            while not stop.wait(HEARTBEAT):
+            while not stop.wait(every):
                 with contextlib.suppress(Exception):  # a missed beat is retried next time
                     progress.beat()
 
@@ -416,7 +420,7 @@ def _heartbeat(progress: Progress) -> Iterator[None]:
         yield
     finally:
         stop.set()
-        thread.join(timeout=HEARTBEAT + 1)
+        thread.join(timeout=every + 1)
 
 
 def _perform(key: str) -> str:
@@ -614,7 +618,7 @@ def sweep() -> dict:
     for key, kind, attempts, started_at in running:
         live = _store().get(str(key))
         last = live["at"] if live else (started_at or now).timestamp()
-        if time.time() - last < DEAD_AFTER.total_seconds():
+        if time.time() - last < dead_after():
             continue
         limit = KINDS[kind].max_attempts if kind in KINDS else 1
         db.session.commit()
