@@ -131,7 +131,7 @@ def main() -> int:
             opener = load._opener()
             while not stop.is_set():
                 for path in exports:
-                    export_answers.append(load.ask(opener, base, path, donor))
+                    export_answers.append(load.ask_for_file(opener, base, path, donor))
 
         started = time.perf_counter()
         with load.in_background(download):

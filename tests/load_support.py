@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import http.cookiejar
+import json
 import random
 import re
 import sqlite3
@@ -214,6 +215,34 @@ def ask(opener, base: str, path: str, cookie: str, timeout: float = 60) -> Answe
     except (OSError, http.client.HTTPException) as exc:  # refused, reset, timed out
         status = f"no answer ({type(exc).__name__})"
     return Answer(path, status, time.perf_counter() - started)
+
+
+def ask_for_file(opener, base: str, path: str, cookie: str, timeout: float = 120) -> Answer:
+    """A file a background job makes (an export), as a person gets it: the link (302 to the
+    job's page), its JSON status until done, then the download; the answer is the
+    download's (or the first step that went wrong), timed from the first click."""
+    started = time.perf_counter()
+    request = urllib.request.Request(base + path, headers={"Cookie": cookie})
+    try:
+        opener.open(request, timeout=timeout).read()
+        return Answer(path, "no redirect to a job", time.perf_counter() - started)
+    except urllib.error.HTTPError as answer:
+        answer.read()
+        if answer.code != 302:
+            return Answer(path, answer.code, time.perf_counter() - started)
+        job = urllib.parse.urlsplit(answer.headers["Location"]).path
+    while time.perf_counter() - started < timeout:
+        try:
+            with opener.open(urllib.request.Request(base + job + ".json", headers={
+                    "Cookie": cookie}), timeout=timeout) as response:
+                state = json.loads(response.read())
+        except urllib.error.HTTPError as answer:
+            return Answer(path, f"status {answer.code}", time.perf_counter() - started)
+        if state["status"] not in ("queued", "running"):
+            break
+        time.sleep(0.2)
+    done = ask(opener, base, job + "/download", cookie, timeout)
+    return Answer(path, done.status, time.perf_counter() - started)
 
 
 def together(paths: list[str], base: str, cookie: str, threads: int = 12, rounds: int = 10,

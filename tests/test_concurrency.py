@@ -178,7 +178,7 @@ def test_pages_answer_while_the_donor_downloads_every_export(served, worker_page
     def download(stop):
         opener = load._opener()
         while not stop.is_set():
-            downloads.extend(load.ask(opener, base, path, donor) for path in exports)
+            downloads.extend(load.ask_for_file(opener, base, path, donor) for path in exports)
 
     with load.in_background(download):
         answers = load.together([p.path for p in pages if p.core], base, cookie, THREADS, 2,
