@@ -464,7 +464,8 @@ def _shown(candidates: list) -> list:
 
 @jobs.job_kind("beneficiaries.import", _l("Import of young people"),
                decide="beneficiaries.import_duplicates", back="beneficiaries.index",
-               back_label=_l("Young people"))
+               back_label=_l("Young people"), again="beneficiaries.import_upload",
+               again_label=_l("Upload a corrected file"))
 def run_import(job, progress) -> jobs.Outcome:
     """Check every row; stop for the person's decision on possible duplicates (unless made);
     then write the rows, all or nothing."""

@@ -4,6 +4,7 @@ enrolment, duplicates, and the rights of access and erasure."""
 from __future__ import annotations
 
 import itertools
+import operator
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
@@ -34,6 +35,8 @@ PREFIX_MAX = 10  # name prefixes indexed up to this length (longer ones are re-c
 
 IDENTITY_FIELDS = ("first_name_ar", "last_name_ar", "first_name_latin", "last_name_latin",
                    "birth_date", "phone", "guardian_name", "guardian_phone", "address")
+# What `Identity.full_name` needs.
+NAME_FIELDS = IDENTITY_FIELDS[:4]
 
 
 def cipher() -> FieldCipher:
@@ -78,13 +81,14 @@ class Identity:
         return arabic or latin
 
 
-def decrypt_identity_unaudited(beneficiary: Beneficiary) -> Identity:
+def decrypt_identity_unaudited(beneficiary: Beneficiary,
+                               fields: tuple[str, ...] = IDENTITY_FIELDS) -> Identity:
     """Decrypt a row's identity with no audit entry: only for the system's own work on the
     ciphertext (key rotation, re-keying after a transfer), never to show it to a person;
-    `reveal` is the way for that."""
+    `reveal` is the way for that. `fields`: only these (the others stay None)."""
     c = cipher()
     values = {}
-    for name in IDENTITY_FIELDS:
+    for name in fields:
         raw = decrypt_field(beneficiary, f"{name}_enc", c)
         values[name] = date.fromisoformat(raw) if name == "birth_date" and raw else raw
     return Identity(**values)
@@ -100,8 +104,11 @@ def reveal(beneficiary: Beneficiary, actor, purpose: str = "view") -> Identity:
     return identity
 
 
-def reveal_many(beneficiaries: list[Beneficiary], actor, purpose: str = "list"):
-    """Decrypt the identities shown on one page (a list), with one audit entry naming them."""
+def reveal_many(beneficiaries: list[Beneficiary], actor, purpose: str = "list",
+                fields: tuple[str, ...] = IDENTITY_FIELDS):
+    """Decrypt the identities shown on one page (a list), with one audit entry naming them.
+    A page that shows only names passes `fields=NAME_FIELDS`: each field is one decryption,
+    and a roster of 25 has no use for 125 phone numbers and addresses."""
     if not beneficiaries:
         return {}
     if any(not actor.is_cso_staff or actor.organization_id != b.organization_id
@@ -109,7 +116,7 @@ def reveal_many(beneficiaries: list[Beneficiary], actor, purpose: str = "list"):
         raise PermissionError("identities are decrypted only for the owning CSO")
     record(Action.BENEFICIARIES_LISTED, actor=actor, organization_id=actor.organization_id,
            detail={"codes": [b.code for b in beneficiaries], "purpose": purpose})
-    return {b.id: decrypt_identity_unaudited(b) for b in beneficiaries}
+    return {b.id: decrypt_identity_unaudited(b, fields) for b in beneficiaries}
 
 
 # --- Writing -----------------------------------------------------------------------------
@@ -160,17 +167,17 @@ def _encrypt_identity(beneficiary: Beneficiary, identity: dict, c: FieldCipher) 
     _set_name_keys(beneficiary, identity, c)
 
 
-def _index_rows(beneficiary_id: int, org_id: int, identity, c: FieldCipher) -> list[dict]:
-    """The name-index rows (prefix digests of every name word) of one youth."""
+def _name_digests(org_id: int, identity, c: FieldCipher) -> list[str]:
+    """The name-index digests (prefixes of every name word) of one youth, in order."""
     names = " ".join(_identity_value(identity, n) or "" for n in (
         "first_name_ar", "last_name_ar", "first_name_latin", "last_name_latin"))
-    digests = c.prefix_indexes(names, name_purpose(org_id), max_len=PREFIX_MAX)
-    return [{"beneficiary_id": beneficiary_id, "digest": d, "organization_id": org_id}
-            for d in sorted(digests)]
+    return sorted(c.prefix_indexes(names, name_purpose(org_id), max_len=PREFIX_MAX))
 
 
 def _name_index_rows(beneficiary: Beneficiary, identity, c: FieldCipher) -> list[dict]:
-    return _index_rows(beneficiary.id, beneficiary.organization_id, identity, c)
+    org_id = beneficiary.organization_id
+    return [{"beneficiary_id": beneficiary.id, "digest": digest, "organization_id": org_id}
+            for digest in _name_digests(org_id, identity, c)]
 
 
 def write_blind_indexes(beneficiary: Beneficiary, identity, c: FieldCipher) -> None:
@@ -255,69 +262,85 @@ def allocate_sequences(org: Organization, count: int) -> int:
     return last - count + 1
 
 
-def insert_validated(actor, org: Organization, validated: list[tuple],
-                     public_ids: list | None = None) -> list[tuple[int, str]]:
-    """Write beneficiaries whose (identity, plain, consent) already passed
-    validate_registration: codes, encryption, consent, first enrolment, name index.
-    Returns their (id, code), in the order given.
+@dataclass
+class PreparedRegistrations:
+    """The work of writing validated registrations that needs no database: encryption and
+    blind indexes (apart from the inserts, so each can be measured: bench/import_rows.py)."""
+
+    youth: list[dict]  # the beneficiary rows, but their code numbers
+    consents: list[dict | None]  # the consent of each (None: none), but its beneficiary_id
+    enrolments: list[dict | None]  # the first enrolment of each, likewise
+    digests: list[list[str]]  # the name-prefix digests of each
+
+
+def prepare_validated(org_id: int, actor_id: int | None, validated: list[tuple],
+                      public_ids: list | None, c: FieldCipher) -> PreparedRegistrations:
+    """Encrypt and index registrations that passed validate_registration (no database)."""
+    prepared = PreparedRegistrations([], [], [], [])
+    for (identity, plain, consent), public_id in zip(
+            validated, public_ids or [None] * len(validated), strict=True):
+        prepared.youth.append({
+            **{name: value for name, value in plain.items() if name != "site"},
+            **_encrypted_identity(identity, c),
+            "name_key_ar": _name_key(c, org_id, identity.get("first_name_ar"),
+                                     identity.get("last_name_ar")),
+            "name_key_latin": _name_key(c, org_id, identity.get("first_name_latin"),
+                                        identity.get("last_name_latin")),
+            "organization_id": org_id, "created_by_id": actor_id,
+            "uuid": public_id if public_id is not None else uuid.uuid4()})
+        prepared.consents.append(None if consent is None else {
+            **_consent_row(actor_id, org_id, consent, c), "uuid": uuid.uuid4()})
+        prepared.enrolments.append(None if plain["site"] is None else {
+            "organization_id": org_id, "site_id": plain["site"].id,
+            "start_date": plain["first_contact_date"], "uuid": uuid.uuid4()})
+        prepared.digests.append(_name_digests(org_id, identity, c))
+    return prepared
+
+
+def write_prepared(org: Organization, prepared: PreparedRegistrations) -> list[tuple[int, str]]:
+    """Insert prepared registrations with the next code numbers of their CSO, in the current
+    transaction; their (id, code), in order.
 
     Core inserts of many rows each (one statement per table, not one ORM object per row):
-    the session does not hold the new rows; `create_validated` loads them when needed.
-    `public_ids` gives their UUIDs when a client made them (the offline app); else random.
-    """
-    if not validated:
+    the session does not hold the new rows."""
+    count = len(prepared.youth)
+    if not count:
         return []
-    c = cipher()
-    first = allocate_sequences(org, len(validated))
-    sequences = range(first, first + len(validated))
-    actor_id = getattr(actor, "id", None)
+    first = allocate_sequences(org, count)
+    sequences = range(first, first + count)
     table = Beneficiary.__table__
-    # The rows are generators, made while they are sent: on PostgreSQL (COPY) the database
-    # stores a row while the next one is encrypted or its name digests computed.
-    _insert_many(table, (
-        _youth_row(actor_id, org, sequence, identity, plain, public_id, c)
-        for sequence, (identity, plain, _consent), public_id in zip(
-            sequences, validated, public_ids or [None] * len(validated), strict=True)))
-    # Their ids by their codes' numbers (reserved above, so only these rows have them): one
+    _insert_many(table, ({**row, "sequence": sequence, "code": _code(org, sequence)}
+                         for row, sequence in zip(prepared.youth, sequences, strict=True)))
+    # Their ids by their code numbers (reserved above, so only these rows have them): one
     # query on the unique index, where RETURNING would make SQLite insert row by row.
     id_of = dict(db.session.execute(sa.select(table.c.sequence, table.c.id).where(
         table.c.organization_id == org.id, table.c.sequence.between(first, sequences[-1]))).all())
     ids = [id_of[sequence] for sequence in sequences]
-    _insert_many(Consent.__table__, (
-        {**_consent_row(actor_id, org.id, consent, c), "beneficiary_id": beneficiary_id,
-         "uuid": uuid.uuid4()}
-        for beneficiary_id, (_identity, _plain, consent) in zip(ids, validated, strict=True)
-        if consent is not None))
-    _insert_many(Enrolment.__table__, (
-        {"organization_id": org.id, "site_id": plain["site"].id,
-         "start_date": plain["first_contact_date"], "beneficiary_id": beneficiary_id,
-         "uuid": uuid.uuid4()}
-        for beneficiary_id, (_identity, plain, _consent) in zip(ids, validated, strict=True)
-        if plain["site"] is not None))
+    for model, rows in ((Consent, prepared.consents), (Enrolment, prepared.enrolments)):
+        _insert_many(model.__table__, ({**row, "beneficiary_id": beneficiary_id}
+                                       for beneficiary_id, row in zip(ids, rows, strict=True)
+                                       if row is not None))
     _insert_many(BeneficiaryNameIndex.__table__, (
-        row for beneficiary_id, (identity, _plain, _consent) in zip(ids, validated, strict=True)
-        for row in _index_rows(beneficiary_id, org.id, identity, c)))
+        {"beneficiary_id": beneficiary_id, "digest": digest, "organization_id": org.id}
+        for beneficiary_id, digests in zip(ids, prepared.digests, strict=True)
+        for digest in digests))
     return [(beneficiary_id, _code(org, sequence))
             for beneficiary_id, sequence in zip(ids, sequences, strict=True)]
 
 
+def insert_validated(actor, org: Organization, validated: list[tuple],
+                     public_ids: list | None = None) -> list[tuple[int, str]]:
+    """Write beneficiaries whose (identity, plain, consent) already passed
+    validate_registration: codes, encryption, consent, first enrolment, name index.
+    Returns their (id, code), in the order given; the session does not hold the new rows
+    (`create_validated` loads them). `public_ids` gives their UUIDs when a client made them
+    (the offline app); else random."""
+    return write_prepared(org, prepare_validated(org.id, getattr(actor, "id", None),
+                                                 validated, public_ids, cipher()))
+
+
 def _code(org: Organization, sequence: int) -> str:
     return f"{org.code}-{sequence:04d}"
-
-
-def _youth_row(actor_id: int | None, org: Organization, sequence: int, identity: dict,
-               plain: dict, public_id, c: FieldCipher) -> dict:
-    """The beneficiary row of one validated registration: plain columns, encrypted
-    identity, duplicate-check keys, code."""
-    return {**{name: value for name, value in plain.items() if name != "site"},
-            **_encrypted_identity(identity, c),
-            "name_key_ar": _name_key(c, org.id, identity.get("first_name_ar"),
-                                     identity.get("last_name_ar")),
-            "name_key_latin": _name_key(c, org.id, identity.get("first_name_latin"),
-                                        identity.get("last_name_latin")),
-            "organization_id": org.id, "sequence": sequence, "code": _code(org, sequence),
-            "created_by_id": actor_id,
-            "uuid": public_id if public_id is not None else uuid.uuid4()}
 
 
 def _insert_many(table: sa.Table, rows: Iterable[dict]) -> None:
@@ -338,15 +361,23 @@ def _insert_many(table: sa.Table, rows: Iterable[dict]) -> None:
     if not fast:  # another driver: Core's executemany
         connection.execute(sa.insert(table), [head, *rows])
         return
-    columns = [column for column in table.columns if column.key in head or (
-        column.default is not None and column.default.is_callable)]
-    convert = [column.type.dialect_impl(dialect).bind_processor(dialect) for column in columns]
+    given = [column for column in table.columns if column.key in head]
+    defaulted = [column for column in table.columns if column.key not in head
+                 and column.default is not None and column.default.is_callable]
+    columns = given + defaulted
+    convert = [(index, process) for index, process in enumerate(
+        column.type.dialect_impl(dialect).bind_processor(dialect) for column in columns)
+        if process is not None]
+    pick = operator.itemgetter(*(column.key for column in given))
+    defaults = [column.default.arg for column in defaulted]
 
     def values(row: dict) -> tuple:
-        out = []
-        for column, process in zip(columns, convert, strict=True):
-            value = row[column.key] if column.key in row else column.default.arg(None)
-            out.append(value if process is None or value is None else process(value))
+        if not convert and not defaults:  # the name index: plain numbers and text
+            return pick(row)
+        out = [*pick(row), *(default(None) for default in defaults)]
+        for index, process in convert:
+            if out[index] is not None:
+                out[index] = process(out[index])
         return tuple(out)
 
     quote = dialect.identifier_preparer
