@@ -189,6 +189,9 @@ class Attendance(db.Model):
     __table_args__ = (
         # A youth's participation summary reads their rows without touching other youth's.
         sa.Index("ix_attendance_beneficiary_session", "beneficiary_id", "session_id", "status"),
+        # The year's figures read every row by CSO and youth from this index alone.
+        sa.Index("ix_attendance_figures", "organization_id", "beneficiary_id", "status",
+                 "session_id"),
         sa.CheckConstraint(check_in("status", AttendanceStatus), name="status"),
     )
 

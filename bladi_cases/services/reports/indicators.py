@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import calendar
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import sqlalchemy as sa
@@ -305,6 +305,12 @@ def _attendance_year(fiscal_year: int, org_ids: tuple[int, ...]) -> list[tuple]:
     return cache[key]
 
 
+def quarter_index(day: date) -> int:
+    """0 to 3: the fiscal quarter a day falls in (Period.containing's, without building a
+    Period: the figures ask it for every score row)."""
+    return ((day.month - 10) % 12) // 3
+
+
 def _quarters_of(period: Period) -> list[int]:
     return [period.quarter] if period.quarter else [1, 2, 3, 4]
 
@@ -346,27 +352,30 @@ def _score_totals(code: str, period: Period, org_ids: list[int]) -> dict[int, fl
             for org_id, values in changes.items()}
 
 
-# --- A fiscal year's figures, one pass per table -----------------------------------------
+# --- A fiscal year's figures, a few grouped queries per table -----------------------------
 
 @dataclass
 class YearTables:
     """Every rule-based figure of a fiscal year (services.reports.release.year_figures):
     per rule, each CSO's value in each quarter (as `totals_by_org` gives it); per youth
     rule, the year's youth by profile (as `youth_profiles`) and the youth counted once
-    since the award began (life of award). Each source table is read once."""
+    since the award began (life of award); and the year's score rows."""
 
     quarters: dict[str, dict[int, list[float]]]
     profiles: dict[str, Counter]
     lifetime: dict[str, int]
+    scores: list[tuple] = field(default_factory=list)  # score_rows of the year
 
 
 def year_tables(fiscal_year: int, org_ids: list[int], award: Span) -> YearTables:
-    """The year's figures of every rule for these CSOs, in one query per source table
-    (attendance, enrolments, endlines, scores, outcomes, sessions, referrals), grouped in
-    the database by CSO and youth, then counted here. The results equal `totals_by_org`
-    and `youth_profiles` for each rule, quarter and the award's span (tests compare them);
-    unlike them it needs no request cache, so the command-line refresh reads each table
-    once too."""
+    """The year's figures of every rule for these CSOs from one or two grouped queries per
+    source table (attendance, enrolments, endlines, scores, outcomes, sessions, referrals),
+    whatever the number of indicators and quarters: about 20 queries where asking each
+    indicator for each quarter took 40 to 50, two of them over the whole attendance (eight
+    without a request's cache, as on the command line).
+    The results equal `totals_by_org` and `youth_profiles` for each rule, quarter and the
+    award's span (tests/test_reports_figures.py compares them on the demo data); unlike
+    those it needs no request cache, so the command-line refresh (cron) is as quick."""
     today = date.today()
     quarters = [Period(fiscal_year, q) for q in range(1, 5)]
     # A quarter still to come counts nothing (totals_by_org's rule).
@@ -379,8 +388,8 @@ def year_tables(fiscal_year: int, org_ids: list[int], award: Span) -> YearTables
 
     year = Period(fiscal_year)
     _attendance_tables(tables, year, ids, award, open_quarters, zeros())
-    _enrolment_tables(tables, year, ids, award, open_quarters, zeros())
-    _endline_tables(tables, year, ids, award, open_quarters, zeros())
+    _enrolment_tables(tables, year, ids, award)
+    _endline_tables(tables, year, ids, award)
     _outcome_tables(tables, year, ids, award, open_quarters)
     _score_tables(tables, year, ids, open_quarters, zeros())
     for code, column, query in (
@@ -409,93 +418,110 @@ def _capped(period: Period | Span) -> tuple[date, date] | None:
     return None if start > end else (start, end)
 
 
-def _flags(periods: list[Period], overlaps) -> list:
-    """For each period, whether any of the group's rows falls in it up to today (1 or 0;
-    0 for a period still to come); `overlaps(start, end)` tests one row."""
-    flags = []
-    for period in periods:
-        capped = _capped(period)
-        flags.append(sa.literal(0) if capped is None else
-                     sa.func.max(sa.case((overlaps(*capped), 1), else_=0)))
-    return flags
+def _in(period: Period | Span, test) -> sa.ColumnElement:
+    """`test(first day, last day)` over the period up to today; false for one to come."""
+    capped = _capped(period)
+    return sa.false() if capped is None else test(*capped)
 
 
-def _count_rows(tables: YearTables, code: str, rows: list, open_quarters: list[bool],
-                quarter_totals: dict[int, list[float]]) -> None:
-    """From rows (CSO, youth id, profile..., a flag per quarter, the year's flag), grouped
-    by CSO and youth: each CSO's distinct youth per quarter, the year's youth by profile and
-    the award's youth (every row is in the award's span)."""
-    year_youth: dict[int, tuple] = {}
-    for row in rows:
-        org_id, youth, profile, flags = row[0], row[1], tuple(row[2:8]), row[8:13]
-        for q in range(4):
-            if open_quarters[q] and flags[q]:
-                quarter_totals[org_id][q] += 1
-        if flags[4]:
-            year_youth[youth] = profile
-    tables.quarters[code] = quarter_totals
-    tables.profiles[code] = Counter(year_youth.values())
-    tables.lifetime[code] = len({row[1] for row in rows})
-
-
-def _enrolment_tables(tables, year, ids, award, open_quarters, totals) -> None:
-    """youth_reached: enrolments overlapping each period (one pass over enrolments)."""
+def _youth_tables(tables: YearTables, code: str, org, youth, where: list, test, year: Period,
+                  award: Span, ids: list[int]) -> None:
+    """A rule counting distinct youth from one table (enrolments, endlines): each CSO's
+    youth in each quarter, the year's youth by profile and the award's youth, where
+    `test(first day, last day)` tells whether a row counts in a period. Two aggregates of
+    the award's rows, both small: by CSO (distinct youth per quarter), and by profile
+    (each youth once, with whether they count this year); no youth row reaches Python."""
     span = _capped(award)
-    rows = [] if span is None else db.session.execute(sa.select(
-        Enrolment.organization_id, Beneficiary.id, *PROFILE,
-        *_flags([Period(year.fiscal_year, q) for q in range(1, 5)] + [year],
-                lambda start, end: sa.and_(Enrolment.start_date <= end, sa.or_(
-                    Enrolment.end_date.is_(None), Enrolment.end_date >= start)))).join(
-        Beneficiary, Beneficiary.id == Enrolment.beneficiary_id).where(
-        Enrolment.organization_id.in_(ids), Enrolment.start_date <= span[1],
-        sa.or_(Enrolment.end_date.is_(None), Enrolment.end_date >= span[0])).group_by(
-        Enrolment.organization_id, Beneficiary.id)).all()
-    _count_rows(tables, "youth_reached", rows, open_quarters, totals)
+    if span is None:  # the award still to come: nothing counts
+        tables.quarters[code] = {org_id: [0.0] * 4 for org_id in ids}
+        tables.profiles[code], tables.lifetime[code] = Counter(), 0
+        return
+    where = [*where, test(*span)]
+    quarters = [Period(year.fiscal_year, q) for q in range(1, 5)]
+    found = {org_id: [0.0] * 4 for org_id in ids}
+    for org_id, *counts in db.session.execute(sa.select(org, *[
+            sa.func.count(sa.distinct(sa.case((_in(q, test), youth)))) for q in quarters]).where(
+            *where).group_by(org)):
+        found[org_id] = [float(c or 0) for c in counts]
+    tables.quarters[code] = found
+    each = sa.select(youth.label("youth"), sa.func.max(sa.case((_in(year, test), 1), else_=0))
+                     .label("in_year")).where(*where).group_by(youth).subquery()
+    profiles, lifetime = Counter(), 0
+    for *profile, in_year, count in db.session.execute(sa.select(
+            *PROFILE, each.c.in_year, sa.func.count()).join(
+            each, each.c.youth == Beneficiary.id).group_by(*PROFILE, each.c.in_year)):
+        lifetime += count
+        if in_year:
+            profiles[tuple(profile)] += count
+    tables.profiles[code], tables.lifetime[code] = profiles, lifetime
 
 
-def _endline_tables(tables, year, ids, award, open_quarters, totals) -> None:
-    """youth_baseline_endline: endlines in each period of youth with a baseline (one pass
-    over the endlines, each checked against the youth's baselines by index)."""
-    span = _capped(award)
+def _enrolment_tables(tables, year, ids, award) -> None:
+    """youth_reached: enrolments overlapping each period."""
+    _youth_tables(tables, "youth_reached", Enrolment.organization_id, Enrolment.beneficiary_id,
+                  [Enrolment.organization_id.in_(ids)],
+                  lambda start, end: sa.and_(Enrolment.start_date <= end, sa.or_(
+                      Enrolment.end_date.is_(None), Enrolment.end_date >= start)),
+                  year, award, ids)
+
+
+def _endline_tables(tables, year, ids, award) -> None:
+    """youth_baseline_endline: endlines in each period of youth with a baseline (each
+    checked against the youth's baselines by index)."""
     baseline = sa.orm.aliased(SurveyResponse)
-    day = SurveyResponse.submitted_on
-    rows = [] if span is None else db.session.execute(sa.select(
-        SurveyResponse.organization_id, Beneficiary.id, *PROFILE,
-        *_flags([Period(year.fiscal_year, q) for q in range(1, 5)] + [year],
-                lambda start, end: day.between(start, end))).join(
-        Beneficiary, Beneficiary.id == SurveyResponse.beneficiary_id).where(
-        SurveyResponse.organization_id.in_(ids), SurveyResponse.wave == "endline",
-        day.between(*span),
-        sa.exists().where(baseline.beneficiary_id == SurveyResponse.beneficiary_id,
-                          baseline.wave == "baseline")).group_by(
-        SurveyResponse.organization_id, Beneficiary.id)).all()
-    _count_rows(tables, "youth_baseline_endline", rows, open_quarters, totals)
+    _youth_tables(tables, "youth_baseline_endline", SurveyResponse.organization_id,
+                  SurveyResponse.beneficiary_id,
+                  [SurveyResponse.organization_id.in_(ids), SurveyResponse.wave == "endline",
+                   sa.exists().where(baseline.beneficiary_id == SurveyResponse.beneficiary_id,
+                                     baseline.wave == "baseline")],
+                  lambda start, end: SurveyResponse.submitted_on.between(start, end),
+                  year, award, ids)
 
 
 def _attendance_tables(tables, year, ids, award, open_quarters, hours_minutes) -> None:
-    """Hours and youth at 10+ sessions: ONE pass over the attendance since the award began
-    (millions of rows), grouped by the CSO attended and the youth, with the sessions and
-    minutes present in each quarter of the year and the sessions present since the award
-    began (up to today)."""
+    """Hours and youth at 10+ sessions, from the attendance (millions of rows), each row
+    read once: the year's rows grouped by the CSO attended and the youth, with the sessions
+    and minutes present in each quarter and those up to today; the award's earlier years
+    only counted per CSO and youth (the life-of-award regulars add both up)."""
     quarters = [Period(year.fiscal_year, q) for q in range(1, 5)]
     in_quarter = [ActivitySession.date.between(q.start, q.end) for q in quarters]
     span = _capped(award)
-    lifetime = sa.literal(0) if span is None else sa.func.sum(
-        sa.case((ActivitySession.date.between(*span), 1), else_=0))
-    # Grouped by the youth's primary key, so their profile columns may be selected.
-    rows = db.session.execute(sa.select(
-        Attendance.organization_id, Beneficiary.id, *PROFILE,
-        *[sa.func.sum(sa.case((test, 1), else_=0)) for test in in_quarter],
-        *[sa.func.sum(sa.case((test, ActivitySession.duration_minutes), else_=0))
-          for test in in_quarter], lifetime).select_from(Attendance).join(
-        ActivitySession, ActivitySession.id == Attendance.session_id).join(
-        Beneficiary, Beneficiary.id == Attendance.beneficiary_id).where(
-        Attendance.organization_id.in_(ids), Attendance.status == "present",
-        ActivitySession.date.between(award.start, year.end)).group_by(
-        Attendance.organization_id, Beneficiary.id)).all()
+    # Which quarter (and whether up to today) is worked out once per session, not once per
+    # attendance row: the rows then only add up columns. SQLite must be told to keep the
+    # sessions' table (it would otherwise repeat the tests per row); PostgreSQL hashes it.
+    sessions = sa.select(
+        ActivitySession.id,
+        *[sa.case((test, 1), else_=0).label(f"q{n}") for n, test in enumerate(in_quarter)],
+        *[sa.case((test, ActivitySession.duration_minutes), else_=0).label(f"m{n}")
+          for n, test in enumerate(in_quarter)],
+        (sa.literal(0) if span is None else sa.case(
+            (ActivitySession.date <= span[1], 1), else_=0)).label("award")).where(
+        ActivitySession.date.between(year.start, year.end)).cte(
+        "figures_session").prefix_with("MATERIALIZED", dialect="sqlite")
+    present = [Attendance.organization_id.in_(ids), Attendance.status == "present"]
+    # Grouped first, then joined to the youth's profile: one look-up per youth, not per row.
+    each = sa.select(
+        Attendance.organization_id.label("org"), Attendance.beneficiary_id.label("youth"),
+        *[sa.func.sum(sessions.c[f"q{n}"]) for n in range(4)],
+        *[sa.func.sum(sessions.c[f"m{n}"]) for n in range(4)],
+        sa.func.sum(sessions.c.award)).select_from(Attendance).join(
+        sessions, sessions.c.id == Attendance.session_id).where(*present).group_by(
+        Attendance.organization_id, Attendance.beneficiary_id).subquery()
+    rows = db.session.execute(sa.select(each.c.org, Beneficiary.id, *PROFILE,
+                                        *list(each.c)[2:]).join(
+        each, each.c.youth == Beneficiary.id)).all()
+    award_sessions: Counter = Counter()
+    if span is not None and award.start < year.start:
+        # The award's earlier years: sessions present per youth, nothing else.
+        for youth, count in db.session.execute(sa.select(
+                Attendance.beneficiary_id, sa.func.count()).join(
+                ActivitySession, ActivitySession.id == Attendance.session_id).where(
+                *present, ActivitySession.date.between(
+                    award.start, min(span[1], year.start - timedelta(days=1)))).group_by(
+                Attendance.organization_id, Attendance.beneficiary_id)):
+            award_sessions[youth] += count
     regulars = {org_id: [0.0] * 4 for org_id in ids}
     year_sessions: Counter = Counter()
-    award_sessions: Counter = Counter()
     profiles = {}
     for row in rows:
         org_id, youth = row[0], row[1]
@@ -553,9 +579,9 @@ def _outcome_tables(tables, year, ids, award, open_quarters) -> None:
 
 def _score_tables(tables, year, ids, open_quarters, totals) -> None:
     """Youth whose score improved: from the year's score rows (read once)."""
-    year_rows = score_rows(year, ids)
+    year_rows = tables.scores = score_rows(year, ids)
     for row in year_rows:
-        quarter = Period.containing(row[6]).quarter - 1
+        quarter = quarter_index(row[6])
         if row[7] is not None and row[7] > 0 and open_quarters[quarter] and row[0] in totals:
             totals[row[0]][quarter] += 1
     tables.quarters["youth_improved"] = totals
