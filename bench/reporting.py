@@ -177,7 +177,7 @@ def _build_large(app, youth: int) -> None:
         if db.session.scalar(sa.select(sa.func.count()).select_from(SurveyResponse)) < youth:
             _add_responses(2 * youth)
             print(f"responses: {time.perf_counter() - started:.0f} s", file=sys.stderr)
-        refresh_statistics(db.session, "survey_response", "attendance", "enrolment",
+        refresh_statistics(db.session, "survey_response", "attendance", "enrolment", "consent",
                            "beneficiary", "activity_session")
         db.session.commit()
 
@@ -229,7 +229,7 @@ def main() -> int:
                 sa.select(sa.func.count()).select_from(SurveyResponse)) < 150_000:
             _add_responses(200_000)
         if not large:  # the large registry's statistics are taken once, when it is built
-            refresh_statistics(db.session, "survey_response", "attendance", "enrolment",
+            refresh_statistics(db.session, "survey_response", "attendance", "enrolment", "consent",
                                "beneficiary", "activity_session")
             db.session.commit()
         if args.microdata_only:
@@ -261,7 +261,9 @@ def main() -> int:
         refreshes, computing, cpu = [], [], {"refresh": [], "figures": []}
         for _ in range(max(1, args.repeat // 3)):
             started, used = time.perf_counter(), time.process_time()
-            with app.test_request_context():
+            # Its own app context (so its own `g`), as each request has: the request caches
+            # of one run must not serve the next.
+            with app.app_context(), app.test_request_context():
                 refresh(year)
                 db.session.commit()
             refreshes.append((time.perf_counter() - started) * 1000)

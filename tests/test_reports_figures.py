@@ -28,6 +28,7 @@ from bladi_cases.models import (
     Outcome,
     QuarterlyReport,
     ReportStatus,
+    SurveyResponse,
 )
 from bladi_cases.privacy.deidentify import DEFAULT_BANDS, age_band
 from bladi_cases.seed import seed_demo
@@ -166,3 +167,35 @@ def test_the_cso_pages_agree_with_the_years_figures(demo):
             live = values_by_org(indicator, Period(YEAR - 1, q), csos)
             assert {o.code: int(round(live[o.id])) for o in csos} == {
                 o.code: payload["quarters"][indicator.code][o.code][q - 1] for o in csos}
+
+
+def test_the_score_figures_keep_each_youth_once(demo):
+    """The score changes, grouped in the database, count a youth with two endlines and two
+    baselines once, from the row `score_rows` keeps (the first endline, then baseline), and
+    add up decimal changes as `score_rows` does."""
+    endlines = db.session.scalars(sa.select(SurveyResponse).where(
+        SurveyResponse.wave == "endline", SurveyResponse.submitted_on.between(
+            Period(YEAR).start, date.today())).order_by(SurveyResponse.id)).all()
+    assert endlines, "the demo has this year's endlines"
+    for response in endlines[:3]:
+        for wave, change in (("endline", 7.35), ("baseline", -2.1)):
+            scores = {name: None if value is None else value + change
+                      for name, value in response.scores.items()}
+            db.session.add(SurveyResponse(
+                organization_id=response.organization_id, version_id=response.version_id,
+                survey_id=response.survey_id, beneficiary_id=response.beneficiary_id,
+                wave=wave, answers=response.answers, scores=scores,
+                content_hash=response.content_hash, submitted_on=response.submitted_on))
+    for response in endlines[3:6]:  # decimals: the sums must not depend on their order
+        response.scores = {name: None if value is None else value + 0.1
+                           for name, value in response.scores.items()}
+    db.session.flush()
+    expected, found = _per_indicator(YEAR), year_figures(YEAR)
+    # The same youth and sums; the database's sum is exact (20.3 where adding up the floats
+    # one by one gives 20.300000000000004): the published means, to 0.1, are the same.
+    for code, cells in expected["scores"].items():
+        assert [n for _s, n in found["scores"][code]] == [n for _s, n in cells], code
+        assert [s for s, _n in found["scores"][code]] == pytest.approx(
+            [s for s, _n in cells], abs=1e-9), code
+    assert found["dimensions"] == expected["dimensions"]
+    assert found["quarters"] == expected["quarters"]

@@ -364,7 +364,8 @@ class YearTables:
     quarters: dict[str, dict[int, list[float]]]
     profiles: dict[str, Counter]
     lifetime: dict[str, int]
-    scores: list[tuple] = field(default_factory=list)  # score_rows of the year
+    # The year's score changes per CSO and quarter: [sum, how many] (the mean's parts).
+    scores: dict[int, list[list]] = field(default_factory=dict)
 
 
 def year_tables(fiscal_year: int, org_ids: list[int], award: Span) -> YearTables:
@@ -374,7 +375,8 @@ def year_tables(fiscal_year: int, org_ids: list[int], award: Span) -> YearTables
     indicator for each quarter took 40 to 50, two of them over the whole attendance (eight
     without a request's cache, as on the command line).
     The results equal `totals_by_org` and `youth_profiles` for each rule, quarter and the
-    award's span (tests/test_reports_figures.py compares them on the demo data); unlike
+    award's span, and the score sums `score_rows` adds up (tests/test_reports_figures.py
+    compares them on the demo data); unlike
     those it needs no request cache, so the command-line refresh (cron) is as quick."""
     today = date.today()
     quarters = [Period(fiscal_year, q) for q in range(1, 5)]
@@ -578,12 +580,58 @@ def _outcome_tables(tables, year, ids, award, open_quarters) -> None:
 
 
 def _score_tables(tables, year, ids, open_quarters, totals) -> None:
-    """Youth whose score improved: from the year's score rows (read once)."""
-    year_rows = tables.scores = score_rows(year, ids)
-    for row in year_rows:
-        quarter = quarter_index(row[6])
-        if row[7] is not None and row[7] > 0 and open_quarters[quarter] and row[0] in totals:
-            totals[row[0]][quarter] += 1
+    """Youth whose score improved, and the score changes' sums: the year's score rows
+    (`score_rows`' youth, each once) grouped in the database by profile and quarter, so
+    neither the 100,000s of responses nor their JSON reach Python."""
+    tables.scores = {org_id: [[0.0, 0] for _q in range(4)] for org_id in ids}
     tables.quarters["youth_improved"] = totals
-    tables.profiles["youth_improved"] = Counter(
-        row[:6] for row in year_rows if row[7] is not None and row[7] > 0)
+    profiles = tables.profiles["youth_improved"] = Counter()
+    span, scales = _capped(year), first_scales()
+    if span is None or not scales:
+        return
+    parts = []
+    for rank, (survey_id, scale) in enumerate(scales):
+        baseline = sa.orm.aliased(SurveyResponse)
+        parts.append(sa.select(
+            SurveyResponse.organization_id.label("org"), *PROFILE[1:],
+            SurveyResponse.beneficiary_id.label("youth"),
+            SurveyResponse.submitted_on.label("day"),
+            (SurveyResponse.scores[scale].as_float() - baseline.scores[scale].as_float())
+            .label("change"), sa.literal(rank).label("rank"),
+            SurveyResponse.id.label("endline"), baseline.id.label("baseline")).join(
+            Beneficiary, Beneficiary.id == SurveyResponse.beneficiary_id).join(
+            baseline, sa.and_(baseline.beneficiary_id == SurveyResponse.beneficiary_id,
+                              baseline.survey_id == survey_id,
+                              baseline.wave == "baseline")).where(
+            SurveyResponse.survey_id == survey_id, SurveyResponse.organization_id.in_(ids),
+            SurveyResponse.wave == "endline", SurveyResponse.submitted_on.between(*span)))
+    rows = (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery()
+    # Each youth once, from the row `score_rows` keeps: the first survey, then endline, then
+    # baseline (there, in that order, the first one seen).
+    # The profile is joined before (PostgreSQL cannot tell how many rows are left after,
+    # and would look each youth up in a loop).
+    columns = [rows.c.org, *[rows.c[column.key] for column in PROFILE[1:]]]
+    first = sa.select(*columns, rows.c.day, rows.c.change, sa.func.row_number()
+                      .over(partition_by=rows.c.youth,
+                            order_by=(rows.c.rank, rows.c.endline, rows.c.baseline))
+                      .label("nth")).subquery()
+    columns = [first.c[column.key] for column in columns]
+    quarter = sa.case(*[(first.c.day.between(q.start, q.end), n) for n, q in enumerate(
+        Period(year.fiscal_year, n) for n in range(1, 5))], else_=0)
+    # The changes are added up in hundredths (scores have two decimals): an exact sum,
+    # whatever order the database adds them in.
+    for *profile, q, improved, count, hundredths in db.session.execute(sa.select(
+            *columns, quarter, sa.func.sum(sa.case((first.c.change > 0, 1), else_=0)),
+            sa.func.count(first.c.change),
+            sa.func.sum(sa.cast(sa.func.round(first.c.change * 100), sa.Integer))).where(
+            first.c.nth == 1).group_by(*columns, quarter)):
+        cell = tables.scores[profile[0]][q]
+        cell[0] += hundredths or 0
+        cell[1] += count
+        if improved:
+            profiles[tuple(profile)] += improved
+            if open_quarters[q] and profile[0] in totals:
+                totals[profile[0]][q] += improved
+    for cells in tables.scores.values():
+        for cell in cells:
+            cell[0] /= 100
