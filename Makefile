@@ -83,6 +83,7 @@ bench: install
 	$(BIN)/python bench/reporting.py
 	$(BIN)/python bench/import_rows.py
 	$(BIN)/python bench/concurrency.py
+	$(BIN)/python bench/load.py
 	$(BIN)/python bench/bombs.py
 
 clean:

@@ -104,7 +104,8 @@ def _build(url: str, youth: int) -> dict[str, str]:
         count = db.session.scalar(sa.select(sa.func.count()).select_from(Beneficiary))
         print(f"database: {count:,} youth", file=sys.stderr, flush=True)
         records = {"beneficiary": str(youth_row.uuid), "activity": str(activity.uuid),
-                   "session": str(last.uuid)}
+                   "session": str(last.uuid),
+                   "css": app.extensions["bladi_assets"].fingerprinted("css/app.css")}
     return records
 
 
@@ -151,6 +152,7 @@ def _pages(records: dict[str, str]) -> list[tuple[str, str]]:
         ("API `/api/v1/registration-options`", "/api/v1/registration-options"),
         ("API `/api/v1/cases`", "/api/v1/cases"),
         ("API `/api/v1/openapi.json`", "/api/v1/openapi.json"),
+        ("static file (CSS, fingerprinted)", f"/static/{records['css']}"),
     ]
 
 
@@ -220,7 +222,8 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per page")
     parser.add_argument("--connections", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1))
-    parser.add_argument("--only", help="measure only the pages whose path contains this")
+    parser.add_argument("--only", help="measure only the pages whose path matches this "
+                        "regular expression")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is missing: apt-get install wrk", file=sys.stderr)
@@ -236,7 +239,7 @@ def main() -> int:
     INSTANCE.mkdir(exist_ok=True)
     env = {**_env(INSTANCE), "DATABASE_URL": url}
     log = INSTANCE / "gunicorn-load.log"
-    pages = [p for p in _pages(records) if not args.only or args.only in p[1]]
+    pages = [p for p in _pages(records) if not args.only or re.search(args.only, p[1])]
     rows = []
     with _gunicorn("bare:app", {**os.environ}, args.workers, log, ROOT / "bench") as bare, \
             _gunicorn("wsgi:app", env, args.workers, log) as base:

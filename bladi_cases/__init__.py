@@ -77,7 +77,6 @@ def _sqlite_pragmas(busy_timeout_seconds: int):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_seconds * 1000)}")
         cursor.close()
 
@@ -136,7 +135,6 @@ def init_login(app: Flask) -> None:
     token of a live login session on the server (services/auth/sessions.py)."""
     from flask import session
 
-    from .models import User
     from .services.auth import sessions
 
     login_manager.init_app(app)
@@ -152,12 +150,16 @@ def init_login(app: Flask) -> None:
             key = uuid.UUID(public_id)
         except ValueError:
             return None
-        user = db.session.scalars(db.select(User).where(User.uuid == key)).first()
+        # The user and the login session of the cookie's token: one query per request.
+        found = sessions.load(key, session.get(sessions.TOKEN_KEY))
+        if found is None:
+            return None
+        user, row = found
         # A changed nonce (password change, deactivation, role change) ends the session.
-        if user is None or not user.active or user.session_nonce != nonce:
+        if not user.active or user.session_nonce != nonce:
             return None
         # Logged out, ended from another device, idle too long, too old: anonymous.
-        if sessions.check(user, session.get(sessions.TOKEN_KEY)) is None:
+        if sessions.check_row(user, row) is None:
             return None
         return user
 

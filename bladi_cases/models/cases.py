@@ -205,6 +205,8 @@ case_worker = sa.Table(
     "case_worker", db.metadata,
     sa.Column("case_id", sa.ForeignKey("case_file.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("user_id", sa.ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True),
+    # A worker's own case files (home page follow-ups, the field app's cases).
+    sa.Index("ix_case_worker_user_id", "user_id"),
 )
 
 

@@ -17,7 +17,7 @@ from ...policy import Perm, get_or_404, requires, scoped
 from ...services import ValidationError
 from ...services.activities import activities as service
 from ...services.activities import participation
-from ...services.beneficiaries.registry import reveal_many
+from ...services.beneficiaries.registry import NAME_FIELDS, reveal_many
 from ...services.retries import RetryConflict
 from .. import form_action, form_page, run_action, safe_next
 from . import bp
@@ -117,7 +117,8 @@ def show(activity_id):
     """An activity: figures, calendar of sessions (weeks start on Monday), roster."""
     activity = get_or_404(Activity, activity_id, current_user)
     figures = participation.for_activity(activity)
-    names = reveal_many(list(figures.beneficiaries.values()), current_user, purpose="roster")
+    names = reveal_many(list(figures.beneficiaries.values()), current_user, purpose="roster",
+                        fields=NAME_FIELDS)
     month = _month(request.args.get("month"))
     by_day = {s.date: s for s in activity.sessions
               if (s.date.year, s.date.month) == (month.year, month.month)}
@@ -173,7 +174,7 @@ def _attendance(roster, form_data, default: str, all_present: bool) -> dict[int,
 
 def _session_page(activity, form, day, session=None, marks=None, status=None):
     roster = service.roster(activity, day)
-    names = reveal_many(roster, current_user, purpose="attendance")
+    names = reveal_many(roster, current_user, purpose="attendance", fields=NAME_FIELDS)
     default = "present" if activity.present_by_default else "absent"
     if marks is None and session is not None:
         marks = {a.beneficiary_id: a.status for a in session.attendance}

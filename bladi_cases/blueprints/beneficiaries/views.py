@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -36,8 +36,12 @@ from .forms import (
 
 
 def _sites():
-    return db.session.scalars(scoped(Site, current_user).where(Site.active.is_(True))
-                              .order_by(Site.name)).all()
+    """The active sites of the user's CSO, by name: read once per request (a form page
+    asks for them several times)."""
+    if "_bladi_sites" not in g:
+        g._bladi_sites = db.session.scalars(scoped(Site, current_user).where(
+            Site.active.is_(True)).order_by(Site.name)).all()
+    return g._bladi_sites
 
 
 def _site_by_uuid(value):
@@ -85,7 +89,7 @@ def index():
     results = search(current_user, q=query, site=site,
                      status=request.args.get("status"), age_band=request.args.get("age"),
                      page=page_number(request.args.get("page")), per_page=page_size())
-    identities = service.reveal_many(results.items, current_user)
+    identities = service.reveal_many(results.items, current_user, fields=service.NAME_FIELDS)
     filters = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template("beneficiaries/index.html", results=results, identities=identities,
                            sites=sites, age_bands=AGE_BANDS, filters=filters,

@@ -38,8 +38,10 @@ def home():
         context["items"] = today_items(user, date.today())
         context["due"] = due_items(user, date.today())
         context["today"] = date.today()
-        context["youth_count"] = db.session.scalar(sa.select(sa.func.count()).select_from(
-            scoped(Beneficiary, user).where(Beneficiary.erased_at.is_(None)).subquery()))
+        # A plain count, no subquery of whole rows: with the partial index of the youth not
+        # erased (ix_beneficiary_org_live) the database counts index entries, not records.
+        context["youth_count"] = db.session.scalar(scoped(Beneficiary, user).where(
+            Beneficiary.erased_at.is_(None)).with_only_columns(sa.func.count(Beneficiary.id)))
         if user.role == Role.CSO_MANAGER:
             context["notices"] = notices_for(user)
             context["staff_count"] = db.session.scalar(

@@ -86,6 +86,24 @@ def check(user: User, token: str | None) -> LoginSession | None:
         return None
     row = db.session.scalars(sa.select(LoginSession).where(
         LoginSession.token_hash == token_hash(token))).first()
+    return check_row(user, row)
+
+
+def load(public_id, token: str | None) -> tuple[User, LoginSession | None] | None:
+    """The user of this public id and the login session of this token, if it is theirs,
+    in one query (every request asks): None without such a user. Pass both to
+    `check_row`."""
+    session_of_token = sa.false()
+    if token and len(token) <= _MAX_TOKEN:
+        session_of_token = sa.and_(LoginSession.user_id == User.id,
+                                   LoginSession.token_hash == token_hash(token))
+    found = db.session.execute(sa.select(User, LoginSession).outerjoin(
+        LoginSession, session_of_token).where(User.uuid == public_id).limit(1)).first()
+    return None if found is None else (found[0], found[1])
+
+
+def check_row(user: User, row: LoginSession | None) -> LoginSession | None:
+    """`check` once the row of the token is loaded (see `load`)."""
     if row is None or row.user_id != user.id or row.revoked_at is not None:
         return None
     now, row_id = utcnow(), row.id

@@ -145,13 +145,17 @@ def search(user, *, q: str = "", site: Site | None = None, status: str | None = 
         query = query.where(_age_band_filter(age_band, today))
     # Newest first: ids grow with registration, and the rowid order needs no sort.
     query = query.order_by(Beneficiary.id.desc())
+    # Ids only, in the count and in choosing the page: the database reads an index of the
+    # CSO's rows, not 20,000 whole records (the page's 25 are loaded by id after).
+    ids_only = query.with_only_columns(Beneficiary.id)
     total = db.session.scalar(sa.select(sa.func.count()).select_from(
-        query.order_by(None).limit(COUNT_CAP + 1).subquery()))
+        ids_only.order_by(None).limit(COUNT_CAP + 1).subquery()))
     capped = total > COUNT_CAP
     page = min(page, max(1, -(-min(total, COUNT_CAP) // per_page)))
+    ids = db.session.scalars(ids_only.limit(per_page).offset((page - 1) * per_page)).all()
     # The list shows each row's status and consent: both loaded for the page in two
     # queries, not two per row.
-    items = db.session.scalars(query.options(
+    items = db.session.scalars(sa.select(Beneficiary).where(Beneficiary.id.in_(ids)).options(
         selectinload(Beneficiary.enrolments), selectinload(Beneficiary.consents))
-        .limit(per_page).offset((page - 1) * per_page)).all()
+        .order_by(Beneficiary.id.desc())).all() if ids else []
     return SearchPage(items, page, per_page, min(total, COUNT_CAP), capped)

@@ -33,9 +33,9 @@ from ...models import (
 from ...models.cases import NoteKind
 from ...policy import scoped
 from ..activities.activities import roster, today_items, unmarkable
-from ..beneficiaries.registry import reveal_many
+from ..beneficiaries.registry import NAME_FIELDS, reveal_many
 from ..beneficiaries.validation import ADULT_AGE, MAX_AGE, MIN_AGE
-from ..cases.cases import OPEN_STATUSES
+from ..cases.cases import OPEN_STATUSES, own_case_ids
 from ..surveys.surveys import works_offline
 
 
@@ -64,7 +64,8 @@ def activities(user: User, today: date) -> list[dict]:
         rows = [a for a in rows if _is_mine(a, user)]
     rosters = {a.id: _markable(roster(a, today)) for a in rows}
     named = {b.id: b for a in rows if _is_mine(a, user) for b in rosters[a.id]}
-    identities = reveal_many(list(named.values()), user, purpose="offline_roster")
+    identities = reveal_many(list(named.values()), user, purpose="offline_roster",
+                             fields=NAME_FIELDS)
     return [{
         "id": str(a.uuid), "name": a.name, "kind": a.kind, "site": a.site.name,
         "default_duration_minutes": a.default_duration_minutes,
@@ -124,7 +125,7 @@ def open_cases(user: User) -> list[dict]:
     done yet; the youth's name only on the cases the user is assigned to (audited)."""
     query = scoped(Case, user).where(Case.status.in_(OPEN_STATUSES)).order_by(Case.opened_on)
     if user.role != Role.CSO_MANAGER:
-        query = query.where(Case.workers.any(User.id == user.id))
+        query = query.where(Case.id.in_(own_case_ids(user)))
     # Each case's youth and workers come with the cases, not in two queries per case.
     cases = db.session.scalars(query.options(joinedload(Case.beneficiary),
                                              selectinload(Case.workers))).all()
@@ -136,7 +137,8 @@ def open_cases(user: User) -> list[dict]:
             notes.setdefault(note.case_id, []).append(note)
     own: dict[int, Beneficiary] = {c.beneficiary.id: c.beneficiary for c in cases
                                    if user in c.workers}
-    identities = reveal_many(list(own.values()), user, purpose="offline_cases")
+    identities = reveal_many(list(own.values()), user, purpose="offline_cases",
+                             fields=NAME_FIELDS)
     return [{
         "id": str(c.uuid), "youth_id": str(c.beneficiary.uuid),
         "youth_code": c.beneficiary.code,
