@@ -37,6 +37,7 @@ from bladi_cases.models import (
     CaseTransfer,
     Enrolment,
     GroupEvent,
+    Job,
     Outcome,
     QuarterlyReport,
     Referral,
@@ -117,6 +118,7 @@ def _arguments(session: Session, user: User) -> dict[str, Callable[[], object]]:
         "survey_id": uuid_of(seen(Survey)),
         "version_id": uuid_of(seen(SurveyVersion)),
         "report_id": uuid_of(seen(QuarterlyReport)),
+        "job_id": uuid_of(seen(Job)),  # the user's own background jobs, if any
         "fmt": lambda: "csv",
     }
 

@@ -269,6 +269,7 @@ def test_manager_adds_a_worker_imports_youth_and_submits_the_report(browser, ser
     audit = Audit(page, "CSO manager", "ar")
     log_in(page, server, *MANAGER, AR, audit)
     page.wait_for_url(server + "/")
+    _in_arabic(page)  # the manager chose French in an earlier journey
     audit.check("home")
 
     # A new field worker's account, and the one-time link to choose a password.
@@ -443,6 +444,13 @@ def _sheet_of(count: int) -> bytes:
     return (header + "\r\n" + rows).encode("utf-8-sig")
 
 
+def _in_arabic(page) -> None:
+    """Choose Arabic with the footer's button (a choice kept on the account)."""
+    if page.get_attribute("html", "lang") != "ar":
+        page.get_by_role("button", name="العربية").click()
+        page.wait_for_load_state()
+
+
 def test_manager_watches_a_large_import_progress_on_a_phone(browser, server):
     """10,000 rows (the most a file may hold): the job's page shows a progress bar that
     moves (polling the JSON status), then the outcome; the page fits 360 px and passes the
@@ -452,6 +460,7 @@ def test_manager_watches_a_large_import_progress_on_a_phone(browser, server):
     audit = Audit(page, "CSO manager, large import", "ar")
     log_in(page, server, *MANAGER, AR, audit)
     page.wait_for_url(server + "/")
+    _in_arabic(page)  # the manager chose French in an earlier journey
     audit.check("home")
     page.goto(server + "/beneficiaries/import")
     audit.check("import")
@@ -485,6 +494,7 @@ def test_without_javascript_the_job_page_reloads_itself_until_done(browser, serv
     page = context.new_page()
     log_in(page, server, *MANAGER, AR)
     page.wait_for_url(server + "/")
+    _in_arabic(page)
     page.goto(server + "/beneficiaries/import")
     _upload(page, "small.csv", _sheet_of(1500).replace("ياسمين".encode(), "نور".encode()))
     page.wait_for_url(re.compile(r".*/jobs/[0-9a-f-]{36}$"))

@@ -30,6 +30,7 @@ from ...models import (
 from ...models.common import in_language, utcnow
 from ...models.surveys import SINGLE_WAVES
 from ...policy import may
+from ...transactions import after_render, in_read_request
 from .. import ValidationError, inputs, jobs
 from ..audit import Action, record
 from ..beneficiaries.registry import cipher, decrypt_field
@@ -199,8 +200,14 @@ def draft_for(actor: User, version: SurveyVersion, youth: Beneficiary | None,
         started = {m["name"]: _timestamp(utcnow()) for m in version.definition.get("meta", [])
                    if m["type"] == "start"}
         draft.answers_enc = _sealed({**logic.defaults(version.definition), **started})
-        db.session.add(draft)
-        db.session.flush()
+        if in_read_request():
+            # Showing the first page (a GET) writes the draft once the page is built, in a
+            # short write transaction: written now, in the reading transaction, it would
+            # fail on SQLite whenever another writer (a job) committed since the page began.
+            after_render(lambda: db.session.add(draft))
+        else:
+            db.session.add(draft)
+            db.session.flush()
     return draft
 
 
