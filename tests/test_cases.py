@@ -308,3 +308,25 @@ def test_goal_progress_and_assessment_update(client, team):
     db.session.refresh(case)
     assert [(n.need, n.priority) for n in case.needs] == [("housing", 1)]
     assert case.risk_level == "high" and len(case.workers) == 2
+
+
+def test_home_lists_the_30_most_urgent_follow_ups_then_all_on_asking(client, team, monkeypatch):
+    """A manager of a large CSO may have hundreds due: the home page (a phone, on 3G) shows
+    the most urgent, and the whole list on asking."""
+    from bladi_cases.blueprints.main import views as home_views
+
+    monkeypatch.setattr(home_views, "DUE_ON_HOME", 1)
+    note = db.session.scalars(sa.select(CaseNote)).first()
+    note.due_date = TODAY - timedelta(days=2)
+    db.session.commit()
+    items = service.due_items(team["worker"], TODAY)
+    assert len(items) >= 2
+    html = client.get("/").get_data(as_text=True)
+    due_list = html[html.index('class="list cards due"'):]
+    due_list = due_list[:due_list.index("</ul>")]
+    assert due_list.count("<li") == 1 and 'class="overdue"' in due_list, "the most urgent"
+    assert 'href="/?due=all"' in html
+    everything = client.get("/?due=all").get_data(as_text=True)
+    listed = everything[everything.index('class="list cards due"'):]
+    assert listed[:listed.index("</ul>")].count("<li") == len(items)
+    assert 'href="/?due=all"' not in everything

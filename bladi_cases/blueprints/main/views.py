@@ -26,6 +26,9 @@ from ...services.cases.cases import due_items
 from .. import safe_next
 from . import bp
 
+# Follow-ups listed on the home page before "Show all".
+DUE_ON_HOME = 30
+
 
 @bp.get("/")
 @requires(Perm.HOME)
@@ -36,7 +39,11 @@ def home():
     if user.is_cso_staff:
         context["sites"] = db.session.scalars(scoped(Site, user).order_by(Site.name)).all()
         context["items"] = today_items(user, date.today())
-        context["due"] = due_items(user, date.today())
+        due = due_items(user, date.today())
+        context["due_total"] = len(due)
+        # The most urgent first; the whole list on asking (a phone on 3G need not download
+        # hundreds of a manager's follow-ups to see what is due today).
+        context["due"] = due if request.args.get("due") == "all" else due[:DUE_ON_HOME]
         context["today"] = date.today()
         # A plain count, no subquery of whole rows: with the partial index of the youth not
         # erased (ix_beneficiary_org_live) the database counts index entries, not records.
