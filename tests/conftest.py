@@ -370,3 +370,18 @@ def get_file(client, url: str, **kwargs):
     if not state["download"]:
         return client.get(location)
     return client.get(location + "/download")
+
+
+def redis_or_skip(url: str):
+    """A Redis client of `url` that answers, else skip the test (a failure under CI=true:
+    CI machines run Redis, .ci/run starts it)."""
+    import redis
+
+    connection = redis.Redis.from_url(url)
+    try:
+        connection.ping()
+    except redis.RedisError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and no Redis at {url}: {exc}")
+        pytest.skip(f"SKIPPED: no Redis at {url} ({exc})")
+    return connection

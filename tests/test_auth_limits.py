@@ -43,7 +43,7 @@ from bladi_cases.services.auth import issue_reset
 
 from . import load_support as load
 from .browser_support import ROOT, Words, _env, gunicorn
-from .conftest import TEST_PASSWORD, login
+from .conftest import TEST_PASSWORD, login, redis_or_skip
 
 PARALLEL = 40
 RACE_EMAIL = "race@example.tn"
@@ -376,16 +376,7 @@ def _attempt(application, address: str) -> int:
 
 
 def _redis_or_skip():
-    import redis
-
-    connection = redis.Redis.from_url(REDIS_URL)
-    try:
-        connection.ping()
-    except redis.RedisError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and no Redis at {REDIS_URL}: {exc}")
-        pytest.skip(f"SKIPPED: no Redis at {REDIS_URL} ({exc})")
-    return connection
+    return redis_or_skip(REDIS_URL)
 
 
 def test_with_redis_two_app_processes_count_together(monkeypatch):

@@ -20,7 +20,7 @@ from bladi_cases.models.common import utcnow
 from bladi_cases.services import jobs
 from bladi_cases.services.beneficiaries import imports as importer
 
-from .conftest import follow_job, login, text_of
+from .conftest import follow_job, login, redis_or_skip, text_of
 
 HEADER = ("First name (Arabic),Last name (Arabic),Sex,Date of birth,Governorate,Setting,"
           "Consent given by,Consent method,Consent covers\r\n")
@@ -315,16 +315,7 @@ def test_an_administrator_backs_up_and_rotates_from_the_maintenance_page(
 # --- On Redis, with a real RQ worker ----------------------------------------------------------
 
 def _redis_or_skip():
-    import redis
-
-    connection = redis.Redis.from_url(REDIS_URL)
-    try:
-        connection.ping()
-    except redis.RedisError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and no Redis at {REDIS_URL}: {exc}")
-        pytest.skip(f"no Redis at {REDIS_URL} ({exc})")
-    return connection
+    return redis_or_skip(REDIS_URL)
 
 
 def test_an_import_runs_on_an_rq_worker_and_reports_progress_in_redis(app, client, manager):

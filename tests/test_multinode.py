@@ -38,6 +38,7 @@ from bladi_cases.services.reports.indicators import Period
 
 from . import load_support as load
 from .browser_support import ROOT, gunicorn
+from .conftest import redis_or_skip
 
 pytestmark = [pytest.mark.server, pytest.mark.postgres]
 
@@ -51,14 +52,7 @@ def _server_or_skip() -> str:
     url = os.environ.get("TEST_DATABASE_URL") or ""
     if not url.startswith("postgresql"):
         pytest.skip("runs in the PostgreSQL pass (TEST_DATABASE_URL=postgresql://...)")
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL).ping()
-    except redis.RedisError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and no Redis at {REDIS_URL}: {exc}")
-        pytest.skip(f"no Redis at {REDIS_URL} ({exc})")
+    redis_or_skip(REDIS_URL)
     return url.replace("postgresql://", "postgresql+psycopg://", 1)
 
 

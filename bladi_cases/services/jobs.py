@@ -260,8 +260,7 @@ def start(kind: str, actor, params: dict | None = None, *, data: bytes | None = 
         raise KeyError(kind)
     if active_key is not None and db.session.scalar(
             sa.select(Job.id).where(Job.active_key == active_key)) is not None:
-        raise JobRefused(_("This file is already being imported. Wait for that import to "
-                           "finish, or open it from your list of jobs."))
+        raise JobRefused(_already_running())
     if language is None:
         from ..i18n import ui_language
 
@@ -281,6 +280,11 @@ def start(kind: str, actor, params: dict | None = None, *, data: bytes | None = 
     return job
 
 
+def _already_running() -> str:
+    return _("This file is already being imported. Wait for that import to finish, or open "
+             "it from your list of jobs.")
+
+
 def _add(job: Job, quietly: bool = False) -> None:
     db.session.flush()  # what the request added before: outside the savepoint below
     try:
@@ -292,8 +296,7 @@ def _add(job: Job, quietly: bool = False) -> None:
             db.session.expunge(job)
         if quietly:
             return
-        raise JobRefused(_("This file is already being imported. Wait for that import to "
-                           "finish, or open it from your list of jobs.")) from exc
+        raise JobRefused(_already_running()) from exc
     _after_commit(job)
 
 

@@ -9,7 +9,7 @@ from flask_login import current_user
 
 from ...extensions import db
 from ...i18n import ui_language
-from ...models import Beneficiary, Survey, SurveyResponse, SurveyVersion
+from ...models import Survey, SurveyResponse, SurveyVersion
 from ...policy import Perm, can, get_or_404, may, requires, scoped
 from ...services import files, inputs, jobs
 from ...services.audit import Action, record
@@ -53,7 +53,7 @@ def show(survey_id):
         responses = db.session.scalars(scoped(SurveyResponse, current_user).where(
             SurveyResponse.survey_id == survey.id).order_by(SurveyResponse.id.desc())
             .limit(100)).all()
-    codes = _codes(responses)
+    codes = service.codes_of(responses, current_user)
     return render_template("surveys/show.html", survey=survey, responses=responses,
                            codes=codes, lang=ui_language(),
                            confirm=ConfirmForm(), can_publish=_can_publish(survey))
@@ -61,14 +61,6 @@ def show(survey_id):
 
 def _can_publish(survey: Survey) -> bool:
     return can(current_user, Perm.SURVEYS_AUTHOR) and may(current_user, survey, "publish")
-
-
-def _codes(responses) -> dict[int, str]:
-    ids = {r.beneficiary_id for r in responses if r.beneficiary_id}
-    if not ids:
-        return {}
-    return dict(db.session.execute(scoped(Beneficiary, current_user).with_only_columns(
-        Beneficiary.id, Beneficiary.code).where(Beneficiary.id.in_(ids))).all())
 
 
 @bp.post("/versions/<uuid:version_id>/publish")

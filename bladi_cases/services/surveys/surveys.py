@@ -547,6 +547,18 @@ def import_job(job, progress) -> jobs.Outcome:
 
 # --- The responses as a file, made by a background job -------------------------------------
 
+def codes_of(responses: list[SurveyResponse], user: User) -> dict[int, str]:
+    """The codes of the youth these responses are about, among those `user` may see."""
+    from ...models import Beneficiary
+    from ...policy import scoped
+
+    ids = {r.beneficiary_id for r in responses if r.beneficiary_id}
+    if not ids:
+        return {}
+    return dict(db.session.execute(scoped(Beneficiary, user).with_only_columns(
+        Beneficiary.id, Beneficiary.code).where(Beneficiary.id.in_(ids))).all())
+
+
 def repeat_names(survey: Survey) -> set[str]:
     """The repeats of every version of a survey (each can be exported on its own)."""
     return {name for version in survey.versions for name in logic.repeats(version.definition)}
@@ -557,7 +569,7 @@ def repeat_names(survey: Survey) -> set[str]:
 def responses_job(job, progress) -> jobs.Outcome:
     """A survey's responses that the person who asked may see (policy.scoped), as CSV or
     XLSX with labels in their language; one repeat's entries alone with `repeat`."""
-    from ...models import Beneficiary, User
+    from ...models import User
     from ...policy import scoped
     from .. import files
 
@@ -570,9 +582,7 @@ def responses_job(job, progress) -> jobs.Outcome:
     responses = db.session.scalars(scoped(SurveyResponse, actor).where(
         SurveyResponse.survey_id == survey.id).order_by(SurveyResponse.id)).all()
     progress("rows", 0, len(responses))
-    ids = {r.beneficiary_id for r in responses if r.beneficiary_id}
-    codes = dict(db.session.execute(scoped(Beneficiary, actor).with_only_columns(
-        Beneficiary.id, Beneficiary.code).where(Beneficiary.id.in_(ids))).all()) if ids else {}
+    codes = codes_of(responses, actor)
     lang, fmt, wanted = params["lang"], params["fmt"], params.get("repeat")
     rows = export_rows(survey, responses, codes, lang)
     repeats = export_repeat_rows(survey, responses, codes, lang)
