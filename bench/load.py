@@ -214,6 +214,53 @@ def _check(base: str, path: str, cookie: str) -> None:
             raise RuntimeError(f"{path} answered {answer.status} at {answer.url}")
 
 
+def in_process(records: dict[str, str], pages: list[tuple[str, str]], repeat: int) -> None:
+    """Each page through the Flask test client in this process: CPU per request and SQL
+    statements per request, beside the bare page's. Steadier than wrk on a busy machine
+    (CPU time, not wall time), so it is what to watch while changing a page; wrk's table is
+    the measure of the goal."""
+    import sqlalchemy as sa
+
+    from bare import app as bare_app
+    from bladi_cases import create_app
+    from bladi_cases.extensions import db
+    from tests.load_support import WORKER
+
+    app = create_app({"WTF_CSRF_ENABLED": False})
+    statements = [0]
+
+    def count(*_args, **_kwargs):
+        statements[0] += 1
+
+    with app.app_context():
+        sa.event.listen(db.engine, "before_cursor_execute", count)
+    client = app.test_client()
+    answer = client.post("/login", data={"email": WORKER[0], "password": WORKER[1]})
+    if answer.status_code != 302:
+        raise RuntimeError(f"login answered {answer.status_code}")
+    bare = bare_app.test_client()
+
+    def measure(get, path: str) -> tuple[float, float]:
+        for _ in range(3):  # warm the caches a long-running worker has warm
+            get(path)
+        statements[0] = 0
+        start = time.process_time()
+        for _ in range(repeat):
+            answer = get(path, headers={"Accept-Encoding": "gzip"})
+            if answer.status_code != 200:
+                raise RuntimeError(f"{path} answered {answer.status_code}")
+        return ((time.process_time() - start) * 1000 / repeat, statements[0] / repeat)
+
+    reference, _ = measure(bare.get, "/")
+    print(f"| in-process, CPU per request ({repeat} requests each) | CPU ms | statements | "
+          "CPU / bare |")
+    print("|---|---:|---:|---:|")
+    print(f"| bare Flask page | {reference:.2f} | 0 | 1 |")
+    for label, path in pages:
+        cpu, queries = measure(client.get, path)
+        print(f"| {label} | {cpu:.2f} | {queries:.0f} | {cpu / reference:.1f} |", flush=True)
+
+
 def main() -> int:
     """Build or reuse the database, serve the app and the bare page, measure each page."""
     parser = argparse.ArgumentParser()
@@ -224,14 +271,21 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1))
     parser.add_argument("--only", help="measure only the pages whose path matches this "
                         "regular expression")
+    parser.add_argument("--in-process", type=int, metavar="N", help="instead of wrk, each "
+                        "page N times in this process: CPU and SQL statements per request")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
+    if shutil.which("wrk") is None and not args.in_process:
         print("wrk is missing: apt-get install wrk", file=sys.stderr)
         return 2
     url = args.database or f"sqlite:///{tempfile.gettempdir()}/bladi-bench-load-{args.youth}.db"
     if url.startswith("postgresql"):
         _ensure_postgres_database(url)
     records = _build(url, args.youth)
+    if args.in_process:
+        sys.path.insert(0, str(ROOT / "bench"))
+        in_process(records, [p for p in _pages(records)
+                             if not args.only or re.search(args.only, p[1])], args.in_process)
+        return 0
 
     from tests.browser_support import _env
     from tests.load_support import WORKER, log_in

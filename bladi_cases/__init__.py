@@ -180,12 +180,13 @@ def init_i18n(app: Flask) -> None:
 
 def init_policy(app: Flask) -> None:
     """CSRF on every form, and the route permission check before every request."""
+    from .menu import main_nav
     from .policy import Perm, can, enforce_route_permission, may
     from .privacy.suppression import published
 
     csrf.init_app(app)
     app.before_request(enforce_route_permission)
-    app.jinja_env.globals.update(can=can, may=may, Perm=Perm)
+    app.jinja_env.globals.update(can=can, may=may, Perm=Perm, main_nav=main_nav)
     # How a figure that leaves the CSO reads ("…", "12"): one function, also in templates.
     app.jinja_env.filters["published"] = published
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bladi_cases.extensions import db
 from bladi_cases.models import Role
 
 from .conftest import login
@@ -100,3 +101,33 @@ def test_every_input_has_a_label(client, make_user, role, urls):
         hidden |= set(re.findall(r'<input[^>]*id="([^"]+)"[^>]*type="hidden"', html))
         labelled = set(re.findall(r'<label[^>]*for="([^"]+)"', html))
         assert [i for i in ids if i not in labelled and i not in hidden] == [], url
+
+
+def _menu(response) -> str:
+    assert response.status_code == 200
+    return re.search(r'<nav class="main-nav".*?</nav>', response.get_data(as_text=True),
+                     re.S).group(0)
+
+
+def test_each_role_language_and_page_gets_its_own_menu(app, make_user):
+    """The menu is rendered once per role, language and page in a process (bladi_cases/
+    menu.py): what one person was shown is never what another role or language gets."""
+    worker, manager = make_user(Role.FIELD_WORKER), make_user(Role.CSO_MANAGER)
+    as_worker, as_manager = app.test_client(), app.test_client()
+    login(as_worker, worker)
+    login(as_manager, manager)
+    headers = {"Accept-Language": "ar"}
+    first = _menu(as_worker.get("/activities/", headers=headers))
+    assert "الشباب" in first and "حسابات الموظفين" not in first
+    assert re.search(r'href="/activities/" aria-current="page"', first)
+    managers = _menu(as_manager.get("/activities/", headers=headers))
+    assert "حسابات الموظفين" in managers and 'href="/admin/users' in managers
+    assert _menu(as_worker.get("/activities/", headers=headers)) == first
+    on_list = _menu(as_worker.get("/beneficiaries/", headers=headers))
+    assert re.search(r'href="/beneficiaries/" aria-current="page"', on_list)
+    assert 'href="/activities/" aria-current' not in on_list
+    worker.preferred_language = "fr"
+    db.session.commit()
+    french = _menu(as_worker.get("/activities/", headers=headers))
+    assert "Accueil" in french and "Jeunes" in french and "الشباب" not in french
+    assert "Comptes du personnel" not in french

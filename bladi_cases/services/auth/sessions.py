@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext as _
+from sqlalchemy.orm import joinedload
 
 from ...extensions import db
 from ...models import User
@@ -97,8 +98,10 @@ def load(public_id, token: str | None) -> tuple[User, LoginSession | None] | Non
     if token and len(token) <= _MAX_TOKEN:
         session_of_token = sa.and_(LoginSession.user_id == User.id,
                                    LoginSession.token_hash == token_hash(token))
+    # The user's CSO with them: every page's header names it.
     found = db.session.execute(sa.select(User, LoginSession).outerjoin(
-        LoginSession, session_of_token).where(User.uuid == public_id).limit(1)).first()
+        LoginSession, session_of_token).where(User.uuid == public_id)
+        .options(joinedload(User.organization)).limit(1)).first()
     return None if found is None else (found[0], found[1])
 
 
