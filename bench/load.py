@@ -220,8 +220,8 @@ def in_process(records: dict[str, str], pages: list[tuple[str, str]], repeat: in
     (CPU time, not wall time), so it is what to watch while changing a page; wrk's table is
     the measure of the goal."""
     import sqlalchemy as sa
-
     from bare import app as bare_app
+
     from bladi_cases import create_app
     from bladi_cases.extensions import db
     from tests.load_support import WORKER

@@ -169,11 +169,18 @@ def init_i18n(app: Flask) -> None:
 
     Every titled enum is a template global under `enums`, by class name, so a template
     writes `{{ enums.Sex.label_of(b.sex) }}` or loops over `enums.Sex.choices()`."""
-    from .i18n import select_locale, template_helpers
+    from flask import request
+
+    from .i18n import WTFORMS_MESSAGES, select_locale, template_helpers
     from .models import titled_enums
 
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(ROOT / "translations")
     babel.init_app(app, locale_selector=select_locale)
+
+    @app.before_request
+    def wtforms_messages():
+        # Where Flask-WTF looks first (flask_wtf.i18n): WTForms' messages read once.
+        request.wtforms_translations = WTFORMS_MESSAGES
     app.context_processor(template_helpers)
     app.jinja_env.globals["enums"] = SimpleNamespace(**titled_enums())
 

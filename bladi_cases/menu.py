@@ -3,7 +3,7 @@ every request."""
 
 from __future__ import annotations
 
-from flask import current_app, render_template, request
+from flask import current_app, request
 from flask_babel import get_locale
 from flask_login import current_user
 from markupsafe import Markup
@@ -26,5 +26,10 @@ def main_nav() -> Markup:
     if html is None:
         if len(menus) >= MENU_LIMIT:
             menus.clear()
-        html = menus[key] = Markup(render_template("_nav.html"))
+        # A fragment of the page, not a page: rendered without Flask's template signals
+        # (which announce the page itself, once).
+        context: dict = {}
+        current_app.update_template_context(context)
+        html = menus[key] = Markup(current_app.jinja_env.get_template("_nav.html")
+                                   .render(context))
     return html

@@ -264,3 +264,50 @@ def test_calendar_links_say_their_visible_day(client, setup):
     assert links, "the session's day is a link"
     for label, shown in links:
         assert shown.strip() in label.split(), (label, shown)
+
+
+def test_rosters_in_one_statement_are_each_roster_and_its_consents(setup, make_beneficiary,
+                                                                   make_activity, make_user):
+    """`rosters` (rows, one statement for several activities: the pages and the field app)
+    lists the youth `roster` lists, in its order, and `unmarkable_rows` refuses the youth
+    `unmarkable` refuses (Beneficiary.allows): withdrawn, a newer consent without taking
+    part, no consent at all."""
+    from bladi_cases.models import Beneficiary, Enrolment, Organization
+    from bladi_cases.services.beneficiaries import registry
+
+    activity, worker, youth, site = (setup["activity"], setup["worker"], setup["youth"],
+                                     setup["site"])
+    other, _session, _event = make_activity(site, youth[5], worker, name="نادي الرسم")
+    registry.withdraw_consent(worker, youth[1], TODAY)
+    registry.record_consent(worker, youth[2], {
+        "consent_given_by": "self", "consent_method": "signed_form",
+        "consent_scopes": ["surveys"], "consent_date": TODAY})
+    no_consent = make_beneficiary("BA", consent_given_by="", consent_scopes=[], phone=None)
+    ended, later = make_beneficiary("BA"), make_beneficiary("BA")
+    # Enrolments the service would refuse, written as an import or an old version left them.
+    for who, start, end in ((no_consent, 10, None), (youth[6], 3, None), (ended, 30, 1),
+                            (later, -2, None)):
+        db.session.add(Enrolment(beneficiary_id=who.id, organization_id=who.organization_id,
+                                 site_id=site.id, activity_id=activity.id,
+                                 start_date=TODAY - timedelta(days=start),
+                                 end_date=None if end is None else TODAY - timedelta(days=end)))
+    youth[8].erased_at = youth[8].created_at
+    youth[9].organization_id = db.session.scalar(
+        sa.select(Organization.id).where(Organization.code == "ACEC"))
+    service.enrol_in_activity(worker, youth[10], other, TODAY)
+    db.session.commit()
+
+    rows = service.rosters([activity, other], TODAY)
+    for each in (activity, other):
+        objects = service.roster(each, TODAY)
+        assert [b.id for b in rows[each.id]] == [b.id for b in objects]
+        assert [(b.uuid, b.code) for b in rows[each.id]] == [(b.uuid, b.code) for b in objects]
+        assert service.unmarkable_rows(rows[each.id]) == service.unmarkable(objects)
+    on_roster = {b.id for b in rows[activity.id]}
+    assert youth[6].id in on_roster and no_consent.id in on_roster, "listed once"
+    assert [b.id for b in rows[activity.id]].count(youth[6].id) == 1
+    assert not on_roster & {ended.id, youth[8].id, youth[9].id, later.id}
+    assert service.unmarkable_rows(rows[activity.id]) == {youth[1].id, youth[2].id,
+                                                          no_consent.id}
+    assert [b.id for b in rows[other.id]] == [youth[5].id, youth[10].id]
+    assert db.session.get(Beneficiary, youth[0].id).allows("participation")

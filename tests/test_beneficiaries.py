@@ -213,6 +213,88 @@ def test_withdrawn_consent_stops_collection(client, worker, make_beneficiary, ma
     assert youth.allows("participation")
 
 
+def test_list_lines_show_each_youths_status_and_flags(app, client, worker, make_beneficiary,
+                                                     make_site):
+    from datetime import datetime
+
+    from flask_babel import force_locale
+
+    from bladi_cases.models import BeneficiaryStatus, Sex
+
+    site = make_site("BA")
+    active, exited = make_beneficiary("BA", site=site), make_beneficiary("BA", site=site)
+    withdrawn, erased, plain = (make_beneficiary("BA"), make_beneficiary("BA"),
+                                make_beneficiary("BA"))
+    ended = exited.enrolments[0]
+    ended.start_date, ended.end_date = date.today() - timedelta(days=30), date.today() - \
+        timedelta(days=1)
+    ended.exit_reason = "moved"
+    erased.erased_at = datetime.now()
+    db.session.commit()
+    renewed = make_beneficiary("BA")  # withdrawn, then given again: the newest counts
+    for youth in (withdrawn, renewed):
+        assert client.post(f"/beneficiaries/{youth.uuid}/consent/withdraw",
+                           data={"withdrawn_on": date.today().isoformat()}).status_code == 302
+    assert client.post(f"/beneficiaries/{renewed.uuid}/consent", data={
+        "consent_given_by": "self", "consent_method": "witnessed_verbal",
+        "consent_scopes": ["participation"]}).status_code == 302
+    html = client.get("/beneficiaries/").get_data(as_text=True)
+    lines = {code: text_of_line for code, text_of_line in re.findall(
+        r'<li>\s*<a href="/beneficiaries/[^"]+"><span dir="ltr">(BA-\d+)</span>(.*?)</li>',
+        html, re.S)}
+    with app.test_request_context(), force_locale("ar"):
+        flags = {"withdrawn": "<strong class=\"flag\">سُحبت الموافقة</strong>"}
+        for youth in (active, exited, withdrawn, renewed, erased, plain):
+            db.session.refresh(youth)
+            line = lines[youth.code]
+            status = str(BeneficiaryStatus.label_of(youth.status(date.today())))
+            assert f"{Sex.label_of(youth.sex)} · " in line and f" · {status}" in line, line
+            assert (flags["withdrawn"] in line) == youth.consent_withdrawn, line
+            assert ('class="flag"' in line) == (youth.consent_withdrawn or youth is erased)
+    assert {active.status(date.today()), exited.status(date.today()),
+            plain.status(date.today())} == {"active", "exited", "not_enrolled"}
+    assert withdrawn.consent_withdrawn and len(renewed.consents) == 2 \
+        and not renewed.consent_withdrawn
+
+
+def test_record_timeline_shows_the_case_lines_its_reader_may_see(app, client, make_user,
+                                                                 make_beneficiary, make_case):
+    from flask_babel import force_locale, format_date
+    from flask_babel import gettext as _
+
+    from bladi_cases.models.cases import CaseStatus, NoteKind, OutcomeKind, ServiceType
+    from bladi_cases.services.cases import cases as case_service
+
+    worker, colleague = make_user(Role.FIELD_WORKER, "BA"), make_user(Role.FIELD_WORKER, "BA")
+    youth = make_beneficiary("BA")
+    case, _provider = make_case(youth, worker)
+    case_service.add_note(worker, case, {"kind": "home_visit", "text": "سري",
+                                         "confidential": True})
+    db.session.commit()
+
+    def timeline(user):
+        login(client, user)
+        html = client.get(f"/beneficiaries/{youth.uuid}").get_data(as_text=True)
+        items = html.split('<ol class="timeline">')[1].split("</ol>")[0].split("<li>")[1:]
+        return [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", item)).strip() for item in items]
+
+    with app.test_request_context(), force_locale("ar"):
+        def line(label, value):
+            return f"{format_date(date.today())} {_(label)}: {value}"
+
+        status = line("Case", CaseStatus.label_of(case.status))
+        visit, call = (line("Case note", NoteKind.label_of(kind))
+                       for kind in ("home_visit", "phone_call"))
+        referral = line("Referral", ServiceType.label_of("employment"))
+        outcome = line("Outcome", OutcomeKind.label_of("job"))
+    mine, theirs = timeline(worker), timeline(colleague)
+    for expected in (status, call, referral, outcome):
+        assert expected in mine and expected in theirs, (expected, mine)
+    assert visit in mine and visit not in theirs, "a confidential note is its author's"
+    assert mine.index(status) < mine.index(call) < mine.index(visit) < mine.index(referral) \
+        < mine.index(outcome), "the same day's lines: status, notes, referrals, outcomes"
+
+
 def test_enrol_and_end_enrolment(client, worker, make_beneficiary, make_site):
     site = make_site("BA")
     youth = make_beneficiary("BA")

@@ -330,3 +330,41 @@ def test_home_lists_the_30_most_urgent_follow_ups_then_all_on_asking(client, tea
     listed = everything[everything.index('class="list cards due"'):]
     assert listed[:listed.index("</ul>")].count("<li") == len(items)
     assert 'href="/?due=all"' not in everything
+
+
+def test_follow_ups_of_each_kind_for_whom_they_are(client, team, make_beneficiary, make_case):
+    """The home page's follow-ups: a note, a goal, a referral and an outcome's check, each
+    with its case's link and youth code; a worker sees the cases assigned to them, the
+    manager all the CSO's, and a confidential note only its author and the manager."""
+    case = team["case"]
+    case.referrals[0].due_date = TODAY - timedelta(days=1)
+    case.outcomes[0].on_date = TODAY - timedelta(days=88)  # the 3-month check in 2 days
+    other_youth = make_beneficiary("BA")
+    other_case, _provider = make_case(other_youth, team["colleague"])
+    service.add_note(team["colleague"], case, {"kind": "home_visit", "text": "سري",
+                                               "confidential": True, "due_date": TODAY})
+    db.session.commit()
+
+    def items(user):
+        return [(i.kind, i.case_uuid, i.youth_code) for i in service.due_items(user, TODAY)]
+
+    own = [(kind, case.uuid, team["youth"].code)
+           for kind in ("referral", "note", "check_3m", "goal")]
+    assert items(team["worker"]) == own
+    theirs = items(team["colleague"])
+    assert {(k, u) for k, u, _code in theirs} == {("note", other_case.uuid),
+                                                  ("goal", other_case.uuid)}
+    everything = items(team["manager"])
+    assert sorted(everything) == sorted(own + [("note", case.uuid, team["youth"].code)]
+                                        + [(k, u, other_youth.code) for k, u, _c in theirs])
+    html = client.get("/").get_data(as_text=True)
+    due_list = html[html.index('class="list cards due"'):]
+    due_list = due_list[:due_list.index("</ul>")]
+    assert due_list.count("<li") == 4 and f'href="/cases/{case.uuid}"' in due_list
+    assert "إيجاد تربص مهني" in due_list and other_youth.code not in due_list
+    # The page lists the first ones (their goals decrypted) and says how many there are.
+    everything = service.due_items(team["worker"], TODAY)
+    for limit in (1, 4, None):
+        shown, total = service.due_page(team["worker"], TODAY, limit)
+        assert total == 4 and shown == everything[:limit]
+    assert everything[-1].kind == "goal" and everything[-1].text == "إيجاد تربص مهني"

@@ -59,6 +59,23 @@ def test_a_colleague_does_not_get_someone_elses_activity(client, field, make_use
     assert client.get("/api/v1/activities").get_json()["activities"] == []
 
 
+def test_an_activity_without_facilitators_is_every_workers(client, field, make_user,
+                                                           make_beneficiary, make_activity):
+    youth = make_beneficiary("BA", site=field["site"])
+    shared, _session, _event = make_activity(field["site"], youth, field["worker"],
+                                             name="نادي الجميع", facilitators=[])
+    db.session.commit()
+    both = client.get("/api/v1/activities").get_json()["activities"]
+    assert {a["id"] for a in both} == {str(field["activity"].uuid), str(shared.uuid)}
+    login(client, make_user(Role.FIELD_WORKER, "BA"))
+    [activity] = client.get("/api/v1/activities").get_json()["activities"]
+    assert activity["id"] == str(shared.uuid)
+    assert activity["roster"] == [{"id": str(youth.uuid), "code": youth.code,
+                                   "name": "أميرة الطرابلسي (Amira Trabelsi)"}]
+    [item] = client.get("/api/v1/sessions/today").get_json()["sessions"]
+    assert item["activity"] == str(shared.uuid)
+
+
 def test_sessions_today_then_recorded(client, field):
     [item] = client.get("/api/v1/sessions/today").get_json()["sessions"]
     assert item["activity"] == str(field["activity"].uuid)
@@ -228,3 +245,25 @@ def test_fuzz_every_operation_as_a_field_worker_never_5xx(app, client, field):
     assert set(answered) == {f"GET {path}" for path in READS + ["/api/v1/me"]} | {
         "POST /api/v1/sync"}, answered
     assert {200, 400} <= answered["POST /api/v1/sync"], answered
+
+
+def test_field_page_content_follows_each_cso_and_language(client, make_user, make_site):
+    """The field page's content is rendered once and kept (blueprints/field/views.py): each
+    CSO still gets its own sites to enrol at, and each language its own words."""
+    from bladi_cases.blueprints.field import views as field_views
+
+    make_site("BA", name="Dar Chabab BA")
+    make_site("KS", name="Dar Chabab KS")
+    users = {(code, lang): make_user(Role.FIELD_WORKER, code, preferred_language=lang)
+             for code, lang in (("BA", "en"), ("KS", "en"), ("KS", "fr"), ("BA", "ar"))}
+    words = {"en": "Register a young person", "fr": "Inscrire un jeune",
+             "ar": "تسجيل شاب(ة)"}
+    for _round in range(2):  # the second time from what was kept
+        for (code, lang), user in users.items():
+            login(client, user)
+            html = client.get("/field").get_data(as_text=True)
+            other = "KS" if code == "BA" else "BA"
+            assert f"Dar Chabab {code}" in html and f"Dar Chabab {other}" not in html
+            assert words[lang] in html and all(
+                word not in html for other_lang, word in words.items() if other_lang != lang)
+    assert len(field_views._CONTENT) >= len(users)

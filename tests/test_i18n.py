@@ -109,3 +109,32 @@ def test_catalogs_are_not_stale(tmp_path):
         known = {m.id if isinstance(m.id, str) else m.id[0] for m in catalog if m.id}
         assert sorted(fresh - known) == [], f"{lang}: run `make update-catalogs` and translate"
         assert sorted(known - fresh) == [], f"{lang}: obsolete messages; run update-catalogs"
+
+
+@pytest.mark.parametrize("language, message", [("ar", "هذا الحقل مطلوب."),
+                                               ("fr", "Ce champ est requis."),
+                                               ("en", "This field is required.")])
+def test_wtforms_own_messages_follow_the_request_language(app, language, message):
+    """WTForms' own messages come from its catalogue, read once per process
+    (i18n.WTFormsMessages), in each request's language."""
+    from flask_wtf import FlaskForm
+    from wtforms import StringField
+    from wtforms.validators import DataRequired
+
+    class Form(FlaskForm):
+        class Meta:
+            csrf = False
+
+        name = StringField(validators=[DataRequired()])
+
+    from bladi_cases import i18n
+
+    hits = i18n._wtforms_catalogue.cache_info().hits
+    for _ in range(2):  # the second request reads the kept catalogue
+        with app.test_request_context("/login", method="POST", data={},
+                                      headers={"Accept-Language": language}):
+            app.preprocess_request()
+            form = Form()
+            assert not form.validate()
+            assert form.name.errors == [message]
+    assert i18n._wtforms_catalogue.cache_info().hits > hits

@@ -122,3 +122,41 @@ def test_confidential_notes_scope(make_user, make_beneficiary, make_case):
     assert secret not in _visible(CaseNote, colleague)
     assert len(_visible(CaseNote, colleague)) >= 1, "non-confidential notes stay shared"
     assert _visible(CaseNote, make_user(Role.ADMIN)) == set()
+
+
+def test_kept_statements_are_keyed_by_everything_a_scope_reads_of_the_user():
+    """`kept_statement` keeps a scoped statement per SCOPE_ATTRIBUTES of the user: a scope
+    reading anything else of the user would hand one person's statement to another."""
+    import ast
+    import inspect
+
+    from bladi_cases import policy
+
+    read = {node.attr for node in ast.walk(ast.parse(inspect.getsource(policy)))
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+            and node.value.id == "user"}
+    assert read <= set(policy.SCOPE_ATTRIBUTES) | set(policy.DERIVED_FROM_ROLE), read
+    for name in policy.DERIVED_FROM_ROLE:
+        follows = {node.attr for node in ast.walk(ast.parse(inspect.cleandoc(
+            inspect.getsource(getattr(User, name).fget))))
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+            and node.value.id == "self"}
+        assert follows == {"role"}, (name, follows)
+
+
+def test_a_kept_statement_is_each_users_own(make_user):
+    from bladi_cases.policy import kept_statement
+
+    one, other = make_user(Role.REVIEWER), make_user(Role.REVIEWER)
+    manager = make_user(Role.CSO_MANAGER)
+
+    def build(user):
+        return lambda: scoped(User, user)
+
+    mine = kept_statement("test.users", one, build(one))
+    assert kept_statement("test.users", one, build(other)) is mine
+    assert kept_statement("test.users", other, build(other)) is not mine
+    assert manager in set(db.session.scalars(kept_statement("test.users", manager,
+                                                             build(manager))))
+    assert set(db.session.scalars(mine)) == {one}  # a reviewer sees only their own account
+    assert set(db.session.scalars(kept_statement("test.users", other, build(one)))) == {other}

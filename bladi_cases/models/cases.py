@@ -412,7 +412,13 @@ class Outcome(PublicIdMixin, db.Model):
 
     def check_due(self, months: int) -> dt.date:
         """When the 3- or 6-month check falls due."""
-        return self.on_date + dt.timedelta(days=30 * months)
+        return self.due_after(self.on_date, months)
+
+    @staticmethod
+    def due_after(on_date: dt.date, months: int) -> dt.date:
+        """When the 3- or 6-month check of an outcome recorded on `on_date` falls due (for
+        lists that read the date alone, not the outcome)."""
+        return on_date + dt.timedelta(days=30 * months)
 
 
 class CaseTransfer(PublicIdMixin, db.Model):

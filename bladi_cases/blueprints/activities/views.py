@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import calendar
 import uuid
+from dataclasses import dataclass
 from datetime import date
 
 from flask import flash, redirect, render_template, request, url_for
+from flask_babel import format_date, format_decimal
 from flask_babel import gettext as _
 from flask_login import current_user
+from markupsafe import Markup
+from sqlalchemy.orm import joinedload
 
 from ...extensions import db
-from ...models import Activity, ActivitySession, Beneficiary, Role, Site, User
+from ...models import (
+    Activity,
+    ActivitySession,
+    AttendanceStatus,
+    Beneficiary,
+    Role,
+    Site,
+    User,
+)
 from ...models.activities import WEEKDAY_LABELS
 from ...policy import Perm, get_or_404, requires, scoped
 from ...services import ValidationError
@@ -40,7 +52,7 @@ def _staff():
 def index():
     """The CSO's activities, active first."""
     activities = db.session.scalars(scoped(Activity, current_user).order_by(
-        Activity.active.desc(), Activity.name)).all()
+        Activity.active.desc(), Activity.name).options(joinedload(Activity.site))).all()
     return render_template("activities/index.html", activities=activities)
 
 
@@ -120,16 +132,71 @@ def show(activity_id):
     names = reveal_many(list(figures.beneficiaries.values()), current_user, purpose="roster",
                         fields=NAME_FIELDS)
     month = _month(request.args.get("month"))
-    by_day = {s.date: s for s in activity.sessions
-              if (s.date.year, s.date.month) == (month.year, month.month)}
-    weeks = calendar.Calendar(firstweekday=0).monthdatescalendar(month.year, month.month)
     previous = (month.replace(day=1) - date.resolution).replace(day=1)
     following = (month.replace(day=28) + 4 * date.resolution).replace(day=1)
     return render_template(
-        "activities/show.html", activity=activity, figures=figures, names=names, weeks=weeks,
-        month=month, by_day=by_day, previous=previous, following=following,
+        "activities/show.html", activity=activity, figures=figures,
+        lines=_roster_lines(figures, names), weeks=_calendar(month, figures.sessions),
+        month=month, previous=previous, following=following,
         weekday_labels=WEEKDAY_LABELS,
         quick_add=QuickAddForm(next=request.full_path))
+
+
+_PLACEHOLDER = uuid.UUID(int=0)
+
+
+def _link(endpoint: str, argument: str):
+    """`url_for(endpoint, argument=<uuid>)` for many UUIDs from one url_for: a page of
+    25 rows built 25."""
+    head, tail = url_for(endpoint, **{argument: _PLACEHOLDER}).rsplit(str(_PLACEHOLDER), 1)
+    return lambda public_id: f"{head}{public_id}{tail}"
+
+
+def _calendar(month: date, sessions) -> list[list[tuple]]:
+    """The month's weeks, Monday first; each day as (its number, outside the month, the
+    link to the session held that day or None, the date spelled out when there is one)."""
+    held = {s.date: s.uuid for s in sessions
+            if (s.date.year, s.date.month) == (month.year, month.month)}
+    link = _link(".session", "session_id")
+    return [[(day.day, day.month != month.month, link(held[day]) if day in held else None,
+              format_date(day) if day in held else None) for day in week]
+            for week in calendar.Calendar(firstweekday=0).monthdatescalendar(
+                month.year, month.month)]
+
+
+@dataclass(frozen=True, slots=True)
+class _RosterLine:
+    """One participant of an activity, ready to print."""
+
+    href: str | None  # None: transferred to another CSO since
+    code: str
+    name: str
+    enrolled_now: bool
+    stopped_coming: bool
+    attended: int
+    held: int
+    hours: str
+    percent: int | None
+    completed: bool
+
+
+def _roster_lines(figures, names: dict) -> list[_RosterLine]:
+    """The participants' lines: links from one url_for, hours formatted once per value."""
+    link = _link("beneficiaries.show", "beneficiary_id")
+    hours: dict[float, str] = {}
+    lines = []
+    for row in figures.rows:
+        youth = figures.beneficiaries.get(row.beneficiary_id)
+        who = names.get(row.beneficiary_id)
+        rate, spent = row.rate, row.hours
+        if spent not in hours:
+            hours[spent] = format_decimal(spent)
+        lines.append(_RosterLine(
+            link(youth.uuid) if youth else None, youth.code if youth else "",
+            who.full_name if who else "", row.enrolled_now, row.stopped_coming,
+            row.attended, row.held, hours[spent],
+            None if rate is None else int(round(rate * 100, 0)), row.completed))
+    return lines
 
 
 @bp.post("/<uuid:activity_id>/enrol")
@@ -157,13 +224,18 @@ def enrol(activity_id):
     return redirect(back)
 
 
+def _roster(activity, day: date) -> list:
+    """The activity's roster on a day: rows of `service.rosters`."""
+    return service.rosters([activity], day)[activity.id]
+
+
 def _attendance(roster, form_data, default: str, all_present: bool) -> dict[int, str]:
     """Statuses posted for the roster (att-<uuid>), defaulting for the ones not sent. A
     youth who may not be marked (consent withdrawn) has no default: only a mark actually
     posted for them (a page opened before the withdrawal) reaches the service, which
     refuses it with a message."""
     marks = {}
-    unmarkable = service.unmarkable(roster)
+    unmarkable = service.unmarkable_rows(roster)
     for youth in roster:
         posted = form_data.get(f"att-{youth.uuid}")
         if youth.id in unmarkable and (posted is None or all_present):
@@ -173,15 +245,18 @@ def _attendance(roster, form_data, default: str, all_present: bool) -> dict[int,
 
 
 def _session_page(activity, form, day, session=None, marks=None, status=None):
-    roster = service.roster(activity, day)
+    roster = _roster(activity, day)
     names = reveal_many(roster, current_user, purpose="attendance", fields=NAME_FIELDS)
     default = "present" if activity.present_by_default else "absent"
     if marks is None and session is not None:
-        marks = {a.beneficiary_id: a.status for a in session.attendance}
+        marks = service.marks_of(session)
     return form_page(
         "activities/session.html", form, status, activity=activity, roster=roster, names=names,
         marks=marks or {}, default=default, session=session,
-        unmarkable=service.unmarkable(roster),
+        unmarkable=service.unmarkable_rows(roster),
+        # The radios' labels translated once, not once per youth; Markup, as the lazy
+        # titles print (unescaped).
+        statuses=[(value, Markup(str(label))) for value, label in AttendanceStatus.choices()],
         quick_add=QuickAddForm(next=request.full_path, start_date=day))
 
 
@@ -196,7 +271,7 @@ def new_session(activity_id):
         form.date.data = _day(request.args.get("date"))
         form.duration_minutes.data = activity.default_duration_minutes
     day = form.date.data or date.today()
-    roster = service.roster(activity, day)
+    roster = _roster(activity, day)
     default = "present" if activity.present_by_default else "absent"
     all_present = "all_present" in request.form
     marks = _attendance(roster, request.form, default, all_present)
@@ -229,10 +304,10 @@ def _day(raw: str | None) -> date:
 def session(session_id):
     """A recorded session: see and correct its attendance."""
     record = get_or_404(ActivitySession, session_id, current_user, "edit")
-    activity = record.activity
+    activity = service.activity_with_site(record.activity_id)
     form = SessionForm(obj=record)
     if request.method == "POST" and form.validate_on_submit():
-        roster = service.roster(activity, form.date.data or record.date)
+        roster = _roster(activity, form.date.data or record.date)
         marks = _attendance(roster, request.form, "absent", "all_present" in request.form)
         if "all_present" in request.form:
             return _session_page(activity, form, record.date, record, marks)

@@ -3,16 +3,32 @@ page that shows decrypted identities goes through services.beneficiaries.registr
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 
+import sqlalchemy as sa
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from markupsafe import Markup
 
 from ...errors import render_error
 from ...extensions import db
 from ...i18n import ui_language
-from ...models import Beneficiary, Case, Enrolment, Governorate, Site, Survey, SurveyResponse
+from ...models import (
+    Beneficiary,
+    BeneficiaryStatus,
+    Case,
+    Enrolment,
+    Governorate,
+    Sex,
+    Site,
+    Survey,
+    SurveyResponse,
+    SurveyVersion,
+)
 from ...policy import Perm, get_or_404, requires, scoped
 from ...services.activities import participation
 from ...services.beneficiaries import registry as service
@@ -84,16 +100,65 @@ def index():
     if len(query) > MAX_QUERY:
         return render_error(400, message=_("Search for at most %(n)d characters.",
                                            n=MAX_QUERY))
-    sites = _sites()
+    # The filter's choices: two columns, not whole sites.
+    sites = db.session.execute(scoped(Site, current_user).with_only_columns(
+        Site.id, Site.uuid, Site.name).where(Site.active.is_(True)).order_by(Site.name)).all()
     site = next((s for s in sites if str(s.uuid) == request.args.get("site")), None)
     results = search(current_user, q=query, site=site,
                      status=request.args.get("status"), age_band=request.args.get("age"),
                      page=page_number(request.args.get("page")), per_page=page_size())
     identities = service.reveal_many(results.items, current_user, fields=service.NAME_FIELDS)
     filters = {k: v for k, v in request.args.items() if k != "page" and v}
-    return render_template("beneficiaries/index.html", results=results, identities=identities,
+    return render_template("beneficiaries/index.html", results=results,
+                           rows=_list_rows(results.items, identities, date.today()),
                            sites=sites, age_bands=AGE_BANDS, filters=filters,
-                           today=date.today(), age_band_of=age_band_of, query_max=MAX_QUERY)
+                           query_max=MAX_QUERY)
+
+
+@dataclass(frozen=True, slots=True)
+class _ListRow:
+    """What one line of the list shows, ready to print."""
+
+    href: str
+    code: str
+    name: str
+    sex: str
+    age_band: str
+    status: str
+    consent_withdrawn: bool
+    erased: bool
+
+
+def _labels(enum) -> Callable[[str | None], str]:
+    """`enum.label_of`, each title translated once per page (a page of 25 rows asked
+    gettext for each row's labels). Markup like the lazy titles: printed unescaped."""
+    titles = enum.labels()
+    done: dict[str, str] = {}
+
+    def label(value):
+        if value is None:
+            return ""
+        if value not in done:
+            title = titles.get(value)
+            done[value] = value if title is None else Markup(str(title))
+        return done[value]
+
+    return label
+
+
+def _list_rows(items, identities: dict, today: date) -> list[_ListRow]:
+    """The lines of the list: links built from one url_for, labels translated once."""
+    placeholder = uuid.UUID(int=0)
+    head, tail = url_for(".show", beneficiary_id=placeholder).rsplit(str(placeholder), 1)
+    sex, status = _labels(Sex), _labels(BeneficiaryStatus)
+    rows = []
+    for b in items:
+        who = identities.get(b.id)
+        rows.append(_ListRow(
+            f"{head}{b.uuid}{tail}", b.code, (who.full_name if who else "") or "—",
+            sex(b.sex), age_band_of(b, today) or "", status(b.status), b.consent_withdrawn,
+            b.erased_at is not None))
+    return rows
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -122,12 +187,19 @@ def show(beneficiary_id):
     """The record and its timeline."""
     beneficiary = get_or_404(Beneficiary, beneficiary_id, current_user)
     identity = None if beneficiary.erased_at else service.reveal(beneficiary, current_user)
-    cases = db.session.scalars(scoped(Case, current_user).where(
-        Case.beneficiary_id == beneficiary.id).order_by(Case.opened_on.desc())).all()
+    # Ids through the youth's index: SQLite has no statistics of these tables, and would
+    # read every case file (every response) of the CSO through the organization index.
+    cases = db.session.scalars(scoped(Case, current_user).where(Case.id.in_(
+        sa.select(Case.id).where(Case.beneficiary_id == beneficiary.id)))
+        .order_by(Case.opened_on.desc())).all()
     responses = db.session.scalars(scoped(SurveyResponse, current_user).where(
-        SurveyResponse.beneficiary_id == beneficiary.id).order_by(SurveyResponse.id)).all()
-    surveys = [s for s in db.session.scalars(scoped(Survey, current_user).order_by(Survey.code))
-               if s.current is not None]
+        SurveyResponse.id.in_(sa.select(SurveyResponse.id).where(
+            SurveyResponse.beneficiary_id == beneficiary.id)))
+        .order_by(SurveyResponse.id)).all()
+    # The surveys with a published version (`Survey.current`), asked in the query: not one
+    # query per survey for its versions.
+    surveys = db.session.scalars(scoped(Survey, current_user).where(Survey.versions.any(
+        SurveyVersion.published_at.is_not(None))).order_by(Survey.code)).all()
     events = service.timeline(beneficiary) + case_events(cases, current_user) + [
         service.TimelineEvent(r.submitted_on, "survey", {"response": r}) for r in responses]
     return render_template(
@@ -135,7 +207,6 @@ def show(beneficiary_id):
         timeline=sorted(events, key=lambda e: e.on, reverse=True), cases=cases,
         surveys=surveys, responses=responses, changes=score_changes(responses),
         lang=ui_language(),
-        consent_form=ConsentForm(),
         withdraw_form=WithdrawForm(), enrol_form=_prepare_enrol(EnrolForm()),
         end_form=EndEnrolmentForm(), age_band=age_band_of(beneficiary, date.today()),
         participations=participation.for_beneficiary(beneficiary))

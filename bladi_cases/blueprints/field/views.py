@@ -7,8 +7,9 @@ from __future__ import annotations
 import hashlib
 import json
 
-from flask import current_app, make_response, render_template, url_for
+from flask import current_app, make_response, render_template, request, url_for
 from flask_babel import gettext as _
+from markupsafe import Markup
 
 from ...i18n import text_direction, ui_language
 from ...policy import Perm, public, requires
@@ -20,6 +21,10 @@ from . import bp
 SHELL = ("css/app.css", "js/app.js", "js/offline.js", "js/xpath.min.js", "js/field.js",
          "img/icon.svg")
 
+# The field page's content by language and form choices (`page`): at most this many kept.
+CONTENT_CACHED = 64
+_CONTENT: dict[tuple, Markup] = {}
+
 
 @bp.get("/field")
 @requires(Perm.ACTIVITIES)
@@ -27,12 +32,26 @@ def page():
     """The field app: today's attendance, registration, surveys and case notes, entered
     with or without a connection, and the queue of what waits to be sent."""
     form = prepare_form(RegistrationForm(), with_site=True)
-    states = {"waiting": _("Waiting"), "sending": _("Sending"), "conflict": _("Conflict"),
-              "rejected": _("Rejected")}
-    types = {"session": _("Attendance"), "registration": _("Registration"),
-             "survey_response": _("Survey"), "case_note": _("Case note"),
-             "follow_up": _("Follow-up")}
-    return render_template("field/field.html", form=form, states=states, types=types)
+    # The content holds no user's data: it follows from the language, the form's choices
+    # and starting values that come from the database (the other fields' choices are
+    # enums, their labels the language's) and the links' root, so it is rendered once for
+    # each of these.
+    key = (ui_language(), tuple(form.governorate_code.choices), form.governorate_code.data,
+           tuple(form.site.choices), form.setting_kind.data, request.script_root)
+    content = _CONTENT.get(key)
+    if content is None:
+        states = {"waiting": _("Waiting"), "sending": _("Sending"), "conflict": _("Conflict"),
+                  "rejected": _("Rejected")}
+        types = {"session": _("Attendance"), "registration": _("Registration"),
+                 "survey_response": _("Survey"), "case_note": _("Case note"),
+                 "follow_up": _("Follow-up")}
+        content = Markup(render_template("field/_content.html", form=form, states=states,
+                                         types=types))
+        if not current_app.jinja_env.auto_reload:  # templates edited while it runs
+            if len(_CONTENT) >= CONTENT_CACHED:
+                _CONTENT.clear()
+            _CONTENT[key] = content
+    return render_template("field/field.html", content=content)
 
 
 @bp.get("/sw.js")

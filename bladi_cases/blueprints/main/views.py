@@ -15,6 +15,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
+from sqlalchemy.orm import joinedload
 
 from ...extensions import db
 from ...i18n import COOKIE_NAME, LANGUAGES
@@ -22,7 +23,7 @@ from ...models import Beneficiary, Organization, OrgKind, Role, Site, User
 from ...policy import Perm, public, requires, scoped
 from ...services.activities.activities import today_items
 from ...services.admin import acknowledge_notices, notices_for, set_preferred_language
-from ...services.cases.cases import due_items
+from ...services.cases.cases import due_page
 from .. import safe_next
 from . import bp
 
@@ -37,18 +38,19 @@ def home():
     user = current_user
     context = {}
     if user.is_cso_staff:
-        context["sites"] = db.session.scalars(scoped(Site, user).order_by(Site.name)).all()
+        context["sites"] = db.session.scalars(scoped(Site, user).order_by(Site.name).options(
+            joinedload(Site.governorate))).all()
         context["items"] = today_items(user, date.today())
-        due = due_items(user, date.today())
-        context["due_total"] = len(due)
         # The most urgent first; the whole list on asking (a phone on 3G need not download
         # hundreds of a manager's follow-ups to see what is due today).
-        context["due"] = due if request.args.get("due") == "all" else due[:DUE_ON_HOME]
+        context["due"], context["due_total"] = due_page(
+            user, date.today(), None if request.args.get("due") == "all" else DUE_ON_HOME)
         context["today"] = date.today()
-        # A plain count, no subquery of whole rows: with the partial index of the youth not
-        # erased (ix_beneficiary_org_live) the database counts index entries, not records.
+        # A plain count, no subquery of whole rows: the database counts entries of an index
+        # holding erased_at (ix_beneficiary_org_live or ix_beneficiary_org_id), not records
+        # (count(*): SQLite then reads no id from each entry, a third less CPU).
         context["youth_count"] = db.session.scalar(scoped(Beneficiary, user).where(
-            Beneficiary.erased_at.is_(None)).with_only_columns(sa.func.count(Beneficiary.id)))
+            Beneficiary.erased_at.is_(None)).with_only_columns(sa.func.count()))
         if user.role == Role.CSO_MANAGER:
             context["notices"] = notices_for(user)
             context["staff_count"] = db.session.scalar(

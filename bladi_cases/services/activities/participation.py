@@ -69,7 +69,7 @@ def _inside(day: date, windows) -> bool:
 
 def _summarise(activity: Activity, beneficiary_id: int, windows, sessions, statuses,
                today: date) -> Participation:
-    """sessions: [(id, date, minutes)] newest first; statuses: {session_id: status}."""
+    """sessions: [(id, date, minutes, ...)] newest first; statuses: {session_id: status}."""
     row = Participation(activity, beneficiary_id,
                         enrolled_now=_inside(today, windows))
     if len(windows) == 1:  # the usual case: one enrolment, one date range
@@ -77,13 +77,13 @@ def _summarise(activity: Activity, beneficiary_id: int, windows, sessions, statu
         sessions = [s for s in sessions if start <= s[1] and (end is None or s[1] <= end)]
     else:
         sessions = [s for s in sessions if _inside(s[1], windows)]
-    for session_id, _day, minutes in sessions:
+    for session in sessions:
         row.held += 1
-        status = statuses.get(session_id)
+        status = statuses.get(session[0])
         row.recent.append(status or "")
         if status == AttendanceStatus.PRESENT:
             row.attended += 1
-            row.minutes += minutes
+            row.minutes += session[2]
     return row
 
 
@@ -117,40 +117,63 @@ class ActivityFigures:
     rows: list[Participation]
     sessions_held: int
     average_attendance: float | None  # mean share of marked youth present, per session
-    beneficiaries: dict[int, Beneficiary]  # the CSO's own: a row without one was transferred
+    # The CSO's own youth (a row without one was transferred), as Core rows: id, uuid,
+    # code, organization_id, sequence and the name's columns (what `reveal_many` reads).
+    beneficiaries: dict[int, sa.Row]
+    # (id, date, duration_minutes, uuid) of each session held, newest first.
+    sessions: list[sa.Row] = field(default_factory=list)
+
+
+_YOUTH_COLUMNS = (Beneficiary.id, Beneficiary.uuid, Beneficiary.code,
+                  Beneficiary.organization_id, Beneficiary.sequence,
+                  Beneficiary.first_name_ar_enc, Beneficiary.last_name_ar_enc,
+                  Beneficiary.first_name_latin_enc, Beneficiary.last_name_latin_enc)
+# Built once with parameters: building a statement and its cache key at each request costs
+# more than running it. Only the activity's own CSO's youth: one transferred since then
+# keeps their row (their attendance is this CSO's work) but neither their record nor
+# their new code.
+_ENROLLED = (sa.select(Enrolment.beneficiary_id, Enrolment.start_date, Enrolment.end_date,
+                       *_YOUTH_COLUMNS)
+             .outerjoin(Beneficiary, sa.and_(
+                 Beneficiary.id == Enrolment.beneficiary_id,
+                 Beneficiary.organization_id == sa.bindparam("organization_id")))
+             .where(Enrolment.activity_id == sa.bindparam("activity_id")))
+_HELD = (sa.select(ActivitySession.id, ActivitySession.date, ActivitySession.duration_minutes,
+                   ActivitySession.uuid)
+         .where(ActivitySession.activity_id == sa.bindparam("activity_id"))
+         .order_by(ActivitySession.date.desc(), ActivitySession.id.desc()))
+_MARKED = (sa.select(Attendance.session_id, Attendance.beneficiary_id, Attendance.status)
+           .join(ActivitySession, ActivitySession.id == Attendance.session_id)
+           .where(ActivitySession.activity_id == sa.bindparam("activity_id")))
 
 
 def for_activity(activity: Activity, today: date | None = None) -> ActivityFigures:
-    """Everyone ever enrolled in the activity, with participation; current ones first."""
+    """Everyone ever enrolled in the activity, with participation; current ones first.
+    Three statements, Core rows: the enrolments with their youth, the sessions, the marks."""
     today = today or date.today()
-    enrolments = db.session.scalars(sa.select(Enrolment).where(
-        Enrolment.activity_id == activity.id)).all()
-    sessions = db.session.execute(
-        sa.select(ActivitySession.id, ActivitySession.date, ActivitySession.duration_minutes)
-        .where(ActivitySession.activity_id == activity.id)
-        .order_by(ActivitySession.date.desc(), ActivitySession.id.desc())).all()
+    params = {"activity_id": activity.id, "organization_id": activity.organization_id}
+    windows: dict[int, list[tuple[date, date | None]]] = {}
+    beneficiaries: dict[int, sa.Row] = {}
+    for enrolled in db.session.execute(_ENROLLED, params):
+        windows.setdefault(enrolled.beneficiary_id, []).append(
+            (enrolled.start_date, enrolled.end_date))
+        if enrolled.id is not None:
+            beneficiaries[enrolled.id] = enrolled
+    # The first statement flushed the session: the others need not go through it.
+    connection = db.session.connection()
+    sessions = connection.execute(_HELD, params).all()
     by_youth: dict[int, dict[int, str]] = {}
     present_per_session: dict[int, list[int]] = {}
     # Core rows, not ORM ones: thousands of tuples, read once.
-    for session_id, beneficiary_id, status in db.session.connection().execute(
-            sa.select(Attendance.session_id, Attendance.beneficiary_id, Attendance.status)
-            .join(ActivitySession, ActivitySession.id == Attendance.session_id)
-            .where(ActivitySession.activity_id == activity.id)):
+    for session_id, beneficiary_id, status in connection.execute(_MARKED, params):
         by_youth.setdefault(beneficiary_id, {})[session_id] = status
         marks = present_per_session.setdefault(session_id, [0, 0])
         marks[1] += 1
         marks[0] += status == AttendanceStatus.PRESENT
-    youth_ids = sorted({e.beneficiary_id for e in enrolments})
-    # Only the activity's own CSO's youth: one transferred since then keeps their row
-    # (their attendance is this CSO's work) but neither their record nor their new code.
-    beneficiaries = {b.id: b for b in db.session.scalars(
-        sa.select(Beneficiary).where(Beneficiary.id.in_(youth_ids),
-                                     Beneficiary.organization_id == activity.organization_id))
-    } if youth_ids else {}
+    beneficiaries = dict(sorted(beneficiaries.items()))  # the audit entry names them by id
     rows = []
-    for beneficiary_id in youth_ids:
-        windows = _windows([e for e in enrolments if e.beneficiary_id == beneficiary_id])
-        row = _summarise(activity, beneficiary_id, windows, sessions,
+    for beneficiary_id in sorted(windows):
+        row = _summarise(activity, beneficiary_id, windows[beneficiary_id], sessions,
                          by_youth.get(beneficiary_id, {}), today)
         row.enrolled_now = row.enrolled_now and beneficiary_id in beneficiaries
         rows.append(row)
@@ -158,4 +181,5 @@ def for_activity(activity: Activity, today: date | None = None) -> ActivityFigur
                              getattr(beneficiaries.get(r.beneficiary_id), "sequence", 0)))
     shares = [p / n for p, n in present_per_session.values() if n]
     return ActivityFigures(activity, rows, len(sessions),
-                           sum(shares) / len(shares) if shares else None, beneficiaries)
+                           sum(shares) / len(shares) if shares else None, beneficiaries,
+                           sessions)

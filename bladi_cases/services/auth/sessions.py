@@ -90,18 +90,23 @@ def check(user: User, token: str | None) -> LoginSession | None:
     return check_row(user, row)
 
 
+# Every request's lookup (`load`), built once: its SQL is the same for every request, and
+# building it and its cache key each time cost a quarter of the lookup. The user's CSO
+# comes with them: every page's header names it. A request without a token binds NULL as
+# the token's hash, which matches no session.
+_LOAD = (sa.select(User, LoginSession)
+         .outerjoin(LoginSession, sa.and_(LoginSession.user_id == User.id,
+                                          LoginSession.token_hash == sa.bindparam("token")))
+         .where(User.uuid == sa.bindparam("public_id"))
+         .options(joinedload(User.organization)).limit(1))
+
+
 def load(public_id, token: str | None) -> tuple[User, LoginSession | None] | None:
     """The user of this public id and the login session of this token, if it is theirs,
     in one query (every request asks): None without such a user. Pass both to
     `check_row`."""
-    session_of_token = sa.false()
-    if token and len(token) <= _MAX_TOKEN:
-        session_of_token = sa.and_(LoginSession.user_id == User.id,
-                                   LoginSession.token_hash == token_hash(token))
-    # The user's CSO with them: every page's header names it.
-    found = db.session.execute(sa.select(User, LoginSession).outerjoin(
-        LoginSession, session_of_token).where(User.uuid == public_id)
-        .options(joinedload(User.organization)).limit(1)).first()
+    hashed = token_hash(token) if token and len(token) <= _MAX_TOKEN else None
+    found = db.session.execute(_LOAD, {"public_id": public_id, "token": hashed}).first()
     return None if found is None else (found[0], found[1])
 
 

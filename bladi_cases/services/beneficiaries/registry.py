@@ -44,17 +44,19 @@ def cipher() -> FieldCipher:
     return cipher_from_config(current_app.config)
 
 
-def decrypt_field(row, attribute: str, c: FieldCipher | None = None) -> str | None:
+def decrypt_field(row, attribute: str, c: FieldCipher | None = None,
+                  table: str | None = None) -> str | None:
     """The plain text of one encrypted attribute (`..._enc`) of a loaded row; None when it
     holds nothing. A value that no configured key decrypts raises UndecryptableValueError naming
-    the table, the row and the column: never shown as an empty field."""
+    the table, the row and the column: never shown as an empty field. `table`: the table's
+    name when `row` is a Core row (an object knows its own)."""
     token = getattr(row, attribute)
     if token is None:
         return None
     try:
         return (c or cipher()).decrypt(token)
     except DataKeyError:
-        raise UndecryptableValueError(row.__tablename__, row.id, attribute) from None
+        raise UndecryptableValueError(table or row.__tablename__, row.id, attribute) from None
 
 
 @dataclass
@@ -82,14 +84,16 @@ class Identity:
 
 
 def decrypt_identity_unaudited(beneficiary: Beneficiary,
-                               fields: tuple[str, ...] = IDENTITY_FIELDS) -> Identity:
+                               fields: tuple[str, ...] = IDENTITY_FIELDS,
+                               c: FieldCipher | None = None) -> Identity:
     """Decrypt a row's identity with no audit entry: only for the system's own work on the
     ciphertext (key rotation, re-keying after a transfer), never to show it to a person;
-    `reveal` is the way for that. `fields`: only these (the others stay None)."""
-    c = cipher()
+    `reveal` is the way for that. `fields`: only these (the others stay None).
+    `beneficiary` may be a Core row with the `..._enc` columns of `fields`, `id`."""
+    c = c or cipher()
     values = {}
     for name in fields:
-        raw = decrypt_field(beneficiary, f"{name}_enc", c)
+        raw = decrypt_field(beneficiary, f"{name}_enc", c, Beneficiary.__tablename__)
         values[name] = date.fromisoformat(raw) if name == "birth_date" and raw else raw
     return Identity(**values)
 
@@ -108,7 +112,8 @@ def reveal_many(beneficiaries: list[Beneficiary], actor, purpose: str = "list",
                 fields: tuple[str, ...] = IDENTITY_FIELDS):
     """Decrypt the identities shown on one page (a list), with one audit entry naming them.
     A page that shows only names passes `fields=NAME_FIELDS`: each field is one decryption,
-    and a roster of 25 has no use for 125 phone numbers and addresses."""
+    and a roster of 25 has no use for 125 phone numbers and addresses. The youth may be
+    objects or Core rows (`id`, `code`, `organization_id` and the fields' `..._enc`)."""
     if not beneficiaries:
         return {}
     if any(not actor.is_cso_staff or actor.organization_id != b.organization_id
@@ -116,7 +121,8 @@ def reveal_many(beneficiaries: list[Beneficiary], actor, purpose: str = "list",
         raise PermissionError("identities are decrypted only for the owning CSO")
     record(Action.BENEFICIARIES_LISTED, actor=actor, organization_id=actor.organization_id,
            detail={"codes": [b.code for b in beneficiaries], "purpose": purpose})
-    return {b.id: decrypt_identity_unaudited(b, fields) for b in beneficiaries}
+    c = cipher()
+    return {b.id: decrypt_identity_unaudited(b, fields, c) for b in beneficiaries}
 
 
 # --- Writing -----------------------------------------------------------------------------

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from uuid import UUID
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import aliased
 
 from ...extensions import db
 from ...models import (
@@ -36,7 +37,7 @@ from ...models.cases import (
     ServiceType,
     case_worker,
 )
-from ...policy import scoped
+from ...policy import kept_statement, scoped
 from .. import ValidationError
 from ..audit import Action, record
 from ..beneficiaries.registry import TimelineEvent, cipher, decrypt_field
@@ -358,12 +359,15 @@ def record_check(actor: User, outcome: Outcome, months: int, still: bool) -> Out
 
 @dataclass
 class DueItem:
-    """Something a worker must do by a date, with the case it belongs to."""
+    """Something a worker must do by a date, with the case it belongs to (its public id and
+    its youth's code: what the list shows and links to)."""
 
     due: date
     kind: str  # note, goal, referral, check_3m, check_6m
-    case: Case
-    item: object
+    case_uuid: UUID
+    youth_code: str
+    value: str | None = None  # a note's or an outcome's kind, a referral's service type
+    status: str | None = None  # a referral's status
     text: str = ""  # a goal's description, decrypted
 
 
@@ -373,66 +377,135 @@ def own_case_ids(user: User) -> sa.Select:
     return sa.select(case_worker.c.case_id).where(case_worker.c.user_id == user.id)
 
 
-def _with_case(model):
-    """Loader option: a follow-up's case and the case's youth code, in the same query
-    (only the columns the list shows: the youth's encrypted fields are not read)."""
-    return joinedload(model.case).load_only(Case.uuid, Case.beneficiary_id).joinedload(
-        Case.beneficiary).load_only(Beneficiary.code)
+# Aliases, made once: the policy's own subqueries of case_file must not correlate to the
+# follow-ups' join of their case and youth.
+_DUE_CASE, _DUE_YOUTH = aliased(Case), aliased(Beneficiary)
+
+
+def _due_part(model, user: User, case_ids: sa.Select, part: int, due, value=None,
+              status=None, enc=None, checks=(None, None)) -> sa.Select:
+    """One kind of follow-up as rows of the same columns (a UNION ALL of the kinds): its
+    case's public id and youth code joined, no object loaded. The rows are found through
+    the case index: SQLite, without statistics of these tables, would otherwise read all
+    the CSO's rows through the organization index."""
+    def column(value, type_):
+        return sa.type_coerce(value, type_) if value is not None else sa.cast(sa.null(), type_)
+    case, youth = _DUE_CASE, _DUE_YOUTH
+    return (scoped(model, user).with_only_columns(
+        sa.literal_column(str(part), sa.Integer).label("part"), due.label("due"), case.uuid,
+        youth.code, model.id, column(value, sa.String).label("value"),
+        column(status, sa.String).label("status"),
+        column(enc, sa.LargeBinary).label("description_enc"),
+        column(checks[0], sa.Boolean).label("check_3m"),
+        column(checks[1], sa.Boolean).label("check_6m"))
+        .join_from(model, case, model.case_id == case.id)
+        .join(youth, youth.id == case.beneficiary_id)
+        .where(model.id.in_(sa.select(model.id).where(model.case_id.in_(case_ids))
+                            .correlate(None))))
+
+
+def _due_statement(user: User, until: date) -> sa.CompoundSelect:
+    """The follow-ups' one statement (a UNION ALL of the four kinds), kept per user and
+    horizon (`policy.kept_statement`): building it costs more than running it."""
+    return kept_statement("cases.due", user, lambda: _build_due_statement(user, until), until)
+
+
+def _build_due_statement(user: User, until: date) -> sa.CompoundSelect:
+    """The statement of `_due_statement`; the rows are read each time."""
+    cases = scoped(Case, user).where(Case.status.in_(OPEN_STATUSES))
+    if user.role != Role.CSO_MANAGER:
+        cases = cases.where(Case.id.in_(own_case_ids(user)))
+    # Not correlated: the follow-ups' own query joins case_file too.
+    case_ids = cases.with_only_columns(Case.id).correlate(None)
+    return sa.union_all(
+        _due_part(CaseNote, user, case_ids, 0, CaseNote.due_date, CaseNote.kind)
+        .where(CaseNote.due_date <= until, CaseNote.done_on.is_(None)),
+        _due_part(CaseGoal, user, case_ids, 1, CaseGoal.target_date,
+                  enc=CaseGoal.description_enc)
+        .where(CaseGoal.target_date <= until,
+               CaseGoal.status.in_((GoalStatus.PLANNED, GoalStatus.IN_PROGRESS))),
+        _due_part(Referral, user, case_ids, 2, Referral.due_date, Referral.service_type,
+                  Referral.status)
+        .where(Referral.due_date <= until,
+               Referral.status.in_((ReferralStatus.PROPOSED, ReferralStatus.MADE,
+                                    ReferralStatus.ACCEPTED))),
+        _due_part(Outcome, user, case_ids, 3, Outcome.on_date, Outcome.kind,
+                  checks=(Outcome.check_3m, Outcome.check_6m))
+        .where(sa.or_(Outcome.check_3m.is_(None), Outcome.check_6m.is_(None))))
 
 
 def due_items(user: User, today: date, horizon_days: int = 7) -> list[DueItem]:
     """Follow-ups of the user's open cases (all the CSO's for a manager), oldest first,
-    up to `horizon_days` ahead: overdue, then today, then soon."""
-    cases = scoped(Case, user).where(Case.status.in_(OPEN_STATUSES))
-    if user.role != Role.CSO_MANAGER:
-        cases = cases.where(Case.id.in_(own_case_ids(user)))
-    case_ids = cases.with_only_columns(Case.id)
+    up to `horizon_days` ahead: overdue, then today, then soon. One statement."""
+    return due_page(user, today, None, horizon_days)[0]
+
+
+def due_page(user: User, today: date, limit: int | None,
+             horizon_days: int = 7) -> tuple[list[DueItem], int]:
+    """The first `limit` follow-ups of `due_items` (all when None) and how many there are.
+    Only the goals listed are decrypted (a manager may have hundreds due)."""
     until = today + timedelta(days=horizon_days)
-    items: list[DueItem] = []
-    # Each item shows its case's youth code: loaded with the items, not one query each.
-    for note in db.session.scalars(scoped(CaseNote, user).where(
-            CaseNote.case_id.in_(case_ids), CaseNote.due_date <= until,
-            CaseNote.done_on.is_(None)).options(_with_case(CaseNote))):
-        items.append(DueItem(note.due_date, "note", note.case, note))
-    for goal in db.session.scalars(scoped(CaseGoal, user).where(
-            CaseGoal.case_id.in_(case_ids), CaseGoal.target_date <= until,
-            CaseGoal.status.in_((GoalStatus.PLANNED, GoalStatus.IN_PROGRESS)))
-            .options(_with_case(CaseGoal))):
-        items.append(DueItem(goal.target_date, "goal", goal.case, goal,
-                             text_of(goal, "description_enc")))
-    for referral in db.session.scalars(scoped(Referral, user).where(
-            Referral.case_id.in_(case_ids), Referral.due_date <= until,
-            Referral.status.in_((ReferralStatus.PROPOSED, ReferralStatus.MADE,
-                                 ReferralStatus.ACCEPTED)))
-            .options(_with_case(Referral))):
-        items.append(DueItem(referral.due_date, "referral", referral.case, referral))
-    for outcome in db.session.scalars(scoped(Outcome, user).where(
-            Outcome.case_id.in_(case_ids),
-            sa.or_(Outcome.check_3m.is_(None), Outcome.check_6m.is_(None)))
-            .options(_with_case(Outcome))):
-        for months in (3, 6):
-            if getattr(outcome, f"check_{months}m") is None and \
-                    outcome.check_due(months) <= until:
-                items.append(DueItem(outcome.check_due(months), f"check_{months}m",
-                                     outcome.case, outcome))
-                break
-    return sorted(items, key=lambda i: (i.due, i.kind))
+    found: list[tuple[DueItem, sa.Row | None]] = []  # a goal's row: its text, encrypted
+    for row in db.session.execute(_due_statement(user, until)):
+        if row.part == 0:
+            found.append((DueItem(row.due, "note", row.uuid, row.code, row.value), None))
+        elif row.part == 1:
+            found.append((DueItem(row.due, "goal", row.uuid, row.code), row))
+        elif row.part == 2:
+            found.append((DueItem(row.due, "referral", row.uuid, row.code, row.value,
+                                  row.status), None))
+        else:
+            for months, checked in ((3, row.check_3m), (6, row.check_6m)):
+                due = Outcome.due_after(row.due, months)
+                if checked is None and due <= until:
+                    found.append((DueItem(due, f"check_{months}m", row.uuid, row.code,
+                                          row.value), None))
+                    break
+    found.sort(key=lambda pair: (pair[0].due, pair[0].kind))
+    shown = found if limit is None else found[:limit]
+    c = cipher() if any(goal is not None for _item, goal in shown) else None
+    for item, goal in shown:
+        if goal is not None:
+            item.text = decrypt_field(goal, "description_enc", c, CaseGoal.__tablename__) or ""
+    return [item for item, _goal in shown], len(found)
 
 
 def case_events(cases: list[Case], user: User) -> list:
     """Timeline events of a youth's cases that `user` may read (confidential notes only for
-    their author and the manager): opening and status changes, notes, referrals, outcomes."""
+    their author and the manager): opening and status changes, notes, referrals, outcomes.
+
+    One query for all the cases (not four per case), of the date and the one value a
+    timeline line shows: the detail of a note is {"kind"}, of a referral {"service_type"},
+    of an outcome {"kind"}. In the order of `cases`, then status changes (newest first),
+    notes (oldest first), referrals (newest first), outcomes (latest date first)."""
+    if not cases:
+        return []
+    ids = [case.id for case in cases]
+    parts = [
+        sa.select(CaseEvent.case_id, sa.literal(0).label("part"), -CaseEvent.id,
+                  CaseEvent.on_date, CaseEvent.to_value)
+        .where(CaseEvent.case_id.in_(ids), CaseEvent.kind == "status"),
+        # The notes' ids through the case index: SQLite, without statistics of this table,
+        # would otherwise read all the CSO's notes through the organization index.
+        scoped(CaseNote, user).with_only_columns(
+            CaseNote.case_id, sa.literal(1), CaseNote.id, CaseNote.note_date, CaseNote.kind)
+        .where(CaseNote.id.in_(sa.select(CaseNote.id).where(CaseNote.case_id.in_(ids)))),
+        sa.select(Referral.case_id, sa.literal(2), -Referral.id, Referral.proposed_on,
+                  Referral.service_type).where(Referral.case_id.in_(ids)),
+        sa.select(Outcome.case_id, sa.literal(3), Outcome.id, Outcome.on_date, Outcome.kind)
+        .where(Outcome.case_id.in_(ids))]
+    rows = db.session.execute(sa.union_all(*parts)).all()
+    position = {case_id: index for index, case_id in enumerate(ids)}
+    # Outcomes: the latest date first (their order_by); the others by their id column.
+    rows.sort(key=lambda r: (position[r[0]], r[1], -r[3].toordinal() if r[1] == 3 else r[2]))
     events = []
-    for case in cases:
-        for change in case.history:
-            if change.kind == "status":
-                events.append(TimelineEvent(change.on_date, "case", {"status": change.to_value}))
-        for note in db.session.scalars(scoped(CaseNote, user).where(
-                CaseNote.case_id == case.id)):
-            events.append(TimelineEvent(note.note_date, "note", {"note": note}))
-        for referral in case.referrals:
-            events.append(TimelineEvent(referral.proposed_on, "referral",
-                                        {"referral": referral}))
-        for outcome in case.outcomes:
-            events.append(TimelineEvent(outcome.on_date, "outcome", {"outcome": outcome}))
+    for _case_id, part, _order, on, value in rows:
+        if part == 0:
+            events.append(TimelineEvent(on, "case", {"status": value}))
+        elif part == 1:
+            events.append(TimelineEvent(on, "note", {"note": {"kind": value}}))
+        elif part == 2:
+            events.append(TimelineEvent(on, "referral", {"referral": {"service_type": value}}))
+        else:
+            events.append(TimelineEvent(on, "outcome", {"outcome": {"kind": value}}))
     return events

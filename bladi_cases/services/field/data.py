@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date
 
 import sqlalchemy as sa
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import joinedload
 
 from ...extensions import db
 from ...models import (
@@ -30,9 +30,9 @@ from ...models import (
     User,
     Wave,
 )
-from ...models.cases import NoteKind
-from ...policy import scoped
-from ..activities.activities import roster, today_items, unmarkable
+from ...models.cases import NoteKind, case_worker
+from ...policy import kept_statement, scoped
+from ..activities.activities import rosters, today_items, unmarkable_rows, with_mine
 from ..beneficiaries.registry import NAME_FIELDS, reveal_many
 from ..beneficiaries.validation import ADULT_AGE, MAX_AGE, MIN_AGE
 from ..cases.cases import OPEN_STATUSES, own_case_ids
@@ -43,27 +43,19 @@ def _choices(enum: type[TitledEnum]) -> list[dict]:
     return [{"value": value, "label": str(label)} for value, label in enum.choices()]
 
 
-def _is_mine(activity: Activity, user: User) -> bool:
-    # As on the home page: an activity without facilitators belongs to every worker.
-    return user in activity.facilitators or not activity.facilitators
-
-
-def _markable(youth: list[Beneficiary]) -> list[Beneficiary]:
-    # The phone marks everyone on its roster: a youth who may not be marked (consent to
-    # take part withdrawn) is left off, or each session sent with them would be refused.
-    refused = unmarkable(youth)
-    return [b for b in youth if b.id not in refused]
-
-
 def activities(user: User, today: date) -> list[dict]:
     """Active activities: a worker's own, all the CSO's for a manager; rosters of the
-    user's own activities with names (audited), the others' with codes only."""
-    rows = db.session.scalars(scoped(Activity, user).where(Activity.active.is_(True))
-                              .order_by(Activity.name)).all()
-    if user.role != Role.CSO_MANAGER:
-        rows = [a for a in rows if _is_mine(a, user)]
-    rosters = {a.id: _markable(roster(a, today)) for a in rows}
-    named = {b.id: b for a in rows if _is_mine(a, user) for b in rosters[a.id]}
+    user's own activities with names (audited), the others' with codes only. The phone
+    marks everyone on its roster: a youth who may not be marked (consent to take part
+    withdrawn) is left off, or each session sent with them would be refused."""
+    found = with_mine(scoped(Activity, user).where(Activity.active.is_(True))
+                      .options(joinedload(Activity.site)).order_by(Activity.name), user)
+    mine = {a.id for a, is_mine in found if is_mine}
+    rows = [a for a, _mine in found if user.role == Role.CSO_MANAGER or a.id in mine]
+    everyone = rosters(rows, today)  # all the rosters in one statement
+    refused = unmarkable_rows([b for youth in everyone.values() for b in youth])
+    named = {b.id: b for a in rows if a.id in mine for b in everyone[a.id]
+             if b.id not in refused}
     identities = reveal_many(list(named.values()), user, purpose="offline_roster",
                              fields=NAME_FIELDS)
     return [{
@@ -72,7 +64,7 @@ def activities(user: User, today: date) -> list[dict]:
         "weekdays": a.weekday_numbers,
         "roster": [{"id": str(b.uuid), "code": b.code,
                     "name": identities[b.id].full_name if b.id in identities else None}
-                   for b in rosters[a.id]],
+                   for b in everyone[a.id] if b.id not in refused],
     } for a in rows]
 
 
@@ -120,30 +112,57 @@ def registration_options(user: User, lang: str) -> dict:
     }
 
 
-def open_cases(user: User) -> list[dict]:
-    """The user's open cases (a manager: all the CSO's) with their notes' follow-ups not
-    done yet; the youth's name only on the cases the user is assigned to (audited)."""
+def _cases_statements(user: User) -> tuple[sa.Select, sa.Select]:
+    """The two statements of `open_cases`, kept per user (`policy.kept_statement`):
+    building them costs more CPU than running them. The notes' statement takes the case
+    ids as the parameter `case_ids`."""
+    return kept_statement("field.cases", user, lambda: _build_cases_statements(user))
+
+
+def _build_cases_statements(user: User) -> tuple[sa.Select, sa.Select]:
+    """The statements of `_cases_statements`."""
     query = scoped(Case, user).where(Case.status.in_(OPEN_STATUSES)).order_by(Case.opened_on)
     if user.role != Role.CSO_MANAGER:
         query = query.where(Case.id.in_(own_case_ids(user)))
-    # Each case's youth and workers come with the cases, not in two queries per case.
-    cases = db.session.scalars(query.options(joinedload(Case.beneficiary),
-                                             selectinload(Case.workers))).all()
-    notes: dict[int, list[CaseNote]] = {}
+    assigned = sa.exists().where(case_worker.c.case_id == Case.id,
+                                 case_worker.c.user_id == user.id)
+    cases = query.join(Case.beneficiary).with_only_columns(
+        Case.id.label("case_id"), Case.uuid.label("case_uuid"), Beneficiary.id,
+        Beneficiary.uuid, Beneficiary.code, Beneficiary.organization_id,
+        *(getattr(Beneficiary, f"{name}_enc") for name in NAME_FIELDS),
+        assigned.label("mine"))
+    # The notes through the case index: SQLite, without statistics of this table, would
+    # otherwise read all the CSO's notes through the organization index.
+    ids = sa.select(CaseNote.id).where(
+        CaseNote.case_id.in_(sa.bindparam("case_ids", expanding=True))).correlate(None)
+    notes = scoped(CaseNote, user).with_only_columns(
+        CaseNote.case_id, CaseNote.uuid, CaseNote.due_date).where(
+        CaseNote.id.in_(ids), CaseNote.due_date.is_not(None),
+        CaseNote.done_on.is_(None)).order_by(CaseNote.due_date, CaseNote.id)
+    return cases, notes
+
+
+def open_cases(user: User) -> list[dict]:
+    """The user's open cases (a manager: all the CSO's) with their notes' follow-ups not
+    done yet; the youth's name only on the cases the user is assigned to (audited).
+
+    Two statements of Core rows, only the columns sent: the cases with their youth's code
+    and encrypted name fields and whether the user is assigned (no workers loaded), then
+    the follow-ups."""
+    cases_statement, notes_statement = _cases_statements(user)
+    cases = db.session.execute(cases_statement).all()
+    notes: dict[int, list] = {}
     if cases:
-        for note in db.session.scalars(scoped(CaseNote, user).where(
-                CaseNote.case_id.in_([c.id for c in cases]), CaseNote.due_date.is_not(None),
-                CaseNote.done_on.is_(None)).order_by(CaseNote.due_date, CaseNote.id)):
+        for note in db.session.execute(notes_statement,
+                                       {"case_ids": [c.case_id for c in cases]}):
             notes.setdefault(note.case_id, []).append(note)
-    own: dict[int, Beneficiary] = {c.beneficiary.id: c.beneficiary for c in cases
-                                   if user in c.workers}
+    own = {c.id: c for c in cases if c.mine}
     identities = reveal_many(list(own.values()), user, purpose="offline_cases",
                              fields=NAME_FIELDS)
     return [{
-        "id": str(c.uuid), "youth_id": str(c.beneficiary.uuid),
-        "youth_code": c.beneficiary.code,
-        "youth_name": identities[c.beneficiary_id].full_name
-        if c.beneficiary_id in identities else None,
+        "id": str(c.case_uuid), "youth_id": str(c.uuid),
+        "youth_code": c.code,
+        "youth_name": identities[c.id].full_name if c.id in identities else None,
         "follow_ups_due": [{"id": str(n.uuid), "due_date": n.due_date.isoformat()}
-                           for n in notes.get(c.id, [])],
+                           for n in notes.get(c.case_id, [])],
     } for c in cases]
