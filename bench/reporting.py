@@ -9,7 +9,8 @@ itself otherwise); survey responses are added in bulk once.
 The dashboard reads the fiscal year's figures from a snapshot at most a few minutes old (the
 path every view takes); recomputing the figures (`flask reports refresh`, run by cron, or
 after the response when a snapshot is stale) is timed on its own, with the figures alone
-(`year_figures`) and the disclosure audit alone. `--figures-only` stops there; `--youth
+(`year_figures`, its tables read on one connection, then on several at once: the same
+payload, checked) and the disclosure audit alone. `--figures-only` stops there; `--youth
 1000000` builds (once, in bulk: see `_build_large`) and times a registry of that size.
 """
 
@@ -60,6 +61,52 @@ def _add_responses(count: int) -> None:
     if rows:
         db.session.execute(sa.insert(SurveyResponse), rows)
     db.session.commit()
+
+
+def _busiest_connection(year: int, workers: int) -> float:
+    """The figures on `workers` connections, in ms: this thread's CPU time plus the most any
+    one connection used (its thread's CPU and, on PostgreSQL, its server process's, from
+    /proc: the server runs here). Their wall time on `workers` idle cores, whatever the
+    load of a shared machine."""
+    import threading
+
+    import sqlalchemy as sa
+
+    from bladi_cases.extensions import db
+    from bladi_cases.services.reports import indicators
+    from bladi_cases.services.reports.release import year_figures
+
+    postgres = db.engine.dialect.name == "postgresql"
+    used: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def server_seconds() -> float:
+        if not postgres:
+            return 0.0
+        pid = db.session.scalar(sa.text("SELECT pg_backend_pid()"))
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    def measured(read):
+        def run():
+            started, server = time.thread_time(), server_seconds()
+            try:
+                return read()
+            finally:
+                spent = time.thread_time() - started + server_seconds() - server
+                ident = threading.get_ident()
+                used[ident] = used.get(ident, 0.0) + spent
+        return run
+
+    original = indicators.read_concurrently
+    indicators.read_concurrently = lambda reads, n: original([measured(r) for r in reads], n)
+    try:
+        started = time.thread_time()
+        year_figures(year, workers=workers)
+        own = time.thread_time() - started
+    finally:
+        indicators.read_concurrently = original
+    return (own + max(used.values())) * 1000
 
 
 def _build_large(app, youth: int) -> None:
@@ -212,7 +259,12 @@ def main() -> int:
     from bladi_cases.services.auth import sessions as auth_sessions
     from bladi_cases.services.reports.exports import microdata_csv
     from bladi_cases.services.reports.indicators import Period
-    from bladi_cases.services.reports.release import build, refresh, year_figures
+    from bladi_cases.services.reports.release import (
+        FIGURES_CONNECTIONS,
+        build,
+        refresh,
+        year_figures,
+    )
 
     app = create_app({"WTF_CSRF_ENABLED": False})
     if large:
@@ -254,27 +306,39 @@ def main() -> int:
         with client.session_transaction() as session:
             session["_user_id"] = reviewer.get_id()
             session[auth_sessions.TOKEN_KEY] = token
-        # The figures themselves: what `flask reports refresh` (cron) and the first view
-        # after a day without one compute.
-        # Wall time, and this process's CPU time: on SQLite all the work, and a shared
-        # machine's load does not inflate it (on PostgreSQL the server's work is not in it).
-        refreshes, computing, cpu = [], [], {"refresh": [], "figures": []}
+        # The figures themselves: what `flask reports refresh` (cron), the job after a
+        # response and the first view after a day without one compute.
+        # Wall time, and this process's CPU time (all its threads): on SQLite all the work,
+        # and a shared machine's load does not inflate it (on PostgreSQL the server's work
+        # is not in it).
+        refreshes, cpu = [], {"refresh": [], "alone": [], "together": []}
+        walls: dict[str, list] = {"alone": [], "together": []}
+        busiest: dict[int, list[float]] = {1: [], FIGURES_CONNECTIONS: []}
         for _ in range(max(1, args.repeat // 3)):
             started, used = time.perf_counter(), time.process_time()
-            # Its own app context (so its own `g`), as each request has: the request caches
-            # of one run must not serve the next.
-            with app.app_context(), app.test_request_context():
+            # The command line's path (outside a request: the tables read on
+            # FIGURES_CONNECTIONS connections at once), in its own app context (so its own
+            # `g`: the request caches of one run must not serve the next).
+            with app.app_context():
                 refresh(year)
                 db.session.commit()
             refreshes.append((time.perf_counter() - started) * 1000)
             cpu["refresh"].append((time.process_time() - used) * 1000)
-            # The figures alone (no audit, nothing stored), outside a request: the command
-            # line's path, where no per-request cache helps.
-            started, used = time.perf_counter(), time.process_time()
-            year_figures(year)
-            computing.append((time.perf_counter() - started) * 1000)
-            cpu["figures"].append((time.process_time() - used) * 1000)
-            db.session.rollback()
+            # The figures alone (no audit, nothing stored), on one connection and on
+            # several, alternately; the same payload either way.
+            payloads = []
+            for name, workers in (("alone", 0), ("together", FIGURES_CONNECTIONS)):
+                with app.app_context():
+                    started, used = time.perf_counter(), time.process_time()
+                    payloads.append(year_figures(year, workers=workers))
+                    walls[name].append((time.perf_counter() - started) * 1000)
+                    cpu[name].append((time.process_time() - used) * 1000)
+                    db.session.rollback()
+            assert payloads[0] == payloads[1]
+            for workers in busiest:
+                with app.app_context():
+                    busiest[workers].append(_busiest_connection(year, workers))
+                    db.session.rollback()
         # The disclosure audit alone (docs/PRIVACY.md): building the release with it, and
         # again from the snapshot that keeps what it hid (what every page does).
         with app.test_request_context():
@@ -295,9 +359,15 @@ def main() -> int:
             f"| the year's figures recomputed and audited (`flask reports refresh`, median "
             f"of {len(refreshes)}) | {statistics.median(refreshes):.0f} ms (CPU "
             f"{statistics.median(cpu['refresh']):.0f} ms) |",
-            f"| the figures alone (`year_figures`, outside a request, median of "
-            f"{len(computing)}) | {statistics.median(computing):.0f} ms (CPU "
-            f"{statistics.median(cpu['figures']):.0f} ms) |",
+            *[f"| the figures alone (`year_figures`, median of {len(walls[name])}), {label} | "
+              f"{statistics.median(walls[name]):.0f} ms (CPU "
+              f"{statistics.median(cpu[name]):.0f} ms) |"
+              for name, label in (("alone", "on one connection"),
+                                  ("together", f"on {FIGURES_CONNECTIONS} at once"))],
+            *[f"| the figures on {workers} connection(s): CPU of the busiest (its thread, and "
+              f"server process on PostgreSQL) + the caller's thread, i.e. the wall time on "
+              f"{workers} idle core(s) | {statistics.median(busiest[workers]):.0f} ms |"
+              for workers in busiest],
             f"| the year's release with the disclosure audit (no snapshot) | {audit_ms:.0f} ms;"
             f" {hidden} of {figures} figures hidden |",
             f"| the same release from the snapshot (what each page builds) | {reuse_ms:.0f} ms |"]

@@ -6,6 +6,8 @@ entered by hand)."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections import Counter
 from datetime import date, timedelta
 
@@ -29,6 +31,7 @@ from bladi_cases.models import (
     QuarterlyReport,
     ReportStatus,
     SurveyResponse,
+    User,
 )
 from bladi_cases.privacy.deidentify import DEFAULT_BANDS, age_band
 from bladi_cases.seed import seed_demo
@@ -106,6 +109,10 @@ def _per_indicator(fiscal_year: int) -> dict:
 def demo():
     """The demo data of `make run` (330 youth), plus what the demo lacks: a youth moved to
     another CSO after attending, a session later this year, figures entered by hand."""
+    _seed_demo()
+
+
+def _seed_demo() -> None:
     seed_demo()
     seed_demo_beneficiaries(330, 1)
     seed_demo_activities(1)
@@ -199,3 +206,71 @@ def test_the_score_figures_keep_each_youth_once(demo):
             [s for s, _n in cells], abs=1e-9), code
     assert found["dimensions"] == expected["dimensions"]
     assert found["quarters"] == expected["quarters"]
+
+
+def test_the_figures_read_on_several_connections_are_the_same(file_app, monkeypatch):
+    """The refresh outside a request (cron, the command line, the job) reads the tables on
+    several connections at once (`read_concurrently`), each seeing the committed data: the
+    payload is the one read on the session alone, for last, this and next year. On a
+    database file of its own, where commits are real (the suite's rolled-back transaction
+    is not seen by other connections)."""
+    from flask_migrate import upgrade
+
+    from bladi_cases.seed import seed_reference
+    from bladi_cases.services.reports import indicators as engine
+    from bladi_cases.services.reports.release import FIGURES_CONNECTIONS, refresh
+
+    with file_app.app_context():
+        upgrade()
+        seed_reference()
+        _seed_demo()
+        cso = funded_csos()[0]
+        db.session.add(QuarterlyReport(  # an approved quarter keeps its frozen figures
+            organization_id=cso.id, fiscal_year=YEAR - 1, quarter=1, status="approved",
+            author_id=db.session.scalars(sa.select(User)).first().id,
+            figures={"youth_reached": 999}))
+        db.session.commit()
+        for fiscal_year in (YEAR - 1, YEAR, YEAR + 1):
+            alone = year_figures(fiscal_year)
+            db.session.commit()
+            assert year_figures(fiscal_year, workers=FIGURES_CONNECTIONS) == alone, fiscal_year
+            db.session.commit()
+            if fiscal_year == YEAR - 1:
+                assert alone["approved"] == [f"{cso.code}:1"]
+                assert alone["quarters"]["youth_reached"][cso.code][0] == 999
+        assert sum(map(sum, alone["quarters"]["youth_reached"].values())) == 0  # next year
+        calls = []
+
+        def counted(reads, workers):
+            calls.append(workers)
+            return read_concurrently(reads, workers)
+
+        read_concurrently = engine.read_concurrently
+        monkeypatch.setattr(engine, "read_concurrently", counted)
+        stored = refresh(YEAR)
+        assert calls == [FIGURES_CONNECTIONS]
+        expected = year_figures(YEAR)
+        assert sum(map(sum, expected["quarters"]["youth_reached"].values())) > 0
+        assert {k: v for k, v in stored.items() if k != "protection"} == expected
+        db.session.rollback()
+
+        # On SQLite, a commit landing while the connections begin (here, right after the
+        # first one's first read) means they may not see the same data: they begin again.
+        begun, commits = [], []
+
+        def commit_elsewhere(_conn, _cursor, statement, *_args) -> None:
+            if statement == engine._FIRST_READ:
+                begun.append(statement)
+                if not commits:
+                    with contextlib.closing(sqlite3.connect(db.engine.url.database)) as other:
+                        other.execute("UPDATE user_account SET display_name = display_name "
+                                      "|| '.' WHERE id = (SELECT min(id) FROM user_account)")
+                        other.commit()
+                    commits.append(True)
+
+        sa.event.listen(db.engine, "after_cursor_execute", commit_elsewhere)
+        try:
+            assert year_figures(YEAR, workers=FIGURES_CONNECTIONS) == expected
+        finally:
+            sa.event.remove(db.engine, "after_cursor_execute", commit_elsewhere)
+        assert commits and len(begun) == 2 * FIGURES_CONNECTIONS, "begun once more"

@@ -38,7 +38,7 @@ from ...privacy.release import Release
 from ...privacy.suppression import TOTAL, WITHHELD
 from ...transactions import after_render, in_read_request, in_request, write_transaction
 from .. import jobs
-from .indicators import RULES, Period, Span, year_tables
+from .indicators import RULES, Period, Span, figures_settings, year_tables
 from .quality import year_quality
 from .reports import funded_csos, indicators, targets_of
 
@@ -58,7 +58,7 @@ def _is_mean(indicator: Indicator) -> bool:
 
 # --- The true figures --------------------------------------------------------------------
 
-def year_figures(fiscal_year: int, frozen_bands: dict | None = None) -> dict:
+def year_figures(fiscal_year: int, frozen_bands: dict | None = None, workers: int = 0) -> dict:
     """Every true count the year's release is built from (JSON-ready): per indicator the
     value of each CSO in each quarter (frozen when that report is approved), and for youth
     indicators the year's youth per CSO and setting and per sex, age band and governorate;
@@ -66,27 +66,27 @@ def year_figures(fiscal_year: int, frozen_bands: dict | None = None) -> dict:
 
     `frozen_bands` are the age bands the year was released with (from its snapshot): once
     a year's figures were out, changing an indicator's bands would let anyone subtract two
-    downloads, so the year keeps its bands; new bands apply to years not yet released."""
+    downloads, so the year keeps its bands; new bands apply to years not yet released.
+
+    With `workers`, the tables are read on that many connections at once, which see only
+    committed data: for a session with nothing uncommitted (see `refresh`)."""
     if db.session.get_bind().dialect.name == "postgresql":
-        # PostgreSQL would compile some of these one-off aggregates to machine code (JIT),
-        # which costs more than it saves (0.3 s for the data-quality counts alone on
-        # 100,000 youth). Until the transaction ends.
-        db.session.execute(sa.text("SET LOCAL jit = off"))
-        # The year's endlines are sorted to keep each youth once (100,000 rows): in memory,
-        # not spilled to disk as with the default 4 MB.
-        db.session.execute(sa.text("SET LOCAL work_mem = '64MB'"))
+        figures_settings(db.session)
     csos = funded_csos()
     codes = {o.id: o.code for o in csos}
-    frozen = {(r.organization_id, r.quarter): r.figures for r in db.session.scalars(
-        sa.select(QuarterlyReport).where(QuarterlyReport.fiscal_year == fiscal_year,
-                                         QuarterlyReport.status == ReportStatus.APPROVED))}
     year = Period(fiscal_year)
+    award = Span(Period(min(first_year(), fiscal_year)).start, year.end)
+    # The approved quarters are read with the tables (on their connections, if several).
+    tables = year_tables(fiscal_year, list(codes), award, workers, extra=(
+        lambda: year_quality(csos, fiscal_year),
+        lambda: _manual_quarters(fiscal_year, list(codes)),
+        lambda: {(r.organization_id, r.quarter): r.figures for r in db.session.scalars(
+            sa.select(QuarterlyReport).where(QuarterlyReport.fiscal_year == fiscal_year,
+                                             QuarterlyReport.status == ReportStatus.APPROVED))}))
+    quality, manual, frozen = tables.extra
     payload: dict = {"quarters": {}, "settings": {}, "dimensions": {}, "scores": {},
                      "lifetime": {}, "age_bands": {},
                      "approved": sorted(f"{codes[o]}:{q}" for o, q in frozen if o in codes)}
-    award = Span(Period(min(first_year(), fiscal_year)).start, year.end)
-    tables = year_tables(fiscal_year, list(codes), award)
-    manual = _manual_quarters(fiscal_year, list(codes))
     for indicator in indicators():
         if _is_mean(indicator):
             continue
@@ -118,7 +118,7 @@ def year_figures(fiscal_year: int, frozen_bands: dict | None = None) -> dict:
             payload["dimensions"][indicator.code] = {k: dict(v) for k, v in dimensions.items()}
     payload["scores"] = {o.code: tables.scores.get(o.id, [[0.0, 0] for _q in range(4)])
                          for o in csos}
-    payload["quality"] = year_quality(csos, fiscal_year)
+    payload["quality"] = quality
     return payload
 
 
@@ -215,6 +215,10 @@ def refresh_once(fiscal_year: int, newer_than: datetime | None = None) -> bool:
         return True
 
 
+# How many connections the refresh reads the year's tables on at once (see
+# indicators.read_concurrently).
+FIGURES_CONNECTIONS = 2
+
 # Longer than a refresh can take: held until then, should its holder die.
 REFRESH_LOCK_SECONDS = 900
 
@@ -241,7 +245,13 @@ def refresh(fiscal_year: int, payload: dict | None = None) -> dict:
     (`after_render`), in a write request with its changes, and elsewhere (the command
     line, after a response) at once in a write transaction of its own, committed."""
     if payload is None:
-        payload = year_figures(fiscal_year, _bands_of(_latest(fiscal_year)))
+        # Outside a request (cron, the command line, the job after a response), with nothing
+        # uncommitted in this session, the tables are read on FIGURES_CONNECTIONS
+        # connections at once (they would not see what is uncommitted; the tests' session,
+        # bound to one connection, reads alone).
+        workers = FIGURES_CONNECTIONS if not in_request() and not db.session().in_transaction() \
+            and isinstance(db.session.get_bind(), sa.Engine) else 0
+        payload = year_figures(fiscal_year, _bands_of(_latest(fiscal_year)), workers)
     k = current_app.config["BLADI_SMALL_CELL_K"]
     payload = {**payload, "protection": {
         str(k): build(payload, fiscal_year, k).release.protection()}}
