@@ -176,6 +176,18 @@ def init_i18n(app: Flask) -> None:
 
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(ROOT / "translations")
     babel.init_app(app, locale_selector=select_locale)
+    # The templates' gettext straight to the app's domain (extensions.AppBabel), whose
+    # catalogue is found once per request: Flask-Babel's own callables look the domain up
+    # again on each {% trans %} (a page has 40 or more).
+    def catalogue():
+        return babel.domain_instance.get_translations()
+
+    app.jinja_env.install_gettext_callables(
+        gettext=lambda s: catalogue().ugettext(s),
+        ngettext=lambda s, p, n: catalogue().ungettext(s, p, n),
+        pgettext=lambda c, s: catalogue().upgettext(c, s),
+        npgettext=lambda c, s, p, n: catalogue().unpgettext(c, s, p, n),
+        newstyle=True)
 
     @app.before_request
     def wtforms_messages():

@@ -232,6 +232,9 @@ def load_settings(environ: dict | os._Environ, instance_path: Path) -> dict:
         # the cookie expires with it.
         "BLADI_SESSION_HOURS": session_hours,
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=session_hours),
+        # The cookie is set when the session changes (the login), not again on every answer:
+        # it then expires when the login does, and each page saves signing and sending it.
+        "SESSION_REFRESH_EACH_REQUEST": False,
         # ... and after this long without a request (every role sees identities or figures).
         "BLADI_IDLE_MINUTES": idle_minutes,
         "BLADI_IDLE_MINUTES_BY_ROLE": idle_by_role,

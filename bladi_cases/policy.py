@@ -393,21 +393,32 @@ def may(user, obj, action: str) -> bool:
     return _may_act(obj, user, action)
 
 
-def get_or_404(model, public_id, user, action: str = "view"):
+def get_or_404(model, public_id, user, action: str = "view", *options,
+               kept_as: str | None = None):
     """Load one row by its public UUID (or code) through `scoped`; 404 if not visible.
 
     A visible row that the user may not act on answers 403; an invisible one answers 404,
     whatever the reason, so another CSO's records cannot be probed.
+
+    By UUID, the statement is kept per user and model (`kept_statement`), the UUID a
+    parameter: every detail page asks, and building it cost more than running it.
+    `options` load the rows a page names with it, in the same statement (name that
+    statement `kept_as`).
     """
+    if options and kept_as is None:
+        raise TypeError("get_or_404 with loader options needs kept_as, the kept statement's name")
     if model is Organization and isinstance(public_id, str):
-        key = Organization.code == public_id
+        obj = db.session.scalars(scoped(model, user).where(Organization.code == public_id)).first()
     else:
         try:
-            key = model.uuid == (public_id if isinstance(public_id, uuid.UUID)
-                                 else uuid.UUID(str(public_id)))
+            key = public_id if isinstance(public_id, uuid.UUID) else uuid.UUID(str(public_id))
         except ValueError:
             abort(404)
-    obj = db.session.scalars(scoped(model, user).where(key)).first()
+        statement = kept_statement(
+            kept_as or f"get_or_404.{model.__name__}", user,
+            lambda: scoped(model, user).where(model.uuid == sa.bindparam("public_id"))
+            .options(*options), model)
+        obj = db.session.scalars(statement, {"public_id": key}).first()
     if obj is None:
         abort(404)
     if not _may_act(obj, user, action):

@@ -65,6 +65,31 @@ def test_attendance_for_30_youth_in_one_save(client, setup):
     assert len(statuses) == 30 and statuses.count("present") == 28
 
 
+def test_recorded_session_page_checks_each_saved_status(client, setup):
+    """A recorded session's page checks the status saved for each youth (its roster and
+    marks are read together), one radio per status."""
+    activity, youth = setup["activity"], setup["youth"]
+    _html, token = _session_form(client, activity)
+    data = {"session_uuid": token, "date": TODAY.isoformat(), "start_time": "17:00",
+            "duration_minutes": "45"}
+    data.update({f"att-{y.uuid}": "present" for y in youth})
+    data[f"att-{youth[3].uuid}"] = "absent"
+    data[f"att-{youth[4].uuid}"] = "excused"
+    assert client.post(f"/activities/{activity.uuid}/sessions/new",
+                       data=data).status_code == 302
+    page = client.get(f"/activities/sessions/{token}")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert html.count('type="radio"') == 90 and html.count(" checked>") == 30
+    assert html.count('value="present" checked') == 28
+    absent, excused = youth[3].uuid, youth[4].uuid
+    assert (f'<input type="radio" id="att-{absent}-absent" name="att-{absent}" '
+            f'value="absent" checked>') in html
+    assert f'<label for="att-{absent}-absent" class="st-absent">' in html
+    assert f'name="att-{excused}" value="excused" checked>' in html
+    assert f'name="att-{excused}" value="present">' in html
+
+
 def test_resending_the_same_session_stores_it_once(client, setup):
     activity, youth = setup["activity"], setup["youth"]
     _html, token = _session_form(client, activity)

@@ -314,3 +314,26 @@ def test_unknown_device_is_named_in_the_users_language(app):
     with app.test_request_context(headers={"Accept-Language": "fr"}):
         assert sessions.device_summary("curl/8.5.0") == "Appareil inconnu"
         assert sessions.device_summary("") == "Appareil inconnu"
+
+
+def test_the_cookie_is_set_at_login_and_expires_with_it_not_resent_on_each_page(
+        app, client, make_user):
+    """The session cookie is sent once, by the login, expiring when the login does
+    (BLADI_SESSION_HOURS); the pages after it do not send it again, unless the session
+    changed (SESSION_REFRESH_EACH_REQUEST off: nothing to sign and send on each answer)."""
+    from datetime import datetime, timezone
+
+    user = make_user(Role.FIELD_WORKER)
+    answer = client.post("/login", data={"email": user.email, "password": TEST_PASSWORD})
+    assert answer.status_code == 302 and "/login" not in answer.location
+    cookie = next(c for c in answer.headers.getlist("Set-Cookie") if c.startswith("session="))
+    expires = datetime.strptime(cookie.split("Expires=")[1].split(";")[0],
+                                "%a, %d %b %Y %H:%M:%S GMT").replace(tzinfo=timezone.utc)
+    lifetime = timedelta(hours=app.config["BLADI_SESSION_HOURS"])
+    assert abs(expires - (datetime.now(timezone.utc) + lifetime)) < timedelta(minutes=5)
+    assert client.get("/").status_code == 200  # the first form's CSRF token joins the session
+    for path in ("/", "/beneficiaries/", "/api/v1/me", "/"):
+        page = client.get(path)
+        assert page.status_code == 200
+        assert not [c for c in page.headers.getlist("Set-Cookie") if c.startswith("session=")]
+    assert _logged_in(client)

@@ -7,8 +7,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import date
 
+from babel import dates, numbers
 from flask import flash, redirect, render_template, request, url_for
-from flask_babel import format_date, format_decimal
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from markupsafe import Markup
@@ -34,6 +35,13 @@ from ...services.retries import RetryConflict
 from .. import form_action, form_page, run_action, safe_next
 from . import bp
 from .forms import ActivityForm, QuickAddForm, SessionForm
+
+
+def _visible(name: str, model, public_id: uuid.UUID, action: str = "view", *options):
+    """`get_or_404` for the pages opened all day, with the rows they name loaded by the
+    same statement (`options`), kept as `activities.<name>`."""
+    return get_or_404(model, public_id, current_user._get_current_object(), action, *options,
+                      kept_as=f"activities.{name}")
 
 
 def _sites():
@@ -127,7 +135,7 @@ def _month(raw: str | None) -> date:
 @requires(Perm.ACTIVITIES)
 def show(activity_id):
     """An activity: figures, calendar of sessions (weeks start on Monday), roster."""
-    activity = get_or_404(Activity, activity_id, current_user)
+    activity = _visible("activity", Activity, activity_id, "view", joinedload(Activity.site))
     figures = participation.for_activity(activity)
     names = reveal_many(list(figures.beneficiaries.values()), current_user, purpose="roster",
                         fields=NAME_FIELDS)
@@ -158,8 +166,11 @@ def _calendar(month: date, sessions) -> list[list[tuple]]:
     held = {s.date: s.uuid for s in sessions
             if (s.date.year, s.date.month) == (month.year, month.month)}
     link = _link(".session", "session_id")
+    # flask_babel.format_date(day), with the request's locale looked up once, not per day.
+    locale = get_locale()
     return [[(day.day, day.month != month.month, link(held[day]) if day in held else None,
-              format_date(day) if day in held else None) for day in week]
+              dates.format_date(day, "medium", locale=locale) if day in held else None)
+             for day in week]
             for week in calendar.Calendar(firstweekday=0).monthdatescalendar(
                 month.year, month.month)]
 
@@ -183,6 +194,7 @@ class _RosterLine:
 def _roster_lines(figures, names: dict) -> list[_RosterLine]:
     """The participants' lines: links from one url_for, hours formatted once per value."""
     link = _link("beneficiaries.show", "beneficiary_id")
+    locale = get_locale()  # flask_babel.format_decimal, the locale looked up once
     hours: dict[float, str] = {}
     lines = []
     for row in figures.rows:
@@ -190,7 +202,7 @@ def _roster_lines(figures, names: dict) -> list[_RosterLine]:
         who = names.get(row.beneficiary_id)
         rate, spent = row.rate, row.hours
         if spent not in hours:
-            hours[spent] = format_decimal(spent)
+            hours[spent] = numbers.format_decimal(spent, locale=locale)
         lines.append(_RosterLine(
             link(youth.uuid) if youth else None, youth.code if youth else "",
             who.full_name if who else "", row.enrolled_now, row.stopped_coming,
@@ -244,27 +256,58 @@ def _attendance(roster, form_data, default: str, all_present: bool) -> dict[int,
     return marks
 
 
+@dataclass(frozen=True, slots=True)
+class _AttendanceLine:
+    """One youth of the attendance form, ready to print."""
+
+    code: str
+    name: str
+    marked: str | None  # the status recorded or posted, if any
+    radios: Markup | None  # None: may not be marked (consent to take part withdrawn)
+
+
+def _attendance_lines(roster, names: dict, marks: dict, default: str) -> list[_AttendanceLine]:
+    """The form's lines. Each youth's radios (name att-<uuid>, one per status, the current
+    one checked) are made here, not by a template loop: thirty values escaped per youth
+    cost more than the rest of the page. The labels are translated once and print
+    unescaped, as the lazy titles do; the values and the UUIDs need no escaping."""
+    statuses = [(value, str(label)) for value, label in AttendanceStatus.choices()]
+    unmarkable = service.unmarkable_rows(roster)
+    lines = []
+    for youth in roster:
+        who = names.get(youth.id)
+        radios = None
+        if youth.id not in unmarkable:
+            key, current = str(youth.uuid), marks.get(youth.id, default)
+            radios = Markup("\n        " + "".join(
+                f'\n          <input type="radio" id="att-{key}-{value}" name="att-{key}" '
+                f'value="{value}"{" checked" if value == current else ""}>\n          '
+                f'<label for="att-{key}-{value}" class="st-{value}">{label}</label>\n        '
+                for value, label in statuses))
+        lines.append(_AttendanceLine(youth.code, who.full_name if who else "",
+                                     marks.get(youth.id), radios))
+    return lines
+
+
 def _session_page(activity, form, day, session=None, marks=None, status=None):
-    roster = _roster(activity, day)
+    if marks is None and session is not None:  # a recorded session as it was saved
+        roster, marks = service.roster_with_marks(session)
+    else:
+        roster = _roster(activity, day)
     names = reveal_many(roster, current_user, purpose="attendance", fields=NAME_FIELDS)
     default = "present" if activity.present_by_default else "absent"
-    if marks is None and session is not None:
-        marks = service.marks_of(session)
     return form_page(
-        "activities/session.html", form, status, activity=activity, roster=roster, names=names,
-        marks=marks or {}, default=default, session=session,
-        unmarkable=service.unmarkable_rows(roster),
-        # The radios' labels translated once, not once per youth; Markup, as the lazy
-        # titles print (unescaped).
-        statuses=[(value, Markup(str(label))) for value, label in AttendanceStatus.choices()],
-        quick_add=QuickAddForm(next=request.full_path, start_date=day))
+        "activities/session.html", form, status, activity=activity, session=session,
+        lines=_attendance_lines(roster, names, marks or {}, default),
+        # Youth are added from the form of a new session only.
+        quick_add=None if session else QuickAddForm(next=request.full_path, start_date=day))
 
 
 @bp.route("/<uuid:activity_id>/sessions/new", methods=["GET", "POST"])
 @requires(Perm.ACTIVITIES)
 def new_session(activity_id):
     """Take attendance: one screen, one save; a retried save is stored once."""
-    activity = get_or_404(Activity, activity_id, current_user)
+    activity = _visible("activity", Activity, activity_id, "view", joinedload(Activity.site))
     form = SessionForm()
     if request.method == "GET":
         form.session_uuid.data = str(uuid.uuid4())
@@ -303,8 +346,9 @@ def _day(raw: str | None) -> date:
 @requires(Perm.ACTIVITIES)
 def session(session_id):
     """A recorded session: see and correct its attendance."""
-    record = get_or_404(ActivitySession, session_id, current_user, "edit")
-    activity = service.activity_with_site(record.activity_id)
+    record = _visible("session", ActivitySession, session_id, "edit",
+                      joinedload(ActivitySession.activity).joinedload(Activity.site))
+    activity = record.activity
     form = SessionForm(obj=record)
     if request.method == "POST" and form.validate_on_submit():
         roster = _roster(activity, form.date.data or record.date)

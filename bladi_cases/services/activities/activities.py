@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 
 import sqlalchemy as sa
@@ -31,7 +32,7 @@ from ...models import (
     User,
 )
 from ...models.activities import GroupAgeBand, activity_facilitator
-from ...policy import scoped
+from ...policy import kept_statement, scoped
 from .. import ValidationError
 from ..audit import Action, record
 from ..beneficiaries.registry import enrol
@@ -125,17 +126,6 @@ def update_activity(actor: User, activity: Activity, values: dict) -> Activity:
     return activity
 
 
-# Statements a page runs on every request are built once, here, with parameters: building
-# one and computing its cache key costs more than running it (0.3-0.6 ms for a roster's).
-_ACTIVITY_WITH_SITE = (sa.select(Activity).where(Activity.id == sa.bindparam("activity_id"))
-                       .options(joinedload(Activity.site)))
-
-
-def activity_with_site(activity_id: int) -> Activity:
-    """An activity and its site in one statement (its pages name the site)."""
-    return db.session.scalars(_ACTIVITY_WITH_SITE, {"activity_id": activity_id}).one()
-
-
 def activity_org(activity: Activity) -> Organization:
     """The CSO that owns an activity."""
     return db.session.get(Organization, activity.organization_id)
@@ -168,6 +158,8 @@ def _newest_consent(column) -> sa.ScalarSelect:
             .order_by(Consent.given_on.desc(), Consent.id.desc()).limit(1).scalar_subquery())
 
 
+# Statements a page runs on every request are built once, here, with parameters: building
+# one and computing its cache key costs more than running it (0.3-0.6 ms for a roster's).
 # What a roster shows, what `reveal_many` decrypts (the name) and what `unmarkable_rows`
 # reads, as Core rows: a page lists them, no object is needed.
 ROSTER_COLUMNS = (Beneficiary.id, Beneficiary.uuid, Beneficiary.code,
@@ -181,18 +173,48 @@ _ROSTERS = (_enrolled_on(sa.select(Enrolment.activity_id, *ROSTER_COLUMNS),
             .order_by(Beneficiary.sequence))
 
 
+def run_core(statement, params: dict) -> sa.CursorResult:
+    """Run a Core statement (rows, no objects) as `db.session.execute` does, the session
+    flushed first, but straight on its connection: the ORM's layer costs more than the
+    run of a small statement (about 0.05 ms a statement)."""
+    if db.session.autoflush:
+        db.session.flush()
+    return db.session.connection().execute(statement, params)
+
+
 def rosters(activities: list[Activity], on: date) -> dict[int, list[sa.Row]]:
     """Each activity's roster on a day, as `roster` (same youth, same order), in one
     statement for all the activities: Core rows of ROSTER_COLUMNS, by activity id."""
     found: dict[int, list[sa.Row]] = {a.id: [] for a in activities}
     if not found:
         return found
+    return _listed(run_core(_ROSTERS, {"activity_ids": list(found), "on": on}), found)
+
+
+def _listed(rows, found: dict[int, list[sa.Row]]) -> dict[int, list[sa.Row]]:
     seen: set[tuple[int, int]] = set()  # two enrolments on one day list the youth once
-    for youth in db.session.execute(_ROSTERS, {"activity_ids": list(found), "on": on}):
+    for youth in rows:
         if (youth.activity_id, youth.id) not in seen:
             seen.add((youth.activity_id, youth.id))
             found[youth.activity_id].append(youth)
     return found
+
+
+# A recorded session's roster with the status recorded for each youth on it: the
+# attendance form of the session in one statement.
+_ROSTER_MARKS = (_ROSTERS.add_columns(Attendance.status.label("marked"))
+                 .outerjoin(Attendance, sa.and_(
+                     Attendance.session_id == sa.bindparam("session_id"),
+                     Attendance.beneficiary_id == Beneficiary.id)))
+
+
+def roster_with_marks(session: ActivitySession) -> tuple[list[sa.Row], dict[int, str]]:
+    """The roster of the session's activity on its date (`rosters`), and the statuses
+    recorded at the session for the youth on it (`marks_of`, for them)."""
+    roster = _listed(run_core(_ROSTER_MARKS, {
+        "activity_ids": [session.activity_id], "on": session.date,
+        "session_id": session.id}), {session.activity_id: []})[session.activity_id]
+    return roster, {youth.id: youth.marked for youth in roster if youth.marked is not None}
 
 
 def unmarkable(youth: list[Beneficiary]) -> set[int]:
@@ -380,13 +402,16 @@ def _parse_uuid(value) -> uuid.UUID:
 
 
 def today_items(user: User, today: date) -> list[tuple[Activity, ActivitySession | None]]:
-    """The user's activities meeting today (by weekday or by a session dated today)."""
-    activities = with_mine(scoped(Activity, user).where(
+    """The user's activities meeting today (by weekday or by a session dated today), their
+    site loaded with them (the lists show it). Both statements kept per user and day
+    (`policy.kept_statement`): building them cost more than running them."""
+    activities = kept_with_mine("activities.today", user, lambda: scoped(Activity, user).where(
         Activity.active.is_(True), Activity.planned_start <= today,
         sa.or_(Activity.planned_end.is_(None), Activity.planned_end >= today))
-        .order_by(Activity.name), user)
-    sessions = {s.activity_id: s for s in db.session.scalars(
-        scoped(ActivitySession, user).where(ActivitySession.date == today))}
+        .options(joinedload(Activity.site)).order_by(Activity.name), today)
+    sessions = {s.activity_id: s for s in db.session.scalars(kept_statement(
+        "activities.today_sessions", user,
+        lambda: scoped(ActivitySession, user).where(ActivitySession.date == today), today))}
     items = []
     for activity, mine in activities:
         if activity.id in sessions or (mine and today.weekday() in activity.weekday_numbers):
@@ -406,6 +431,14 @@ _MINE = sa.or_(
 def with_mine(query: sa.Select, user: User) -> list[sa.Row]:
     """Run a query of activities: (activity, whether it is the user's) for each."""
     return db.session.execute(query.add_columns(_MINE), {"mine_user_id": user.id}).all()
+
+
+def kept_with_mine(name: str, user: User, build: Callable[[], sa.Select], *more
+                   ) -> list[sa.Row]:
+    """`with_mine` for a query of a page opened all day: the query (`build()`) and its
+    column are built once per user and kept (`policy.kept_statement`, with `more`)."""
+    statement = kept_statement(name, user, lambda: build().add_columns(_MINE), *more)
+    return db.session.execute(statement, {"mine_user_id": user.id}).all()
 
 
 # --- Group events ------------------------------------------------------------------------

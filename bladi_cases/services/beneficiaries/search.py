@@ -22,7 +22,7 @@ from ...models import (
     Enrolment,
     Site,
 )
-from ...policy import scoped
+from ...policy import kept_statement, scoped
 from ...privacy import name_tokens
 from ...privacy.deidentify import DEFAULT_BANDS, age_band
 from .registry import NAME_FIELDS, PREFIX_MAX, cipher, name_purpose
@@ -79,14 +79,23 @@ def age_band_of(beneficiary: Beneficiary, today: date) -> str | None:
     return None if band == "other" else band
 
 
-def _age_band_filter(band: str, today: date):
-    lo, hi = AGE_BANDS[band]
+def _age_band_filter():
+    """Born within an age band: its bounds the parameters `band_from` and `band_to`, in
+    months since year 0 (`_age_band_bounds`)."""
     birth_months = Beneficiary.birth_year * 12 + Beneficiary.birth_month - 1
+    return birth_months.between(sa.bindparam("band_from", type_=sa.Integer()),
+                                sa.bindparam("band_to", type_=sa.Integer()))
+
+
+def _age_band_bounds(band: str, today: date) -> dict[str, int]:
+    lo, hi = AGE_BANDS[band]
     now = today.year * 12 + today.month - 1
-    return birth_months.between(now - 12 * hi - 11, now - 12 * lo)
+    return {"band_from": now - 12 * hi - 11, "band_to": now - 12 * lo}
 
 
-def _status_filter(status: str, today: date):
+def _status_filter(status: str):
+    """Youth of a status on the day of the parameter `filter_today`."""
+    today = sa.bindparam("filter_today", type_=sa.Date())
     open_enrolment = sa.exists().where(
         Enrolment.beneficiary_id == Beneficiary.id,
         sa.or_(Enrolment.end_date.is_(None), Enrolment.end_date >= today))
@@ -113,44 +122,92 @@ def _token_digests(token: str, purpose: str) -> list[str]:
     return digests
 
 
-def _name_filters(user, query: str):
-    """One IN (...) per typed word: rows whose name has a word starting with it."""
+def _name_digests(user, query: str) -> list[list[str]]:
+    """The digests to look up for each typed word of two letters or more."""
     purpose = name_purpose(user.organization_id)
-    filters = []
-    for token in name_tokens(query):
-        if len(token) < 2:
-            continue
-        filters.append(Beneficiary.id.in_(
-            scoped(BeneficiaryNameIndex, user).with_only_columns(
-                BeneficiaryNameIndex.beneficiary_id).where(
-                BeneficiaryNameIndex.digest.in_(_token_digests(token, purpose)))))
-    return filters
+    return [_token_digests(token, purpose) for token in name_tokens(query) if len(token) >= 2]
+
+
+def _name_filters(user, words: int):
+    """One IN (...) per typed word: rows whose name has a word starting with it (the
+    digests of word i the parameter `digests_i`)."""
+    return [Beneficiary.id.in_(
+        scoped(BeneficiaryNameIndex, user).with_only_columns(
+            BeneficiaryNameIndex.beneficiary_id).where(
+            BeneficiaryNameIndex.digest.in_(sa.bindparam(f"digests_{i}", expanding=True))))
+        for i in range(words)]
 
 
 def search(user, *, q: str = "", site: Site | None = None, status: str | None = None,
            age_band: str | None = None, page: int = 1, per_page: int = 25,
            today: date | None = None) -> SearchPage:
-    """Beneficiaries of the user's CSO matching every given criterion, newest code first."""
+    """Beneficiaries of the user's CSO matching every given criterion, newest code first.
+
+    The statements are kept per user and kind of search (`policy.kept_statement`: building
+    them and their cache keys cost more than running them); what was typed or chosen, the
+    day and the page are their parameters."""
     today = today or date.today()
-    query = scoped(Beneficiary, user)
+    params: dict = {"status_today": today}
+    shape: list = []  # what the statements are made of, besides the user's scopes
     q = (q or "").strip()
     if q and CODE_RE.match(q.replace(" ", "")):
         number = int(re.sub(r"\D", "", q)[:MAX_QUERY])
         if number > SEQUENCE_MAX:  # 40 digits overflow the database's integer: no such code
             return SearchPage([], page, per_page, 0)
-        query = query.where(Beneficiary.sequence == number)
+        shape.append("code")
+        params["sequence"] = number
     elif q:
-        filters = _name_filters(user, q)
-        if not filters:  # only one-letter words: nothing meaningful to look up
+        digests = _name_digests(user, q)
+        if not digests:  # only one-letter words: nothing meaningful to look up
             return SearchPage([], page, per_page, 0)
-        query = query.where(*filters)
+        shape.append(("names", len(digests)))
+        params.update({f"digests_{i}": found for i, found in enumerate(digests)})
     if site is not None:
-        query = query.where(sa.exists().where(Enrolment.beneficiary_id == Beneficiary.id,
-                                              Enrolment.site_id == site.id))
+        shape.append("site")
+        params["site_id"] = site.id
     if status in {s.value for s in BeneficiaryStatus}:
-        query = query.where(_status_filter(status, today))
+        shape.append(("status", status))
+        params["filter_today"] = today
     if age_band in AGE_BANDS:
-        query = query.where(_age_band_filter(age_band, today))
+        shape.append("age")
+        params.update(_age_band_bounds(age_band, today))
+    shape = tuple(shape)
+    page_statement, count_statement = kept_statement(
+        "beneficiaries.search", user, lambda: _search_statements(user, shape), shape)
+
+    def page_rows(number: int) -> list[sa.Row]:
+        return db.session.execute(page_statement, {
+            **params, "page_limit": per_page, "page_offset": (number - 1) * per_page}).all()
+
+    rows = page_rows(page)
+    if rows:
+        total = rows[0].total
+    else:  # no match, or a page past the last: count, then show the last page
+        total = db.session.scalar(count_statement, params) if page > 1 else 0
+    last = max(1, -(-min(total, COUNT_CAP) // per_page))
+    if page > last:
+        page = last
+        rows = page_rows(page) if total else []
+    return SearchPage(rows, page, per_page, min(total, COUNT_CAP), total > COUNT_CAP)
+
+
+def _search_statements(user, shape: tuple) -> tuple[sa.Select, sa.Select]:
+    """The statements of one kind of search (`shape`, as `search` makes it): one page of
+    rows (`_page_rows`), and the (capped) count of all matches."""
+    query = scoped(Beneficiary, user)
+    for part in shape:
+        if part == "code":
+            query = query.where(Beneficiary.sequence == sa.bindparam("sequence"))
+        elif part == "site":
+            query = query.where(sa.exists().where(
+                Enrolment.beneficiary_id == Beneficiary.id,
+                Enrolment.site_id == sa.bindparam("site_id")))
+        elif part == "age":
+            query = query.where(_age_band_filter())
+        elif part[0] == "names":
+            query = query.where(*_name_filters(user, part[1]))
+        else:
+            query = query.where(_status_filter(part[1]))
     # Newest first: ids grow with registration. Ids only, in the count and in choosing the
     # page: the database reads an index of the CSO's rows, not 20,000 whole records (the
     # page's rows are read by id after). No index has the CSO's ids in order, so the
@@ -159,16 +216,7 @@ def search(user, *, q: str = "", site: Site | None = None, status: str | None = 
     count = sa.select(sa.func.count()).select_from(
         ids_only.order_by(None).limit(COUNT_CAP + 1).subquery()).scalar_subquery()
     # One statement: the page's rows, each with the (capped) count of all matches.
-    rows = _page_rows(ids_only, count, page, per_page, today)
-    if rows:
-        total = rows[0].total
-    else:  # no match, or a page past the last: count, then show the last page
-        total = db.session.scalar(sa.select(count)) if page > 1 else 0
-    last = max(1, -(-min(total, COUNT_CAP) // per_page))
-    if page > last:
-        page = last
-        rows = _page_rows(ids_only, count, page, per_page, today) if total else []
-    return SearchPage(rows, page, per_page, min(total, COUNT_CAP), total > COUNT_CAP)
+    return _page_rows(ids_only, count), sa.select(count)
 
 
 # What the list shows of each youth (the names still encrypted: `registry.reveal_many`).
@@ -198,11 +246,10 @@ def _listed_columns() -> tuple:
             sa.func.coalesce(withdrawn, False).label("consent_withdrawn"))
 
 
-def _page_rows(ids_only, count, page: int, per_page: int, today: date) -> list[sa.Row]:
+def _page_rows(ids_only, count) -> sa.Select:
     """One page of the list as rows (not objects): `_listed_columns()`, and `total`, the
-    count of matches up to COUNT_CAP + 1."""
-    page_ids = ids_only.limit(per_page).offset((page - 1) * per_page)
-    return db.session.execute(
-        sa.select(*_listed_columns(), count.label("total"))
-        .where(Beneficiary.id.in_(page_ids)).order_by(Beneficiary.id.desc()),
-        {"status_today": today}).all()
+    count of matches up to COUNT_CAP + 1. Parameters: `page_limit`, `page_offset`."""
+    page_ids = ids_only.limit(sa.bindparam("page_limit", type_=sa.Integer())).offset(
+        sa.bindparam("page_offset", type_=sa.Integer()))
+    return (sa.select(*_listed_columns(), count.label("total"))
+            .where(Beneficiary.id.in_(page_ids)).order_by(Beneficiary.id.desc()))

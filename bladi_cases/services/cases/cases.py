@@ -446,20 +446,21 @@ def due_page(user: User, today: date, limit: int | None,
     Only the goals listed are decrypted (a manager may have hundreds due)."""
     until = today + timedelta(days=horizon_days)
     found: list[tuple[DueItem, sa.Row | None]] = []  # a goal's row: its text, encrypted
-    for row in db.session.execute(_due_statement(user, until)):
-        if row.part == 0:
-            found.append((DueItem(row.due, "note", row.uuid, row.code, row.value), None))
-        elif row.part == 1:
-            found.append((DueItem(row.due, "goal", row.uuid, row.code), row))
-        elif row.part == 2:
-            found.append((DueItem(row.due, "referral", row.uuid, row.code, row.value,
-                                  row.status), None))
+    # All the rows at once, their columns by position (fetchall, no name lookups).
+    for row in db.session.execute(_due_statement(user, until)).all():
+        part, on, case_uuid, code, _id, value, status, _enc, check_3m, check_6m = row
+        if part == 0:
+            found.append((DueItem(on, "note", case_uuid, code, value), None))
+        elif part == 1:
+            found.append((DueItem(on, "goal", case_uuid, code), row))
+        elif part == 2:
+            found.append((DueItem(on, "referral", case_uuid, code, value, status), None))
         else:
-            for months, checked in ((3, row.check_3m), (6, row.check_6m)):
-                due = Outcome.due_after(row.due, months)
+            for months, checked in ((3, check_3m), (6, check_6m)):
+                due = Outcome.due_after(on, months)
                 if checked is None and due <= until:
-                    found.append((DueItem(due, f"check_{months}m", row.uuid, row.code,
-                                          row.value), None))
+                    found.append((DueItem(due, f"check_{months}m", case_uuid, code, value),
+                                  None))
                     break
     found.sort(key=lambda pair: (pair[0].due, pair[0].kind))
     shown = found if limit is None else found[:limit]
@@ -470,17 +471,9 @@ def due_page(user: User, today: date, limit: int | None,
     return [item for item, _goal in shown], len(found)
 
 
-def case_events(cases: list[Case], user: User) -> list:
-    """Timeline events of a youth's cases that `user` may read (confidential notes only for
-    their author and the manager): opening and status changes, notes, referrals, outcomes.
-
-    One query for all the cases (not four per case), of the date and the one value a
-    timeline line shows: the detail of a note is {"kind"}, of a referral {"service_type"},
-    of an outcome {"kind"}. In the order of `cases`, then status changes (newest first),
-    notes (oldest first), referrals (newest first), outcomes (latest date first)."""
-    if not cases:
-        return []
-    ids = [case.id for case in cases]
+def _build_events_statement(user: User):
+    """`case_events`' union, the case ids an expanding parameter (built once per user)."""
+    ids = sa.bindparam("case_ids", expanding=True)
     parts = [
         sa.select(CaseEvent.case_id, sa.literal(0).label("part"), -CaseEvent.id,
                   CaseEvent.on_date, CaseEvent.to_value)
@@ -494,7 +487,22 @@ def case_events(cases: list[Case], user: User) -> list:
                   Referral.service_type).where(Referral.case_id.in_(ids)),
         sa.select(Outcome.case_id, sa.literal(3), Outcome.id, Outcome.on_date, Outcome.kind)
         .where(Outcome.case_id.in_(ids))]
-    rows = db.session.execute(sa.union_all(*parts)).all()
+    return sa.union_all(*parts)
+
+
+def case_events(cases: list[Case], user: User) -> list:
+    """Timeline events of a youth's cases that `user` may read (confidential notes only for
+    their author and the manager): opening and status changes, notes, referrals, outcomes.
+
+    One query for all the cases (not four per case), of the date and the one value a
+    timeline line shows: the detail of a note is {"kind"}, of a referral {"service_type"},
+    of an outcome {"kind"}. In the order of `cases`, then status changes (newest first),
+    notes (oldest first), referrals (newest first), outcomes (latest date first)."""
+    if not cases:
+        return []
+    ids = [case.id for case in cases]
+    rows = db.session.execute(kept_statement(
+        "cases.events", user, lambda: _build_events_statement(user)), {"case_ids": ids}).all()
     position = {case_id: index for index, case_id in enumerate(ids)}
     # Outcomes: the latest date first (their order_by); the others by their id column.
     rows.sort(key=lambda r: (position[r[0]], r[1], -r[3].toordinal() if r[1] == 3 else r[2]))

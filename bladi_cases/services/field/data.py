@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import date
 
 import sqlalchemy as sa
-from sqlalchemy.orm import joinedload
 
 from ...extensions import db
 from ...models import (
@@ -32,7 +31,7 @@ from ...models import (
 )
 from ...models.cases import NoteKind, case_worker
 from ...policy import kept_statement, scoped
-from ..activities.activities import rosters, today_items, unmarkable_rows, with_mine
+from ..activities.activities import kept_with_mine, rosters, today_items, unmarkable_rows
 from ..beneficiaries.registry import NAME_FIELDS, reveal_many
 from ..beneficiaries.validation import ADULT_AGE, MAX_AGE, MIN_AGE
 from ..cases.cases import OPEN_STATUSES, own_case_ids
@@ -43,15 +42,23 @@ def _choices(enum: type[TitledEnum]) -> list[dict]:
     return [{"value": value, "label": str(label)} for value, label in enum.choices()]
 
 
+# What the field app shows of an activity, as Core rows: no object is needed.
+_ACTIVITY_COLUMNS = (Activity.id, Activity.uuid, Activity.name, Activity.kind,
+                     Activity.default_duration_minutes, Activity.weekdays,
+                     Site.name.label("site_name"))
+
+
 def activities(user: User, today: date) -> list[dict]:
     """Active activities: a worker's own, all the CSO's for a manager; rosters of the
     user's own activities with names (audited), the others' with codes only. The phone
     marks everyone on its roster: a youth who may not be marked (consent to take part
     withdrawn) is left off, or each session sent with them would be refused."""
-    found = with_mine(scoped(Activity, user).where(Activity.active.is_(True))
-                      .options(joinedload(Activity.site)).order_by(Activity.name), user)
-    mine = {a.id for a, is_mine in found if is_mine}
-    rows = [a for a, _mine in found if user.role == Role.CSO_MANAGER or a.id in mine]
+    found = kept_with_mine("field.activities", user, lambda: scoped(Activity, user)
+                           .with_only_columns(*_ACTIVITY_COLUMNS)
+                           .outerjoin(Site, Site.id == Activity.site_id)
+                           .where(Activity.active.is_(True)).order_by(Activity.name))
+    mine = {a.id for a in found if a.mine}
+    rows = [a for a in found if user.role == Role.CSO_MANAGER or a.id in mine]
     everyone = rosters(rows, today)  # all the rosters in one statement
     refused = unmarkable_rows([b for youth in everyone.values() for b in youth])
     named = {b.id: b for a in rows if a.id in mine for b in everyone[a.id]
@@ -59,9 +66,9 @@ def activities(user: User, today: date) -> list[dict]:
     identities = reveal_many(list(named.values()), user, purpose="offline_roster",
                              fields=NAME_FIELDS)
     return [{
-        "id": str(a.uuid), "name": a.name, "kind": a.kind, "site": a.site.name,
+        "id": str(a.uuid), "name": a.name, "kind": a.kind, "site": a.site_name,
         "default_duration_minutes": a.default_duration_minutes,
-        "weekdays": a.weekday_numbers,
+        "weekdays": Activity.weekday_numbers.fget(a),  # it reads `weekdays` alone
         "roster": [{"id": str(b.uuid), "code": b.code,
                     "name": identities[b.id].full_name if b.id in identities else None}
                    for b in everyone[a.id] if b.id not in refused],
