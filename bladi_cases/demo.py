@@ -275,6 +275,12 @@ def seed_demo_cases(seed: int = 1, today: date | None = None) -> int:
         for note in db.session.scalars(db.select(CaseNote).where(
                 CaseNote.organization_id == org.id, CaseNote.due_date.is_not(None)).limit(2)):
             note.due_date = today - timedelta(days=rng.randint(1, 5))
+    if opened:
+        # Written in bulk: the planner's statistics now (without them, on PostgreSQL with
+        # autovacuum off as on SQLite, a worker's follow-ups read the whole CSO's notes).
+        db.session.flush()
+        refresh_statistics(db.session, "case_file", "case_worker", "case_note", "case_goal",
+                           "referral", "outcome", "case_event")
     return opened
 
 
