@@ -5,7 +5,7 @@ rows' timestamps, never by sleeping or by today's date."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -321,16 +321,16 @@ def test_the_cookie_is_set_at_login_and_expires_with_it_not_resent_on_each_page(
     """The session cookie is sent once, by the login, expiring when the login does
     (BLADI_SESSION_HOURS); the pages after it do not send it again, unless the session
     changed (SESSION_REFRESH_EACH_REQUEST off: nothing to sign and send on each answer)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     user = make_user(Role.FIELD_WORKER)
     answer = client.post("/login", data={"email": user.email, "password": TEST_PASSWORD})
     assert answer.status_code == 302 and "/login" not in answer.location
     cookie = next(c for c in answer.headers.getlist("Set-Cookie") if c.startswith("session="))
     expires = datetime.strptime(cookie.split("Expires=")[1].split(";")[0],
-                                "%a, %d %b %Y %H:%M:%S GMT").replace(tzinfo=timezone.utc)
+                                "%a, %d %b %Y %H:%M:%S GMT").replace(tzinfo=UTC)
     lifetime = timedelta(hours=app.config["BLADI_SESSION_HOURS"])
-    assert abs(expires - (datetime.now(timezone.utc) + lifetime)) < timedelta(minutes=5)
+    assert abs(expires - (datetime.now(UTC) + lifetime)) < timedelta(minutes=5)
     assert client.get("/").status_code == 200  # the first form's CSRF token joins the session
     for path in ("/", "/beneficiaries/", "/api/v1/me", "/"):
         page = client.get(path)
