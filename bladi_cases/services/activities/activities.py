@@ -210,7 +210,7 @@ _ROSTER_MARKS = (_ROSTERS.add_columns(Attendance.status.label("marked"))
 
 def roster_with_marks(session: ActivitySession) -> tuple[list[sa.Row], dict[int, str]]:
     """The roster of the session's activity on its date (`rosters`), and the statuses
-    recorded at the session for the youth on it (`marks_of`, for them)."""
+    recorded at the session for the youth on it, by youth id (one statement)."""
     roster = _listed(run_core(_ROSTER_MARKS, {
         "activity_ids": [session.activity_id], "on": session.date,
         "session_id": session.id}), {session.activity_id: []})[session.activity_id]
@@ -228,15 +228,6 @@ def unmarkable_rows(youth: list[sa.Row]) -> set[int]:
     consent's columns, as `Beneficiary.allows` reads them."""
     return {b.id for b in youth if b.consent_withdrawn_on is not None
             or ConsentScope.PARTICIPATION not in (b.consent_scopes or [])}
-
-
-_MARKS = (sa.select(Attendance.beneficiary_id, Attendance.status)
-          .where(Attendance.session_id == sa.bindparam("session_id")))
-
-
-def marks_of(session: ActivitySession) -> dict[int, str]:
-    """The statuses recorded at a session, by youth id (Core rows, one statement)."""
-    return dict(db.session.execute(_MARKS, {"session_id": session.id}).all())
 
 
 def _refuse_without_consent(attendance: dict[int, str],
@@ -428,15 +419,11 @@ _MINE = sa.or_(
     ~sa.exists().where(activity_facilitator.c.activity_id == Activity.id)).label("mine")
 
 
-def with_mine(query: sa.Select, user: User) -> list[sa.Row]:
-    """Run a query of activities: (activity, whether it is the user's) for each."""
-    return db.session.execute(query.add_columns(_MINE), {"mine_user_id": user.id}).all()
-
-
 def kept_with_mine(name: str, user: User, build: Callable[[], sa.Select], *more
                    ) -> list[sa.Row]:
-    """`with_mine` for a query of a page opened all day: the query (`build()`) and its
-    column are built once per user and kept (`policy.kept_statement`, with `more`)."""
+    """Run a query of activities (`build()`): (activity, whether it is the user's) for
+    each. The query and its column are built once per user and kept (for the pages opened
+    all day: `policy.kept_statement`, with `more`)."""
     statement = kept_statement(name, user, lambda: build().add_columns(_MINE), *more)
     return db.session.execute(statement, {"mine_user_id": user.id}).all()
 
