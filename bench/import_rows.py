@@ -66,7 +66,7 @@ def _instrument(phases: Phases) -> None:
 
     inserts = {"beneficiary_name_index": "name-index inserts"}
     phases.wrap(imports, "_duplicates", "duplicate lookup (one query)")
-    phases.wrap(crypto.FieldCipher, "encrypt", "encryption of identifying fields (Fernet)")
+    phases.wrap(crypto.FieldCipher, "encrypt", "encryption of identifying fields (AES-GCM)")
     phases.wrap(registry, "_name_key", "blind indexes: duplicate-check keys")
     phases.wrap(registry, "_name_digests", "blind indexes: name-prefix digests")
     phases.wrap(registry, "_name_index_rows", "blind indexes: name-prefix digests")  # before

@@ -7,6 +7,7 @@ from datetime import date
 
 import pytest
 import sqlalchemy as sa
+from cryptography.fernet import Fernet
 
 from bladi_cases.extensions import db
 from bladi_cases.models import (
@@ -167,6 +168,39 @@ def test_the_readme_rotation_keeps_every_encrypted_value(app, client, make_user,
     assert mentions("agreed to move") in text_of(client.get("/cases/transfers"))
     export = get_file(client, f"/surveys/{written.version.survey.uuid}/responses.csv")
     assert mentions("comment") in export.get_data(as_text=True)
+
+
+def test_values_written_as_fernet_tokens_read_and_rotate_to_aes_gcm(app, make_user, org):
+    """A database written before the change to AES-GCM holds Fernet tokens in every
+    encrypted column: they read as before, and `keys rotate` with the same single key
+    rewrites every one of them in the new form."""
+    worker = make_user(Role.FIELD_WORKER, "BA")
+    youth = register_named_youth(org("BA"))
+    write_everywhere(worker, youth, org("ACEC"))
+    db.session.commit()
+    before = decrypted_everything()
+    key = app.config["BLADI_DATA_KEY"]
+    c, legacy = FieldCipher(parse_keys(key)), Fernet(key.encode())
+    rewritten = 0
+    for model, names in encrypted_columns().items():
+        for row in db.session.execute(sa.select(model.id, *[getattr(model, n) for n in names])):
+            tokens = {name: legacy.encrypt(c.decrypt(token).encode())
+                      for name, token in zip(names, row[1:], strict=True) if token is not None}
+            if tokens:
+                db.session.execute(sa.update(model).where(model.id == row[0]).values(tokens))
+                rewritten += len(tokens)
+    db.session.commit()
+    db.session.expire_all()
+    assert rewritten >= len(encrypted_columns())
+    assert decrypted_everything() == before
+
+    code, output = _cli(app, "keys", "rotate")
+    assert code == 0, output
+    db.session.expire_all()
+    for model, names in encrypted_columns().items():
+        for row in db.session.execute(sa.select(*[getattr(model, n) for n in names])):
+            assert all(bytes(t).startswith(b"v2.") for t in row if t is not None), model
+    assert decrypted_everything() == before
 
 
 def test_a_value_the_new_key_cannot_read_is_named_never_empty(app, client, make_user, org,

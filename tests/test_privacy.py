@@ -6,6 +6,7 @@ import base64
 import re
 
 import pytest
+from cryptography.fernet import Fernet
 
 from bladi_cases.privacy import (
     DataKeyError,
@@ -97,6 +98,50 @@ def test_rotation():
     assert cipher(KEY_B).decrypt(rotated) == "سلمى"
     with pytest.raises(DataKeyError):
         cipher(KEY_B).decrypt(old)
+
+
+def test_values_are_aes_gcm_and_fernet_values_written_before_still_read():
+    """New values are `v2.` + base64(key id, nonce, AES-GCM ciphertext and tag); a Fernet
+    token written by an earlier version under any configured key still decrypts, and
+    rotation rewrites it in the new form under the newest key."""
+    token = cipher(KEY_A).encrypt("منى")
+    assert token.startswith(b"v2.")
+    raw = base64.urlsafe_b64decode(token[3:])
+    assert len(raw) == 4 + 12 + len("منى".encode()) + 16
+    legacy = Fernet(KEY_B.encode()).encrypt("منى".encode())
+    both = cipher(KEY_A, KEY_B)
+    assert both.decrypt(legacy) == "منى"
+    assert both.decrypt(memoryview(legacy)) == "منى"  # as some drivers hand binary columns
+    rotated = both.rotate(legacy)
+    assert rotated.startswith(b"v2.")
+    assert cipher(KEY_A).decrypt(rotated) == "منى"
+    with pytest.raises(DataKeyError):
+        cipher(KEY_A).decrypt(legacy)
+
+
+def test_an_older_key_still_opens_its_values_until_removed():
+    old = cipher(KEY_B).encrypt("Yassine")
+    both = cipher(KEY_A, KEY_B)
+    assert both.decrypt(old) == "Yassine"
+    assert both.newest_only().decrypt(both.rotate(old)) == "Yassine"
+    with pytest.raises(DataKeyError):
+        both.newest_only().decrypt(old)
+
+
+@pytest.mark.parametrize("damage", [
+    lambda t: t[:-1] + bytes([t[-1] ^ 1]),          # a byte of the tag changed
+    lambda t: t[:20] + bytes([t[20] ^ 2]) + t[21:],  # the nonce or the key id changed
+    lambda t: t[:12],                                # cut short
+    lambda t: b"v2.not base64 at all!",
+    lambda t: b"v2.",
+    lambda t: b"gAAAAAgarbage",                      # no Fernet token either
+])
+def test_a_damaged_value_is_an_error_never_a_wrong_name(damage):
+    token = cipher(KEY_A).encrypt("Amal Trabelsi")
+    with pytest.raises(DataKeyError, match="cannot be decrypted"):
+        cipher(KEY_A).decrypt(damage(token))
+    with pytest.raises(DataKeyError, match="cannot be rotated"):
+        cipher(KEY_A).rotate(damage(token))
 
 
 def test_wrong_key_raises():

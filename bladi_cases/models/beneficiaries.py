@@ -127,7 +127,7 @@ class Beneficiary(PublicIdMixin, db.Model):
     sequence: Mapped[int]
     code: Mapped[str] = mapped_column(sa.String(30), unique=True)
 
-    # Identifying, encrypted (Fernet tokens).
+    # Identifying, encrypted (privacy.crypto).
     first_name_ar_enc: Mapped[bytes | None] = encrypted_column()
     last_name_ar_enc: Mapped[bytes | None] = encrypted_column()
     first_name_latin_enc: Mapped[bytes | None] = encrypted_column()

@@ -99,7 +99,7 @@ def check_in(column: str, values) -> str:
     return f"{column} IN {tuple(getattr(v, 'value', v) for v in values)}"
 
 
-ENCRYPTED = "encrypted"  # the `info` key that marks a column holding Fernet tokens
+ENCRYPTED = "encrypted"  # the `info` key of a column holding encrypted values (privacy.crypto)
 
 
 def encrypted_column() -> MappedColumn:

@@ -1,8 +1,15 @@
-"""Field encryption (Fernet, with key rotation) and keyed blind indexes for searching.
+"""Field encryption (AES-256-GCM, with key rotation) and keyed blind indexes for searching.
 
-BLADI_DATA_KEY holds one or more Fernet keys, newest first: the newest encrypts, all
-decrypt, so a key can be rotated without re-encrypting every row at once. Blind indexes
-are HMACs of normalised values, so equality/prefix search works without storing plaintext.
+BLADI_DATA_KEY holds one or more keys (32 random bytes in url-safe base64, the Fernet key
+format), newest first: the newest encrypts, all decrypt, so a key can be rotated without
+re-encrypting every row at once. Blind indexes are HMACs of normalised values, so
+equality/prefix search works without storing plaintext.
+
+A value is written as `v2.` + url-safe base64 of the key's 4-byte id, a random 12-byte nonce
+and `cryptography`'s AES-GCM ciphertext with its tag, under a key derived (HKDF) from the
+configured one. Values written before (Fernet tokens: AES-128-CBC + HMAC-SHA256) still
+decrypt, and `keys rotate` rewrites them in this form. Why the change: Fernet takes about
+9 µs a value in Python, AES-GCM about 1.2 µs, and a list of 25 youth decrypts 100 values.
 """
 
 from __future__ import annotations
@@ -12,11 +19,14 @@ import binascii
 import functools
 import hashlib
 import hmac
+import os
 import re
 from collections.abc import Mapping
 
+from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .normalize import normalize_text
@@ -25,6 +35,12 @@ _KEY_SPLIT = re.compile(r"[,\s]+")
 _URLSAFE_B64 = re.compile(r"[A-Za-z0-9_-]+={0,2}")
 _INDEX_INFO = b"bladi-blind-index-v1"
 _INDEX_HEX_LEN = 32
+_AEAD_INFO = b"bladi-field-aead-v1"
+_KEY_ID_INFO = b"bladi-field-key-id-v1"
+# Never the start of a Fernet token: "." is not in url-safe base64, and a Fernet token
+# begins with its version byte 0x80 ("gAAAAA").
+_AEAD_PREFIX = b"v2."
+_KEY_ID_LEN, _NONCE_LEN, _TAG_LEN = 4, 12, 16
 
 
 class DataKeyError(ValueError):
@@ -77,9 +93,14 @@ class FieldCipher:
             raise DataKeyError("a BLADI_DATA_KEY key is not a valid Fernet key") from None
         # A separate HMAC key derived from the newest key, so an index never reuses the
         # encryption key's material. Rotating the newest key therefore changes all indexes.
-        self._index_key = HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=None, info=_INDEX_INFO
-        ).derive(base64.urlsafe_b64decode(keys[0]))
+        self._index_key = _derive(keys[0], _INDEX_INFO)
+        # Each key's AES-GCM key, by the id written in front of its values (a list: two
+        # configured keys could share an id, one chance in 2**32).
+        self._aead = [(_derive(key, _KEY_ID_INFO)[:_KEY_ID_LEN], AESGCM(_derive(key, _AEAD_INFO)))
+                      for key in keys]
+        self._aead_by_id: dict[bytes, list[AESGCM]] = {}
+        for key_id, aead in self._aead:
+            self._aead_by_id.setdefault(key_id, []).append(aead)
 
     @property
     def key_count(self) -> int:
@@ -100,30 +121,55 @@ class FieldCipher:
         """Encrypt `value` under the newest key; None and "" give None."""
         if not value:
             return None
-        return self._fernet.encrypt(value.encode("utf-8"))
+        key_id, aead = self._aead[0]
+        nonce = os.urandom(_NONCE_LEN)  # random 96-bit nonces: safe far past 2**32 values
+        return _AEAD_PREFIX + base64.urlsafe_b64encode(
+            key_id + nonce + aead.encrypt(nonce, value.encode("utf-8"), key_id))
 
     def decrypt(self, token: bytes | None) -> str | None:
-        """Decrypt a token made with any configured key; None gives None."""
+        """Decrypt a value written with any configured key, in either form; None gives
+        None."""
         if token is None:
             return None
-        try:
-            return self._fernet.decrypt(bytes(token)).decode("utf-8")
-        except InvalidToken:
+        plain = self._open(bytes(token))
+        if plain is None:
             raise DataKeyError(
                 "field value cannot be decrypted with the configured keys "
                 "(wrong BLADI_DATA_KEY, or corrupted data)"
-            ) from None
+            )
+        return plain
 
     def rotate(self, token: bytes | None) -> bytes | None:
-        """Re-encrypt a token under the newest key; None gives None."""
+        """Re-encrypt a value under the newest key, in the current form; None gives None."""
         if token is None:
             return None
-        try:
-            return self._fernet.rotate(bytes(token))
-        except InvalidToken:
+        plain = self._open(bytes(token))
+        if plain is None:
             raise DataKeyError(
                 "field value cannot be decrypted with the configured keys, so cannot be rotated"
-            ) from None
+            )
+        return self.encrypt(plain)
+
+    def _open(self, token: bytes) -> str | None:
+        """The plaintext of a value, or None when no configured key opens it."""
+        if not token.startswith(_AEAD_PREFIX):
+            try:
+                return self._fernet.decrypt(token).decode("utf-8")
+            except InvalidToken:
+                return None
+        try:
+            raw = base64.urlsafe_b64decode(token[len(_AEAD_PREFIX):])
+        except (binascii.Error, ValueError):
+            return None
+        if len(raw) < _KEY_ID_LEN + _NONCE_LEN + _TAG_LEN:
+            return None
+        key_id, nonce = raw[:_KEY_ID_LEN], raw[_KEY_ID_LEN:_KEY_ID_LEN + _NONCE_LEN]
+        for aead in self._aead_by_id.get(key_id, ()):
+            try:
+                return aead.decrypt(nonce, raw[_KEY_ID_LEN + _NONCE_LEN:], key_id).decode("utf-8")
+            except InvalidTag:
+                continue
+        return None
 
     def _mac(self, purpose: str, normalised: str) -> str:
         # The purpose prefix keeps indexes of different fields from being comparable.
@@ -162,6 +208,13 @@ class FieldCipher:
         return list(found)
 
 
+def _derive(key: bytes, info: bytes) -> bytes:
+    """32 bytes for one purpose (`info`) from a configured key: no two purposes share key
+    material."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(
+        base64.urlsafe_b64decode(key))
+
+
 @functools.lru_cache(maxsize=8)
 def _cipher_for(raw: str) -> FieldCipher:
     return FieldCipher(parse_keys(raw))
@@ -173,5 +226,5 @@ def cipher_from_config(config: Mapping) -> FieldCipher:
 
 
 def new_key() -> str:
-    """Return a fresh Fernet key suitable for BLADI_DATA_KEY."""
+    """Return a fresh key for BLADI_DATA_KEY (32 random bytes, url-safe base64)."""
     return Fernet.generate_key().decode()

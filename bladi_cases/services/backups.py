@@ -10,7 +10,7 @@ A backup file is a tar archive of two members:
   archive) or `database.pgdump` (`pg_dump -Fc` run inside the snapshot the counts were read
   in, so counts and copy agree while the application keeps writing).
 
-The data key is never written: encrypted columns stay Fernet tokens, so a backup is
+The data key is never written: encrypted columns stay encrypted, so a backup is
 readable only with the BLADI_DATA_KEY kept apart from it. `verify` proves both halves: the
 copy restores, and a sample of its encrypted values decrypts with the key configured now.
 """
