@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from .config import ConfigError, load_settings
 from .extensions import babel, csrf, db, limiter, login_manager, migrate
-from .transactions import begins_writing, write_after_render
+from .transactions import begins_writing, waits_for_disk, write_after_render
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,7 +70,7 @@ def _sqlite_pragmas(busy_timeout_seconds: int):
     """The connect hook of a SQLite engine: WAL (readers never wait for the writer, nor the
     writer for readers), foreign keys, and how long a writer waits for another's lock."""
 
-    def on_connect(dbapi_connection, _record) -> None:
+    def on_connect(dbapi_connection, record) -> None:
         # pysqlite opens transactions lazily and commits SAVEPOINTs on its own; hand that job
         # to SQLAlchemy (isolation_level=None + explicit BEGIN) so nested transactions behave.
         dbapi_connection.isolation_level = None
@@ -78,6 +78,9 @@ def _sqlite_pragmas(busy_timeout_seconds: int):
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_seconds * 1000)}")
+        # Every commit waits for the disk, but a read page's bookkeeping (_sqlite_begin).
+        cursor.execute("PRAGMA synchronous=FULL")
+        record.info["synchronous"] = "FULL"
         cursor.close()
 
     return on_connect
@@ -90,6 +93,13 @@ def _sqlite_begin(conn) -> None:
     # A write transaction takes the write lock at BEGIN, waiting up to the busy timeout.
     # Begun deferred, it would read first and fail at its first write, without waiting,
     # whenever another writer committed since its first read (WAL keeps its snapshot).
+    # Set before BEGIN (SQLite refuses inside a transaction), and for reads too (one that
+    # turns out to write must not inherit the bookkeeping's setting): in WAL mode, NORMAL
+    # commits without syncing the log, FULL syncs it, with what came before.
+    synchronous = "FULL" if waits_for_disk() else "NORMAL"
+    if conn.info.get("synchronous") != synchronous:
+        conn.exec_driver_sql(f"PRAGMA synchronous={synchronous}")
+        conn.info["synchronous"] = synchronous
     # Reads stay deferred: they never wait, and hold no lock a writer waits for.
     conn.exec_driver_sql("BEGIN IMMEDIATE" if begins_writing() else "BEGIN")
 

@@ -24,9 +24,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+import sqlalchemy as sa
 from flask import g, has_request_context, request
 
 from .extensions import db
+
+# PostgreSQL: this transaction's commit does not wait for its WAL to reach the disk.
+_NO_WAIT = sa.text("SET LOCAL synchronous_commit = off")
 
 # Requests that change nothing but what `after_render` writes.
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -35,6 +39,8 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _WILL_WRITE: ContextVar[bool] = ContextVar("bladi_will_write", default=False)
 # Set while a write request reads before slow work (see reading_first).
 _READING_FIRST: ContextVar[bool] = ContextVar("bladi_reading_first", default=False)
+# Set while a read request's own bookkeeping is written (see write_after_render).
+_BOOKKEEPING: ContextVar[bool] = ContextVar("bladi_bookkeeping", default=False)
 # Set while a background job runs (services/jobs.py): not the request's work, even when it
 # runs right after a request in the same thread (the tests' inline jobs).
 _IN_JOB: ContextVar[bool] = ContextVar("bladi_in_job", default=False)
@@ -68,6 +74,12 @@ def begins_writing() -> bool:
     if _READING_FIRST.get():
         return False
     return _WILL_WRITE.get() or (in_request() and request.method not in READ_METHODS)
+
+
+def waits_for_disk() -> bool:
+    """Whether the transaction beginning now is committed only once on disk: every one but
+    a read request's bookkeeping (`write_after_render`). SQLite's BEGIN hook asks this."""
+    return not _BOOKKEEPING.get()
 
 
 @contextmanager
@@ -111,10 +123,24 @@ def after_render(write: Callable[[], object]) -> None:
 
 def write_after_render() -> None:
     """Called by the request's commit, its own transaction ended: what the read request
-    set aside with `after_render`, written and committed in one short write transaction."""
+    set aside with `after_render`, written and committed in one short write transaction.
+
+    That transaction does not wait for the disk (PostgreSQL `synchronous_commit = off`,
+    SQLite `synchronous = NORMAL` in WAL mode): its rows are a read page's bookkeeping
+    (audit entries of views, a login session's last request, a figures snapshot), written
+    on every page a youth is shown. A crash of the machine, never of the application, in
+    the fraction of a second after can lose them; it cannot corrupt the database, and the
+    next transaction that waits for the disk (any change a person makes) takes them along.
+    Waiting cost every such page a disk flush while holding SQLite's one write lock."""
     writes = g.pop("_bladi_after_render", [])
     if writes:
-        with write_transaction():
-            for write in writes:
-                write()
-            db.session.commit()
+        token = _BOOKKEEPING.set(True)
+        try:
+            with write_transaction():
+                if db.engine.dialect.name == "postgresql":
+                    db.session.execute(_NO_WAIT)
+                for write in writes:
+                    write()
+                db.session.commit()
+        finally:
+            _BOOKKEEPING.reset(token)

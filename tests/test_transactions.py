@@ -86,3 +86,72 @@ def test_a_write_transaction_begins_afresh(app):
     with transactions.write_transaction():
         assert transactions.begins_writing()
     assert not transactions.begins_writing()
+
+
+def _durability_at_each_commit(connection_or_engine, record: list) -> None:
+    """Record, at each commit (and, in the suite's nested transactions, each savepoint
+    released), whether it waits for the disk: SQLite's `synchronous` (2 FULL, 1 NORMAL),
+    PostgreSQL's `synchronous_commit`."""
+    def probe(conn, *_args):
+        if conn.dialect.name == "sqlite":
+            record.append(conn.exec_driver_sql("PRAGMA synchronous").scalar())
+        else:
+            record.append(conn.exec_driver_sql("SHOW synchronous_commit").scalar())
+
+    sa.event.listen(connection_or_engine, "commit", probe)
+    sa.event.listen(connection_or_engine, "release_savepoint", probe)
+
+
+def test_a_pages_bookkeeping_does_not_wait_for_the_disk_a_change_does(app, client,
+                                                                        youth_page):
+    """PostgreSQL: the page's own transaction commits as configured ("on"), its audit
+    entry's without waiting for the WAL flush ("off"). (SQLite's, which needs commits of
+    its own, is the test below.)"""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's setting; SQLite's is checked on a file of its own")
+    worker, page = youth_page
+    seen: list = []
+    _durability_at_each_commit(db.session.connection(), seen)
+    assert client.get(page).status_code == 200
+    assert seen == ["on", "off"]
+    assert _entries(Action.BENEFICIARY_VIEWED, worker) == 1
+
+
+def test_on_sqlite_only_the_bookkeeping_of_a_page_skips_the_sync(file_app):
+    """SQLite (WAL): a GET's audit entry is committed with synchronous=NORMAL (no fsync);
+    the page's own transaction, and a POST's after it on the same pooled connection, with
+    FULL again."""
+    from flask_migrate import upgrade
+
+    from bladi_cases.models import Organization, User
+    from bladi_cases.seed import seed_reference
+
+    from .conftest import TEST_PASSWORD, _hashed
+    from .free_text import register_named_youth
+
+    with file_app.app_context():
+        upgrade()
+        seed_reference()
+        ba = db.session.scalars(sa.select(Organization).where(Organization.code == "BA")).one()
+        worker = User(email="fw@example.tn", display_name="fw", role=Role.FIELD_WORKER,
+                      organization_id=ba.id, password_hash=_hashed(TEST_PASSWORD),
+                      preferred_language="en")
+        db.session.add(worker)
+        youth = register_named_youth(ba)
+        db.session.commit()
+        page = f"/beneficiaries/{youth.uuid}"
+        client = file_app.test_client()
+        login(client, worker)
+        db.session.remove()
+        seen: list = []
+        _durability_at_each_commit(db.engine, seen)
+        assert client.get(page).status_code == 200
+        assert seen == [2, 1]
+        db.session.remove()
+        assert _entries(Action.BENEFICIARY_VIEWED, worker) == 1
+        db.session.remove()
+        seen.clear()
+        assert client.post("/logout").status_code == 302
+        assert seen and set(seen) == {2}, seen
+        db.session.remove()
+        db.engine.dispose()
