@@ -243,11 +243,12 @@ def in_process(records: dict[str, str], pages: list[tuple[str, str]], repeat: in
     import sqlalchemy as sa
     from bare import app as bare_app
 
-    from bladi_cases import create_app
+    from bladi_cases import create_app, freeze_startup_objects
     from bladi_cases.extensions import db
     from tests.load_support import WORKER
 
     app = create_app({"WTF_CSRF_ENABLED": False})
+    freeze_startup_objects()  # as wsgi.py does in a served process
     statements = [0]
 
     def count(*_args, **_kwargs):

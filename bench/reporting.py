@@ -251,7 +251,7 @@ def main() -> int:
 
     from bench.participation import _build_attendance
     from bench.search import _build
-    from bladi_cases import create_app
+    from bladi_cases import create_app, freeze_startup_objects
     from bladi_cases.extensions import db
     from bladi_cases.models import Attendance, Beneficiary, Organization, SurveyResponse, User
     from bladi_cases.models.common import refresh_statistics
@@ -311,6 +311,8 @@ def main() -> int:
         # Wall time, and this process's CPU time (all its threads): on SQLite all the work,
         # and a shared machine's load does not inflate it (on PostgreSQL the server's work
         # is not in it).
+        # As a served process is (wsgi.py), what is loaded so far out of the collector's way.
+        freeze_startup_objects()
         refreshes, cpu = [], {"refresh": [], "alone": [], "together": []}
         walls: dict[str, list] = {"alone": [], "together": []}
         busiest: dict[int, list[float]] = {1: [], FIGURES_CONNECTIONS: []}

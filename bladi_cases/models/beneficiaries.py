@@ -181,6 +181,11 @@ class Beneficiary(PublicIdMixin, db.Model):
         # The youth list: the CSO's newest first, a page of 25 read off the index in order
         # (erased_at: a count of the youth not erased through it reads no record).
         sa.Index("ix_beneficiary_org_id", "organization_id", "id", "erased_at"),
+        # The year's figures count youth by profile (CSO, setting, sex, birth, governorate):
+        # SQLite reads the youth in that order off this index instead of sorting them
+        # (services/reports/indicators.py, PROFILE_INDEX).
+        sa.Index("ix_beneficiary_profile", "organization_id", "setting_kind", "sex",
+                 "birth_year", "birth_month", "governorate_code"),
         sa.CheckConstraint(check_in("sex", Sex), name="sex"),
         sa.CheckConstraint("birth_month BETWEEN 1 AND 12", name="birth_month"),
         sa.CheckConstraint(check_in("setting_kind", SiteKind), name="setting_kind"),
