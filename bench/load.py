@@ -233,6 +233,8 @@ def _check(base: str, path: str, cookie: str) -> None:
     with urllib.request.urlopen(request, timeout=60) as answer:
         if answer.status != 200 or answer.url != base + path:
             raise RuntimeError(f"{path} answered {answer.status} at {answer.url}")
+        if answer.headers.get("Set-Cookie"):  # wrk would send the old cookie every time
+            raise RuntimeError(f"{path} sets the session cookie again to a logged-in browser")
 
 
 def in_process(records: dict[str, str], pages: list[tuple[str, str]], repeat: int) -> None:

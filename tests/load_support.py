@@ -191,6 +191,11 @@ def log_in(base: str, email: str, password: str) -> str:
             (answer.code, last.status, last.location)
     else:
         raise AssertionError(f"{email} was not logged in")
+    # The first page after the login, as a browser opens it: the session then holds the
+    # token of its forms (the menu's logout button has one), and the browser the cookie
+    # carrying it. A cookie taken before would have every page make a new token and send
+    # the cookie again, which no browser asks for twice.
+    opener.open(base + "/", timeout=30).read()
     return "; ".join(f"{cookie.name}={cookie.value}" for cookie in jar)
 
 

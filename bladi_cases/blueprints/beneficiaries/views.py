@@ -32,6 +32,7 @@ from ...models import (
     SurveyResponse,
     SurveyVersion,
 )
+from ...models.admin import localized
 from ...policy import Perm, get_or_404, kept_statement, requires, scoped
 from ...services.activities import participation
 from ...services.beneficiaries import registry as service
@@ -71,20 +72,45 @@ def _site_by_uuid(value):
     return found if found is not None else "unknown"
 
 
-def prepare_form(form, with_site: bool):
+@dataclass(frozen=True)
+class RegistrationChoices:
+    """What a registration form offers and starts from, read from the database: the
+    governorates in the user's language, the CSO's own (most youth live where their CSO
+    works), the CSO's active sites, and the first site's setting."""
+
+    governorates: tuple[tuple[str, str], ...]
+    governorate: str | None
+    sites: tuple[tuple[str, str], ...]
+    setting_kind: str | None
+
+
+def registration_choices() -> RegistrationChoices:
+    """The choices and starting values of the registration form (`prepare_form`), which the
+    field page keys its content by without building the form."""
+    lang = ui_language()
+    # Rows, not objects: `localized` reads their columns by name just the same.
+    governorates = db.session.execute(sa.select(
+        Governorate.iso_code, Governorate.name_ar, Governorate.name_fr, Governorate.name_en)
+        .order_by(Governorate.iso_code)).all()
+    sites = _sites()
+    return RegistrationChoices(
+        tuple((row.iso_code, localized(row, "name", lang)) for row in governorates),
+        current_user.organization.governorate_code,
+        (("", "—"), *((str(s.uuid), s.name) for s in sites)),
+        sites[0].kind if sites else None)
+
+
+def prepare_form(form, with_site: bool, choices: RegistrationChoices | None = None):
     """Governorate and site choices of a registration or record form (also the offline
     field page's registration form), starting from the CSO's own governorate."""
-    lang = ui_language()
-    governorates = db.session.scalars(db.select(Governorate).order_by(Governorate.iso_code))
-    form.governorate_code.choices = [(g.iso_code, g.name(lang)) for g in governorates]
+    choices = choices or registration_choices()
+    form.governorate_code.choices = list(choices.governorates)
     if request.method == "GET" and not form.governorate_code.data:
-        # Most youth live where their CSO works: start from there.
-        form.governorate_code.data = current_user.organization.governorate_code
-        sites = _sites()
-        if sites and with_site:
-            form.setting_kind.data = sites[0].kind
+        form.governorate_code.data = choices.governorate
+        if choices.setting_kind and with_site:
+            form.setting_kind.data = choices.setting_kind
     if with_site:
-        form.site.choices = [("", "—")] + [(str(s.uuid), s.name) for s in _sites()]
+        form.site.choices = list(choices.sites)
     return form
 
 

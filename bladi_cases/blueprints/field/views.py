@@ -14,7 +14,7 @@ from markupsafe import Markup
 from ...i18n import text_direction, ui_language
 from ...policy import Perm, public, requires
 from ..beneficiaries.forms import RegistrationForm
-from ..beneficiaries.views import prepare_form
+from ..beneficiaries.views import prepare_form, registration_choices
 from . import bp
 
 # Files the service worker keeps for the app to start with no connection.
@@ -31,15 +31,15 @@ _CONTENT: dict[tuple, Markup] = {}
 def page():
     """The field app: today's attendance, registration, surveys and case notes, entered
     with or without a connection, and the queue of what waits to be sent."""
-    form = prepare_form(RegistrationForm(), with_site=True)
     # The content holds no user's data: it follows from the language, the form's choices
     # and starting values that come from the database (the other fields' choices are
     # enums, their labels the language's) and the links' root, so it is rendered once for
-    # each of these.
-    key = (ui_language(), tuple(form.governorate_code.choices), form.governorate_code.data,
-           tuple(form.site.choices), form.setting_kind.data, request.script_root)
+    # each of these; the form itself is built only then.
+    choices = registration_choices()
+    key = (ui_language(), choices, request.script_root)
     content = _CONTENT.get(key)
     if content is None:
+        form = prepare_form(RegistrationForm(), with_site=True, choices=choices)
         states = {"waiting": _("Waiting"), "sending": _("Sending"), "conflict": _("Conflict"),
                   "rejected": _("Rejected")}
         types = {"session": _("Attendance"), "registration": _("Registration"),
