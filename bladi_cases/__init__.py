@@ -121,6 +121,12 @@ def init_database(app: Flask) -> None:
     from . import models  # noqa: F401  (register every table on the metadata)
     from .services import jobs
 
+    cost = app.config.get("BLADI_PG_RANDOM_PAGE_COST")
+    if cost and app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        # Each connection's planner, whatever the URL's own options (config.py says why).
+        options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
+        options["connect_args"] = {**options.get("connect_args", {}),
+                                   "options": f"-c random_page_cost={cost}"}
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     with app.app_context():

@@ -112,3 +112,25 @@ def test_a_bad_proxy_hop_count_fails_fast(tmp_path, value):
         load_settings({"BLADI_ENV": "testing", "BLADI_PROXY_HOPS": value}, tmp_path)
     assert "BLADI_PROXY_HOPS" in str(error.value)
     assert load_settings({"BLADI_ENV": "testing"}, tmp_path)["BLADI_PROXY_HOPS"] == 0
+
+
+def test_postgresql_connections_plan_for_ssd_unless_told(tmp_path):
+    base = {"BLADI_ENV": "testing"}
+    assert load_settings(base, tmp_path)["BLADI_PG_RANDOM_PAGE_COST"] == 1.1
+    assert load_settings({**base, "BLADI_PG_RANDOM_PAGE_COST": "2"},
+                         tmp_path)["BLADI_PG_RANDOM_PAGE_COST"] == 2.0
+    assert load_settings({**base, "BLADI_PG_RANDOM_PAGE_COST": "server"},
+                         tmp_path)["BLADI_PG_RANDOM_PAGE_COST"] is None
+    for bad in ("0", "-1", "fast", "1e9"):
+        with pytest.raises(ConfigError, match="BLADI_PG_RANDOM_PAGE_COST"):
+            load_settings({**base, "BLADI_PG_RANDOM_PAGE_COST": bad}, tmp_path)
+
+
+def test_the_apps_postgresql_connections_use_the_planner_cost(app):
+    """On the suite's PostgreSQL pass: the connections the app opens carry the setting."""
+    from bladi_cases.extensions import db
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's planner setting")
+    with db.engine.connect() as connection:
+        assert connection.exec_driver_sql("SHOW random_page_cost").scalar() == "1.1"

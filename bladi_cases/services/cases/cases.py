@@ -382,7 +382,7 @@ def own_case_ids(user: User) -> sa.Select:
 _DUE_CASE, _DUE_YOUTH = aliased(Case), aliased(Beneficiary)
 
 
-def _due_part(model, user: User, case_ids: sa.Select, part: int, due, value=None,
+def _due_part(model, user: User, case_ids: sa.CTE, part: int, due, value=None,
               status=None, enc=None, checks=(None, None)) -> sa.Select:
     """One kind of follow-up as rows of the same columns (a UNION ALL of the kinds): its
     case's public id and youth code joined, no object loaded. The rows are found through
@@ -400,8 +400,7 @@ def _due_part(model, user: User, case_ids: sa.Select, part: int, due, value=None
         column(checks[1], sa.Boolean).label("check_6m"))
         .join_from(model, case, model.case_id == case.id)
         .join(youth, youth.id == case.beneficiary_id)
-        .where(model.id.in_(sa.select(model.id).where(model.case_id.in_(case_ids))
-                            .correlate(None))))
+        .where(model.case_id.in_(sa.select(case_ids.c.id))))
 
 
 def _due_statement(user: User, until: date) -> sa.CompoundSelect:
@@ -415,8 +414,9 @@ def _build_due_statement(user: User, until: date) -> sa.CompoundSelect:
     cases = scoped(Case, user).where(Case.status.in_(OPEN_STATUSES))
     if user.role != Role.CSO_MANAGER:
         cases = cases.where(Case.id.in_(own_case_ids(user)))
-    # Not correlated: the follow-ups' own query joins case_file too.
-    case_ids = cases.with_only_columns(Case.id).correlate(None)
+    # The cases' ids once (PostgreSQL planned the four kinds' scopes of the cases anew in
+    # each part, 2.4 ms a page), not correlated: the follow-ups' query joins case_file too.
+    case_ids = cases.with_only_columns(Case.id).correlate(None).cte("due_case")
     return sa.union_all(
         _due_part(CaseNote, user, case_ids, 0, CaseNote.due_date, CaseNote.kind)
         .where(CaseNote.due_date <= until, CaseNote.done_on.is_(None)),
