@@ -9,6 +9,7 @@ import io
 import os
 import threading
 import time
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -399,3 +400,16 @@ def jobs_root():
     from pathlib import Path
 
     return Path(__file__).resolve().parent.parent
+
+
+def test_a_stage_without_a_title_is_refused_where_it_is_reported(app):
+    """Every stage a job reports has a title on its page (JobStage): an unknown one fails
+    the job's first report, never shows blank."""
+    from bladi_cases.models import JobStage
+    from bladi_cases.services.jobs import Progress
+
+    progress = Progress(Job(uuid=uuid.uuid4()))  # what it reports to: the job's key
+    progress(JobStage.CHECKED, 1, 2)
+    assert progress.state["stage"] == "checked"
+    with pytest.raises(ValueError):
+        progress("sorted", 1, 2)

@@ -39,7 +39,7 @@ from .cases import (
     ServiceProvider,
 )
 from .common import TitledEnum, titled_enums
-from .jobs import Job, JobStatus
+from .jobs import Job, JobStage, JobStatus
 from .reports import (
     FiguresSnapshot,
     Indicator,
@@ -53,6 +53,7 @@ from .surveys import Survey, SurveyDraft, SurveyResponse, SurveyVersion, Wave
 
 __all__ = [
     "Job",
+    "JobStage",
     "JobStatus",
     "FiguresSnapshot",
     "Activity",

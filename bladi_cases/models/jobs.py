@@ -34,6 +34,22 @@ class JobStatus(TitledEnum):
                   "failed": _l("Failed")}
 
 
+class JobStage(TitledEnum):
+    """What a running job reports it has done so far (`progress(stage, done, total)` in
+    services/jobs.py): its page shows the stage's title beside the count. A stage is one of
+    these or the job fails at its first report: none can show without a title."""
+
+    CHECKED = "checked"
+    WRITTEN = "written"
+    ROWS = "rows"
+    COMPUTED = "computed"
+    ROTATED = "rotated"
+    COPIED = "copied"
+    __titles__ = {"checked": _l("Rows checked"), "written": _l("Rows written"),
+                  "rows": _l("Rows written"), "computed": _l("Figures computed"),
+                  "rotated": _l("Values re-encrypted"), "copied": _l("Copied")}
+
+
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.WAITING)
 
 

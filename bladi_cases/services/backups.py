@@ -42,6 +42,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy.engine import URL, make_url
 
 from ..extensions import db
+from ..models import JobStage
 from ..models.common import encrypted_columns
 from ..privacy import DataKeyError, FieldCipher
 from . import jobs
@@ -525,10 +526,10 @@ def backup_folder() -> Path:
 def _backup_now(progress=None) -> tuple[Path, Manifest]:
     out = backup_folder() / f"bladi-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}.tar"
     if progress:
-        progress("copied", 0, 1)
+        progress(JobStage.COPIED, 0, 1)
     manifest = create_backup(db.engine.url, out)
     if progress:
-        progress("copied", 1, 1)
+        progress(JobStage.COPIED, 1, 1)
     return out, manifest
 
 

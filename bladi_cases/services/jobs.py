@@ -41,7 +41,7 @@ from flask_babel import gettext as _
 
 from ..extensions import db
 from ..i18n import BABEL_LOCALES
-from ..models import Job, JobStatus, LoginSession
+from ..models import Job, JobStage, JobStatus, LoginSession
 from ..models.common import utcnow
 from ..transactions import after_render, in_read_request, in_request, job_work, write_transaction
 
@@ -196,8 +196,10 @@ class Progress:
         self.key = str(job.uuid)
         self.state = {"stage": "", "done": 0, "total": 0, "at": time.time()}
 
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        self.state = {"stage": stage, "done": int(done), "total": int(total), "at": time.time()}
+    def __call__(self, stage: JobStage, done: int, total: int) -> None:
+        # JobStage(...) refuses a stage without a title (ValueError), here, not on the page.
+        self.state = {"stage": JobStage(stage).value, "done": int(done), "total": int(total),
+                      "at": time.time()}
         _store().put(self.key, self.state)
 
     def beat(self) -> None:
@@ -542,24 +544,14 @@ def status_of(job: Job) -> dict:
     outcome = outcome_of(job) if job.status != JobStatus.RUNNING else {}
     return {"id": str(job.uuid), "kind": job.kind, "status": job.status,
             "status_label": str(JobStatus.label_of(job.status)), "stage": stage,
-            "stage_label": str(STAGES.get(stage, "")), "done": done, "total": total,
+            "stage_label": str(JobStage.label_of(stage or None)), "done": done,
+            "total": total,
             "percent": percent, "message": outcome.get("message", ""),
             "problems": outcome.get("problems", []),
             "back_args": outcome.get("data", {}).get("back_args", {}),
             "download": job.status == JobStatus.DONE and job.result_enc is not None,
             "expired": job.status == JobStatus.DONE and job.result_name is not None
             and job.result_enc is None}
-
-
-def _stages() -> dict:
-    from flask_babel import lazy_gettext as _l
-
-    return {"checked": _l("Rows checked"), "written": _l("Rows written"),
-            "rows": _l("Rows written"), "computed": _l("Figures computed"),
-            "rotated": _l("Values re-encrypted"), "copied": _l("Copied")}
-
-
-STAGES = _stages()
 
 
 def finished_recently(user, limit: int = 10) -> list[Job]:

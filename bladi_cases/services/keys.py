@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from ..extensions import db
-from ..models import Beneficiary
+from ..models import Beneficiary, JobStage
 from ..models.common import encrypted_columns
 from ..privacy import DataKeyError, FieldCipher, UndecryptableValueError
 from . import jobs
@@ -160,8 +160,8 @@ def rotation_job(job, progress) -> jobs.Outcome:
     nothing (idempotent)."""
     tables = [model.__tablename__ for model in encrypted_columns()]
     counts = rotate_keys(progress=lambda table, _n: progress(
-        "rotated", tables.index(table), len(tables)))
-    progress("rotated", len(tables), len(tables))
+        JobStage.ROTATED, tables.index(table), len(tables)))
+    progress(JobStage.ROTATED, len(tables), len(tables))
     result = verify_keys()
     if not result.ok:
         raise jobs.JobFailed([_("%(n)d encrypted values do not decrypt under the newest key "

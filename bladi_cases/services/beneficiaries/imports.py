@@ -29,6 +29,7 @@ from ...models import (
     ConsentMethod,
     ConsentScope,
     Governorate,
+    JobStage,
     Organization,
     SchoolStatus,
     Sex,
@@ -357,7 +358,7 @@ def check_file(org: Organization, filename: str, data: bytes,
                progress: ProgressCallback | None = None) -> ImportCheck:
     """Validate every row; ImportRefused with "row N, column C: message" lines if any fail.
 
-    `progress("checked", rows_done, rows_total)` is called every PROGRESS_EVERY rows and
+    `progress(JobStage.CHECKED, rows_done, rows_total)` is called every PROGRESS_EVERY rows and
     once the duplicate search is done (rows_done == rows_total)."""
     today = today or date.today()
     table = read_table(filename, data)
@@ -368,7 +369,7 @@ def check_file(org: Organization, filename: str, data: bytes,
     total = len(table) - 1
     for number, cells in enumerate(table[1:], start=2):
         if progress is not None and number > 2 and (number - 2) % PROGRESS_EVERY == 0:
-            progress("checked", number - 2, total)
+            progress(JobStage.CHECKED, number - 2, total)
         values, errors = reader.row_values(keys, list(cells))
         if not errors:
             try:
@@ -383,7 +384,7 @@ def check_file(org: Organization, filename: str, data: bytes,
         raise ImportRefused(problems)
     duplicates = _duplicates(org, rows)
     if progress is not None:
-        progress("checked", total, total)
+        progress(JobStage.CHECKED, total, total)
     return ImportCheck(rows, duplicates)
 
 
@@ -410,7 +411,7 @@ def import_rows(actor, org: Organization, check: ImportCheck, skip_rows: set[int
     """Write the checked rows (minus `skip_rows`) in the current transaction; their codes.
 
     Bulk inserts of IMPORT_BATCH rows; nothing is committed here, so a failure leaves
-    nothing written. `progress("written", rows_done, rows_total)` is called after each
+    nothing written. `progress(JobStage.WRITTEN, rows_done, rows_total)` is called after each
     batch but the last, and once everything, the audit entry included, is written."""
     chosen = [row.validated for row in check.rows if row.number not in skip_rows]
     codes = []
@@ -418,13 +419,13 @@ def import_rows(actor, org: Organization, check: ImportCheck, skip_rows: set[int
         codes += [code for _id, code in insert_validated(
             actor, org, chosen[start:start + IMPORT_BATCH])]
         if progress is not None and len(codes) < len(chosen):
-            progress("written", len(codes), len(chosen))
+            progress(JobStage.WRITTEN, len(codes), len(chosen))
     refresh_statistics(db.session, "beneficiary", "beneficiary_name_index")
     record(Action.BENEFICIARIES_IMPORTED, actor=actor, organization_id=org.id,
            detail={"count": len(codes), "codes": codes[:20] + (["..."] if len(codes) > 20
                                                                 else [])})
     if progress is not None:
-        progress("written", len(codes), len(chosen))
+        progress(JobStage.WRITTEN, len(codes), len(chosen))
     return codes
 
 

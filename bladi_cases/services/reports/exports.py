@@ -24,6 +24,7 @@ from ...models import (
     Beneficiary,
     Case,
     Governorate,
+    JobStage,
     Outcome,
     QuarterlyReport,
     ReportStatus,
@@ -478,12 +479,12 @@ def tracking_job(job, progress) -> jobs.Outcome:
     """The tracking table of the asked years (XLSX, or one year as CSV)."""
     params = job.params
     years, fmt, k = params["years"], params["fmt"], params["k"]
-    progress("computed", 0, len(years))
+    progress(JobStage.COMPUTED, 0, len(years))
     if fmt == "xlsx":
         body, mimetype = tracking_xlsx(years, job.language, k), XLSX_MIMETYPE
     else:
         body, mimetype = csv_bytes(tracking_rows(years[-1], job.language, k)), CSV_MIMETYPE
-    progress("computed", len(years), len(years))
+    progress(JobStage.COMPUTED, len(years), len(years))
     return jobs.Outcome(result=body, result_name=f"bladi-indicators-FY{years[-1]}.{fmt}",
                         result_mimetype=mimetype)
 
@@ -496,6 +497,6 @@ def microdata_job(job, progress) -> jobs.Outcome:
     chunks = []
     for count, chunk in enumerate(microdata_csv(year, k), start=1):
         chunks.append(chunk)
-        progress("rows", count * 1000, 0)
+        progress(JobStage.ROWS, count * 1000, 0)
     return jobs.Outcome(result=b"".join(chunks), result_name=f"bladi-microdata-FY{year}.csv",
                         result_mimetype=CSV_MIMETYPE)

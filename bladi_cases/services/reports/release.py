@@ -26,6 +26,7 @@ from ...extensions import db
 from ...models import (
     FiguresSnapshot,
     Indicator,
+    JobStage,
     ManualValue,
     Organization,
     QuarterlyReport,
@@ -194,9 +195,9 @@ def _refresh_after_response(fiscal_year: int) -> None:
 def _refresh_job(job, progress) -> jobs.Outcome:
     """The background job of `_refresh_after_response`."""
     fiscal_year = job.params["fiscal_year"]
-    progress("computed", 0, 1)
+    progress(JobStage.COMPUTED, 0, 1)
     done = refresh_once(fiscal_year, newer_than=job.created_at)
-    progress("computed", 1, 1)
+    progress(JobStage.COMPUTED, 1, 1)
     return jobs.Outcome(data={"fiscal_year": fiscal_year, "refreshed": done})
 
 

@@ -18,6 +18,7 @@ from ...extensions import db
 from ...models import (
     Beneficiary,
     ConsentScope,
+    JobStage,
     Organization,
     Role,
     Survey,
@@ -528,13 +529,13 @@ def import_job(job, progress) -> jobs.Outcome:
     """Parse and check the form (reading only), then store it as a new version."""
     from ...models import User
 
-    progress("checked", 0, 1)
+    progress(JobStage.CHECKED, 0, 1)
     try:
         definition = parsed_form(jobs.input_of(job), job.input_name)
     except ValidationError as refused:
         raise jobs.JobFailed([str(m) for msgs in refused.errors.values() for m in msgs]) \
             from refused
-    progress("checked", 1, 1)
+    progress(JobStage.CHECKED, 1, 1)
 
     def write(outcome: jobs.Outcome) -> None:
         actor = db.session.get(User, job.user_id)
@@ -581,12 +582,12 @@ def responses_job(job, progress) -> jobs.Outcome:
         raise jobs.JobFailed([_("This survey is no longer available to you.")])
     responses = db.session.scalars(scoped(SurveyResponse, actor).where(
         SurveyResponse.survey_id == survey.id).order_by(SurveyResponse.id)).all()
-    progress("rows", 0, len(responses))
+    progress(JobStage.ROWS, 0, len(responses))
     codes = codes_of(responses, actor)
     lang, fmt, wanted = params["lang"], params["fmt"], params.get("repeat")
     rows = export_rows(survey, responses, codes, lang)
     repeats = export_repeat_rows(survey, responses, codes, lang)
-    progress("rows", len(responses), len(responses))
+    progress(JobStage.ROWS, len(responses), len(responses))
     if wanted is not None and wanted not in dict(repeats):
         raise jobs.JobFailed([_("This survey has no repeat called %(name)s.", name=wanted)])
     if fmt == "csv":
