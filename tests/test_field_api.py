@@ -247,11 +247,11 @@ def test_fuzz_every_operation_as_a_field_worker_never_5xx(app, client, field):
     assert {200, 400} <= answered["POST /api/v1/sync"], answered
 
 
-def test_field_page_content_follows_each_cso_and_language(client, make_user, make_site):
+def test_field_page_content_follows_each_cso_and_language(app, client, make_user, make_site,
+                                                         monkeypatch):
     """The field page's content is rendered once and kept (blueprints/field/views.py): each
     CSO still gets its own sites to enrol at, and each language its own words."""
-    from bladi_cases.blueprints.field import views as field_views
-
+    monkeypatch.setattr(app.jinja_env, "auto_reload", False)  # as served: kept
     make_site("BA", name="Dar Chabab BA")
     make_site("KS", name="Dar Chabab KS")
     users = {(code, lang): make_user(Role.FIELD_WORKER, code, preferred_language=lang)
@@ -266,4 +266,4 @@ def test_field_page_content_follows_each_cso_and_language(client, make_user, mak
             assert f"Dar Chabab {code}" in html and f"Dar Chabab {other}" not in html
             assert words[lang] in html and all(
                 word not in html for other_lang, word in words.items() if other_lang != lang)
-    assert len(field_views._CONTENT) >= len(users)
+    assert len(app.extensions["bladi_fragments"]["field"]) >= len(users)

@@ -16,6 +16,7 @@ from markupsafe import Markup
 from sqlalchemy.orm import joinedload
 
 from ...extensions import db
+from ...fragments import url_maker
 from ...models import (
     Activity,
     ActivitySession,
@@ -150,14 +151,9 @@ def show(activity_id):
         quick_add=QuickAddForm(next=request.full_path))
 
 
-_PLACEHOLDER = uuid.UUID(int=0)
-
-
-def _link(endpoint: str, argument: str):
-    """`url_for(endpoint, argument=<uuid>)` for many UUIDs from one url_for: a page of
-    25 rows built 25."""
-    head, tail = url_for(endpoint, **{argument: _PLACEHOLDER}).rsplit(str(_PLACEHOLDER), 1)
-    return lambda public_id: f"{head}{public_id}{tail}"
+# The calendar's and the roster's links, from one url_for per process (`url_maker`).
+_SESSION_URL = url_maker("activities.session", "session_id")
+_YOUTH_URL = url_maker("beneficiaries.show", "beneficiary_id")
 
 
 def _calendar(month: date, sessions) -> list[list[tuple]]:
@@ -165,10 +161,10 @@ def _calendar(month: date, sessions) -> list[list[tuple]]:
     link to the session held that day or None, the date spelled out when there is one)."""
     held = {s.date: s.uuid for s in sessions
             if (s.date.year, s.date.month) == (month.year, month.month)}
-    link = _link(".session", "session_id")
     # flask_babel.format_date(day), with the request's locale looked up once, not per day.
     locale = get_locale()
-    return [[(day.day, day.month != month.month, link(held[day]) if day in held else None,
+    return [[(day.day, day.month != month.month, _SESSION_URL(session_id=held[day]) if day in held
+              else None,
               dates.format_date(day, "medium", locale=locale) if day in held else None)
              for day in week]
             for week in calendar.Calendar(firstweekday=0).monthdatescalendar(
@@ -193,7 +189,6 @@ class _RosterLine:
 
 def _roster_lines(figures, names: dict) -> list[_RosterLine]:
     """The participants' lines: links from one url_for, hours formatted once per value."""
-    link = _link("beneficiaries.show", "beneficiary_id")
     locale = get_locale()  # flask_babel.format_decimal, the locale looked up once
     hours: dict[float, str] = {}
     lines = []
@@ -204,7 +199,7 @@ def _roster_lines(figures, names: dict) -> list[_RosterLine]:
         if spent not in hours:
             hours[spent] = numbers.format_decimal(spent, locale=locale)
         lines.append(_RosterLine(
-            link(youth.uuid) if youth else None, youth.code if youth else "",
+            _YOUTH_URL(beneficiary_id=youth.uuid) if youth else None, youth.code if youth else "",
             who.full_name if who else "", row.enrolled_now, row.stopped_coming,
             row.attended, row.held, hours[spent],
             None if rate is None else int(round(rate * 100, 0)), row.completed))

@@ -4,7 +4,6 @@ page that shows decrypted identities goes through services.beneficiaries.registr
 from __future__ import annotations
 
 import functools
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -18,6 +17,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ...errors import render_error
 from ...extensions import db
+from ...fragments import url_maker
 from ...i18n import ui_language
 from ...models import (
     Beneficiary,
@@ -179,16 +179,17 @@ def _labels(enum) -> Callable[[str | None], str]:
     return label
 
 
+_YOUTH_URL = url_maker("beneficiaries.show", "beneficiary_id")
+
+
 def _list_rows(items, identities: dict, today: date) -> list[_ListRow]:
-    """The lines of the list: links built from one url_for, labels translated once."""
-    placeholder = uuid.UUID(int=0)
-    head, tail = url_for(".show", beneficiary_id=placeholder).rsplit(str(placeholder), 1)
+    """The lines of the list: links made from one url_for, labels translated once."""
     sex, status = _labels(Sex), _labels(BeneficiaryStatus)
     rows = []
     for b in items:
         who = identities.get(b.id)
         rows.append(_ListRow(
-            f"{head}{b.uuid}{tail}", b.code, (who.full_name if who else "") or "—",
+            _YOUTH_URL(beneficiary_id=b.uuid), b.code, (who.full_name if who else "") or "—",
             sex(b.sex), age_band_of(b, today) or "", status(b.status), b.consent_withdrawn,
             b.erased_at is not None))
     return rows
@@ -250,44 +251,40 @@ def show(beneficiary_id):
         link=_RecordLinks(beneficiary.uuid))
 
 
-# The record page's links: url_for once per process for each (about 30 µs a call, a dozen
-# a page), with placeholders that each page replaces: _YOUTH the youth's uuid, _OTHER the
-# uuid of the enrolment, activity, survey or case the link is about. Only the script root
-# changes what url_for answers for these paths.
-_YOUTH, _OTHER = uuid.UUID(int=1), uuid.UUID(int=2)
+# The record page's links, made from one url_for per process each (`url_maker`): by name,
+# the maker and which of its arguments are the youth's uuid and the other record's (the
+# enrolment, activity, survey or case the link is about).
 _RECORD_LINKS = {
-    "edit": ("beneficiaries.edit", {"beneficiary_id": _YOUTH}),
-    "withdraw": ("beneficiaries.withdraw", {"beneficiary_id": _YOUTH}),
-    "consent": ("beneficiaries.consent", {"beneficiary_id": _YOUTH}),
-    "end_enrolment": ("beneficiaries.end_enrolment",
-                      {"beneficiary_id": _YOUTH, "enrolment_id": _OTHER}),
-    "enrol": ("beneficiaries.enrol", {"beneficiary_id": _YOUTH}),
-    "activity": ("activities.show", {"activity_id": _OTHER}),
+    "edit": (url_maker("beneficiaries.edit", "beneficiary_id"), "beneficiary_id", None),
+    "withdraw": (url_maker("beneficiaries.withdraw", "beneficiary_id"), "beneficiary_id", None),
+    "consent": (url_maker("beneficiaries.consent", "beneficiary_id"), "beneficiary_id", None),
+    "end_enrolment": (url_maker("beneficiaries.end_enrolment", "beneficiary_id",
+                                "enrolment_id"), "beneficiary_id", "enrolment_id"),
+    "enrol": (url_maker("beneficiaries.enrol", "beneficiary_id"), "beneficiary_id", None),
+    "activity": (url_maker("activities.show", "activity_id"), None, "activity_id"),
     # The wave is put in its place by the template (a plain word).
-    "fill": ("surveys.fill", {"survey_id": _OTHER, "beneficiary": _YOUTH, "wave": "WAVE"}),
-    "case": ("cases.show", {"case_id": _OTHER}),
-    "new_case": ("cases.new", {"beneficiary_id": _YOUTH}),
-    "access_request": ("beneficiaries.access_request", {"beneficiary_id": _YOUTH}),
-    "erase": ("beneficiaries.erase", {"beneficiary_id": _YOUTH}),
+    "fill": (url_maker("surveys.fill", "survey_id", "beneficiary", wave="WAVE"),
+             "beneficiary", "survey_id"),
+    "case": (url_maker("cases.show", "case_id"), None, "case_id"),
+    "new_case": (url_maker("cases.new", "beneficiary_id"), "beneficiary_id", None),
+    "access_request": (url_maker("beneficiaries.access_request", "beneficiary_id"),
+                       "beneficiary_id", None),
+    "erase": (url_maker("beneficiaries.erase", "beneficiary_id"), "beneficiary_id", None),
 }
-
-
-@functools.cache
-def _record_link_patterns(script_root: str) -> dict[str, str]:
-    return {name: url_for(endpoint, **values)
-            for name, (endpoint, values) in _RECORD_LINKS.items()}
 
 
 class _RecordLinks:
     """`link(name)` and `link(name, other_uuid)` in the record's template."""
 
     def __init__(self, youth_uuid):
-        self.patterns = _record_link_patterns(request.script_root)
-        self.youth = str(youth_uuid)
+        self.youth = youth_uuid
 
     def __call__(self, name: str, other=None) -> str:
-        url = self.patterns[name].replace(str(_YOUTH), self.youth)
-        return url if other is None else url.replace(str(_OTHER), str(other))
+        make, youth, about = _RECORD_LINKS[name]
+        ids = {} if youth is None else {youth: self.youth}
+        if about is not None:
+            ids[about] = other
+        return make(**ids)
 
 
 _GOVERNORATE = sa.select(Governorate).where(Governorate.iso_code == sa.bindparam("code"))

@@ -9,8 +9,8 @@ import json
 
 from flask import current_app, make_response, render_template, request, url_for
 from flask_babel import gettext as _
-from markupsafe import Markup
 
+from ...fragments import kept_fragment
 from ...i18n import text_direction, ui_language
 from ...policy import Perm, public, requires
 from ..beneficiaries.forms import RegistrationForm
@@ -20,10 +20,6 @@ from . import bp
 # Files the service worker keeps for the app to start with no connection.
 SHELL = ("css/app.css", "js/app.js", "js/offline.js", "js/xpath.min.js", "js/field.js",
          "img/icon.svg")
-
-# The field page's content by language and form choices (`page`): at most this many kept.
-CONTENT_CACHED = 64
-_CONTENT: dict[tuple, Markup] = {}
 
 
 @bp.get("/field")
@@ -37,20 +33,17 @@ def page():
     # each of these; the form itself is built only then.
     choices = registration_choices()
     key = (ui_language(), choices, request.script_root)
-    content = _CONTENT.get(key)
-    if content is None:
+
+    def render() -> str:
         form = prepare_form(RegistrationForm(), with_site=True, choices=choices)
         states = {"waiting": _("Waiting"), "sending": _("Sending"), "conflict": _("Conflict"),
                   "rejected": _("Rejected")}
         types = {"session": _("Attendance"), "registration": _("Registration"),
                  "survey_response": _("Survey"), "case_note": _("Case note"),
                  "follow_up": _("Follow-up")}
-        content = Markup(render_template("field/_content.html", form=form, states=states,
-                                         types=types))
-        if not current_app.jinja_env.auto_reload:  # templates edited while it runs
-            if len(_CONTENT) >= CONTENT_CACHED:
-                _CONTENT.clear()
-            _CONTENT[key] = content
+        return render_template("field/_content.html", form=form, states=states, types=types)
+
+    content = kept_fragment("field", key, render)
     return render_template("field/field.html", content=content)
 
 

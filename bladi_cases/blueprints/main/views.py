@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from uuid import UUID
 
 import sqlalchemy as sa
 from flask import (
@@ -24,6 +23,7 @@ from markupsafe import Markup, escape
 from sqlalchemy.orm import joinedload
 
 from ...extensions import db
+from ...fragments import url_maker
 from ...i18n import COOKIE_NAME, LANGUAGES
 from ...models import Beneficiary, Organization, OrgKind, Role, Site, User
 from ...models.cases import NoteKind, OutcomeKind, ReferralStatus, ServiceType
@@ -92,12 +92,10 @@ class _DueRow:
 
 def _due_rows(items, today: date) -> list[_DueRow]:
     """The follow-ups' lines: each label translated once per page, each date formatted once,
-    the case links built from one url_for (a page of 30 asked gettext for each row's
+    the case links made from one url_for (a page of 30 asked gettext for each row's
     labels, and Jinja for a dozen expressions per row)."""
     if not items:
         return []
-    placeholder = UUID(int=0)
-    head, tail = url_for("cases.show", case_id=placeholder).rsplit(str(placeholder), 1)
     # Markup: the template's {% trans %} printed translations unescaped, and the enums'
     # lazy titles too (an unknown stored value is printed as it is, escaped).
     overdue, due_today = Markup(_("Overdue")), Markup(_("Today"))
@@ -117,10 +115,13 @@ def _due_rows(items, today: date) -> list[_DueRow]:
         if what is None:
             what = whats[key] = _due_what(*key)
         text = (item.text or Markup(_("Erased"))) if item.kind == "goal" else ""
-        rows.append(_DueRow(css, when, f"{head}{item.case_uuid}{tail}", item.youth_code,
+        rows.append(_DueRow(css, when, _CASE_URL(case_id=item.case_uuid), item.youth_code,
                             item.kind, what, text))
     return rows
 
+
+# Each follow-up's link to its case, from one url_for per process (`url_maker`).
+_CASE_URL = url_maker("cases.show", "case_id")
 
 # The title of each kind of follow-up (translated when shown) and the enum of its value.
 _DUE_KINDS = {"note": (_l("Follow up a note"), NoteKind),
