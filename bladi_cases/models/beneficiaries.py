@@ -12,6 +12,7 @@ from datetime import date, datetime
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.ext.hybrid import hybrid_method, hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -196,18 +197,38 @@ class Beneficiary(PublicIdMixin, db.Model):
         """The newest consent (withdrawn or not)."""
         return self.consents[0] if self.consents else None
 
-    @property
+    # Each rule below is written twice side by side: on a loaded youth (Python) and as SQL
+    # for a statement (the youth list reads the status and consent of 25 youth as columns);
+    # tests/test_beneficiaries.py checks both give the same on every case.
+
+    @hybrid_property
     def consent_withdrawn(self) -> bool:
         """True when the newest consent was withdrawn: collection has stopped."""
         consent = self.current_consent
         return consent is not None and consent.withdrawn_on is not None
 
+    @consent_withdrawn.inplace.expression
+    @classmethod
+    def _consent_withdrawn_expression(cls) -> sa.ColumnElement[bool]:
+        newest = (sa.select(Consent.withdrawn_on.is_not(None))
+                  .where(Consent.beneficiary_id == cls.id)
+                  .order_by(Consent.given_on.desc(), Consent.id.desc()).limit(1)
+                  .correlate(cls).scalar_subquery())
+        return sa.func.coalesce(newest, False)
+
     def allows(self, scope: str) -> bool:
         """True when a valid (not withdrawn) consent covers `scope`."""
         consent = self.current_consent
-        return (consent is not None and consent.withdrawn_on is None
-                and scope in (consent.scopes or []) and self.erased_at is None)
+        return consent is not None and self.consent_allows(
+            consent.withdrawn_on, consent.scopes, scope, self.erased_at)
 
+    @staticmethod
+    def consent_allows(withdrawn_on, scopes, scope: str, erased_at=None) -> bool:
+        """`allows`, from the newest consent's columns (read as a row's, or None when the
+        youth has no consent)."""
+        return withdrawn_on is None and scope in (scopes or []) and erased_at is None
+
+    @hybrid_method
     def status(self, today: date) -> BeneficiaryStatus:
         """Active (an open enrolment), exited (only ended ones) or not enrolled."""
         if not self.enrolments:
@@ -215,6 +236,17 @@ class Beneficiary(PublicIdMixin, db.Model):
         if any(e.end_date is None or e.end_date >= today for e in self.enrolments):
             return BeneficiaryStatus.ACTIVE
         return BeneficiaryStatus.EXITED
+
+    @status.inplace.expression
+    @classmethod
+    def _status_expression(cls, today) -> sa.ColumnElement[str]:
+        open_enrolment = sa.exists().where(
+            Enrolment.beneficiary_id == cls.id,
+            sa.or_(Enrolment.end_date.is_(None), Enrolment.end_date >= today))
+        any_enrolment = sa.exists().where(Enrolment.beneficiary_id == cls.id)
+        return sa.case((open_enrolment, BeneficiaryStatus.ACTIVE.value),
+                       (any_enrolment, BeneficiaryStatus.EXITED.value),
+                       else_=BeneficiaryStatus.NOT_ENROLLED.value)
 
 
 class BeneficiaryNameIndex(db.Model):

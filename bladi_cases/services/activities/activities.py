@@ -226,8 +226,8 @@ def unmarkable(youth: list[Beneficiary]) -> set[int]:
 def unmarkable_rows(youth: list[sa.Row]) -> set[int]:
     """`unmarkable` for the rows of `rosters` (youth not erased), from their newest
     consent's columns, as `Beneficiary.allows` reads them."""
-    return {b.id for b in youth if b.consent_withdrawn_on is not None
-            or ConsentScope.PARTICIPATION not in (b.consent_scopes or [])}
+    return {b.id for b in youth if not Beneficiary.consent_allows(
+        b.consent_withdrawn_on, b.consent_scopes, ConsentScope.PARTICIPATION)}
 
 
 def _refuse_without_consent(attendance: dict[int, str],

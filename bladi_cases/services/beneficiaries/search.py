@@ -18,7 +18,6 @@ from ...models import (
     Beneficiary,
     BeneficiaryNameIndex,
     BeneficiaryStatus,
-    Consent,
     Enrolment,
     Site,
 )
@@ -95,16 +94,7 @@ def _age_band_bounds(band: str, today: date) -> dict[str, int]:
 
 def _status_filter(status: str):
     """Youth of a status on the day of the parameter `filter_today`."""
-    today = sa.bindparam("filter_today", type_=sa.Date())
-    open_enrolment = sa.exists().where(
-        Enrolment.beneficiary_id == Beneficiary.id,
-        sa.or_(Enrolment.end_date.is_(None), Enrolment.end_date >= today))
-    any_enrolment = sa.exists().where(Enrolment.beneficiary_id == Beneficiary.id)
-    if status == BeneficiaryStatus.ACTIVE:
-        return open_enrolment
-    if status == BeneficiaryStatus.EXITED:
-        return sa.and_(any_enrolment, ~open_enrolment)
-    return ~any_enrolment
+    return Beneficiary.status(sa.bindparam("filter_today", type_=sa.Date())) == status
 
 
 def _token_digests(token: str, purpose: str) -> list[str]:
@@ -228,22 +218,11 @@ _LISTED = (Beneficiary.id, Beneficiary.uuid, Beneficiary.code, Beneficiary.organ
 @functools.cache
 def _listed_columns() -> tuple:
     """The list's columns, built once (not per page): the shown columns, the youth's status
-    and whether the newest consent was withdrawn (as `Beneficiary.status` and
-    `.consent_withdrawn` say). The status needs the parameter `status_today`."""
-    today = sa.bindparam("status_today", type_=sa.Date())
-    open_enrolment = sa.exists().where(
-        Enrolment.beneficiary_id == Beneficiary.id,
-        sa.or_(Enrolment.end_date.is_(None), Enrolment.end_date >= today))
-    any_enrolment = sa.exists().where(Enrolment.beneficiary_id == Beneficiary.id)
-    status = sa.case((open_enrolment, BeneficiaryStatus.ACTIVE.value),
-                     (any_enrolment, BeneficiaryStatus.EXITED.value),
-                     else_=BeneficiaryStatus.NOT_ENROLLED.value)
-    withdrawn = (sa.select(Consent.withdrawn_on.is_not(None))
-                 .where(Consent.beneficiary_id == Beneficiary.id)
-                 .order_by(Consent.given_on.desc(), Consent.id.desc()).limit(1)
-                 .correlate(Beneficiary).scalar_subquery())
-    return (*_LISTED, status.label("status"),
-            sa.func.coalesce(withdrawn, False).label("consent_withdrawn"))
+    and whether the newest consent was withdrawn (`Beneficiary.status` and
+    `.consent_withdrawn` as SQL). The status needs the parameter `status_today`."""
+    return (*_LISTED,
+            Beneficiary.status(sa.bindparam("status_today", type_=sa.Date())).label("status"),
+            Beneficiary.consent_withdrawn.label("consent_withdrawn"))
 
 
 def _page_rows(ids_only, count) -> sa.Select:
