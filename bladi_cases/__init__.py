@@ -98,6 +98,22 @@ def _sqlite_pragmas(busy_timeout_seconds: int):
     return on_connect
 
 
+def _postgres_planner(random_page_cost: float):
+    """The connect hook of a PostgreSQL engine: the planner's cost of a random page read
+    (BLADI_PG_RANDOM_PAGE_COST) for the connection's whole life."""
+
+    def on_connect(dbapi_connection, _record) -> None:
+        # A session setting, not a transaction's: psycopg opens none for SET in autocommit.
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        try:
+            dbapi_connection.execute(f"SET random_page_cost = {random_page_cost}")
+        finally:
+            dbapi_connection.autocommit = autocommit
+
+    return on_connect
+
+
 def _sqlite_begin(conn) -> None:
     # A connection asked for AUTOCOMMIT (VACUUM in a migration) must get no transaction.
     if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
@@ -121,16 +137,17 @@ def init_database(app: Flask) -> None:
     from . import models  # noqa: F401  (register every table on the metadata)
     from .services import jobs
 
-    cost = app.config.get("BLADI_PG_RANDOM_PAGE_COST")
-    if cost and app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
-        # Each connection's planner, whatever the URL's own options (config.py says why).
-        options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
-        options["connect_args"] = {**options.get("connect_args", {}),
-                                   "options": f"-c random_page_cost={cost}"}
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     with app.app_context():
         engine: Engine = db.engine
+        cost = app.config.get("BLADI_PG_RANDOM_PAGE_COST")
+        if engine.dialect.name == "postgresql" and cost \
+                and not getattr(engine, "_bladi_planner", False):
+            # Each new connection's planner (config.py says why), set on the connection so
+            # that options the URL gives the server (a statement_timeout...) stay.
+            event.listen(engine, "connect", _postgres_planner(float(cost)))
+            engine._bladi_planner = True
         if engine.dialect.name == "sqlite" and not getattr(engine, "_bladi_hooked", False):
             event.listen(engine, "connect",
                          _sqlite_pragmas(app.config["BLADI_SQLITE_BUSY_SECONDS"]))

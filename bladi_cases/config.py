@@ -67,8 +67,8 @@ def _random_page_cost(environ) -> float | None:
     read at (1.1 unless set; "server" keeps the server's own, None). PostgreSQL's default
     of 4 assumes spinning disks, and made it read all of a CSO's case notes (3,000) to find
     a worker's 40 cases' notes (1.4 ms instead of 0.3), where the data is on SSD or in
-    memory, as PostgreSQL's documentation advises for both. Applied in
-    bladi_cases/__init__.py (init_database)."""
+    memory, as PostgreSQL's documentation advises for both. Applied to each
+    new connection in bladi_cases/__init__.py (init_database)."""
     raw = (environ.get("BLADI_PG_RANDOM_PAGE_COST") or "1.1").strip()
     if raw == "server":
         return None

@@ -37,7 +37,7 @@ def kept_fragment(kind: str, key: Hashable, render: Callable[[], str]) -> Markup
 _SLOTS = tuple(uuid.UUID(int=n) for n in range(1, 4))
 
 
-@functools.cache
+@functools.lru_cache(maxsize=512)  # a few dozen patterns times the app's roots
 def _pattern(script_root: str, endpoint: str, names: tuple[str, ...],
              fixed: tuple[tuple[str, str], ...]) -> str:
     return url_for(endpoint, **dict(zip(names, _SLOTS, strict=False)), **dict(fixed))

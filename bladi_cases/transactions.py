@@ -39,7 +39,8 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _WILL_WRITE: ContextVar[bool] = ContextVar("bladi_will_write", default=False)
 # Set while a write request reads before slow work (see reading_first).
 _READING_FIRST: ContextVar[bool] = ContextVar("bladi_reading_first", default=False)
-# Set while a read request's own bookkeeping is written (see write_after_render).
+# Set while a read request's bookkeeping that need not wait for the disk is written (see
+# write_after_render).
 _BOOKKEEPING: ContextVar[bool] = ContextVar("bladi_bookkeeping", default=False)
 # Set while a background job runs (services/jobs.py): not the request's work, even when it
 # runs right after a request in the same thread (the tests' inline jobs).
@@ -78,7 +79,8 @@ def begins_writing() -> bool:
 
 def waits_for_disk() -> bool:
     """Whether the transaction beginning now is committed only once on disk: every one but
-    a read request's bookkeeping (`write_after_render`). SQLite's BEGIN hook asks this."""
+    a read request's bookkeeping that asked not to (`after_render`). SQLite's BEGIN hook
+    asks this."""
     return not _BOOKKEEPING.get()
 
 
@@ -112,35 +114,40 @@ def reading_first() -> Iterator[None]:
     db.session.commit()
 
 
-def after_render(write: Callable[[], object]) -> None:
+def after_render(write: Callable[[], object], waits_for_disk: bool = True) -> None:
     """In a read request: call `write` (which adds or flushes rows) once the response is
     built, in a short write transaction with the request's other such writes. If they
-    cannot be written, the response is an error page instead."""
+    cannot be written, the response is an error page instead.
+
+    `waits_for_disk=False` for bookkeeping that can be lost in a machine crash without harm
+    (a login session's last request, a figures snapshot that is recomputed): when every
+    write of the request is such, the commit does not wait for the disk. Audit entries
+    always wait: each view of a youth's identity must stay on record."""
     if not in_read_request():
         raise RuntimeError("after_render is for read requests; write now instead")
-    g.setdefault("_bladi_after_render", []).append(write)
+    g.setdefault("_bladi_after_render", []).append((write, waits_for_disk))
 
 
 def write_after_render() -> None:
     """Called by the request's commit, its own transaction ended: what the read request
     set aside with `after_render`, written and committed in one short write transaction.
 
-    That transaction does not wait for the disk (PostgreSQL `synchronous_commit = off`,
-    SQLite `synchronous = NORMAL` in WAL mode): its rows are a read page's bookkeeping
-    (audit entries of views, a login session's last request, a figures snapshot), written
-    on every page a youth is shown. A crash of the machine, never of the application, in
-    the fraction of a second after can lose them; it cannot corrupt the database, and the
-    next transaction that waits for the disk (any change a person makes) takes them along.
-    Waiting cost every such page a disk flush while holding SQLite's one write lock."""
+    When none of it asks to wait for the disk (`after_render`), the commit does not
+    (PostgreSQL `synchronous_commit = off`, SQLite `synchronous = NORMAL` in WAL mode): a
+    crash of the machine, never of the application, in the fraction of a second after can
+    lose it; it cannot corrupt the database, and the next transaction that waits for the
+    disk takes it along."""
     writes = g.pop("_bladi_after_render", [])
-    if writes:
-        token = _BOOKKEEPING.set(True)
-        try:
-            with write_transaction():
-                if db.engine.dialect.name == "postgresql":
-                    db.session.execute(_NO_WAIT)
-                for write in writes:
-                    write()
-                db.session.commit()
-        finally:
-            _BOOKKEEPING.reset(token)
+    if not writes:
+        return
+    relaxed = not any(wait for _write, wait in writes)
+    token = _BOOKKEEPING.set(relaxed)
+    try:
+        with write_transaction():
+            if relaxed and db.engine.dialect.name == "postgresql":
+                db.session.execute(_NO_WAIT)
+            for write, _wait in writes:
+                write()
+            db.session.commit()
+    finally:
+        _BOOKKEEPING.reset(token)

@@ -134,3 +134,14 @@ def test_the_apps_postgresql_connections_use_the_planner_cost(app):
         pytest.skip("PostgreSQL's planner setting")
     with db.engine.connect() as connection:
         assert connection.exec_driver_sql("SHOW random_page_cost").scalar() == "1.1"
+    # Options the URL gives the server stay beside it.
+    from bladi_cases import create_app
+
+    url = db.engine.url.update_query_dict({"options": "-c statement_timeout=4321"})
+    other = create_app({"BLADI_ENV": "testing", "WTF_CSRF_ENABLED": False,
+                        "SQLALCHEMY_DATABASE_URI": url.render_as_string(hide_password=False)})
+    with other.app_context():
+        with db.engine.connect() as connection:
+            assert connection.exec_driver_sql("SHOW random_page_cost").scalar() == "1.1"
+            assert connection.exec_driver_sql("SHOW statement_timeout").scalar() == "4321ms"
+        db.engine.dispose()

@@ -67,9 +67,11 @@ def _expired(row: LoginSession, user: User, now: datetime) -> bool:
 
 
 def _write(write: Callable[[], object]) -> None:
-    """Now in a write request; once the page is built in a read request (transactions.py)."""
+    """Now in a write request; once the page is built in a read request (transactions.py),
+    without waiting for the disk: a login's last request lost in a machine crash only
+    moves its idle timeout earlier."""
     if in_read_request():
-        after_render(write)
+        after_render(write, waits_for_disk=False)
     else:
         write()
 

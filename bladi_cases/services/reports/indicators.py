@@ -556,6 +556,13 @@ def figures_settings(connection, alongside_others: bool = False) -> None:
         connection.execute(sa.text("SET LOCAL max_parallel_workers_per_gather = 0"))
 
 
+def figures_settings_end(connection) -> None:
+    """Undo `figures_settings` on a transaction that goes on after the figures (the
+    caller's session: a request that computed them reads other things after)."""
+    for name in ("jit", "work_mem", "enable_sort", "max_parallel_workers_per_gather"):
+        connection.execute(sa.text(f"RESET {name}"))
+
+
 def _capped(period: Period | Span) -> tuple[date, date] | None:
     """A period's first and last day up to today (nobody is reached ahead); None when it
     is still to come."""

@@ -39,7 +39,14 @@ from ...privacy.release import Release
 from ...privacy.suppression import TOTAL, WITHHELD
 from ...transactions import after_render, in_read_request, in_request, write_transaction
 from .. import jobs
-from .indicators import RULES, Period, Span, figures_settings, year_tables
+from .indicators import (
+    RULES,
+    Period,
+    Span,
+    figures_settings,
+    figures_settings_end,
+    year_tables,
+)
 from .quality import year_quality
 from .reports import funded_csos, indicators, targets_of
 
@@ -85,6 +92,10 @@ def year_figures(fiscal_year: int, frozen_bands: dict | None = None, workers: in
             sa.select(QuarterlyReport).where(QuarterlyReport.fiscal_year == fiscal_year,
                                              QuarterlyReport.status == ReportStatus.APPROVED))}))
     quality, manual, frozen = tables.extra
+    if db.session.get_bind().dialect.name == "postgresql":
+        # The rest of the caller's transaction (a request's, when no snapshot was fresh)
+        # plans as usual again.
+        figures_settings_end(db.session)
     payload: dict = {"quarters": {}, "settings": {}, "dimensions": {}, "scores": {},
                      "lifetime": {}, "age_bands": {},
                      "approved": sorted(f"{codes[o]}:{q}" for o, q in frozen if o in codes)}
@@ -257,7 +268,8 @@ def refresh(fiscal_year: int, payload: dict | None = None) -> dict:
     payload = {**payload, "protection": {
         str(k): build(payload, fiscal_year, k).release.protection()}}
     if in_read_request():
-        after_render(lambda: _store(fiscal_year, payload))
+        # A snapshot lost in a machine crash is recomputed: no need to wait for the disk.
+        after_render(lambda: _store(fiscal_year, payload), waits_for_disk=False)
     elif in_request():
         _store(fiscal_year, payload)
     else:
