@@ -27,6 +27,7 @@ from bladi_cases.models import Organization, Role, Site, SiteKind, User
 from bladi_cases.seed import seed_reference
 from bladi_cases.services.auth import hash_password
 from bladi_cases.services.auth import sessions as auth_sessions
+from bladi_cases.services.reports.indicators import Period
 
 TEST_PASSWORD = "Correct-Horse-Battery-9"
 _TMP = Path(tempfile.mkdtemp(prefix="bladi-tests-"))
@@ -105,6 +106,21 @@ def app(database_url):
     yield application
     with application.app_context():
         db.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _dates_of_today(request):
+    """A module's `TODAY`, `PERIOD` and `YEAR` are today's when each of its tests starts,
+    not when the module was imported: a run that crosses midnight (CI starts whenever a
+    session ends) would otherwise compare the app's new date with the tests' old one."""
+    module, today = request.module, date.today()
+    if getattr(module, "TODAY", today) != today:
+        module.TODAY = today
+    if isinstance(getattr(module, "PERIOD", None), Period):
+        module.PERIOD = Period.containing(today)
+    if isinstance(getattr(module, "YEAR", None), int):
+        module.YEAR = Period.containing(today).fiscal_year
+    yield
 
 
 @pytest.fixture(autouse=True)

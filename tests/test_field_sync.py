@@ -88,7 +88,8 @@ def note_record(case, key=None, **data) -> dict:
     return {"uuid": key or str(uuid.uuid4()), "type": "case_note", "data": values}
 
 
-def follow_up_record(note, done_on=TODAY) -> dict:
+def follow_up_record(note, done_on: date | None = None) -> dict:
+    done_on = done_on or TODAY
     return {"uuid": str(uuid.uuid4()), "type": "follow_up",
             "data": {"note": str(note.uuid), "done_on": done_on.isoformat()}}
 
