@@ -358,6 +358,23 @@ def test_list_reads_are_audited_with_the_codes_shown(client, worker, make_benefi
     assert youth.code in entry.detail["codes"]
 
 
+def test_names_are_revealed_only_from_rows_of_the_readers_cso(app, worker, make_beneficiary):
+    """`reveal_many` as the listings call it, on Core rows of `revealable_columns()`: a
+    list holding one youth of another CSO reveals nothing and writes no audit entry."""
+    from bladi_cases.services.beneficiaries.registry import reveal_many, revealable_columns
+
+    own, other = make_beneficiary("BA", first_name_ar="سلمى"), make_beneficiary("ACEC")
+    rows = db.session.execute(sa.select(*revealable_columns()).where(
+        Beneficiary.id.in_([own.id, other.id])).order_by(Beneficiary.id)).all()
+    before = len(_actions(worker))
+    with pytest.raises(PermissionError):
+        reveal_many(rows, worker, fields=("first_name_ar",))
+    assert len(_actions(worker)) == before
+    names = reveal_many([r for r in rows if r.id == own.id], worker, fields=("first_name_ar",))
+    assert names[own.id].first_name_ar == "سلمى"
+    assert len(_actions(worker)) == before + 1
+
+
 def test_identities_are_unreadable_in_the_database(make_beneficiary):
     youth = make_beneficiary("BA", first_name_ar="زينب", last_name_ar="المنصوري",
                              first_name_latin="Zeineb", last_name_latin="Mansouri",

@@ -35,7 +35,7 @@ from ...models.activities import GroupAgeBand, activity_facilitator
 from ...policy import kept_statement, scoped
 from .. import ValidationError
 from ..audit import Action, record
-from ..beneficiaries.registry import enrol
+from ..beneficiaries.registry import enrol, revealable_columns
 from ..retries import prior_record
 
 MAX_DURATION = 12 * 60
@@ -162,10 +162,7 @@ def _newest_consent(column) -> sa.ScalarSelect:
 # one and computing its cache key costs more than running it (0.3-0.6 ms for a roster's).
 # What a roster shows, what `reveal_many` decrypts (the name) and what `unmarkable_rows`
 # reads, as Core rows: a page lists them, no object is needed.
-ROSTER_COLUMNS = (Beneficiary.id, Beneficiary.uuid, Beneficiary.code,
-                  Beneficiary.organization_id, Beneficiary.first_name_ar_enc,
-                  Beneficiary.last_name_ar_enc, Beneficiary.first_name_latin_enc,
-                  Beneficiary.last_name_latin_enc,
+ROSTER_COLUMNS = (*revealable_columns(), Beneficiary.uuid,
                   _newest_consent(Consent.scopes).label("consent_scopes"),
                   _newest_consent(Consent.withdrawn_on).label("consent_withdrawn_on"))
 _ROSTERS = (_enrolled_on(sa.select(Enrolment.activity_id, *ROSTER_COLUMNS),

@@ -18,6 +18,7 @@ from ...models import (
     CompletionRule,
     Enrolment,
 )
+from ..beneficiaries.registry import revealable_columns
 from .activities import run_core
 
 STOPPED_AFTER = 3  # absent from this many of the last held sessions: follow up
@@ -144,10 +145,7 @@ class ActivityFigures:
     sessions: list[sa.Row] = field(default_factory=list)
 
 
-_YOUTH_COLUMNS = (Beneficiary.id, Beneficiary.uuid, Beneficiary.code,
-                  Beneficiary.organization_id, Beneficiary.sequence,
-                  Beneficiary.first_name_ar_enc, Beneficiary.last_name_ar_enc,
-                  Beneficiary.first_name_latin_enc, Beneficiary.last_name_latin_enc)
+_YOUTH_COLUMNS = (*revealable_columns(), Beneficiary.uuid, Beneficiary.sequence)
 # Built once with parameters: building a statement and its cache key at each request costs
 # more than running it. Only the activity's own CSO's youth: one transferred since then
 # keeps their row (their attendance is this CSO's work) but neither their record nor

@@ -39,6 +39,16 @@ IDENTITY_FIELDS = ("first_name_ar", "last_name_ar", "first_name_latin", "last_na
 NAME_FIELDS = IDENTITY_FIELDS[:4]
 
 
+def revealable_columns(fields: tuple[str, ...] = NAME_FIELDS) -> tuple:
+    """The columns a Core row needs so that `reveal_many` can decrypt `fields` of it (the
+    name by default): the youth's id and code, the CSO that owns the row (the check that
+    the reader is of that CSO) and the encrypted columns. Every listing that names youth
+    selects these, all from `beneficiary` itself, so the owner checked is the row's own
+    and a new identity field needs no list to be extended by hand."""
+    return (Beneficiary.id, Beneficiary.code, Beneficiary.organization_id,
+            *(getattr(Beneficiary, f"{name}_enc") for name in fields))
+
+
 def cipher() -> FieldCipher:
     """The field cipher for the configured BLADI_DATA_KEY."""
     return cipher_from_config(current_app.config)

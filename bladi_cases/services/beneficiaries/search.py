@@ -24,7 +24,7 @@ from ...models import (
 from ...policy import kept_statement, scoped
 from ...privacy import name_tokens
 from ...privacy.deidentify import DEFAULT_BANDS, age_band
-from .registry import NAME_FIELDS, PREFIX_MAX, cipher, name_purpose
+from .registry import PREFIX_MAX, cipher, name_purpose, revealable_columns
 
 AGE_BANDS = {f"{low}-{high}": (low, high) for low, high in DEFAULT_BANDS}
 CODE_RE = re.compile(r"^[A-Za-z]+-?\d+$|^\d+$")
@@ -210,9 +210,8 @@ def _search_statements(user, shape: tuple) -> tuple[sa.Select, sa.Select]:
 
 
 # What the list shows of each youth (the names still encrypted: `registry.reveal_many`).
-_LISTED = (Beneficiary.id, Beneficiary.uuid, Beneficiary.code, Beneficiary.organization_id,
-           Beneficiary.sex, Beneficiary.birth_year, Beneficiary.birth_month,
-           Beneficiary.erased_at, *(getattr(Beneficiary, f"{name}_enc") for name in NAME_FIELDS))
+_LISTED = (*revealable_columns(), Beneficiary.uuid, Beneficiary.sex, Beneficiary.birth_year,
+           Beneficiary.birth_month, Beneficiary.erased_at)
 
 
 @functools.cache

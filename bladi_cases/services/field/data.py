@@ -32,7 +32,7 @@ from ...models import (
 from ...models.cases import NoteKind, case_worker
 from ...policy import kept_statement, scoped
 from ..activities.activities import kept_with_mine, rosters, today_items, unmarkable_rows
-from ..beneficiaries.registry import NAME_FIELDS, reveal_many
+from ..beneficiaries.registry import NAME_FIELDS, reveal_many, revealable_columns
 from ..beneficiaries.validation import ADULT_AGE, MAX_AGE, MIN_AGE
 from ..cases.cases import OPEN_STATUSES, own_case_ids
 from ..surveys.surveys import works_offline
@@ -134,10 +134,8 @@ def _build_cases_statements(user: User) -> tuple[sa.Select, sa.Select]:
     assigned = sa.exists().where(case_worker.c.case_id == Case.id,
                                  case_worker.c.user_id == user.id)
     cases = query.join(Case.beneficiary).with_only_columns(
-        Case.id.label("case_id"), Case.uuid.label("case_uuid"), Beneficiary.id,
-        Beneficiary.uuid, Beneficiary.code, Beneficiary.organization_id,
-        *(getattr(Beneficiary, f"{name}_enc") for name in NAME_FIELDS),
-        assigned.label("mine"))
+        Case.id.label("case_id"), Case.uuid.label("case_uuid"), *revealable_columns(),
+        Beneficiary.uuid, assigned.label("mine"))
     # The notes through the case index: SQLite, without statistics of this table, would
     # otherwise read all the CSO's notes through the organization index.
     ids = sa.select(CaseNote.id).where(
