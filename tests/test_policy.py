@@ -150,13 +150,30 @@ def test_a_kept_statement_is_each_users_own(make_user):
     one, other = make_user(Role.REVIEWER), make_user(Role.REVIEWER)
     manager = make_user(Role.CSO_MANAGER)
 
-    def build(user):
-        return lambda: scoped(User, user)
+    def build(who):
+        return scoped(User, who)
 
-    mine = kept_statement("test.users", one, build(one))
-    assert kept_statement("test.users", one, build(other)) is mine
-    assert kept_statement("test.users", other, build(other)) is not mine
-    assert manager in set(db.session.scalars(kept_statement("test.users", manager,
-                                                             build(manager))))
+    mine = kept_statement("test.users", one, build)
+    assert kept_statement("test.users", one, build) is mine
+    assert kept_statement("test.users", other, build) is not mine
+    assert manager in set(db.session.scalars(kept_statement("test.users", manager, build)))
     assert set(db.session.scalars(mine)) == {one}  # a reviewer sees only their own account
-    assert set(db.session.scalars(kept_statement("test.users", other, build(one)))) == {other}
+    assert set(db.session.scalars(kept_statement("test.users", other, build))) == {other}
+
+
+def test_a_kept_statements_build_sees_only_what_it_is_kept_under(make_user):
+    """The build is given the user's scope attributes, not the user: a build that reads
+    anything else of the user (their email, say) fails at once, where it would otherwise
+    keep a statement made for one user under a key that another user shares."""
+    from bladi_cases.policy import SCOPE_ATTRIBUTES, ScopeOf, kept_statement
+
+    worker = make_user(Role.FIELD_WORKER)
+    given = []
+    kept_statement("test.scope", worker, lambda who: given.append(who) or scoped(User, who))
+    assert isinstance(given[0], ScopeOf)
+    assert {name: getattr(given[0], name) for name in SCOPE_ATTRIBUTES} == {
+        name: getattr(worker, name) for name in SCOPE_ATTRIBUTES}
+    assert given[0].is_cso_staff is True
+    with pytest.raises(AttributeError):
+        kept_statement("test.scope.email", worker, lambda who: sa.select(User).where(
+            User.email == who.email))

@@ -60,7 +60,7 @@ def _sites():
     asks for them several times), the statement built once per user."""
     if "_bladi_sites" not in g:
         g._bladi_sites = db.session.scalars(kept_statement(
-            "beneficiaries.sites", current_user, lambda: scoped(Site, current_user).where(
+            "beneficiaries.sites", current_user, lambda who: scoped(Site, who).where(
                 Site.active.is_(True)).order_by(Site.name))).all()
     return g._bladi_sites
 
@@ -133,7 +133,7 @@ def index():
     # The filter's choices: two columns, not whole sites (the statement kept per user:
     # `policy.kept_statement`).
     sites = db.session.execute(kept_statement(
-        "beneficiaries.site_choices", current_user, lambda: scoped(Site, current_user)
+        "beneficiaries.site_choices", current_user, lambda who: scoped(Site, who)
         .with_only_columns(Site.id, Site.uuid, Site.name).where(Site.active.is_(True))
         .order_by(Site.name))).all()
     site = next((s for s in sites if str(s.uuid) == request.args.get("site")), None)
@@ -232,12 +232,12 @@ def show(beneficiary_id):
     # The case files as rows (the page shows their uuid, status and date; the timeline reads
     # their id), not objects.
     cases = db.session.execute(kept_statement(
-        "record.cases", current_user, lambda: _record_cases(current_user)), youth).all()
+        "record.cases", current_user, _record_cases), youth).all()
     responses = db.session.scalars(kept_statement(
-        "record.responses", current_user, lambda: _record_responses(current_user)),
+        "record.responses", current_user, _record_responses),
         youth).all()
     surveys = db.session.scalars(kept_statement(
-        "record.surveys", current_user, lambda: _record_surveys(current_user))).all()
+        "record.surveys", current_user, _record_surveys)).all()
     events = service.timeline(beneficiary) + case_events(cases, current_user) + [
         service.TimelineEvent(r.submitted_on, "survey", {"response": r}) for r in responses]
     return render_template(

@@ -48,8 +48,8 @@ def home():
         today = date.today()
         # The statements kept per user (`policy.kept_statement`): building them cost more
         # than running them.
-        context["sites"] = db.session.scalars(kept_statement("home.sites", user, lambda: scoped(
-            Site, user).order_by(Site.name).options(joinedload(Site.governorate)))).all()
+        context["sites"] = db.session.scalars(kept_statement("home.sites", user, lambda who: scoped(
+            Site, who).order_by(Site.name).options(joinedload(Site.governorate)))).all()
         context["items"] = today_items(user, today)
         # The most urgent first; the whole list on asking (a phone on 3G need not download
         # hundreds of a manager's follow-ups to see what is due today).
@@ -60,7 +60,7 @@ def home():
         # holding erased_at (ix_beneficiary_org_live or ix_beneficiary_org_id), not records
         # (count(*): SQLite then reads no id from each entry, a third less CPU).
         context["youth_count"] = db.session.scalar(kept_statement(
-            "home.youth_count", user, lambda: scoped(Beneficiary, user).where(
+            "home.youth_count", user, lambda who: scoped(Beneficiary, who).where(
                 Beneficiary.erased_at.is_(None)).with_only_columns(sa.func.count())))
         if user.role == Role.CSO_MANAGER:
             context["notices"] = notices_for(user)

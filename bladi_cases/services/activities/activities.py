@@ -32,7 +32,7 @@ from ...models import (
     User,
 )
 from ...models.activities import GroupAgeBand, activity_facilitator
-from ...policy import kept_statement, scoped
+from ...policy import ScopeOf, kept_statement, scoped
 from .. import ValidationError
 from ..audit import Action, record
 from ..beneficiaries.registry import enrol, revealable_columns
@@ -393,13 +393,13 @@ def today_items(user: User, today: date) -> list[tuple[Activity, ActivitySession
     """The user's activities meeting today (by weekday or by a session dated today), their
     site loaded with them (the lists show it). Both statements kept per user and day
     (`policy.kept_statement`): building them cost more than running them."""
-    activities = kept_with_mine("activities.today", user, lambda: scoped(Activity, user).where(
+    activities = kept_with_mine("activities.today", user, lambda who: scoped(Activity, who).where(
         Activity.active.is_(True), Activity.planned_start <= today,
         sa.or_(Activity.planned_end.is_(None), Activity.planned_end >= today))
         .options(joinedload(Activity.site)).order_by(Activity.name), today)
     sessions = {s.activity_id: s for s in db.session.scalars(kept_statement(
         "activities.today_sessions", user,
-        lambda: scoped(ActivitySession, user).where(ActivitySession.date == today), today))}
+        lambda who: scoped(ActivitySession, who).where(ActivitySession.date == today), today))}
     items = []
     for activity, mine in activities:
         if activity.id in sessions or (mine and today.weekday() in activity.weekday_numbers):
@@ -416,12 +416,12 @@ _MINE = sa.or_(
     ~sa.exists().where(activity_facilitator.c.activity_id == Activity.id)).label("mine")
 
 
-def kept_with_mine(name: str, user: User, build: Callable[[], sa.Select], *more
+def kept_with_mine(name: str, user: User, build: Callable[[ScopeOf], sa.Select], *more
                    ) -> list[sa.Row]:
-    """Run a query of activities (`build()`): (activity, whether it is the user's) for
+    """Run a query of activities (`build(scope)`): (activity, whether it is the user's) for
     each. The query and its column are built once per user and kept (for the pages opened
     all day: `policy.kept_statement`, with `more`)."""
-    statement = kept_statement(name, user, lambda: build().add_columns(_MINE), *more)
+    statement = kept_statement(name, user, lambda who: build(who).add_columns(_MINE), *more)
     return db.session.execute(statement, {"mine_user_id": user.id}).all()
 
 

@@ -163,7 +163,7 @@ def search(user, *, q: str = "", site: Site | None = None, status: str | None = 
         params.update(_age_band_bounds(age_band, today))
     shape = tuple(shape)
     page_statement, count_statement = kept_statement(
-        "beneficiaries.search", user, lambda: _search_statements(user, shape), shape)
+        "beneficiaries.search", user, lambda who: _search_statements(who, shape), shape)
 
     def page_rows(number: int) -> list[sa.Row]:
         return db.session.execute(page_statement, {

@@ -37,7 +37,7 @@ from ...models.cases import (
     ServiceType,
     case_worker,
 )
-from ...policy import kept_statement, scoped
+from ...policy import ScopeOf, kept_statement, scoped
 from .. import ValidationError
 from ..audit import Action, record
 from ..beneficiaries.registry import TimelineEvent, cipher, decrypt_field
@@ -406,10 +406,10 @@ def _due_part(model, user: User, case_ids: sa.CTE, part: int, due, value=None,
 def _due_statement(user: User, until: date) -> sa.CompoundSelect:
     """The follow-ups' one statement (a UNION ALL of the four kinds), kept per user and
     horizon (`policy.kept_statement`): building it costs more than running it."""
-    return kept_statement("cases.due", user, lambda: _build_due_statement(user, until), until)
+    return kept_statement("cases.due", user, lambda who: _build_due_statement(who, until), until)
 
 
-def _build_due_statement(user: User, until: date) -> sa.CompoundSelect:
+def _build_due_statement(user: ScopeOf, until: date) -> sa.CompoundSelect:
     """The statement of `_due_statement`; the rows are read each time."""
     cases = scoped(Case, user).where(Case.status.in_(OPEN_STATUSES))
     if user.role != Role.CSO_MANAGER:
@@ -471,7 +471,7 @@ def due_page(user: User, today: date, limit: int | None,
     return [item for item, _goal in shown], len(found)
 
 
-def _build_events_statement(user: User):
+def _build_events_statement(user: ScopeOf):
     """`case_events`' union, the case ids an expanding parameter (built once per user)."""
     ids = sa.bindparam("case_ids", expanding=True)
     parts = [
@@ -502,7 +502,7 @@ def case_events(cases: list[Case], user: User) -> list:
         return []
     ids = [case.id for case in cases]
     rows = db.session.execute(kept_statement(
-        "cases.events", user, lambda: _build_events_statement(user)), {"case_ids": ids}).all()
+        "cases.events", user, _build_events_statement), {"case_ids": ids}).all()
     position = {case_id: index for index, case_id in enumerate(ids)}
     # Outcomes: the latest date first (their order_by); the others by their id column.
     rows.sort(key=lambda r: (position[r[0]], r[1], -r[3].toordinal() if r[1] == 3 else r[2]))

@@ -30,7 +30,7 @@ from ...models import (
     Wave,
 )
 from ...models.cases import NoteKind, case_worker
-from ...policy import kept_statement, scoped
+from ...policy import ScopeOf, kept_statement, scoped
 from ..activities.activities import kept_with_mine, rosters, today_items, unmarkable_rows
 from ..beneficiaries.registry import NAME_FIELDS, reveal_many, revealable_columns
 from ..beneficiaries.validation import ADULT_AGE, MAX_AGE, MIN_AGE
@@ -53,7 +53,7 @@ def activities(user: User, today: date) -> list[dict]:
     user's own activities with names (audited), the others' with codes only. The phone
     marks everyone on its roster: a youth who may not be marked (consent to take part
     withdrawn) is left off, or each session sent with them would be refused."""
-    found = kept_with_mine("field.activities", user, lambda: scoped(Activity, user)
+    found = kept_with_mine("field.activities", user, lambda who: scoped(Activity, who)
                            .with_only_columns(*_ACTIVITY_COLUMNS)
                            .outerjoin(Site, Site.id == Activity.site_id)
                            .where(Activity.active.is_(True)).order_by(Activity.name))
@@ -123,10 +123,10 @@ def _cases_statements(user: User) -> tuple[sa.Select, sa.Select]:
     """The two statements of `open_cases`, kept per user (`policy.kept_statement`):
     building them costs more CPU than running them. The notes' statement takes the case
     ids as the parameter `case_ids`."""
-    return kept_statement("field.cases", user, lambda: _build_cases_statements(user))
+    return kept_statement("field.cases", user, _build_cases_statements)
 
 
-def _build_cases_statements(user: User) -> tuple[sa.Select, sa.Select]:
+def _build_cases_statements(user: ScopeOf) -> tuple[sa.Select, sa.Select]:
     """The statements of `_cases_statements`."""
     query = scoped(Case, user).where(Case.status.in_(OPEN_STATUSES)).order_by(Case.opened_on)
     if user.role != Role.CSO_MANAGER:
