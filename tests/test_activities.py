@@ -48,6 +48,26 @@ def _session_form(client, activity):
     return html, token
 
 
+def test_the_attendance_form_reads_its_roster_once(client, setup):
+    """A new session's form reads the roster (one statement for the youth, their names and
+    consents) once: the view hands the roster it read to the page."""
+    from sqlalchemy import event
+
+    rosters = []
+
+    def watch(_conn, _cursor, statement, *_args):
+        if "FROM enrolment JOIN beneficiary" in " ".join(statement.split()):
+            rosters.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", watch)
+    try:
+        html, _token = _session_form(client, setup["activity"])
+    finally:
+        event.remove(db.engine, "before_cursor_execute", watch)
+    assert html.count('value="present" checked') == 30
+    assert len(rosters) == 1, rosters
+
+
 def test_attendance_for_30_youth_in_one_save(client, setup):
     activity, youth = setup["activity"], setup["youth"]
     html, token = _session_form(client, activity)
@@ -294,10 +314,10 @@ def test_calendar_links_say_their_visible_day(client, setup):
 def test_rosters_in_one_statement_are_each_roster_and_its_consents(setup, make_beneficiary,
                                                                    make_activity, make_user):
     """`rosters` (rows, one statement for several activities: the pages and the field app)
-    lists the youth `roster` lists, in its order, and `unmarkable_rows` refuses the youth
-    `unmarkable` refuses (Beneficiary.allows): withdrawn, a newer consent without taking
-    part, no consent at all."""
-    from bladi_cases.models import Beneficiary, Enrolment, Organization
+    lists each youth of the activity's CSO enrolled that day once, in code order, and
+    `unmarkable_rows` refuses the youth the model's rule refuses (Beneficiary.allows):
+    withdrawn, a newer consent without taking part, no consent at all."""
+    from bladi_cases.models import Beneficiary, ConsentScope, Enrolment, Organization
     from bladi_cases.services.beneficiaries import registry
 
     activity, worker, youth, site = (setup["activity"], setup["worker"], setup["youth"],
@@ -324,10 +344,12 @@ def test_rosters_in_one_statement_are_each_roster_and_its_consents(setup, make_b
 
     rows = service.rosters([activity, other], TODAY)
     for each in (activity, other):
-        objects = service.roster(each, TODAY)
-        assert [b.id for b in rows[each.id]] == [b.id for b in objects]
+        objects = [db.session.get(Beneficiary, b.id) for b in rows[each.id]]
+        assert [b.sequence for b in objects] == sorted(b.sequence for b in objects)
         assert [(b.uuid, b.code) for b in rows[each.id]] == [(b.uuid, b.code) for b in objects]
-        assert service.unmarkable_rows(rows[each.id]) == service.unmarkable(objects)
+        # The rows' consent columns say what the model's own rule says of the loaded youth.
+        assert service.unmarkable_rows(rows[each.id]) == {
+            b.id for b in objects if not b.allows(ConsentScope.PARTICIPATION)}
     on_roster = {b.id for b in rows[activity.id]}
     assert youth[6].id in on_roster and no_consent.id in on_roster, "listed once"
     assert [b.id for b in rows[activity.id]].count(youth[6].id) == 1

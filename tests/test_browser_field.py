@@ -74,9 +74,9 @@ import json, sys
 from datetime import date
 from bladi_cases import create_app
 from bladi_cases.extensions import db
-from bladi_cases.models import Activity, ConsentScope, Survey, SurveyResponse
+from bladi_cases.models import Activity, Beneficiary, ConsentScope, Survey, SurveyResponse
 from bladi_cases.sample_survey import FORM_ID
-from bladi_cases.services.activities.activities import roster
+from bladi_cases.services.activities.activities import rosters
 app = create_app()
 with app.app_context():
     club = db.session.scalars(db.select(Activity).where(Activity.name == sys.argv[1])).one()
@@ -84,7 +84,8 @@ with app.app_context():
         Survey.code == FORM_ID, Survey.organization_id.is_(None))).one()
     done = set(db.session.scalars(db.select(SurveyResponse.beneficiary_id).where(
         SurveyResponse.survey_id == survey.id, SurveyResponse.wave == "baseline")))
-    fresh = sorted((b for b in roster(club, date.today())
+    fresh = sorted((b for b in (db.session.get(Beneficiary, row.id)
+                                for row in rosters([club], date.today())[club.id])
                     if b.allows(ConsentScope.SURVEYS) and b.id not in done), key=lambda b: b.code)
     print(json.dumps({"version": str(survey.current.uuid),
                       "youth": str(fresh[0].uuid) if fresh else None}))

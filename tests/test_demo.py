@@ -16,7 +16,7 @@ from bladi_cases import demo
 from bladi_cases.extensions import db
 from bladi_cases.models import Activity, Beneficiary, Case, Organization, SurveyResponse
 from bladi_cases.seed import seed_demo
-from bladi_cases.services.activities.activities import roster
+from bladi_cases.services.activities.activities import rosters
 
 
 def _seeded_on(today: date) -> dict:
@@ -34,7 +34,7 @@ def _seeded_on(today: date) -> dict:
                 Beneficiary.code, Beneficiary.sex, Beneficiary.governorate_code)).all()),
             "activities": sorted(
                 (a.organization_id, a.site.name, a.name, a.kind, tuple(a.weekday_numbers),
-                 tuple(sorted(b.code for b in roster(a, today))))
+                 tuple(sorted(b.code for b in rosters([a], today)[a.id])))
                 for a in db.session.scalars(sa.select(Activity))),
             "cases": sorted(code[i] for i in db.session.scalars(sa.select(Case.beneficiary_id))),
             "waves": sorted((code[i], wave) for i, wave in db.session.execute(sa.select(

@@ -210,11 +210,15 @@ class Beneficiary(PublicIdMixin, db.Model):
     @consent_withdrawn.inplace.expression
     @classmethod
     def _consent_withdrawn_expression(cls) -> sa.ColumnElement[bool]:
-        newest = (sa.select(Consent.withdrawn_on.is_not(None))
-                  .where(Consent.beneficiary_id == cls.id)
-                  .order_by(Consent.given_on.desc(), Consent.id.desc()).limit(1)
-                  .correlate(cls).scalar_subquery())
-        return sa.func.coalesce(newest, False)
+        return sa.func.coalesce(cls.newest_consent(Consent.withdrawn_on.is_not(None)), False)
+
+    @classmethod
+    def newest_consent(cls, column) -> sa.ScalarSelect:
+        """`column` (of Consent) of the youth's newest consent, as SQL in a statement of
+        youth: the consent `current_consent` is (the relationship's order)."""
+        return (sa.select(column).where(Consent.beneficiary_id == cls.id)
+                .order_by(Consent.given_on.desc(), Consent.id.desc()).limit(1)
+                .correlate(cls).scalar_subquery())
 
     def allows(self, scope: str) -> bool:
         """True when a valid (not withdrawn) consent covers `scope`."""

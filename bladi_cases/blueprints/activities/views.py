@@ -284,10 +284,12 @@ def _attendance_lines(roster, names: dict, marks: dict, default: str) -> list[_A
     return lines
 
 
-def _session_page(activity, form, day, session=None, marks=None, status=None):
+def _session_page(activity, form, day, session=None, marks=None, status=None, roster=None):
+    """The attendance form: a recorded session's as saved (its roster and marks read in
+    one statement), or the roster already read by the view (`roster`) with `marks`."""
     if marks is None and session is not None:  # a recorded session as it was saved
         roster, marks = service.roster_with_marks(session)
-    else:
+    elif roster is None:
         roster = _roster(activity, day)
     names = reveal_many(roster, current_user, purpose="attendance", fields=NAME_FIELDS)
     default = "present" if activity.present_by_default else "absent"
@@ -321,13 +323,14 @@ def new_session(activity_id):
         except RetryConflict:
             form.form_errors.append(_("This session was already saved with other content. "
                                       "Open it from the activity to correct it."))
-            return _session_page(activity, form, day, marks=marks, status=409)
+            return _session_page(activity, form, day, marks=marks, status=409, roster=roster)
         if done:
             _session, created = done.value
             flash(_("Attendance saved.") if created else _("This session was already saved."),
                   "success")
             return redirect(url_for(".show", activity_id=activity.uuid))
-    return _session_page(activity, form, day, marks=marks if request.method == "POST" else None)
+    return _session_page(activity, form, day, marks=marks if request.method == "POST" else None,
+                         roster=roster)
 
 
 def _day(raw: str | None) -> date:

@@ -10,7 +10,7 @@ from datetime import date, datetime, time, timedelta
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import joinedload
 
 from ...extensions import db
 from ...models import (
@@ -144,27 +144,19 @@ def _enrolled_on(query: sa.Select, activity_ids, on) -> sa.Select:
                    Beneficiary.erased_at.is_(None)))
 
 
-def roster(activity: Activity, on: date) -> list[Beneficiary]:
-    """Youth of the activity's CSO enrolled in it on a day (not erased), in code order."""
-    return db.session.scalars(
-        _enrolled_on(sa.select(Beneficiary), [activity.id], on)
-        .options(selectinload(Beneficiary.consents))  # for unmarkable()
-        .order_by(Beneficiary.sequence).distinct()).all()
-
-
-def _newest_consent(column) -> sa.ScalarSelect:
-    """A column of the youth's newest consent (as `Beneficiary.current_consent`)."""
-    return (sa.select(column).where(Consent.beneficiary_id == Beneficiary.id)
-            .order_by(Consent.given_on.desc(), Consent.id.desc()).limit(1).scalar_subquery())
+# What `unmarkable_rows` reads of a youth: the newest consent's scopes and withdrawal
+# (`Beneficiary.newest_consent`) and whether the record was erased.
+_CONSENT_COLUMNS = (Beneficiary.newest_consent(Consent.scopes).label("consent_scopes"),
+                    Beneficiary.newest_consent(Consent.withdrawn_on).label(
+                        "consent_withdrawn_on"),
+                    Beneficiary.erased_at)
 
 
 # Statements a page runs on every request are built once, here, with parameters: building
 # one and computing its cache key costs more than running it (0.3-0.6 ms for a roster's).
 # What a roster shows, what `reveal_many` decrypts (the name) and what `unmarkable_rows`
 # reads, as Core rows: a page lists them, no object is needed.
-ROSTER_COLUMNS = (*revealable_columns(), Beneficiary.uuid,
-                  _newest_consent(Consent.scopes).label("consent_scopes"),
-                  _newest_consent(Consent.withdrawn_on).label("consent_withdrawn_on"))
+ROSTER_COLUMNS = (*revealable_columns(), Beneficiary.uuid, *_CONSENT_COLUMNS)
 _ROSTERS = (_enrolled_on(sa.select(Enrolment.activity_id, *ROSTER_COLUMNS),
                          sa.bindparam("activity_ids", expanding=True), sa.bindparam("on"))
             .order_by(Beneficiary.sequence))
@@ -180,8 +172,9 @@ def run_core(statement, params: dict) -> sa.CursorResult:
 
 
 def rosters(activities: list[Activity], on: date) -> dict[int, list[sa.Row]]:
-    """Each activity's roster on a day, as `roster` (same youth, same order), in one
-    statement for all the activities: Core rows of ROSTER_COLUMNS, by activity id."""
+    """Each activity's roster on a day: the youth of the activity's CSO enrolled in it
+    that day (not erased), in code order, each once; in one statement for all the
+    activities: Core rows of ROSTER_COLUMNS, by activity id."""
     found: dict[int, list[sa.Row]] = {a.id: [] for a in activities}
     if not found:
         return found
@@ -214,17 +207,13 @@ def roster_with_marks(session: ActivitySession) -> tuple[list[sa.Row], dict[int,
     return roster, {youth.id: youth.marked for youth in roster if youth.marked is not None}
 
 
-def unmarkable(youth: list[Beneficiary]) -> set[int]:
-    """Ids of the youth whose attendance may not be recorded: no valid consent to take
-    part in activities (withdrawn, or a newer consent that leaves it out)."""
-    return {b.id for b in youth if not b.allows(ConsentScope.PARTICIPATION)}
-
-
 def unmarkable_rows(youth: list[sa.Row]) -> set[int]:
-    """`unmarkable` for the rows of `rosters` (youth not erased), from their newest
-    consent's columns, as `Beneficiary.allows` reads them."""
+    """Ids of the youth whose attendance may not be recorded: no valid consent to take
+    part in activities (withdrawn, or a newer consent that leaves it out), or erased.
+    From rows with `_CONSENT_COLUMNS` (those of `rosters`), as `Beneficiary.allows`
+    reads a loaded youth."""
     return {b.id for b in youth if not Beneficiary.consent_allows(
-        b.consent_withdrawn_on, b.consent_scopes, ConsentScope.PARTICIPATION)}
+        b.consent_withdrawn_on, b.consent_scopes, ConsentScope.PARTICIPATION, b.erased_at)}
 
 
 def _refuse_without_consent(attendance: dict[int, str],
@@ -235,9 +224,9 @@ def _refuse_without_consent(attendance: dict[int, str],
     changed = [b for b, status in attendance.items() if (stored or {}).get(b) != status]
     if not changed:
         return
-    youth = db.session.scalars(sa.select(Beneficiary).where(Beneficiary.id.in_(changed))
-                               .options(selectinload(Beneficiary.consents))).all()
-    refused = sorted(b.code for b in youth if b.id in unmarkable(youth))
+    youth = run_core(sa.select(Beneficiary.id, Beneficiary.code, *_CONSENT_COLUMNS).where(
+        Beneficiary.id.in_(changed)), {}).all()
+    refused = sorted(b.code for b in youth if b.id in unmarkable_rows(youth))
     if refused:
         raise ValidationError.one("", _(
             "No valid consent to take part in activities for %(codes)s: attendance cannot "

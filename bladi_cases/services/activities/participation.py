@@ -61,10 +61,6 @@ class Participation:
                 and all(s == AttendanceStatus.ABSENT for s in last))
 
 
-def _windows(enrolments: list[Enrolment]) -> list[tuple[date, date | None]]:
-    return [(e.start_date, e.end_date) for e in enrolments]
-
-
 def _inside(day: date, windows) -> bool:
     return any(start <= day and (end is None or day <= end) for start, end in windows)
 
