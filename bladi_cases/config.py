@@ -253,8 +253,10 @@ def load_settings(environ: dict | os._Environ, instance_path: Path) -> dict:
         # the cookie expires with it.
         "BLADI_SESSION_HOURS": session_hours,
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=session_hours),
-        # The cookie is set when the session changes (the login), not again on every answer:
-        # it then expires when the login does, and each page saves signing and sending it.
+        # The cookie is set when the session changes (the login, a language or form token),
+        # not again on every answer: each page saves signing and sending it. The cookie's
+        # own expiry is then reckoned from that change; what ends a login is the server's
+        # check of its login session (BLADI_SESSION_HOURS, the idle time below).
         "SESSION_REFRESH_EACH_REQUEST": False,
         # ... and after this long without a request (every role sees identities or figures).
         "BLADI_IDLE_MINUTES": idle_minutes,

@@ -91,3 +91,21 @@ def test_no_hand_kept_label_dicts():
     assert sorted(f for f in found if f[1] not in ALLOWED_LABEL_COLLECTIONS) == [], (
         "give the enum a __titles__ instead")
     assert len(ALLOWED_LABEL_COLLECTIONS) <= 3
+
+
+def test_printed_labels_read_as_the_templates_print_them(app):
+    """`printed` and `labeller` (views that put a label into text of their own): the title
+    in the current language, unescaped; a stored value that is no member escaped; None
+    empty. A labeller translates each value once, then gives the same text."""
+    from flask import render_template_string
+    from markupsafe import Markup
+
+    with app.test_request_context(), force_locale("ar"):
+        assert Sex.printed("female") == "أنثى" and isinstance(Sex.printed("female"), Markup)
+        assert Sex.printed('<b>"x"</b>') == "&lt;b&gt;&#34;x&#34;&lt;/b&gt;"
+        assert Sex.printed(None) == ""
+        label = Sex.labeller()
+        assert label("female") is label("female")
+        for value in ("female", "male", '<i>', None):
+            assert label(value) == Sex.printed(value) == render_template_string(
+                "{{ enums.Sex.label_of(value) }}", value=value)

@@ -4,11 +4,13 @@ columns."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
+from markupsafe import Markup, escape
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Mapped, MappedColumn, mapped_column
 
@@ -80,6 +82,28 @@ class TitledEnum(StrEnum):
         if value is None:
             return ""
         return cls.__titles__.get(value, value)
+
+    @classmethod
+    def printed(cls, value) -> Markup:
+        """`label_of(value)` as a template prints it, for text a view puts together: the
+        title translated now and unescaped (as Jinja prints the lazy titles), an unknown
+        stored value escaped, "" for None."""
+        title = cls.label_of(value)
+        return escape(title) if isinstance(title, str) else Markup(str(title))
+
+    @classmethod
+    def labeller(cls) -> Callable[[Any], Markup]:
+        """`printed`, each value translated once: for one page that labels many rows (a
+        page of 25 asked gettext for each row's labels)."""
+        done: dict[Any, Markup] = {}
+
+        def label(value) -> Markup:
+            found = done.get(value)
+            if found is None:
+                found = done[value] = cls.printed(value)
+            return found
+
+        return label
 
 
 def titled_enums() -> dict[str, type[TitledEnum]]:

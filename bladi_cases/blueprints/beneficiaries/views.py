@@ -4,7 +4,6 @@ page that shows decrypted identities goes through services.beneficiaries.registr
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -12,7 +11,6 @@ import sqlalchemy as sa
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from markupsafe import Markup
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ...errors import render_error
@@ -162,29 +160,12 @@ class _ListRow:
     erased: bool
 
 
-def _labels(enum) -> Callable[[str | None], str]:
-    """`enum.label_of`, each title translated once per page (a page of 25 rows asked
-    gettext for each row's labels). Markup like the lazy titles: printed unescaped."""
-    titles = enum.labels()
-    done: dict[str, str] = {}
-
-    def label(value):
-        if value is None:
-            return ""
-        if value not in done:
-            title = titles.get(value)
-            done[value] = value if title is None else Markup(str(title))
-        return done[value]
-
-    return label
-
-
 _YOUTH_URL = url_maker("beneficiaries.show", "beneficiary_id")
 
 
 def _list_rows(items, identities: dict, today: date) -> list[_ListRow]:
     """The lines of the list: links made from one url_for, labels translated once."""
-    sex, status = _labels(Sex), _labels(BeneficiaryStatus)
+    sex, status = Sex.labeller(), BeneficiaryStatus.labeller()
     rows = []
     for b in items:
         who = identities.get(b.id)

@@ -19,7 +19,7 @@ from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from markupsafe import Markup, escape
+from markupsafe import Markup
 from sqlalchemy.orm import joinedload
 
 from ...extensions import db
@@ -85,7 +85,7 @@ class _DueRow:
     when: str  # "Overdue", "Today" or the date
     href: str
     code: str
-    kind: str  # goal (its text printed apart), check_6m, or another kind (DueItem.kind)
+    kind: str  # goal (its text printed apart) or another kind (DueItem.kind)
     what: str  # the line's text: the kind's title and the value's ("Goal" for a goal)
     text: str  # a goal's text ("Erased" when it has none); "" for the other kinds
 
@@ -135,17 +135,10 @@ def _due_what(kind: str, value: str | None, status: str | None) -> Markup:
     if kind == "goal":
         return Markup(_("Goal"))
     title, enum = _DUE_KINDS[kind]
-    what = Markup(f"{title}: {_label(enum, value)}")
+    what = Markup(f"{title}: {enum.printed(value)}")
     if kind == "referral":
-        what = Markup(f"{what} ({_label(ReferralStatus, status)})")
+        what = Markup(f"{what} ({ReferralStatus.printed(status)})")
     return what
-
-
-def _label(enum, value) -> Markup:
-    """`enum.label_of(value)` as printed by Jinja: a title unescaped, an unknown value
-    escaped, "" for None."""
-    title = enum.label_of(value)
-    return escape(title) if isinstance(title, str) else Markup(str(title))
 
 
 @bp.post("/account/notices/seen")
