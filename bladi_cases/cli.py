@@ -33,7 +33,7 @@ from .services.auth import normalize_email
 from .services.backups import BackupError, create_backup, restore_backup, verify_backup
 from .services.beneficiaries import imports as importer
 from .services.files import csv_bytes
-from .services.keys import rotate_keys, verify_keys
+from .services.keys import rebuild_blind_indexes, rotate_keys, verify_keys
 from .services.reports import exports
 from .services.reports.indicators import Period
 from .services.reports.release import refresh
@@ -162,6 +162,14 @@ def rotate_keys_command(batch_size: int):
     click.echo("Re-encrypted: " + ", ".join(f"{table} {n}" for table, n in counts.items())
                + ".")
     _report_verification(verify_keys(batch_size), after_rotation=True)
+
+
+@keys_cli.command("reindex")
+@click.option("--batch-size", default=500, show_default=True)
+def reindex_command(batch_size: int):
+    """Rebuild every youth's name search digests and duplicate-check keys (after an upgrade
+    whose release notes ask for it: the rules that compare names changed)."""
+    click.echo(f"Name indexes rebuilt for {rebuild_blind_indexes(batch_size)} youth.")
 
 
 @keys_cli.command("verify")

@@ -169,6 +169,25 @@ def test_duplicates_are_shown_before_saving(client, worker, make_beneficiary):
     assert confirmed.status_code == 302 and _count() == before + 1
 
 
+def test_invisible_characters_in_a_name_neither_hide_a_duplicate_nor_a_search(
+        app, client, worker, make_beneficiary):
+    """A name typed or pasted with a zero-width space or joiner is the same name: the
+    duplicate check shows the youth already registered, and a search without them finds a
+    youth registered with them, also after `flask keys reindex` rebuilds the indexes."""
+    existing = make_beneficiary("BA", first_name_ar="أمي\u200bرة", last_name_ar="الطرابلسي",
+                                birth_date=date(2006, 1, 2))
+    data = _form(first_name_ar="أميرة", last_name_ar="الطراب\u200dلسي", first_name_latin="",
+                 last_name_latin="", birth_date="2006-09-30")
+    before = _count()
+    response = client.post("/beneficiaries/new", data=data)
+    assert response.status_code == 200 and existing.code in text_of(response)
+    assert _count() == before
+    assert existing.code in text_of(client.get("/beneficiaries/?q=اميرة"))
+    result = app.test_cli_runner().invoke(args=["keys", "reindex", "--batch-size", "2"])
+    assert result.exit_code == 0 and "rebuilt" in result.output, result.output
+    assert existing.code in text_of(client.get("/beneficiaries/?q=اميرة"))
+
+
 def test_duplicates_are_per_cso(client, worker, make_beneficiary):
     make_beneficiary("ACEC", first_name_ar="سلمى", last_name_ar="العياري",
                      birth_date=date(2005, 3, 3), first_name_latin="", last_name_latin="")

@@ -43,6 +43,11 @@ def cipher(*keys: str) -> FieldCipher:
         ("snake_case", "snake case"),
         ("٢٠٢٦", "2026"),
         ("۱۲۳", "123"),
+        # Invisible format characters: zero-width space, non-joiner and joiner, soft
+        # hyphen, word joiner, byte order mark.
+        ("مح\u200bمد", "محمد"),
+        ("مح\u200cمد\u200d", "محمد"),
+        ("\ufeffMo\u00adha\u2060med", "mohamed"),
         ("  \t ", ""),
         (None, ""),
     ],

@@ -40,7 +40,11 @@ def normalize_text(value: str | None) -> str:
     text = unicodedata.normalize("NFKC", value).casefold().translate(_ARABIC)
     # Letter unification runs before NFKD, which would otherwise split أ into ا + hamza.
     text = unicodedata.normalize("NFKD", text)
-    text = "".join(c for c in text if not unicodedata.combining(c))
+    # Marks go, and invisible format characters (zero-width space and joiners, soft
+    # hyphen, word joiner, byte order mark: Unicode's Cf) too: a name typed or pasted with
+    # one reads the same as without, and must not slip past the duplicate check.
+    text = "".join(c for c in text
+                   if not unicodedata.combining(c) and unicodedata.category(c) != "Cf")
     text = unicodedata.normalize("NFC", text).translate(_DIGITS)
     text = "".join(" " if _is_separator(c) else c for c in text)
     return _SPACES.sub(" ", text).strip()

@@ -109,22 +109,26 @@ def rotate_keys(batch_size: int = 500,
             if progress:
                 progress(model.__tablename__, done)
         counts[model.__tablename__] = done
-    _rebuild_blind_indexes(c, batch_size)
+    rebuild_blind_indexes(batch_size, c)
     return counts
 
 
-def _rebuild_blind_indexes(c: FieldCipher, batch_size: int) -> None:
-    """The name digests of every youth not erased, under the newest key."""
-    last_id = 0
+def rebuild_blind_indexes(batch_size: int = 500, c: FieldCipher | None = None) -> int:
+    """The name digests and duplicate-check keys of every youth not erased, under the
+    newest key and the current rules of `normalize_text` (after a rotation, or after an
+    upgrade that changed those rules: `flask keys reindex`); batches committed one by one.
+    Returns the number of youth done."""
+    c = c or cipher()
+    last_id = done = 0
     while True:
         youth = db.session.scalars(sa.select(Beneficiary).where(
             Beneficiary.id > last_id, Beneficiary.erased_at.is_(None))
             .order_by(Beneficiary.id).limit(batch_size)).all()
         if not youth:
-            return
+            return done
         for beneficiary in youth:
             write_blind_indexes(beneficiary, decrypt_identity_unaudited(beneficiary), c)
-        last_id = youth[-1].id
+        last_id, done = youth[-1].id, done + len(youth)
         db.session.commit()
 
 
