@@ -3,7 +3,6 @@ page that shows decrypted identities goes through services.beneficiaries.registr
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from datetime import date
 
@@ -11,7 +10,6 @@ import sqlalchemy as sa
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy.orm.attributes import set_committed_value
 
 from ...errors import render_error
 from ...extensions import db
@@ -20,25 +18,19 @@ from ...i18n import ui_language
 from ...models import (
     Beneficiary,
     BeneficiaryStatus,
-    Case,
-    Consent,
     Enrolment,
     Governorate,
     Sex,
     Site,
-    Survey,
-    SurveyResponse,
-    SurveyVersion,
 )
 from ...models.admin import localized
 from ...policy import Perm, get_or_404, kept_statement, requires, scoped
 from ...services.activities import participation
 from ...services.beneficiaries import registry as service
 from ...services.beneficiaries import rights
+from ...services.beneficiaries.record import record_page
 from ...services.beneficiaries.search import AGE_BANDS, MAX_QUERY, age_band_of, search
-from ...services.cases.cases import case_events
 from ...services.files import download
-from ...services.surveys.surveys import score_changes
 from .. import form_action, form_page, page_number, page_size, run_action
 from ..limits import export_limit
 from . import bp
@@ -201,35 +193,14 @@ def new():
 def show(beneficiary_id):
     """The record and its timeline."""
     beneficiary = get_or_404(Beneficiary, beneficiary_id, current_user)
-    identity = None if beneficiary.erased_at else service.reveal(beneficiary, current_user)
-    youth = {"beneficiary_id": beneficiary.id}
-    # The consents, enrolments and governorate the page reads, given to their relationships
-    # as loaded: the rows (and order) of their lazy loads, at half the CPU.
-    for model, name in ((Consent, "consents"), (Enrolment, "enrolments")):
-        set_committed_value(beneficiary, name, db.session.scalars(
-            _youth_rows(model, name), youth).all())
-    set_committed_value(beneficiary, "governorate", db.session.scalars(
-        _GOVERNORATE, {"code": beneficiary.governorate_code}).first())
-    # The case files as rows (the page shows their uuid, status and date; the timeline reads
-    # their id), not objects.
-    cases = db.session.execute(kept_statement(
-        "record.cases", current_user, _record_cases), youth).all()
-    responses = db.session.scalars(kept_statement(
-        "record.responses", current_user, _record_responses),
-        youth).all()
-    surveys = db.session.scalars(kept_statement(
-        "record.surveys", current_user, _record_surveys)).all()
-    events = service.timeline(beneficiary) + case_events(cases, current_user) + [
-        service.TimelineEvent(r.submitted_on, "survey", {"response": r}) for r in responses]
+    page = record_page(beneficiary, current_user, date.today())
     return render_template(
-        "beneficiaries/show.html", b=beneficiary, identity=identity, today=date.today(),
-        timeline=sorted(events, key=lambda e: e.on, reverse=True), cases=cases,
-        surveys=surveys, responses=responses, changes=score_changes(responses),
-        lang=ui_language(),
+        "beneficiaries/show.html", b=beneficiary, identity=page.identity, today=page.today,
+        timeline=page.timeline, cases=page.cases, surveys=page.surveys,
+        responses=page.responses, changes=page.changes, lang=ui_language(),
         withdraw_form=WithdrawForm(), enrol_form=_prepare_enrol(EnrolForm()),
-        end_form=EndEnrolmentForm(), age_band=age_band_of(beneficiary, date.today()),
-        participations=participation.for_beneficiary(beneficiary),
-        link=_RecordLinks(beneficiary.uuid))
+        end_form=EndEnrolmentForm(), age_band=page.age_band,
+        participations=page.participations, link=_RecordLinks(beneficiary.uuid))
 
 
 # The record page's links, made from one url_for per process each (`url_maker`): by name,
@@ -266,42 +237,6 @@ class _RecordLinks:
         if about is not None:
             ids[about] = other
         return make(**ids)
-
-
-_GOVERNORATE = sa.select(Governorate).where(Governorate.iso_code == sa.bindparam("code"))
-
-
-@functools.cache
-def _youth_rows(model, relationship: str):
-    """The statement of a youth's `Beneficiary.<relationship>` (built once)."""
-    order = getattr(Beneficiary, relationship).property.order_by
-    return sa.select(model).where(model.beneficiary_id == sa.bindparam("beneficiary_id"))\
-        .order_by(*order)
-
-
-# The record's statements, built once per user (policy.kept_statement), the youth a
-# parameter. The ids go through the youth's index: SQLite has no statistics of these
-# tables, and would read every case file (every response) of the CSO through the
-# organization index.
-def _record_cases(user):
-    return scoped(Case, user).with_only_columns(
-        Case.id, Case.uuid, Case.status, Case.opened_on).where(Case.id.in_(
-            sa.select(Case.id).where(Case.beneficiary_id == sa.bindparam("beneficiary_id"))))\
-        .order_by(Case.opened_on.desc())
-
-
-def _record_responses(user):
-    return scoped(SurveyResponse, user).where(SurveyResponse.id.in_(
-        sa.select(SurveyResponse.id).where(
-            SurveyResponse.beneficiary_id == sa.bindparam("beneficiary_id"))))\
-        .order_by(SurveyResponse.id)
-
-
-def _record_surveys(user):
-    """The surveys with a published version (`Survey.current`), asked in the query: not
-    one query per survey for its versions."""
-    return scoped(Survey, user).where(Survey.versions.any(
-        SurveyVersion.published_at.is_not(None))).order_by(Survey.code)
 
 
 def _prepare_enrol(form):
