@@ -280,6 +280,9 @@ def load_settings(environ: dict | os._Environ, instance_path: Path) -> dict:
         "BLADI_JOB_DEAD_SECONDS": _int(environ, "BLADI_JOB_DEAD_SECONDS", 60, minimum=3),
         # Where the maintenance page's and the nightly backups go (nightly only when set).
         "BLADI_BACKUP_DIR": environ.get("BLADI_BACKUP_DIR", "").strip(),
+        # How many of the app's own backups the folder keeps, the oldest deleted after each
+        # new one (0: all). Two weeks of nightly backups by default.
+        "BLADI_BACKUP_KEEP": _int(environ, "BLADI_BACKUP_KEEP", 14, minimum=0),
         # Counts of 1..k-1 never leave a CSO (tables for reviewers and the donor).
         "BLADI_SMALL_CELL_K": _int(environ, "BLADI_SMALL_CELL_K", 5),
         # The year's figures snapshot is recomputed when older than this (0: every view).

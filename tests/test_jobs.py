@@ -313,6 +313,35 @@ def test_an_administrator_backs_up_and_rotates_from_the_maintenance_page(
         app.config["BLADI_BACKUP_DIR"] = ""
 
 
+def test_the_nightly_backup_keeps_the_newest_and_never_touches_other_files(app, tmp_path):
+    """After a new backup, the folder keeps BLADI_BACKUP_KEEP of the app's own backups, the
+    newest by the time in their names (the files' dates here say the opposite, as after a
+    copy); a file of another name, and a folder, stay."""
+    from bladi_cases.services import backups
+
+    old = [tmp_path / f"bladi-2026010{day}-030000-{day:06x}.tar" for day in range(1, 5)]
+    for age, path in enumerate(old):
+        path.write_bytes(b"an old backup")
+        two_days_ago = time.time() - (2 + age) * 86400  # the oldest name, the newest date
+        os.utime(path, (two_days_ago, two_days_ago))
+    others = [tmp_path / "bladi-by-hand.tar", tmp_path / "notes.txt"]
+    for path in others:
+        path.write_text("kept")
+    (tmp_path / "bladi-20250101-000000-abcdef.tar.d").mkdir()
+    app.config.update(BLADI_BACKUP_DIR=str(tmp_path), BLADI_BACKUP_KEEP=3)
+    try:
+        assert backups.nightly_backup() is True
+        kept = sorted(p.name for p in tmp_path.glob("bladi-2*.tar"))
+        assert len(kept) == 3 and kept[:2] == [old[2].name, old[3].name], kept
+        assert all(path.exists() for path in others)
+        assert (tmp_path / "bladi-20250101-000000-abcdef.tar.d").is_dir()
+        assert backups.nightly_backup() is False, "one a night: the new one is recent"
+        app.config["BLADI_BACKUP_KEEP"] = 0
+        assert backups.prune_backups(tmp_path, 0) == [], "0 keeps everything"
+    finally:
+        app.config.update(BLADI_BACKUP_DIR="", BLADI_BACKUP_KEEP=14)
+
+
 # --- On Redis, with a real RQ worker ----------------------------------------------------------
 
 def _redis_or_skip():

@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import secrets
 import shutil
 import sqlite3
@@ -31,7 +32,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -523,14 +524,44 @@ def backup_folder() -> Path:
     return folder
 
 
+# The app's own backup files: bladi-<UTC date>-<time>-<random>.tar (`_backup_now`). Only
+# these are ever deleted by `prune_backups`; the name's time orders them.
+_OWN_BACKUP = re.compile(r"bladi-(\d{8}-\d{6})-[0-9a-f]{6}\.tar")
+
+
 def _backup_now(progress=None) -> tuple[Path, Manifest]:
-    out = backup_folder() / f"bladi-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}.tar"
+    folder = backup_folder()
+    out = folder / f"bladi-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}.tar"
     if progress:
         progress(JobStage.COPIED, 0, 1)
     manifest = create_backup(db.engine.url, out)
     if progress:
         progress(JobStage.COPIED, 1, 1)
+    prune_backups(folder, current_app.config["BLADI_BACKUP_KEEP"], written=out)
     return out, manifest
+
+
+def _own_backups(folder: Path) -> list[tuple[datetime, Path]]:
+    """The app's own backup files in `folder` with the time in their names, oldest first."""
+    return sorted((datetime.strptime(match.group(1), "%Y%m%d-%H%M%S").replace(tzinfo=UTC),
+                   path) for path in folder.iterdir()
+                  if (match := _OWN_BACKUP.fullmatch(path.name)) and path.is_file())
+
+
+def prune_backups(folder: Path, keep: int, written: Path | None = None) -> list[Path]:
+    """Delete the app's own backups in `folder` beyond the newest `keep` (by the time in
+    their names, which a copy does not change as it may a file's date), once a new one is
+    written: a nightly backup must not fill the disk. Other files, and the backup just
+    `written`, are never deleted; `keep` 0 keeps everything. Returns what was deleted."""
+    if keep <= 0:
+        return []
+    own = _own_backups(folder)
+    deleted = []
+    for _made, path in own[:max(len(own) - keep, 0)]:
+        if path != written:
+            path.unlink(missing_ok=True)  # another node may have pruned it already
+            deleted.append(path)
+    return deleted
 
 
 @jobs.job_kind("backups.create", _l("Backup"), max_attempts=2, back="admin.maintenance",
@@ -552,14 +583,15 @@ NIGHTLY_AFTER_HOURS = 20
 @jobs.every(3600, "backup")
 def nightly_backup() -> bool:
     """Once a day (checked every hour), when BLADI_BACKUP_DIR is set: a backup, by one
-    node, unless the folder holds one made in the last NIGHTLY_AFTER_HOURS hours."""
+    node, unless the folder holds one of the app's own made in the last
+    NIGHTLY_AFTER_HOURS hours (by the time in its name)."""
     if not current_app.config.get("BLADI_BACKUP_DIR"):
         return False
     with jobs.only_one("backup", 6 * 3600) as mine:
         if not mine:
             return False
-        recent = time.time() - NIGHTLY_AFTER_HOURS * 3600
-        if any(p.stat().st_mtime > recent for p in backup_folder().glob("bladi-*.tar")):
+        recent = datetime.now(UTC) - timedelta(hours=NIGHTLY_AFTER_HOURS)
+        if any(made > recent for made, _path in _own_backups(backup_folder())):
             return False
         _backup_now()
         return True
