@@ -313,6 +313,21 @@ def test_an_administrator_backs_up_and_rotates_from_the_maintenance_page(
         app.config["BLADI_BACKUP_DIR"] = ""
 
 
+def test_sqlite_planner_statistics_are_refreshed_periodically(app, make_beneficiary):
+    """The periodic task (as a worker runs it, `jobs.periodic`) gathers the statistics of
+    every table on SQLite, from nothing; PostgreSQL's autovacuum does it there."""
+    if db.engine.dialect.name != "sqlite":
+        assert jobs.periodic("statistics") is False
+        return
+    make_beneficiary("BA")
+    db.session.execute(sa.text("ANALYZE"))  # sqlite_stat1 exists
+    db.session.execute(sa.text("DELETE FROM sqlite_stat1"))
+    assert jobs.periodic("statistics") is True
+    analysed = set(db.session.scalars(sa.text("SELECT DISTINCT tbl FROM sqlite_stat1")))
+    assert {"beneficiary", "consent", "beneficiary_name_index", "governorate",
+            "audit_entry"} <= analysed, analysed
+
+
 def test_the_nightly_backup_keeps_the_newest_and_never_touches_other_files(app, tmp_path):
     """After a new backup, the folder keeps BLADI_BACKUP_KEEP of the app's own backups, the
     newest by the time in their names (the files' dates here say the opposite, as after a
@@ -387,7 +402,8 @@ def test_an_import_runs_on_an_rq_worker_and_reports_progress_in_redis(app, clien
 
 def test_the_scheduler_enqueues_the_periodic_work_that_a_worker_then_runs(app, tmp_path):
     """`flask jobs scheduler` (RQ's CronScheduler) puts every periodic task on the queue;
-    a worker runs them (here: the sweep, the figures refresh, the nightly backup)."""
+    a worker runs them (here: the sweep, the figures refresh, the nightly backup, SQLite's
+    planner statistics)."""
     import subprocess
     import sys
 
@@ -410,7 +426,7 @@ def test_the_scheduler_enqueues_the_periodic_work_that_a_worker_then_runs(app, t
         scheduler.terminate()
         scheduler.wait(timeout=10)
     queued = sorted(job.args[0] for job in queue.jobs)
-    assert queued == sorted(jobs.PERIODIC) == ["backup", "figures", "sweep"]
+    assert queued == sorted(jobs.PERIODIC) == ["backup", "figures", "statistics", "sweep"]
     assert all(job.func_name == "bladi_cases.services.jobs.periodic" for job in queue.jobs)
     saved = app.config["BLADI_JOB_QUEUE"], app.config.get("REDIS_URL")
     app.config.update(BLADI_JOB_QUEUE="rq", REDIS_URL=REDIS_URL)
