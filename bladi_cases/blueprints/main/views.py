@@ -20,17 +20,14 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup
-from sqlalchemy.orm import joinedload
 
 from ...extensions import db
 from ...fragments import url_maker
 from ...i18n import COOKIE_NAME, LANGUAGES
-from ...models import Beneficiary, Organization, OrgKind, Role, Site, User
 from ...models.cases import NoteKind, OutcomeKind, ReferralStatus, ServiceType
-from ...policy import Perm, kept_statement, public, requires, scoped
-from ...services.activities.activities import today_items
-from ...services.admin import acknowledge_notices, notices_for, set_preferred_language
-from ...services.cases.cases import due_page
+from ...policy import Perm, public, requires
+from ...services.admin import acknowledge_notices, set_preferred_language
+from ...services.main import home_page
 from .. import safe_next
 from . import bp
 
@@ -42,38 +39,14 @@ DUE_ON_HOME = 30
 @requires(Perm.HOME)
 def home():
     """A home page suited to the user's role."""
-    user = current_user
-    context = {}
-    if user.is_cso_staff:
-        today = date.today()
-        # The statements kept per user (`policy.kept_statement`): building them cost more
-        # than running them.
-        context["sites"] = db.session.scalars(kept_statement("home.sites", user, lambda who: scoped(
-            Site, who).order_by(Site.name).options(joinedload(Site.governorate)))).all()
-        context["items"] = today_items(user, today)
-        # The most urgent first; the whole list on asking (a phone on 3G need not download
-        # hundreds of a manager's follow-ups to see what is due today).
-        due, context["due_total"] = due_page(
-            user, today, None if request.args.get("due") == "all" else DUE_ON_HOME)
-        context["due"] = _due_rows(due, today)
-        # A plain count, no subquery of whole rows: the database counts entries of an index
-        # holding erased_at (ix_beneficiary_org_live or ix_beneficiary_org_id), not records
-        # (count(*): SQLite then reads no id from each entry, a third less CPU).
-        context["youth_count"] = db.session.scalar(kept_statement(
-            "home.youth_count", user, lambda who: scoped(Beneficiary, who).where(
-                Beneficiary.erased_at.is_(None)).with_only_columns(sa.func.count())))
-        if user.role == Role.CSO_MANAGER:
-            context["notices"] = notices_for(user)
-            context["staff_count"] = db.session.scalar(
-                sa.select(sa.func.count()).select_from(
-                    scoped(User, user).where(User.active.is_(True)).subquery()))
-    elif user.role in (Role.REVIEWER, Role.DONOR, Role.ADMIN):
-        context["csos"] = db.session.execute(
-            scoped(Organization, user).add_columns(sa.func.count(Site.id))
-            .where(Organization.kind == OrgKind.FUNDED_CSO)
-            .outerjoin(Organization.sites)
-            .group_by(Organization.id).order_by(Organization.code)
-        ).all()
+    today = date.today()
+    # The most urgent follow-ups first; the whole list on asking (a phone on 3G need not
+    # download hundreds of a manager's follow-ups to see what is due today).
+    page = home_page(current_user, today,
+                     None if request.args.get("due") == "all" else DUE_ON_HOME)
+    context = page.context()
+    if page.due is not None:
+        context["due"] = _due_rows(page.due, today)
     return render_template("main/home.html", **context)
 
 
