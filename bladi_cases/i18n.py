@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from datetime import date
 
-from babel import Locale, support
+from babel import Locale, dates, numbers, support
 from flask import has_request_context, request
-from flask_babel import format_date, format_datetime, format_decimal, get_locale
+from flask_babel import format_date, format_datetime, format_decimal, get_babel, get_locale
 from flask_login import current_user
 from wtforms.i18n import messages_path
 
@@ -51,6 +53,23 @@ def text_direction() -> str:
     """'rtl' or 'ltr' for the current locale, as Babel knows it."""
     locale = get_locale() or Locale.parse("ar_TN")
     return locale.text_direction
+
+
+def date_formatter() -> Callable[[date], str]:
+    """`flask_babel.format_date` for a page that formats many dates (a calendar): the same
+    format (the app's `date` format) and the request's locale, each looked up once, not per
+    date."""
+    formats, locale = get_babel().instance.date_formats, get_locale()
+    pattern = formats["date"]
+    if pattern in ("short", "medium", "full", "long"):
+        pattern = formats[f"date.{pattern}"] or pattern
+    return functools.partial(dates.format_date, format=pattern, locale=locale)
+
+
+def number_formatter() -> Callable[[float], str]:
+    """`flask_babel.format_decimal` for a page that formats many numbers: the request's
+    locale looked up once."""
+    return functools.partial(numbers.format_decimal, locale=get_locale())
 
 
 def template_helpers() -> dict:

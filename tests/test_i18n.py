@@ -138,3 +138,21 @@ def test_wtforms_own_messages_follow_the_request_language(app, language, message
             assert not form.validate()
             assert form.name.errors == [message]
     assert i18n._wtforms_catalogue.cache_info().hits > hits
+
+
+@pytest.mark.parametrize("lang", ["ar", "fr", "en"])
+def test_the_formatters_for_many_values_write_what_flask_babel_writes(app, lang):
+    """`date_formatter` and `number_formatter` (the calendar's and the roster's, which look
+    the format and locale up once) give Flask-Babel's own text in every language."""
+    from datetime import date
+
+    from flask_babel import force_locale, format_date, format_decimal
+
+    from bladi_cases.i18n import BABEL_LOCALES, date_formatter, number_formatter
+
+    with app.test_request_context(), force_locale(BABEL_LOCALES[lang]):
+        spelled, decimal = date_formatter(), number_formatter()
+        for day in (date(2026, 1, 5), date(2027, 11, 30)):
+            assert spelled(day) == format_date(day)
+        for value in (0, 1.5, 1234.25, 12.0):
+            assert decimal(value) == format_decimal(value)

@@ -7,9 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date
 
-from babel import dates, numbers
 from flask import flash, redirect, render_template, request, url_for
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from markupsafe import Markup
@@ -17,6 +15,7 @@ from sqlalchemy.orm import joinedload
 
 from ...extensions import db
 from ...fragments import url_maker
+from ...i18n import date_formatter, number_formatter
 from ...models import (
     Activity,
     ActivitySession,
@@ -161,11 +160,9 @@ def _calendar(month: date, sessions) -> list[list[tuple]]:
     link to the session held that day or None, the date spelled out when there is one)."""
     held = {s.date: s.uuid for s in sessions
             if (s.date.year, s.date.month) == (month.year, month.month)}
-    # flask_babel.format_date(day), with the request's locale looked up once, not per day.
-    locale = get_locale()
+    spelled = date_formatter()  # flask_babel.format_date, looked up once, not per day
     return [[(day.day, day.month != month.month, _SESSION_URL(session_id=held[day]) if day in held
-              else None,
-              dates.format_date(day, "medium", locale=locale) if day in held else None)
+              else None, spelled(day) if day in held else None)
              for day in week]
             for week in calendar.Calendar(firstweekday=0).monthdatescalendar(
                 month.year, month.month)]
@@ -189,7 +186,7 @@ class _RosterLine:
 
 def _roster_lines(figures, names: dict) -> list[_RosterLine]:
     """The participants' lines: links from one url_for, hours formatted once per value."""
-    locale = get_locale()  # flask_babel.format_decimal, the locale looked up once
+    decimal = number_formatter()  # flask_babel.format_decimal, the locale looked up once
     hours: dict[float, str] = {}
     lines = []
     for row in figures.rows:
@@ -197,7 +194,7 @@ def _roster_lines(figures, names: dict) -> list[_RosterLine]:
         who = names.get(row.beneficiary_id)
         rate, spent = row.rate, row.hours
         if spent not in hours:
-            hours[spent] = numbers.format_decimal(spent, locale=locale)
+            hours[spent] = decimal(spent)
         lines.append(_RosterLine(
             _YOUTH_URL(beneficiary_id=youth.uuid) if youth else None, youth.code if youth else "",
             who.full_name if who else "", row.enrolled_now, row.stopped_coming,
