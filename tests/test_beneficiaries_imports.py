@@ -225,6 +225,27 @@ def test_duplicates_are_decided_row_by_row(client, manager, make_beneficiary):
     assert again.status_code == 302 and _count() == before + 1, "a decision is made once"
 
 
+def test_an_import_waiting_for_decisions_can_be_cancelled_from_its_page(
+        client, manager, make_beneficiary):
+    """The duplicates page offers to import nothing: the job ends cancelled, nothing is
+    written, and its page no longer asks for decisions."""
+    make_beneficiary("BA", first_name_ar="مريم", last_name_ar="الجزيري",
+                     first_name_latin=None, last_name_latin=None, birth_date=date(2004, 1, 1))
+    header, rows = _rows()
+    before = _count()
+    page = follow_job(client, _upload(client, "dups.csv", _csv(header, rows)))
+    assert "/duplicates" in page.request.path
+    html = page.get_data(as_text=True)
+    cancel = re.search(r'<form method="post" action="([^"]+/cancel)"', html).group(1)
+    ended = client.post(cancel, follow_redirects=True)
+    assert "/duplicates" not in ended.request.path
+    assert 'data-status="cancelled"' in ended.get_data(as_text=True)
+    assert "أُلغيت بطلب منك: لم يُحفظ أي شيء." in text_of(ended), "in the manager's Arabic"
+    assert client.get(page.request.path).status_code == 302, "no decision to make any more"
+    assert client.post(page.request.path, data={"row-2": "new"}).status_code == 302
+    assert _count() == before
+
+
 def test_field_worker_cannot_import(client, make_user):
     login(client, make_user(Role.FIELD_WORKER, "BA"))
     assert client.get("/beneficiaries/import").status_code == 403

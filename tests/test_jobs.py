@@ -89,6 +89,79 @@ def test_a_queued_job_shows_a_progress_bar_that_follows_it_without_javascript(
     assert 'data-status="done"' in html and "http-equiv" not in html
 
 
+def test_a_queued_import_is_cancelled_by_the_person_who_asked_only(
+        app, client, manager, make_user, queue_only):
+    """A job waiting for a worker ends at once when its owner cancels it (a form, no
+    script): the worker then skips it, nothing is imported, and the same file can be
+    uploaded again; another person gets 404, and a second cancel says it has ended."""
+    before = _count()
+    started = _upload(client, _sheet(3))
+    location = started.headers["Location"]
+    html = client.get(location).get_data(as_text=True)
+    assert "Cancel this job" in html and f'action="{location}/cancel"' in html
+    other = app.test_client()
+    login(other, make_user(Role.CSO_MANAGER, "BA"))
+    assert other.post(location + "/cancel").status_code == 404
+    assert _job(manager).status == JobStatus.QUEUED
+
+    answer = client.post(location + "/cancel")
+    assert answer.status_code == 302 and answer.headers["Location"].endswith(location)
+    page = text_of(client.get(location))
+    assert "Cancelled at your request: nothing was saved." in page, page[-400:]
+    assert client.get(location + ".json").get_json()["status"] == "cancelled"
+    assert jobs.perform(queue_only[0]) == "skipped"
+    assert _count() == before
+    assert _upload(client, _sheet(3)).status_code == 302, "the same file: not 'already running'"
+    assert "already ended" in text_of(client.post(location + "/cancel", follow_redirects=True))
+    assert _job(manager).status == JobStatus.QUEUED, "the new upload's job is untouched"
+
+
+def test_a_running_import_stops_at_its_next_step_and_writes_nothing(client, manager,
+                                                                   queue_only):
+    """The owner cancels while a worker runs the import (here, from the job's first
+    progress report): the page says it is stopping, the job ends at its next report, and
+    none of its rows is written."""
+    before = _count()
+    location = _upload(client, _sheet(40)).headers["Location"]
+    seen = []
+    real = jobs.Progress.__call__
+
+    def cancel_while_running(progress, stage, done, total):
+        if not seen:
+            seen.append(text_of(client.post(location + "/cancel", follow_redirects=True)))
+        return real(progress, stage, done, total)
+
+    jobs.Progress.__call__ = cancel_while_running
+    try:
+        assert jobs.perform(queue_only[0]) == JobStatus.CANCELLED
+    finally:
+        jobs.Progress.__call__ = real
+    assert "Stopping: the job ends at its next step" in seen[0], seen[0][-400:]
+    assert _count() == before
+    state = client.get(location + ".json").get_json()
+    assert state["status"] == "cancelled" and not state["cancellable"]
+    assert "Cancelled at your request" in state["problems"][0]
+
+
+def test_a_key_rotation_cannot_be_stopped_once_it_runs(app, client, make_user):
+    """A rotation commits batch by batch: while it runs, cancelling is refused with a
+    message, and a queued one may still be cancelled."""
+    admin = make_user(Role.ADMIN, preferred_language="en")
+    login(client, admin)
+    job = jobs.start("keys.rotate", admin)
+    db.session.commit()
+    job.status = JobStatus.RUNNING
+    db.session.commit()
+    page = text_of(client.post(f"/jobs/{job.uuid}/cancel", follow_redirects=True))
+    assert "cannot be stopped while it runs" in page, page[-400:]
+    assert "Cancel this job" not in page
+    job.status = JobStatus.QUEUED
+    db.session.commit()
+    client.post(f"/jobs/{job.uuid}/cancel")
+    db.session.expire_all()
+    assert db.session.get(Job, job.id).status == JobStatus.CANCELLED
+
+
 def test_progress_reported_while_running_is_what_the_status_says(app, client, manager):
     job = jobs.start("beneficiaries.import", manager, data=_sheet(1), data_name="a.csv")
     db.session.commit()

@@ -94,6 +94,7 @@ EXPECTED: dict[str, set[str]] = {
     "jobs.show": LOGGED_IN,
     "jobs.status": LOGGED_IN,
     "jobs.result": LOGGED_IN,
+    "jobs.cancel": LOGGED_IN,  # a finished job: "already ended", back to its page
     "activities.index": CSO_STAFF,
     "activities.today": CSO_STAFF,
     "activities.new": CSO_MANAGER,

@@ -22,16 +22,18 @@ from .common import PublicIdMixin, TitledEnum, check_in, encrypted_column, utcno
 
 class JobStatus(TitledEnum):
     """Where a job is: waiting for a worker, running, waiting for the person who asked (an
-    import's possible duplicates), done, or failed (its work rolled back)."""
+    import's possible duplicates), done, failed (its work rolled back), or cancelled by the
+    person who asked (its work rolled back too)."""
 
     QUEUED = "queued"
     RUNNING = "running"
     WAITING = "waiting"
     DONE = "done"
     FAILED = "failed"
+    CANCELLED = "cancelled"
     __titles__ = {"queued": _l("Waiting to start"), "running": _l("Running"),
                   "waiting": _l("Waiting for your decision"), "done": _l("Done"),
-                  "failed": _l("Failed")}
+                  "failed": _l("Failed"), "cancelled": _l("Cancelled")}
 
 
 class JobStage(TitledEnum):
@@ -51,6 +53,8 @@ class JobStage(TitledEnum):
 
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.WAITING)
+# A job that will not change any more: its file and row expire (services/jobs.py sweep).
+ENDED = tuple(status for status in JobStatus if status not in ACTIVE)
 
 
 class Job(PublicIdMixin, db.Model):

@@ -564,8 +564,9 @@ def prune_backups(folder: Path, keep: int, written: Path | None = None) -> list[
     return deleted
 
 
+# Not stoppable while it runs: it reports after its one long step, the file written.
 @jobs.job_kind("backups.create", _l("Backup"), max_attempts=2, back="admin.maintenance",
-               back_label=_l("Maintenance"))
+               back_label=_l("Maintenance"), stoppable=False)
 def backup_job(job, progress) -> jobs.Outcome:
     """A backup file in the backup folder, as `flask backup create` writes it. A retry
     writes a new file (never overwrites one): at worst two backups of the same moment."""

@@ -43,6 +43,7 @@ from ..extensions import db
 from ..i18n import BABEL_LOCALES
 from ..models import Job, JobStage, JobStatus, LoginSession
 from ..models.common import refresh_statistics, utcnow
+from ..models.jobs import ENDED
 from ..transactions import after_render, in_read_request, in_request, job_work, write_transaction
 
 QUEUE_NAME = "bladi"
@@ -66,6 +67,11 @@ class JobRefused(Exception):  # noqa: N818 (carries the message to show)
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
+
+
+class JobCancelled(Exception):  # noqa: N818 (how a running job learns it was cancelled)
+    """Raised by `Progress` at a job's next report once the person who asked cancelled it
+    (`cancel`): everything the job did is rolled back, as for a failure."""
 
 
 class JobFailed(Exception):  # noqa: N818 (carries the messages to show)
@@ -106,6 +112,9 @@ class JobKind:
     back_label: object = ""
     again: str | None = None   # where to start again after a failure (a corrected file)
     again_label: object = ""
+    # Whether the person may stop it while it runs: only a job whose work is all or
+    # nothing (it writes after its last progress report) can be rolled back as a whole.
+    stoppable: bool = True
 
 
 KINDS: dict[str, JobKind] = {}
@@ -113,14 +122,14 @@ KINDS: dict[str, JobKind] = {}
 
 def job_kind(name: str, title, max_attempts: int = 3, decide: str | None = None,
              back: str | None = None, back_label="", again: str | None = None,
-             again_label=""):
+             again_label="", stoppable: bool = True):
     """Declare a kind of job (a decorator on its function, beside the feature's code)."""
 
     def declare(run: Callable[[Job, Progress], Outcome]):
         if name in KINDS and KINDS[name].run.__qualname__ != run.__qualname__:
             raise RuntimeError(f"two kinds of job are called {name}")
         KINDS[name] = JobKind(name, title, run, max_attempts, decide, back, back_label,
-                              again, again_label)
+                              again, again_label, stoppable)
         return run
 
     return declare
@@ -200,13 +209,22 @@ class Progress:
         # JobStage(...) refuses a stage without a title (ValueError), here, not on the page.
         self.state = {"stage": JobStage(stage).value, "done": int(done), "total": int(total),
                       "at": time.time()}
-        _store().put(self.key, self.state)
+        store = _store()
+        store.put(self.key, self.state)
+        # Each report is where a job stops when it was cancelled (from any node: the
+        # request is in the same store as the progress).
+        if store.get(_cancel_key(self.key)) is not None:
+            raise JobCancelled(self.key)
 
     def beat(self) -> None:
         """Say the job's worker is alive (the heartbeat thread does, six times per
         `dead_after()`)."""
         self.state = {**self.state, "at": time.time()}
         _store().put(self.key, self.state)
+
+
+def _cancel_key(key: str) -> str:
+    return f"{key}.cancel"
 
 
 def live_progress(job: Job) -> dict | None:
@@ -449,6 +467,10 @@ def _perform_claimed(key: str) -> str:
                 _finish(job, outcome)
                 db.session.commit()
             return job.status
+        except JobCancelled:
+            db.session.rollback()
+            _end(key, JobStatus.CANCELLED, [_cancelled_message()])
+            return JobStatus.CANCELLED
         except JobFailed as failed:
             db.session.rollback()
             _fail(key, failed.messages)
@@ -461,6 +483,7 @@ def _perform_claimed(key: str) -> str:
             return JobStatus.FAILED
         finally:
             _store().delete(key)
+            _store().delete(_cancel_key(key))
 
 
 def _finish(job: Job, outcome: Outcome) -> None:
@@ -482,16 +505,61 @@ def _finish(job: Job, outcome: Outcome) -> None:
 
 def _fail(key: str, messages: list[str]) -> None:
     """Mark a job failed with what to tell the person, in a transaction of its own."""
+    _end(key, JobStatus.FAILED, messages)
+
+
+def _end(key: str, status: JobStatus, messages: list[str]) -> None:
+    """End a job as failed or cancelled, with what to tell the person, in a transaction of
+    its own: its uploaded file goes, the row stays a while for the person's list."""
     with write_transaction():
         job = db.session.scalars(sa.select(Job).where(Job.uuid == _uuid(key))).one()
-        now = utcnow()
-        job.status = JobStatus.FAILED
-        job.finished_at = now
-        job.active_key = None
-        job.input_enc = None
-        job.expires_at = now + timedelta(hours=RESULT_HOURS)
-        _set_outcome(job, {"message": "", "problems": messages, "data": {}})
+        _ended(job, status, messages)
         db.session.commit()
+
+
+def _ended(job: Job, status: JobStatus, messages: list[str]) -> None:
+    now = utcnow()
+    job.status, job.finished_at, job.active_key, job.input_enc = status, now, None, None
+    job.expires_at = now + timedelta(hours=RESULT_HOURS)
+    _set_outcome(job, {"message": "", "problems": messages, "data": {}})
+
+
+def _cancelled_message() -> str:
+    return _("Cancelled at your request: nothing was saved.")
+
+
+def cancel(job: Job) -> JobStatus:
+    """The person who asked for a job stops it (their request; the view checked it is
+    theirs). A job waiting for a worker or for their decision ends at once; a running one
+    at its next progress report, its work rolled back (`JobCancelled`). Returns the job's
+    status now: cancelled, or still running until that report. A job that has ended (or
+    that a worker finished meanwhile) is refused with a message."""
+    status = JobStatus(job.status)
+    if status in (JobStatus.QUEUED, JobStatus.WAITING):
+        # Conditional: a worker claiming it at this moment, or the person's decision in
+        # another tab, wins or loses as a whole.
+        now = utcnow()
+        changed = db.session.execute(sa.update(Job).where(
+            Job.id == job.id, Job.status == status).values(
+            status=JobStatus.CANCELLED, finished_at=now, active_key=None, input_enc=None,
+            expires_at=now + timedelta(hours=RESULT_HOURS)).execution_options(
+            synchronize_session=False)).rowcount
+        if changed:
+            db.session.refresh(job)
+            _set_outcome(job, {"message": "", "problems": [_cancelled_message()],
+                               "data": {}})
+            db.session.flush()
+            return JobStatus.CANCELLED
+        db.session.refresh(job)
+        status = JobStatus(job.status)
+    if status == JobStatus.RUNNING:
+        kind = KINDS.get(job.kind)
+        if kind is None or not kind.stoppable:
+            raise JobRefused(_("This job cannot be stopped while it runs (what it has done "
+                               "so far is kept). Wait for it to finish."))
+        _store().put(_cancel_key(str(job.uuid)), {"at": time.time()})
+        return JobStatus.RUNNING
+    raise JobRefused(_("This job has already ended: there is nothing to cancel."))
 
 
 def resume(job: Job, params: dict) -> Job:
@@ -537,12 +605,21 @@ def status_of(job: Job) -> dict:
     live = live_progress(job) if job.status == JobStatus.RUNNING else None
     done, total, stage = (live or {}).get("done", 0), (live or {}).get("total", 0), \
         (live or {}).get("stage", "")
-    if job.status in (JobStatus.DONE, JobStatus.FAILED, JobStatus.WAITING):
+    if job.status in (*ENDED, JobStatus.WAITING):
         percent = 100
     else:
         percent = int(100 * done / total) if total else 0
     outcome = outcome_of(job) if job.status != JobStatus.RUNNING else {}
+    stopping = job.status == JobStatus.RUNNING and \
+        _store().get(_cancel_key(str(job.uuid))) is not None
+    kind = KINDS.get(job.kind)
     return {"id": str(job.uuid), "kind": job.kind, "status": job.status,
+            # Whether the person may cancel it now (`cancel`), and whether they did and it
+            # is stopping at its next report.
+            "cancellable": not stopping and (job.status in (JobStatus.QUEUED, JobStatus.WAITING)
+                                              or (job.status == JobStatus.RUNNING
+                                                  and kind is not None and kind.stoppable)),
+            "stopping": stopping,
             "status_label": str(JobStatus.label_of(job.status)), "stage": stage,
             "stage_label": str(JobStage.label_of(stage or None)), "done": done,
             "total": total,
@@ -659,17 +736,14 @@ def sweep() -> dict:
             with force_locale(BABEL_LOCALES.get(job.language, "en_GB")):
                 message = _("This upload waited too long for a decision and was deleted. "
                             "Upload the file again.")
-            job.status, job.finished_at, job.active_key = JobStatus.FAILED, now, None
-            job.input_enc, job.expires_at = None, now + timedelta(hours=RESULT_HOURS)
-            _set_outcome(job, {"message": "", "problems": [message], "data": {}})
+            _ended(job, JobStatus.FAILED, [message])
             counts["expired"] += 1
         counts["expired"] += db.session.execute(sa.update(Job).where(
-            Job.status.in_((JobStatus.DONE, JobStatus.FAILED)), Job.expires_at < now,
+            Job.status.in_(ENDED), Job.expires_at < now,
             sa.or_(Job.result_enc.is_not(None), Job.input_enc.is_not(None)))
             .values(result_enc=None, input_enc=None)).rowcount
         counts["deleted"] = db.session.execute(sa.delete(Job).where(
-            Job.status.in_((JobStatus.DONE, JobStatus.FAILED)),
-            Job.created_at < now - KEEP_ROWS)).rowcount
+            Job.status.in_(ENDED), Job.created_at < now - KEEP_ROWS)).rowcount
         counts["sessions"] = _delete_old_login_sessions(now)
         db.session.commit()
     return counts

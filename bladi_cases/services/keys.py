@@ -156,8 +156,9 @@ def verify_keys(batch_size: int = 500) -> Verification:
     return result
 
 
+# Not stoppable while it runs: it commits batch by batch (both keys read meanwhile).
 @jobs.job_kind("keys.rotate", _l("Key rotation"), back="admin.maintenance",
-               back_label=_l("Maintenance"))
+               back_label=_l("Maintenance"), stoppable=False)
 def rotation_job(job, progress) -> jobs.Outcome:
     """`rotate_keys` then `verify_keys`, as `flask keys rotate` runs them, in a worker.
     Each batch commits: a retry after a worker died re-encrypts again, which changes

@@ -4,7 +4,7 @@ job sees it: another person's job answers 404 (policy.scoped)."""
 
 from __future__ import annotations
 
-from flask import jsonify, redirect, render_template, url_for
+from flask import flash, jsonify, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -36,6 +36,23 @@ def show(job_id):
         return redirect(url_for(kind.decide, job_id=job.uuid))
     return render_template("jobs/show.html", job=job, kind=kind, state=jobs.status_of(job),
                            refresh=REFRESH_SECONDS)
+
+
+@bp.post("/<uuid:job_id>/cancel")
+@requires(Perm.HOME)
+def cancel(job_id):
+    """The person who asked for a job stops it: at once when it waits, at its next step
+    when it runs (its work rolled back); a job that has ended says so."""
+    job = get_or_404(Job, job_id, current_user)
+    try:
+        status = jobs.cancel(job)
+    except jobs.JobRefused as refused:
+        flash(refused.message, "error")
+    else:
+        flash(_("Cancelled: nothing was saved.") if status == JobStatus.CANCELLED else
+              _("Stopping: the job ends at its next step, and nothing it did is saved."),
+              "success")
+    return redirect(url_for(".show", job_id=job.uuid))
 
 
 @bp.get("/<uuid:job_id>.json")
