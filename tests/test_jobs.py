@@ -136,7 +136,7 @@ def test_a_running_import_stops_at_its_next_step_and_writes_nothing(client, mana
         assert jobs.perform(queue_only[0]) == JobStatus.CANCELLED
     finally:
         jobs.Progress.__call__ = real
-    assert "Stopping: the job ends at its next step" in seen[0], seen[0][-400:]
+    assert "Stopping: unless it finishes first" in seen[0], seen[0][-400:]
     assert _count() == before
     state = client.get(location + ".json").get_json()
     assert state["status"] == "cancelled" and not state["cancellable"]

@@ -50,7 +50,8 @@ def cancel(job_id):
         flash(refused.message, "error")
     else:
         flash(_("Cancelled: nothing was saved.") if status == JobStatus.CANCELLED else
-              _("Stopping: the job ends at its next step, and nothing it did is saved."),
+              _("Stopping: unless it finishes first, the job ends at its next step, and "
+                "nothing it did is saved."),
               "success")
     return redirect(url_for(".show", job_id=job.uuid))
 
