@@ -359,6 +359,17 @@ def jobs_sweep_command():
     click.echo(", ".join(f"{name}: {n}" for name, n in counts.items()))
 
 
+@jobs_cli.command("run")
+@click.argument("name")
+def jobs_run_command(name: str):
+    """Run one periodic task now, by its name (sweep, figures, backup, statistics): what the
+    scheduler does on Redis, for cron on a machine without it."""
+    if name not in jobs.PERIODIC:
+        raise click.BadParameter(f"one of {', '.join(sorted(jobs.PERIODIC))}",
+                                 param_hint="NAME")
+    click.echo(f"{name}: {jobs.periodic(name)}")
+
+
 reports_cli = AppGroup("reports", help="Upward reporting.")
 
 

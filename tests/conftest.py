@@ -11,7 +11,7 @@ import functools
 import os
 import re
 import tempfile
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -110,15 +110,18 @@ def app(database_url):
 
 @pytest.fixture(autouse=True)
 def _dates_of_today(request):
-    """A module's `TODAY`, `PERIOD` and `YEAR` are today's when each of its tests starts,
-    not when the module was imported: a run that crosses midnight (CI starts whenever a
-    session ends) would otherwise compare the app's new date with the tests' old one."""
+    """A module's `TODAY`, `PERIOD` and `YEAR` taken from the date when it was imported are
+    today's when each of its tests starts: a run that crosses midnight (CI starts whenever
+    a session ends) would otherwise compare the app's new date with the tests' old one.
+    Only a value that is yesterday's (the import's, before midnight) is replaced, so a
+    module that fixes a date of its own keeps it."""
     module, today = request.module, date.today()
-    if getattr(module, "TODAY", today) != today:
+    yesterday = today - timedelta(days=1)
+    if getattr(module, "TODAY", None) == yesterday:
         module.TODAY = today
-    if isinstance(getattr(module, "PERIOD", None), Period):
+    if getattr(module, "PERIOD", None) == Period.containing(yesterday):
         module.PERIOD = Period.containing(today)
-    if isinstance(getattr(module, "YEAR", None), int):
+    if getattr(module, "YEAR", None) == Period.containing(yesterday).fiscal_year:
         module.YEAR = Period.containing(today).fiscal_year
     yield
 

@@ -344,9 +344,17 @@ def test_rosters_in_one_statement_are_each_roster_and_its_consents(setup, make_b
 
     rows = service.rosters([activity, other], TODAY)
     for each in (activity, other):
-        objects = [db.session.get(Beneficiary, b.id) for b in rows[each.id]]
-        assert [b.sequence for b in objects] == sorted(b.sequence for b in objects)
-        assert [(b.uuid, b.code) for b in rows[each.id]] == [(b.uuid, b.code) for b in objects]
+        # The roster read another way: the youth of the activity's CSO with an enrolment in
+        # it that covers today, not erased, each once, by their code's sequence.
+        objects = db.session.scalars(sa.select(Beneficiary).where(
+            Beneficiary.organization_id == each.organization_id,
+            Beneficiary.erased_at.is_(None),
+            Beneficiary.enrolments.any(sa.and_(
+                Enrolment.activity_id == each.id, Enrolment.start_date <= TODAY,
+                sa.or_(Enrolment.end_date.is_(None), Enrolment.end_date >= TODAY))))
+            .order_by(Beneficiary.sequence)).all()
+        assert [(b.id, b.uuid, b.code) for b in rows[each.id]] == [
+            (b.id, b.uuid, b.code) for b in objects]
         # The rows' consent columns say what the model's own rule says of the loaded youth.
         assert service.unmarkable_rows(rows[each.id]) == {
             b.id for b in objects if not b.allows(ConsentScope.PARTICIPATION)}

@@ -542,10 +542,18 @@ def _backup_now(progress=None) -> tuple[Path, Manifest]:
 
 
 def _own_backups(folder: Path) -> list[tuple[datetime, Path]]:
-    """The app's own backup files in `folder` with the time in their names, oldest first."""
-    return sorted((datetime.strptime(match.group(1), "%Y%m%d-%H%M%S").replace(tzinfo=UTC),
-                   path) for path in folder.iterdir()
-                  if (match := _OWN_BACKUP.fullmatch(path.name)) and path.is_file())
+    """The app's own backup files in `folder` with the time in their names, oldest first
+    (a name of that form whose date is no date, 30 February say, is not one of them)."""
+    found = []
+    for path in folder.iterdir():
+        match = _OWN_BACKUP.fullmatch(path.name)
+        if match and path.is_file():
+            try:
+                made = datetime.strptime(match.group(1), "%Y%m%d-%H%M%S").replace(tzinfo=UTC)
+            except ValueError:
+                continue
+            found.append((made, path))
+    return sorted(found)
 
 
 def prune_backups(folder: Path, keep: int, written: Path | None = None) -> list[Path]:
@@ -559,7 +567,11 @@ def prune_backups(folder: Path, keep: int, written: Path | None = None) -> list[
     deleted = []
     for _made, path in own[:max(len(own) - keep, 0)]:
         if path != written:
-            path.unlink(missing_ok=True)  # another node may have pruned it already
+            try:
+                path.unlink(missing_ok=True)  # another node may have pruned it already
+            except OSError as exc:  # the new backup is written: say so, and go on
+                current_app.logger.warning("backup %s not deleted: %s", path, exc)
+                continue
             deleted.append(path)
     return deleted
 

@@ -557,19 +557,34 @@ def cancel(job: Job) -> JobStatus:
         if kind is None or not kind.stoppable:
             raise JobRefused(_("This job cannot be stopped while it runs (what it has done "
                                "so far is kept). Wait for it to finish."))
-        _store().put(_cancel_key(str(job.uuid)), {"at": time.time()})
+        key = _cancel_key(str(job.uuid))
+        _store().put(key, {"at": time.time()})
+        # The worker may have ended the run (done, failed, waiting for a decision) since
+        # the read above: a flag left behind would stop a later run of the same job (one
+        # resumed after the person's decision). Read the status again (PostgreSQL: the
+        # latest committed; SQLite: a POST holds the write lock, so nothing moved) and take
+        # the flag back if the run is over.
+        if db.session.scalar(sa.select(Job.status).where(Job.id == job.id)) \
+                != JobStatus.RUNNING:
+            _store().delete(key)
+            db.session.refresh(job)
+            raise JobRefused(_("This job has already ended: there is nothing to cancel."))
         return JobStatus.RUNNING
     raise JobRefused(_("This job has already ended: there is nothing to cancel."))
 
 
 def resume(job: Job, params: dict) -> Job:
-    """A waiting job goes on with the person's decisions (flushed; runs after the commit)."""
-    if job.status != JobStatus.WAITING:
+    """A waiting job goes on with the person's decisions (flushed; runs after the commit).
+    Conditional: a cancel of the same job at the same moment (another tab) wins or loses
+    as a whole."""
+    moved = db.session.execute(sa.update(Job).where(
+        Job.id == job.id, Job.status == JobStatus.WAITING).values(
+        params={**job.params, **params}, status=JobStatus.QUEUED, expires_at=None)
+        .execution_options(synchronize_session=False)).rowcount
+    db.session.refresh(job)
+    if not moved:
         raise JobRefused(_("This job is not waiting for a decision any more."))
-    job.params = {**job.params, **params}
-    job.status = JobStatus.QUEUED
-    job.expires_at = None
-    db.session.flush()
+    _store().delete(_cancel_key(str(job.uuid)))  # none should be left; never one for this run
     _after_commit(job)
     return job
 
@@ -698,7 +713,8 @@ def sweep() -> dict:
     and finished downloads, delete old job rows and ended login sessions. Safe to run on
     every node at once: each change is a conditional UPDATE that only one of them makes."""
     now = utcnow()
-    counts = {"retried": 0, "failed": 0, "expired": 0, "deleted": 0, "sessions": 0}
+    counts = {"retried": 0, "failed": 0, "cancelled": 0, "expired": 0, "deleted": 0,
+              "sessions": 0}
     db.session.commit()
     running = db.session.execute(sa.select(Job.uuid, Job.kind, Job.attempts, Job.started_at)
                                  .where(Job.status == JobStatus.RUNNING)).all()
@@ -710,7 +726,15 @@ def sweep() -> dict:
             continue
         limit = KINDS[kind].max_attempts if kind in KINDS else 1
         db.session.commit()
-        if attempts < limit:
+        if _store().get(_cancel_key(str(key))) is not None:
+            # Its worker died after the person cancelled it: cancelled, not run again.
+            language = db.session.scalar(sa.select(Job.language).where(Job.uuid == key))
+            db.session.commit()
+            with force_locale(BABEL_LOCALES.get(language, "en_GB")):
+                _end(str(key), JobStatus.CANCELLED, [_cancelled_message()])
+            _store().delete(_cancel_key(str(key)))
+            counts["cancelled"] += 1
+        elif attempts < limit:
             with write_transaction():
                 moved = db.session.execute(sa.update(Job).where(
                     Job.uuid == key, Job.status == JobStatus.RUNNING)

@@ -19,6 +19,7 @@ from ..extensions import db
 from ..models import Beneficiary, JobStage
 from ..models.common import encrypted_columns
 from ..privacy import DataKeyError, FieldCipher, UndecryptableValueError
+from ..transactions import write_transaction
 from . import jobs
 from .beneficiaries.registry import cipher, decrypt_identity_unaudited, write_blind_indexes
 
@@ -120,16 +121,23 @@ def rebuild_blind_indexes(batch_size: int = 500, c: FieldCipher | None = None) -
     Returns the number of youth done."""
     c = c or cipher()
     last_id = done = 0
+    db.session.commit()
     while True:
-        youth = db.session.scalars(sa.select(Beneficiary).where(
-            Beneficiary.id > last_id, Beneficiary.erased_at.is_(None))
-            .order_by(Beneficiary.id).limit(batch_size)).all()
-        if not youth:
+        # Each batch read and rewritten in one write transaction, its rows locked
+        # (PostgreSQL: FOR UPDATE; SQLite: the write lock from BEGIN): a youth edited or
+        # erased while the command runs is never given digests of an older name, nor an
+        # erased one its digests back.
+        with write_transaction():
+            youth = db.session.scalars(sa.select(Beneficiary).where(
+                Beneficiary.id > last_id, Beneficiary.erased_at.is_(None))
+                .order_by(Beneficiary.id).limit(batch_size).with_for_update()).all()
+            for beneficiary in youth:
+                write_blind_indexes(beneficiary, decrypt_identity_unaudited(beneficiary), c)
+            count, last_id = len(youth), youth[-1].id if youth else last_id
+            db.session.commit()
+        if not count:
             return done
-        for beneficiary in youth:
-            write_blind_indexes(beneficiary, decrypt_identity_unaudited(beneficiary), c)
-        last_id, done = youth[-1].id, done + len(youth)
-        db.session.commit()
+        done += count
 
 
 def verify_keys(batch_size: int = 500) -> Verification:
