@@ -312,6 +312,33 @@ def test_a_job_whose_worker_died_is_run_again_once_and_writes_once(client, manag
     assert job.attempts == 2 and _count() == before + 5
 
 
+def test_a_worker_taken_for_dead_that_finishes_late_writes_nothing(client, manager,
+                                                                     queue_only):
+    """Only the run of the latest attempt may end a job: a first worker that was only
+    stalled (the sweep gave its job to a second one) and then finishes writes nothing and
+    leaves the second run's progress alone; the second writes once."""
+    from bladi_cases.transactions import job_work
+
+    before = _count()
+    _upload(client, _sheet(5))
+    key = str(_job(manager).uuid)
+    first = jobs._claim(key)
+    jobs._store().put(key, {"stage": "checked", "done": 2, "total": 5,
+                            "at": time.time() - 120})
+    queue_only.clear()
+    assert jobs.sweep()["retried"] == 1
+    second = jobs._claim(key)  # another worker takes it again
+    assert (first, second) == (1, 2)
+    jobs._store().put(key, {"stage": "checked", "done": 1, "total": 5, "at": time.time()})
+    with job_work():
+        assert jobs._perform_claimed(key, first) == "skipped"
+    assert _count() == before and _job(manager).status == JobStatus.RUNNING
+    assert jobs._store().get(key) is not None, "the second run's progress is left alone"
+    with job_work():
+        assert jobs._perform_claimed(key, second) == JobStatus.DONE
+    assert _count() == before + 5
+
+
 def test_a_job_that_keeps_dying_fails_with_a_message_after_its_attempts(client, manager,
                                                                         queue_only):
     _upload(client, _sheet(2))

@@ -409,17 +409,21 @@ def _perform_with(app: Flask, key: str) -> str:
             db.session.remove()
 
 
-def _claim(key: str) -> bool:
-    """queued -> running, in a short transaction of its own; False if another worker has
-    it or it is not queued (done, failed, waiting: a retry that comes late does nothing)."""
+def _claim(key: str) -> int | None:
+    """queued -> running, in a short transaction of its own: this run's attempt number (its
+    fencing token: only the run of the latest attempt may end the job); None if another
+    worker has it or it is not queued (done, failed, waiting: a retry that comes late does
+    nothing)."""
     db.session.commit()
     with write_transaction():
         claimed = db.session.execute(
             sa.update(Job).where(Job.uuid == _uuid(key), Job.status == JobStatus.QUEUED)
             .values(status=JobStatus.RUNNING, attempts=Job.attempts + 1,
                     started_at=utcnow())).rowcount
+        attempt = db.session.scalar(sa.select(Job.attempts).where(Job.uuid == _uuid(key))) \
+            if claimed == 1 else None
         db.session.commit()
-    return claimed == 1
+    return attempt
 
 
 @contextlib.contextmanager
@@ -448,20 +452,35 @@ def _heartbeat(progress: Progress) -> Iterator[None]:
 
 def _perform(key: str) -> str:
     with job_work():
-        return _perform_claimed(key) if _claim(key) else "skipped"
+        attempt = _claim(key)
+        return _perform_claimed(key, attempt) if attempt else "skipped"
 
 
-def _perform_claimed(key: str) -> str:
+def _current(key: str, attempt: int | None) -> sa.Select:
+    """The job row, if it is still this run's: running, at this attempt (a worker the sweep
+    took for dead, whose job runs again elsewhere, must not end it), locked until commit."""
+    query = sa.select(Job).where(Job.uuid == _uuid(key))
+    if attempt is not None:
+        query = query.where(Job.status == JobStatus.RUNNING, Job.attempts == attempt)
+    return query.with_for_update()
+
+
+def _perform_claimed(key: str, attempt: int | None = None) -> str:
     job = db.session.scalars(sa.select(Job).where(Job.uuid == _uuid(key))).one()
     kind = KINDS[job.kind]
     progress = Progress(job)
     locale = BABEL_LOCALES.get(job.language, "en_GB")
+    ours = True  # False once the job turns out to be another run's: leave its progress be
     with force_locale(locale), _heartbeat(progress):
         try:
             outcome = kind.run(job, progress)
             db.session.commit()  # ends the reading; the writes get a transaction of their own
             with write_transaction():
-                job = db.session.scalars(sa.select(Job).where(Job.uuid == _uuid(key))).one()
+                job = db.session.scalars(_current(key, attempt)).first()
+                if job is None:  # not this run's any more: write nothing
+                    db.session.rollback()
+                    ours = False
+                    return "skipped"
                 if outcome.write is not None:
                     outcome.write(outcome)
                 _finish(job, outcome)
@@ -469,21 +488,23 @@ def _perform_claimed(key: str) -> str:
             return job.status
         except JobCancelled:
             db.session.rollback()
-            _end(key, JobStatus.CANCELLED, [_cancelled_message()])
-            return JobStatus.CANCELLED
+            ours = _end(key, JobStatus.CANCELLED, [_cancelled_message()], attempt)
+            return JobStatus.CANCELLED if ours else "skipped"
         except JobFailed as failed:
             db.session.rollback()
-            _fail(key, failed.messages)
-            return JobStatus.FAILED
+            ours = _end(key, JobStatus.FAILED, failed.messages, attempt)
+            return JobStatus.FAILED if ours else "skipped"
         except Exception:
             db.session.rollback()
             current_app.logger.exception("job %s (%s) failed", key, kind.name)
-            _fail(key, [_("Something went wrong and nothing was saved. Try again; if it "
-                          "happens again, tell your administrator.")])
-            return JobStatus.FAILED
+            ours = _end(key, JobStatus.FAILED, [_(
+                "Something went wrong and nothing was saved. Try again; if it happens again, "
+                "tell your administrator.")], attempt)
+            return JobStatus.FAILED if ours else "skipped"
         finally:
-            _store().delete(key)
-            _store().delete(_cancel_key(key))
+            if ours:
+                _store().delete(key)
+                _store().delete(_cancel_key(key))
 
 
 def _finish(job: Job, outcome: Outcome) -> None:
@@ -508,13 +529,16 @@ def _fail(key: str, messages: list[str]) -> None:
     _end(key, JobStatus.FAILED, messages)
 
 
-def _end(key: str, status: JobStatus, messages: list[str]) -> None:
+def _end(key: str, status: JobStatus, messages: list[str], attempt: int | None = None) -> bool:
     """End a job as failed or cancelled, with what to tell the person, in a transaction of
-    its own: its uploaded file goes, the row stays a while for the person's list."""
+    its own: its uploaded file goes, the row stays a while for the person's list. From a
+    run (`attempt`): only if the job is still that run's. False when it was not."""
     with write_transaction():
-        job = db.session.scalars(sa.select(Job).where(Job.uuid == _uuid(key))).one()
-        _ended(job, status, messages)
+        job = db.session.scalars(_current(key, attempt)).first()
+        if job is not None:
+            _ended(job, status, messages)
         db.session.commit()
+    return job is not None
 
 
 def _ended(job: Job, status: JobStatus, messages: list[str]) -> None:
