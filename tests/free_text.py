@@ -145,10 +145,13 @@ def check_every_encrypted_column_is_filled(youth: Beneficiary) -> None:
 
 
 def decrypted_everything() -> str:
-    """Every encrypted value of the database, decrypted with the configured keys."""
+    """Every encrypted value of the database, decrypted with the configured keys, in the
+    order of the rows' ids (PostgreSQL returns rows rewritten by an UPDATE in another order
+    when none is asked for)."""
     c, texts = cipher(), []
     for model, names in encrypted_columns().items():
-        for row in db.session.execute(sa.select(*(getattr(model, n) for n in names))):
+        for row in db.session.execute(sa.select(*(getattr(model, n) for n in names))
+                                      .order_by(model.id)):
             texts += [c.decrypt(token) for token in row if token is not None]
     return "\n".join(texts)
 

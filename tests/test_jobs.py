@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from bladi_cases.extensions import db
-from bladi_cases.models import Beneficiary, Job, JobStatus, Role
+from bladi_cases.models import AuditEntry, Beneficiary, Job, JobStatus, Role
 from bladi_cases.models.common import utcnow
 from bladi_cases.services import jobs
 from bladi_cases.services.beneficiaries import imports as importer
@@ -419,13 +419,17 @@ def test_an_administrator_backs_up_and_rotates_from_the_maintenance_page(
         app, client, make_user, tmp_path):
     app.config["BLADI_BACKUP_DIR"] = str(tmp_path)
     try:
-        login(client, make_user(Role.ADMIN))
+        admin = make_user(Role.ADMIN)
+        login(client, admin)
         assert client.get("/admin/maintenance").status_code == 200
         page = follow_job(client, client.post("/admin/maintenance", data={"action": "backup"}))
         assert 'data-status="done"' in page.get_data(as_text=True), text_of(page)[-500:]
         assert list(tmp_path.glob("bladi-*.tar")), "the backup file is in the folder"
         page = follow_job(client, client.post("/admin/maintenance", data={"action": "rotate"}))
         assert 'data-status="done"' in page.get_data(as_text=True), text_of(page)[-500:]
+        rotated = db.session.scalars(sa.select(AuditEntry).where(
+            AuditEntry.action == "keys_rotated")).one()
+        assert rotated.actor_id == admin.id, "the administrator who asked for it"
         assert client.post("/admin/maintenance", data={"action": "nothing"}).status_code == 400
     finally:
         app.config["BLADI_BACKUP_DIR"] = ""

@@ -11,6 +11,7 @@ from cryptography.fernet import Fernet
 
 from bladi_cases.extensions import db
 from bladi_cases.models import (
+    AuditEntry,
     Beneficiary,
     CaseNote,
     Consent,
@@ -59,6 +60,13 @@ def test_rotation_keeps_search_working_and_retires_the_old_key(app, make_user,
     assert result.exit_code == 0, result.output
     db.session.refresh(youth)
     assert youth.first_name_ar_enc != old_token
+    # Every identity was decrypted to do it: the audit log says so (no actor: the command
+    # line), the rotation with its counts and the name digests rebuilt with theirs.
+    done = {entry.action: entry for entry in db.session.scalars(sa.select(AuditEntry).where(
+        AuditEntry.action.in_(["keys_rotated", "names_reindexed"])))}
+    assert done["keys_rotated"].actor_id is None
+    assert done["keys_rotated"].detail["rewritten"]["beneficiary"] >= 1
+    assert done["names_reindexed"].detail["youth"] >= 1
     monkeypatch.setitem(app.config, "BLADI_DATA_KEY", fresh)  # the old key is gone
     assert decrypt_identity_unaudited(youth).first_name_ar == "بثينة"
     assert [b.code for b in search(worker, q="بثي").items] == [youth.code]

@@ -79,6 +79,10 @@ class Action:
     CONSENT_WITHDRAWN = "consent_withdrawn"
     ENROLMENT_ENDED = "enrolment_ended"
     ENROLMENT_STARTED = "enrolment_started"
+    # The system's own work on every encrypted value (by an administrator's job, or the
+    # command line: no actor): each decrypts every identity, though it shows none.
+    KEYS_ROTATED = "keys_rotated"
+    NAMES_REINDEXED = "names_reindexed"
 
 
 ALL_ACTIONS = sorted(v for k, v in vars(Action).items() if not k.startswith("_"))

@@ -16,11 +16,12 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from ..extensions import db
-from ..models import Beneficiary, JobStage
+from ..models import Beneficiary, JobStage, User
 from ..models.common import encrypted_columns
 from ..privacy import DataKeyError, FieldCipher, UndecryptableValueError
 from ..transactions import write_transaction
 from . import jobs
+from .audit import Action, record
 from .beneficiaries.registry import cipher, decrypt_identity_unaudited, write_blind_indexes
 
 # A row another request rewrites while rotation reads it is read again, up to this often.
@@ -92,8 +93,8 @@ def _rotate_row(model, names: tuple[str, ...], row, c: FieldCipher) -> int:
     return 0
 
 
-def rotate_keys(batch_size: int = 500,
-                progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
+def rotate_keys(batch_size: int = 500, progress: Callable[[str, int], None] | None = None,
+                actor=None) -> dict[str, int]:
     """Re-encrypt every encrypted value under the newest key and rebuild the blind indexes;
     returns the number of values rewritten per table.
 
@@ -110,11 +111,21 @@ def rotate_keys(batch_size: int = 500,
             if progress:
                 progress(model.__tablename__, done)
         counts[model.__tablename__] = done
-    rebuild_blind_indexes(batch_size, c)
+    rebuild_blind_indexes(batch_size, c, actor)
+    _audited(Action.KEYS_ROTATED, actor, {"rewritten": counts})
     return counts
 
 
-def rebuild_blind_indexes(batch_size: int = 500, c: FieldCipher | None = None) -> int:
+def _audited(action: str, actor, detail: dict) -> None:
+    """The audit entry of a run over every encrypted value, in a transaction of its own."""
+    db.session.commit()
+    with write_transaction():
+        record(action, actor=actor, detail=detail)
+        db.session.commit()
+
+
+def rebuild_blind_indexes(batch_size: int = 500, c: FieldCipher | None = None,
+                          actor=None) -> int:
     """The name digests and duplicate-check keys of every youth not erased, under the
     newest key and the current rules of `normalize_text` (after a rotation, or after an
     upgrade that changed those rules: `flask keys reindex`); batches committed one by one.
@@ -136,6 +147,7 @@ def rebuild_blind_indexes(batch_size: int = 500, c: FieldCipher | None = None) -
             count, last_id = len(youth), youth[-1].id if youth else last_id
             db.session.commit()
         if not count:
+            _audited(Action.NAMES_REINDEXED, actor, {"youth": done})
             return done
         done += count
 
@@ -173,7 +185,8 @@ def rotation_job(job, progress) -> jobs.Outcome:
     nothing (idempotent)."""
     tables = [model.__tablename__ for model in encrypted_columns()]
     counts = rotate_keys(progress=lambda table, _n: progress(
-        JobStage.ROTATED, tables.index(table), len(tables)))
+        JobStage.ROTATED, tables.index(table), len(tables)),
+        actor=db.session.get(User, job.user_id) if job.user_id else None)
     progress(JobStage.ROTATED, len(tables), len(tables))
     result = verify_keys()
     if not result.ok:
