@@ -151,7 +151,7 @@ def generate_key_command():
 
 
 @keys_cli.command("rotate")
-@click.option("--batch-size", default=500, show_default=True)
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 10_000))
 def rotate_keys_command(batch_size: int):
     """Re-encrypt everything under the first key of BLADI_DATA_KEY (new,old), online."""
     keys = parse_keys(current_app.config["BLADI_DATA_KEY"])
@@ -165,7 +165,7 @@ def rotate_keys_command(batch_size: int):
 
 
 @keys_cli.command("reindex")
-@click.option("--batch-size", default=500, show_default=True)
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 10_000))
 def reindex_command(batch_size: int):
     """Rebuild every youth's name search digests and duplicate-check keys (after an upgrade
     whose release notes ask for it: the rules that compare names changed)."""
@@ -173,7 +173,7 @@ def reindex_command(batch_size: int):
 
 
 @keys_cli.command("verify")
-@click.option("--batch-size", default=500, show_default=True)
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 10_000))
 def verify_keys_command(batch_size: int):
     """Check that every encrypted value decrypts under the first key of BLADI_DATA_KEY alone."""
     _report_verification(verify_keys(batch_size), after_rotation=False)

@@ -190,6 +190,8 @@ def test_invisible_characters_in_a_name_neither_hide_a_duplicate_nor_a_search(
     existing.name_key_ar = existing.name_key_latin = None
     db.session.commit()
     assert existing.code not in text_of(client.get("/beneficiaries/?q=اميرة"))
+    refused = app.test_cli_runner().invoke(args=["keys", "reindex", "--batch-size", "0"])
+    assert refused.exit_code != 0 and "--batch-size" in refused.output, refused.output
     result = app.test_cli_runner().invoke(args=["keys", "reindex", "--batch-size", "2"])
     assert result.exit_code == 0 and "rebuilt" in result.output, result.output
     assert existing.code in text_of(client.get("/beneficiaries/?q=اميرة"))

@@ -524,11 +524,6 @@ def _finish(job: Job, outcome: Outcome) -> None:
         job.result_mimetype = outcome.result_mimetype
 
 
-def _fail(key: str, messages: list[str]) -> None:
-    """Mark a job failed with what to tell the person, in a transaction of its own."""
-    _end(key, JobStatus.FAILED, messages)
-
-
 def _end(key: str, status: JobStatus, messages: list[str], attempt: int | None = None) -> bool:
     """End a job as failed or cancelled, with what to tell the person, in a transaction of
     its own: its uploaded file goes, the row stays a while for the person's list. From a
@@ -548,6 +543,12 @@ def _ended(job: Job, status: JobStatus, messages: list[str]) -> None:
     _set_outcome(job, {"message": "", "problems": messages, "data": {}})
 
 
+def _stoppable(job: Job) -> bool:
+    """Whether a running job of this kind may be stopped (`JobKind.stoppable`)."""
+    kind = KINDS.get(job.kind)
+    return kind is not None and kind.stoppable
+
+
 def _cancelled_message() -> str:
     return _("Cancelled at your request: nothing was saved.")
 
@@ -561,24 +562,18 @@ def cancel(job: Job) -> JobStatus:
     status = JobStatus(job.status)
     if status in (JobStatus.QUEUED, JobStatus.WAITING):
         # Conditional: a worker claiming it at this moment, or the person's decision in
-        # another tab, wins or loses as a whole.
-        now = utcnow()
+        # another tab, wins or loses as a whole; the rest of the ending as any job's.
         changed = db.session.execute(sa.update(Job).where(
-            Job.id == job.id, Job.status == status).values(
-            status=JobStatus.CANCELLED, finished_at=now, active_key=None, input_enc=None,
-            expires_at=now + timedelta(hours=RESULT_HOURS)).execution_options(
-            synchronize_session=False)).rowcount
+            Job.id == job.id, Job.status == status).values(status=JobStatus.CANCELLED)
+            .execution_options(synchronize_session=False)).rowcount
+        db.session.refresh(job)
         if changed:
-            db.session.refresh(job)
-            _set_outcome(job, {"message": "", "problems": [_cancelled_message()],
-                               "data": {}})
+            _ended(job, JobStatus.CANCELLED, [_cancelled_message()])
             db.session.flush()
             return JobStatus.CANCELLED
-        db.session.refresh(job)
         status = JobStatus(job.status)
     if status == JobStatus.RUNNING:
-        kind = KINDS.get(job.kind)
-        if kind is None or not kind.stoppable:
+        if not _stoppable(job):
             raise JobRefused(_("This job cannot be stopped while it runs (what it has done "
                                "so far is kept). Wait for it to finish."))
         key = _cancel_key(str(job.uuid))
@@ -651,13 +646,12 @@ def status_of(job: Job) -> dict:
     outcome = outcome_of(job) if job.status != JobStatus.RUNNING else {}
     stopping = job.status == JobStatus.RUNNING and \
         _store().get(_cancel_key(str(job.uuid))) is not None
-    kind = KINDS.get(job.kind)
     return {"id": str(job.uuid), "kind": job.kind, "status": job.status,
             # Whether the person may cancel it now (`cancel`), and whether they did and it
             # is stopping at its next report.
             "cancellable": not stopping and (job.status in (JobStatus.QUEUED, JobStatus.WAITING)
                                               or (job.status == JobStatus.RUNNING
-                                                  and kind is not None and kind.stoppable)),
+                                                  and _stoppable(job))),
             "stopping": stopping,
             "status_label": str(JobStatus.label_of(job.status)), "stage": stage,
             "stage_label": str(JobStage.label_of(stage or None)), "done": done,
@@ -752,9 +746,7 @@ def sweep() -> dict:
         db.session.commit()
         if _store().get(_cancel_key(str(key))) is not None:
             # Its worker died after the person cancelled it: cancelled, not run again.
-            language = db.session.scalar(sa.select(Job.language).where(Job.uuid == key))
-            db.session.commit()
-            with force_locale(BABEL_LOCALES.get(language, "en_GB")):
+            with _in_language_of(key):
                 _end(str(key), JobStatus.CANCELLED, [_cancelled_message()])
             _store().delete(_cancel_key(str(key)))
             counts["cancelled"] += 1
@@ -768,13 +760,11 @@ def sweep() -> dict:
                 counts["retried"] += 1
                 dispatch(str(key))
         else:
-            language = db.session.scalar(sa.select(Job.language).where(Job.uuid == key))
-            db.session.commit()
-            with force_locale(BABEL_LOCALES.get(language, "en_GB")):
-                message = _("The job stopped %(n)d times before it could finish, and nothing "
-                            "was saved. Try again later; if it happens again, tell your "
-                            "administrator.", n=attempts)
-            _fail(str(key), [message])
+            with _in_language_of(key):
+                _end(str(key), JobStatus.FAILED, [_(
+                    "The job stopped %(n)d times before it could finish, and nothing was "
+                    "saved. Try again later; if it happens again, tell your administrator.",
+                    n=attempts)])
             counts["failed"] += 1
     db.session.commit()
     with write_transaction():
@@ -795,6 +785,16 @@ def sweep() -> dict:
         counts["sessions"] = _delete_old_login_sessions(now)
         db.session.commit()
     return counts
+
+
+@contextlib.contextmanager
+def _in_language_of(key) -> Iterator[None]:
+    """Messages written for a job's person, in their language (read in a short
+    transaction, ended before the job's own write transaction)."""
+    language = db.session.scalar(sa.select(Job.language).where(Job.uuid == key))
+    db.session.commit()
+    with force_locale(BABEL_LOCALES.get(language, "en_GB")):
+        yield
 
 
 def _delete_old_login_sessions(now) -> int:
