@@ -487,6 +487,21 @@ def test_the_nightly_backup_keeps_the_newest_and_never_touches_other_files(app, 
         app.config.update(BLADI_BACKUP_DIR="", BLADI_BACKUP_KEEP=14)
 
 
+def test_a_backup_name_is_read_back_as_the_time_it_was_written_for(tmp_path):
+    """The name the backup job writes is the one the prune and the nightly check read, with
+    its time (in UTC, whatever zone the time was given in)."""
+    from datetime import UTC, datetime, timezone
+
+    from bladi_cases.services import backups
+
+    tunis = timezone(timedelta(hours=1))
+    made = datetime(2026, 12, 1, 0, 30, 5, tzinfo=tunis)  # 30 November, 23:30:05 UTC
+    name = backups.own_backup_name(made)
+    assert name.startswith("bladi-20261130-233005-") and name.endswith(".tar"), name
+    (tmp_path / name).write_bytes(b"a backup")
+    assert backups._own_backups(tmp_path) == [(made.astimezone(UTC), tmp_path / name)]
+
+
 # --- On Redis, with a real RQ worker ----------------------------------------------------------
 
 def _redis_or_skip():

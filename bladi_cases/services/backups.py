@@ -524,14 +524,23 @@ def backup_folder() -> Path:
     return folder
 
 
-# The app's own backup files: bladi-<UTC date>-<time>-<random>.tar (`_backup_now`). Only
-# these are ever deleted by `prune_backups`; the name's time orders them.
-_OWN_BACKUP = re.compile(r"bladi-(\d{8}-\d{6})-[0-9a-f]{6}\.tar")
+# The app's own backup files: bladi-<UTC date>-<time>-<random>.tar. Only these are ever
+# deleted by `prune_backups`; the name's time orders them. Written by `own_backup_name`,
+# read by `_own_backups`: both from these three, so the two cannot drift apart.
+_NAME_TIME = "%Y%m%d-%H%M%S"
+_NAME_RANDOM_BYTES = 3
+_OWN_BACKUP = re.compile(rf"bladi-(\d{{8}}-\d{{6}})-[0-9a-f]{{{2 * _NAME_RANDOM_BYTES}}}\.tar")
+
+
+def own_backup_name(made: datetime) -> str:
+    """The file name of one of the app's own backups made at `made` (UTC)."""
+    return f"bladi-{made.astimezone(UTC).strftime(_NAME_TIME)}-" \
+        f"{secrets.token_hex(_NAME_RANDOM_BYTES)}.tar"
 
 
 def _backup_now(progress=None) -> tuple[Path, Manifest]:
     folder = backup_folder()
-    out = folder / f"bladi-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}.tar"
+    out = folder / own_backup_name(datetime.now(UTC))
     if progress:
         progress(JobStage.COPIED, 0, 1)
     manifest = create_backup(db.engine.url, out)
@@ -549,7 +558,7 @@ def _own_backups(folder: Path) -> list[tuple[datetime, Path]]:
         match = _OWN_BACKUP.fullmatch(path.name)
         if match and path.is_file():
             try:
-                made = datetime.strptime(match.group(1), "%Y%m%d-%H%M%S").replace(tzinfo=UTC)
+                made = datetime.strptime(match.group(1), _NAME_TIME).replace(tzinfo=UTC)
             except ValueError:
                 continue
             found.append((made, path))
