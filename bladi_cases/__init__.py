@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from .config import ConfigError, load_settings
 from .extensions import babel, csrf, db, limiter, login_manager, migrate
-from .transactions import begins_writing, waits_for_disk, write_after_render
+from .transactions import begins_writing, commit_request, waits_for_disk
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -161,10 +161,10 @@ def init_database(app: Flask) -> None:
             db.session.rollback()
             jobs.forget_pending()
             return response
-        db.session.commit()
-        # A read request's own writes (its audit entries...), now that the page is built:
-        # one short write transaction, so no reader holds the write lock while rendering.
-        write_after_render()
+        # With a read request's own writes (its audit entries...), now that the page is
+        # built: on SQLite in one short write transaction of their own, so no reader holds
+        # the write lock while rendering (transactions.py).
+        commit_request()
         # The jobs it started exist now: a worker can find them.
         jobs.dispatch_pending()
         return response

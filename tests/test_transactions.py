@@ -17,8 +17,6 @@ from bladi_cases.services.audit import Action
 
 from .conftest import login, text_of
 
-_write_transaction = transactions.write_transaction
-
 
 def _entries(action: str, actor) -> int:
     return db.session.scalar(sa.select(sa.func.count()).select_from(AuditEntry).where(
@@ -51,21 +49,33 @@ def test_a_page_writes_its_audit_entry_once_it_is_built(app, client, youth_page)
     assert _entries(Action.BENEFICIARY_VIEWED, worker) == 1
 
 
+@pytest.mark.parametrize("failure", ["locked", "refused"])
 def test_a_page_whose_audit_entry_cannot_be_written_is_not_sent(app, client, youth_page,
-                                                                monkeypatch):
+                                                                monkeypatch, failure):
+    """The write lock not had in time (SQLite, where the entry has a transaction of its
+    own), or the entry's row refused by the database (both): an error page, not the page,
+    and nothing written."""
+    from bladi_cases.services import audit
+
     worker, page = youth_page
     monkeypatch.setitem(app.config, "PROPAGATE_EXCEPTIONS", False)  # as in production
+    if failure == "locked":
+        if db.engine.dialect.name != "sqlite":
+            pytest.skip("PostgreSQL writes a page's audit entry in the page's transaction")
 
-    @contextmanager
-    def locked():
-        raise sa.exc.OperationalError("BEGIN IMMEDIATE", {}, Exception("database is locked"))
-        yield  # pragma: no cover
+        @contextmanager
+        def locked():
+            raise sa.exc.OperationalError("BEGIN IMMEDIATE", {}, Exception("database is locked"))
+            yield  # pragma: no cover
 
-    monkeypatch.setattr(transactions, "write_transaction", locked)
+        monkeypatch.setattr(transactions, "write_transaction", locked)
+    else:
+        missing = sa.table("no_audit_entry_here", *(sa.column(c.key) for c in audit._WRITTEN))
+        monkeypatch.setattr(audit, "_INSERT", sa.insert(missing))
     response = client.get(page)
     assert response.status_code == 500
     assert "Amira" not in text_of(response) and "Trabelsi" not in text_of(response)
-    monkeypatch.setattr(transactions, "write_transaction", _write_transaction)
+    monkeypatch.undo()
     assert _entries(Action.BENEFICIARY_VIEWED, worker) == 0
     assert client.get(page).status_code == 200, "the next page works again"
     assert _entries(Action.BENEFICIARY_VIEWED, worker) == 1
@@ -108,22 +118,22 @@ def _bookkeeping_only(app) -> None:
     with app.test_request_context("/", method="GET"):
         transactions.after_render(lambda: db.session.execute(sa.text(
             "UPDATE user_account SET display_name = display_name")), waits_for_disk=False)
-        db.session.commit()  # the request's own, as commit_once does first
-        transactions.write_after_render()
+        transactions.commit_request()  # as commit_once does
 
 
 def test_a_pages_bookkeeping_does_not_wait_for_the_disk_an_audit_entry_does(app, client,
                                                                               youth_page):
-    """PostgreSQL: a youth's page commits its audit entry waiting for the WAL flush ("on":
-    each view of an identity stays on record); bookkeeping alone does not ("off"). (SQLite's,
-    which needs commits of its own, is the test below.)"""
+    """PostgreSQL: a youth's page commits its audit entry with the page's own transaction,
+    waiting for the WAL flush ("on": each view of an identity stays on record); bookkeeping
+    alone does not ("off"), in a transaction of its own. (SQLite's, which needs commits of
+    its own, is the test below.)"""
     if db.engine.dialect.name != "postgresql":
         pytest.skip("PostgreSQL's setting; SQLite's is checked on a file of its own")
     worker, page = youth_page
     seen: list = []
     _durability_at_each_commit(db.session.connection(), seen)
     assert client.get(page).status_code == 200
-    assert seen == ["on", "on"]
+    assert seen == ["on"], "one commit: the entry in the page's own transaction"
     assert _entries(Action.BENEFICIARY_VIEWED, worker) == 1
     seen.clear()
     _bookkeeping_only(app)

@@ -100,9 +100,10 @@ def record(action: str, *, actor=None, obj=None, organization_id=None,
     The organisation defaults to the object's own, then the actor's, so each CSO's
     manager sees the entries that concern their CSO.
 
-    In a read request (GET) the entry is written once the page is built, in a short
-    transaction of its own (`transactions.after_render`): a reader never holds the write
-    lock while it renders, and if the entry cannot be written the page is not sent.
+    In a read request (GET) the entry is written once the page is built
+    (`transactions.after_render`; on SQLite in a short transaction of its own, so a reader
+    never holds the write lock while it renders), and if it cannot be written the page is
+    not sent.
     Elsewhere it is flushed at once, in the transaction of the changes it describes.
     """
     # current_user is a proxy: audit the real objects behind it.
