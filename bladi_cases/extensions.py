@@ -67,16 +67,25 @@ class _RequestDomain(Domain):
     request (`flask_babel.refresh`) finds its own."""
 
     def get_translations(self):
-        state = g.get("_flask_babel") if g else None
+        state = _babel_state()
         if state is not None:
             memo = state.__dict__.get("bladi_translations")
             if memo is not None and memo[0] is state.__dict__.get("babel_locale"):
                 return memo[1]
         translations = super().get_translations()
-        state = g.get("_flask_babel") if g else None
+        state = _babel_state()
         if state is not None and state.__dict__.get("babel_locale") is not None:
             state.bladi_translations = (state.babel_locale, translations)
         return translations
+
+
+def _babel_state():
+    """Flask-Babel's state of the current app context (its locale...), or None: `g`
+    resolved once (each use of the proxy resolves it again, about 0.5 µs)."""
+    try:
+        return g._get_current_object().__dict__.get("_flask_babel")
+    except RuntimeError:  # outside an app context
+        return None
 
 
 class AppBabel(Babel):
