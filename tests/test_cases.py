@@ -368,3 +368,29 @@ def test_follow_ups_of_each_kind_for_whom_they_are(client, team, make_beneficiar
         shown, total = service.due_page(team["worker"], TODAY, limit)
         assert total == 4 and shown == everything[:limit]
     assert everything[-1].kind == "goal" and everything[-1].text == "إيجاد تربص مهني"
+
+
+def test_a_cases_notes_are_read_through_the_case_index_on_each_database(app, make_user):
+    """The field app's follow-ups and a record's timeline read notes by case: on SQLite,
+    which has no statistics of a new database, through the case index, not all the CSO's
+    notes through the organization index; on PostgreSQL in the plain form (`by_case`),
+    which it plans through the case index (the detour read the whole table)."""
+    from bladi_cases.policy import ScopeOf
+    from bladi_cases.services.cases.cases import _build_events_statement
+    from bladi_cases.services.field.data import _build_cases_statements
+
+    scope = ScopeOf.of(make_user(Role.FIELD_WORKER))
+    for statement in (_build_cases_statements(scope)[1], _build_events_statement(scope)):
+        compiled = statement.params(case_ids=[1, 2, 3]).compile(
+            db.engine, compile_kwargs={"render_postcompile": True})
+        sql = str(compiled)
+        if db.engine.dialect.name == "sqlite":
+            values = compiled.construct_params()
+            plan = " | ".join(row[3] for row in db.session.connection().exec_driver_sql(
+                "EXPLAIN QUERY PLAN " + sql,
+                tuple(values[name] for name in compiled.positiontup)))
+            assert "USING COVERING INDEX ix_case_note_case_id (case_id=?)" in plan, plan
+            # The organization index only to find a row by its id, never the CSO's range.
+            assert "ix_case_note_organization_id (organization_id=?)" not in plan, plan
+        else:
+            assert "case_note.case_id IN" in sql and "SELECT case_note.id" not in sql, sql

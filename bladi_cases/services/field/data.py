@@ -34,7 +34,7 @@ from ...policy import ScopeOf, kept_statement, scoped
 from ..activities.activities import kept_with_mine, rosters, today_items, unmarkable_rows
 from ..beneficiaries.registry import NAME_FIELDS, reveal_many, revealable_columns
 from ..beneficiaries.validation import ADULT_AGE, MAX_AGE, MIN_AGE
-from ..cases.cases import OPEN_STATUSES, own_case_ids
+from ..cases.cases import OPEN_STATUSES, by_case, dialect_name, own_case_ids
 from ..surveys.surveys import works_offline
 
 
@@ -123,7 +123,7 @@ def _cases_statements(user: User) -> tuple[sa.Select, sa.Select]:
     """The two statements of `open_cases`, kept per user (`policy.kept_statement`):
     building them costs more CPU than running them. The notes' statement takes the case
     ids as the parameter `case_ids`."""
-    return kept_statement("field.cases", user, _build_cases_statements)
+    return kept_statement("field.cases", user, _build_cases_statements, dialect_name())
 
 
 def _build_cases_statements(user: ScopeOf) -> tuple[sa.Select, sa.Select]:
@@ -136,13 +136,10 @@ def _build_cases_statements(user: ScopeOf) -> tuple[sa.Select, sa.Select]:
     cases = query.join(Case.beneficiary).with_only_columns(
         Case.id.label("case_id"), Case.uuid.label("case_uuid"), *revealable_columns(),
         Beneficiary.uuid, assigned.label("mine"))
-    # The notes through the case index: SQLite, without statistics of this table, would
-    # otherwise read all the CSO's notes through the organization index.
-    ids = sa.select(CaseNote.id).where(
-        CaseNote.case_id.in_(sa.bindparam("case_ids", expanding=True))).correlate(None)
     notes = scoped(CaseNote, user).with_only_columns(
         CaseNote.case_id, CaseNote.uuid, CaseNote.due_date).where(
-        CaseNote.id.in_(ids), CaseNote.due_date.is_not(None),
+        by_case(CaseNote, sa.bindparam("case_ids", expanding=True)),
+        CaseNote.due_date.is_not(None),
         CaseNote.done_on.is_(None)).order_by(CaseNote.due_date, CaseNote.id)
     return cases, notes
 
