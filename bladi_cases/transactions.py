@@ -117,8 +117,10 @@ def reading_first() -> Iterator[None]:
 
 def after_render(write: Callable[[], object], waits_for_disk: bool = True) -> None:
     """In a read request: call `write` (which adds or flushes rows) once the response is
-    built, in a short write transaction with the request's other such writes. If they
-    cannot be written, the response is an error page instead.
+    built, with the request's other such writes (`commit_request`: on SQLite in a short
+    write transaction of their own; on PostgreSQL in the page's own transaction, unless
+    all of them are bookkeeping). If they cannot be written, the response is an error page
+    instead.
 
     `waits_for_disk=False` for bookkeeping that can be lost in a machine crash without harm
     (a login session's last request, a figures snapshot that is recomputed): when every
@@ -130,9 +132,10 @@ def after_render(write: Callable[[], object], waits_for_disk: bool = True) -> No
 
 
 def commit_request() -> None:
-    """The request's one commit, then what a read request set aside with `after_render`,
-    written and committed in one short write transaction (called by `commit_once` in
-    bladi_cases/__init__.py).
+    """The request's commit, with what a read request set aside with `after_render`
+    (called by `commit_once` in bladi_cases/__init__.py): on SQLite the request's
+    transaction is committed, then those writes in one short write transaction; on
+    PostgreSQL see below.
 
     When none of it asks to wait for the disk (`after_render`), the commit does not
     (PostgreSQL `synchronous_commit = off`, SQLite `synchronous = NORMAL` in WAL mode): a

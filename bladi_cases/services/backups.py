@@ -526,7 +526,8 @@ def backup_folder() -> Path:
 
 # The app's own backup files: bladi-<UTC date>-<time>-<random>.tar. Only these are ever
 # deleted by `prune_backups`; the name's time orders them. Written by `own_backup_name`,
-# read by `_own_backups`: both from these three, so the two cannot drift apart.
+# read by `_own_backups`, both from these three (the pattern's digits stand for
+# _NAME_TIME: tests/test_jobs.py reads a written name back, and fails if they part).
 _NAME_TIME = "%Y%m%d-%H%M%S"
 _NAME_RANDOM_BYTES = 3
 _OWN_BACKUP = re.compile(rf"bladi-(\d{{8}}-\d{{6}})-[0-9a-f]{{{2 * _NAME_RANDOM_BYTES}}}\.tar")

@@ -292,8 +292,8 @@ def start(kind: str, actor, params: dict | None = None, *, data: bytes | None = 
     if data is not None:
         job.input_enc = _encrypt_bytes(data)
     if in_read_request():
-        # A download link (GET) asks for the job: written once the page is built, in the
-        # read request's short write transaction (transactions.after_render).
+        # A download link (GET) asks for the job: written once the page is built, with the
+        # read request's other such writes (transactions.after_render).
         after_render(lambda: _add(job, quietly=True))
     else:
         _add(job)

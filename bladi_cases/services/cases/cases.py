@@ -397,9 +397,11 @@ def own_case_ids(user: User) -> sa.Select:
 def _due_part(model, user: User, due_cases: sa.CTE, part: int, due, value=None,
               status=None, enc=None, checks=(None, None)) -> sa.Select:
     """One kind of follow-up as rows of the same columns (a UNION ALL of the kinds): its
-    case's public id and youth code from `due_cases`, no object loaded. The rows are found
-    through the case index, from the cases: SQLite, without statistics of these tables,
-    would otherwise read all the CSO's rows through the organization index."""
+    case's public id and youth code from `due_cases`, no object loaded. With statistics
+    (PostgreSQL; SQLite after its periodic ANALYZE) each kind is found through its case
+    index from the few cases; SQLite without them reads the CSO's rows of the kind through
+    the organization index (as before the cases were joined), notes apart (the scope's
+    condition on their case leads it to the case index)."""
     def column(value, type_):
         return sa.type_coerce(value, type_) if value is not None else sa.cast(sa.null(), type_)
     return (scoped(model, user).with_only_columns(

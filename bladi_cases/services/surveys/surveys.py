@@ -202,9 +202,10 @@ def draft_for(actor: User, version: SurveyVersion, youth: Beneficiary | None,
                    if m["type"] == "start"}
         draft.answers_enc = _sealed({**logic.defaults(version.definition), **started})
         if in_read_request():
-            # Showing the first page (a GET) writes the draft once the page is built, in a
-            # short write transaction: written now, in the reading transaction, it would
-            # fail on SQLite whenever another writer (a job) committed since the page began.
+            # Showing the first page (a GET) writes the draft once the page is built (on
+            # SQLite in a short write transaction): written now, in the reading transaction,
+            # it would fail on SQLite whenever another writer (a job) committed since the
+            # page began.
             after_render(lambda: db.session.add(draft))
         else:
             db.session.add(draft)
