@@ -16,7 +16,6 @@ from ...models import (
     Case,
     Consent,
     Enrolment,
-    Governorate,
     Survey,
     SurveyResponse,
     SurveyVersion,
@@ -51,13 +50,12 @@ def record_page(beneficiary: Beneficiary, user, today: date) -> RecordPage:
     survey responses, the surveys to fill, the timeline and each activity's attendance."""
     identity = None if beneficiary.erased_at else reveal(beneficiary, user)
     youth = {"beneficiary_id": beneficiary.id}
-    # The consents, enrolments and governorate the page reads, given to their relationships
-    # as loaded: the rows (and order) of their lazy loads, at half the CPU.
+    # The consents and enrolments the page reads, given to their relationships as loaded:
+    # the rows (and order) of their lazy loads, at half the CPU. (The governorate comes
+    # with the youth's row, `joinedload` in the view; else its lazy load reads it.)
     for model, name in ((Consent, "consents"), (Enrolment, "enrolments")):
         set_committed_value(beneficiary, name, db.session.scalars(
             _youth_rows(model, name), youth).all())
-    set_committed_value(beneficiary, "governorate", db.session.scalars(
-        _GOVERNORATE, {"code": beneficiary.governorate_code}).first())
     # The case files as rows (the page shows their uuid, status and date; the timeline reads
     # their id), not objects.
     cases = db.session.execute(kept_statement("record.cases", user, _record_cases),
@@ -73,9 +71,6 @@ def record_page(beneficiary: Beneficiary, user, today: date) -> RecordPage:
         responses=responses, surveys=surveys, changes=score_changes(responses),
         age_band=age_band_of(beneficiary, today),
         participations=participation.for_beneficiary(beneficiary, today))
-
-
-_GOVERNORATE = sa.select(Governorate).where(Governorate.iso_code == sa.bindparam("code"))
 
 
 @functools.cache
