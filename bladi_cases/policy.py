@@ -334,9 +334,11 @@ def kept_statement(name: str, user, build: Callable[[ScopeOf], object], *more):
     SQLAlchemy's cache costs more CPU than running it (about 2 ms for the home page's
     follow-ups, a union of four scoped queries). `build` is given the user's `ScopeOf`,
     not the user, and the statement is kept under `name`, that scope and `more`: whatever
-    else `build` reads (a date, say). The rows are read again on every call."""
+    else `build` reads (a date, say), and the app's database, whose form a builder may
+    choose (`cases.by_case`; one process may serve apps on both, as the tests do). The rows
+    are read again on every call."""
     scope = ScopeOf.of(user)
-    key = (name, scope, *more)
+    key = (name, db.engine.dialect.name, scope, *more)
     statement = _kept_statements.get(key)
     if statement is None:
         if len(_kept_statements) >= KEPT_STATEMENTS:

@@ -375,17 +375,11 @@ def by_case(model, ids) -> sa.ColumnElement[bool]:
     case index. SQLite without statistics of the table (a new database, until the periodic
     ANALYZE) would read all the CSO's rows through the organization index: there it is the
     ids of the rows found by case. PostgreSQL plans the plain form well, and read the whole
-    table for that detour (2 ms a page at 6,000 notes). A statement built with it is kept
-    per dialect (`dialect_name`)."""
-    if dialect_name() == "sqlite":
+    table for that detour (2 ms a page at 6,000 notes). (`policy.kept_statement` keeps a
+    statement per database.)"""
+    if db.engine.dialect.name == "sqlite":
         return model.id.in_(sa.select(model.id).where(model.case_id.in_(ids)).correlate(None))
     return model.case_id.in_(ids)
-
-
-def dialect_name() -> str:
-    """The current app's database ("sqlite", "postgresql"): part of the key of a kept
-    statement that is written for it (`by_case`)."""
-    return db.engine.dialect.name
 
 
 def own_case_ids(user: User) -> sa.Select:
@@ -515,7 +509,7 @@ def case_events(cases: list[Case], user: User) -> list:
         return []
     ids = [case.id for case in cases]
     rows = db.session.execute(kept_statement(
-        "cases.events", user, _build_events_statement, dialect_name()),
+        "cases.events", user, _build_events_statement),
         {"case_ids": ids}).all()
     position = {case_id: index for index, case_id in enumerate(ids)}
     # Outcomes: the latest date first (their order_by); the others by their id column.

@@ -34,7 +34,7 @@ from ...policy import ScopeOf, kept_statement, scoped
 from ..activities.activities import kept_with_mine, rosters, today_items, unmarkable_rows
 from ..beneficiaries.registry import NAME_FIELDS, reveal_many, revealable_columns
 from ..beneficiaries.validation import ADULT_AGE, MAX_AGE, MIN_AGE
-from ..cases.cases import OPEN_STATUSES, by_case, dialect_name, own_case_ids
+from ..cases.cases import OPEN_STATUSES, by_case, own_case_ids
 from ..surveys.surveys import works_offline
 
 
@@ -123,7 +123,7 @@ def _cases_statements(user: User) -> tuple[sa.Select, sa.Select]:
     """The two statements of `open_cases`, kept per user (`policy.kept_statement`):
     building them costs more CPU than running them. The notes' statement takes the case
     ids as the parameter `case_ids`."""
-    return kept_statement("field.cases", user, _build_cases_statements, dialect_name())
+    return kept_statement("field.cases", user, _build_cases_statements)
 
 
 def _build_cases_statements(user: ScopeOf) -> tuple[sa.Select, sa.Select]:
