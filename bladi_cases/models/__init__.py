@@ -15,6 +15,7 @@ from .audit import AuditEntry
 from .auth import CSO_ROLES, LANGUAGES, LoginSession, PasswordReset, RecoveryCode, Role, User
 from .beneficiaries import (
     Beneficiary,
+    BeneficiaryCount,
     BeneficiaryNameIndex,
     BeneficiaryStatus,
     Consent,
@@ -76,6 +77,7 @@ __all__ = [
     "Outcome",
     "Referral",
     "ServiceProvider",
+    "BeneficiaryCount",
     "BeneficiaryNameIndex",
     "BeneficiaryStatus",
     "Consent",

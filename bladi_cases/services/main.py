@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
 
 from ..extensions import db
-from ..models import Beneficiary, Organization, OrgKind, Role, Site, User
+from ..models import BeneficiaryCount, Organization, OrgKind, Role, Site, User
 from ..policy import kept_statement, scoped
 from .activities.activities import today_items
 from .admin import notices_for
@@ -47,12 +47,11 @@ def home_page(user: User, today: date, due_limit: int | None) -> HomePage:
         sites = db.session.scalars(kept_statement("home.sites", user, lambda who: scoped(
             Site, who).order_by(Site.name).options(joinedload(Site.governorate)))).all()
         due, due_total = due_page(user, today, due_limit)
-        # A plain count, no subquery of whole rows: the database counts entries of an index
-        # holding erased_at (ix_beneficiary_org_live or ix_beneficiary_org_id), not records
-        # (count(*): SQLite then reads no id from each entry, a third less CPU).
+        # The count the database keeps (BeneficiaryCount): one row, where counting read
+        # one index entry per youth (100,000 a view at 100,000 youth). No row: no youth yet.
         youth_count = db.session.scalar(kept_statement(
-            "home.youth_count", user, lambda who: scoped(Beneficiary, who).where(
-                Beneficiary.erased_at.is_(None)).with_only_columns(sa.func.count())))
+            "home.youth_count", user, lambda who: scoped(BeneficiaryCount, who)
+            .with_only_columns(BeneficiaryCount.live))) or 0
         manager = user.role == Role.CSO_MANAGER
         return HomePage(
             sites=sites, items=today_items(user, today), due=due, due_total=due_total,
