@@ -377,3 +377,30 @@ def test_exports_and_the_figures_refresh_compute_without_the_write_lock(local, m
     assert {"year_figures", "build", "age_band", "export_rows"} <= names, names
     held = sorted({name for name, was_free in free if not was_free})
     assert not held, f"computed while holding the write lock: {held}"
+
+
+def test_a_write_that_cannot_have_the_lock_fails_as_sqlalchemys_error_and_leaves_no_trace(
+        local):
+    """The transaction's BEGIN goes to the driver itself (`_sqlite_begin`): when another
+    program holds the write lock past the busy timeout, it fails as SQLAlchemy's
+    OperationalError ("database is locked"), the session rolls back cleanly, and the
+    next write transaction works."""
+    from bladi_cases import transactions
+
+    app, database = local
+    holder = sqlite3.connect(database, timeout=0, isolation_level=None)
+    with app.app_context():
+        try:  # (the app waits its busy timeout, 5 s, then gives up)
+            holder.execute("BEGIN IMMEDIATE")
+            with pytest.raises(sa.exc.OperationalError, match="database is locked"), \
+                    transactions.write_transaction():
+                db.session.execute(sa.update(Organization).values(code=Organization.code))
+            db.session.rollback()
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        with transactions.write_transaction():
+            db.session.execute(sa.update(Organization).values(code=Organization.code))
+            db.session.commit()
+        assert write_lock_is_free(database)
+        db.session.remove()
