@@ -426,6 +426,13 @@ def _build_due_statement(user: ScopeOf, until: date) -> sa.CompoundSelect:
     # Not correlated: the parts' own scopes read case_file too.
     case_ids = cases.with_only_columns(Case.id, Case.uuid, Beneficiary.code).join(
         Beneficiary, Beneficiary.id == Case.beneficiary_id).correlate(None).cte("due_case")
+    if db.engine.dialect.name == "sqlite":
+        # SQLite copies a CTE used four times into a table of its own, whose size it cannot
+        # know, and then builds a Bloom filter of each kind's rows to join them: it reads
+        # every goal, referral and outcome of the CSO on every view (4.9 ms at 14,000 case
+        # files, growing with the CSO). Written into each part, the worker's few cases
+        # lead to their rows through the case indexes (0.5 ms).
+        case_ids = case_ids.prefix_with("NOT MATERIALIZED")
     return sa.union_all(
         _due_part(CaseNote, user, case_ids, 0, CaseNote.due_date, CaseNote.kind)
         .where(CaseNote.due_date <= until, CaseNote.done_on.is_(None)),
