@@ -24,8 +24,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from contextlib import ExitStack
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -141,8 +142,10 @@ class Browser:
             self.cookies[name] = rest.split(";", 1)[0]
 
     def open(self, base: str, path: str, data: bytes | None = None,
-             content_type: str | None = None) -> tuple[int, str, dict]:
-        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
+             content_type: str | None = None,
+             extra: dict | None = None) -> tuple[int, str, dict]:
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items()),
+                   **(extra or {})}
         if content_type:
             headers["Content-Type"] = content_type
         request = urllib.request.Request(base + path, data=data, headers=headers)
@@ -321,6 +324,64 @@ def test_stale_dashboards_on_both_nodes_start_one_figures_refresh(nodes):
         assert conn.scalar(sa.text("SELECT count(*) FROM job WHERE kind = "
                                    "'figures.refresh'")) == 1
     engine.dispose()
+
+
+def test_registrations_on_both_nodes_at_once_are_all_counted(nodes):
+    """Eight phones sync three new youth each at the same moment, half through each node:
+    every one is stored once, and the CSO's count that the database keeps
+    (`beneficiary_count`, its row locked by each registration until it commits) equals a
+    real count afterwards."""
+    a, b, database = nodes
+    cookie = load.log_in(a, *WORKER)
+    status, body, _headers = Browser(cookie).get(a, "/api/v1/me")
+    assert status == 200
+    token = json.loads(body)["csrf_token"]
+    firsts = ["سلمى", "مريم", "آمنة", "نور", "هالة", "ريم"]
+    lasts = ["الحمروني", "الجزيري", "القاسمي", "التونسي"]
+    youth = [{"uuid": str(uuid.uuid4()), "type": "registration", "data": {
+        "first_name_ar": first, "last_name_ar": last, "sex": "female",
+        "birth_date": (date(2004, 3, 1) + timedelta(days=n)).isoformat(),
+        "governorate_code": "TN-61", "setting_kind": "youth_centre",
+        "consent_given_by": "self", "consent_method": "signed_form",
+        "consent_scopes": ["participation"], "first_contact_date": date.today().isoformat()}}
+        for n, (first, last) in enumerate((f, la) for f in firsts for la in lasts)]
+    engine = sa.create_engine(database, poolclass=sa.pool.NullPool)
+
+    def counts():
+        with engine.connect() as conn:
+            kept = dict(conn.execute(sa.text(
+                "SELECT organization_id, live FROM beneficiary_count WHERE live > 0")).all())
+            real = dict(conn.execute(sa.text(
+                "SELECT organization_id, count(*) FROM beneficiary WHERE erased_at IS NULL "
+                "GROUP BY organization_id")).all())
+        return kept, real
+
+    kept, real = counts()
+    assert kept == real
+    answers: list = []
+    start = threading.Barrier(8)
+
+    def phone(n: int) -> None:
+        batch = json.dumps({"records": youth[3 * n:3 * n + 3]}).encode()
+        start.wait()
+        answers.append(Browser(cookie).open(
+            (a, b)[n % 2], "/api/v1/sync", batch, "application/json",
+            {"X-CSRFToken": token}))
+
+    threads = [threading.Thread(target=phone, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    try:
+        assert [status for status, _body, _headers in answers] == [200] * 8, answers
+        results = [r for _status, body, _headers in answers for r in json.loads(body)["results"]]
+        assert sorted(r["status"] for r in results) == ["stored"] * 24, results
+        after, real_after = counts()
+        assert after == real_after
+        assert sum(after.values()) == sum(kept.values()) + 24
+    finally:
+        engine.dispose()
 
 
 def test_nothing_was_kept_on_a_nodes_disk(nodes, tmp_path_factory):
