@@ -19,8 +19,8 @@ Why: the home page counted one index entry per youth on every view (100,000 at 1
 youth: the one page that grew with the CSO). Now it reads one row.
 
 A write locks its CSO's row until it commits: two registrations of one CSO on PostgreSQL
-take turns at the commit (each a few milliseconds), and a long import holds the row while
-it runs. Backups copy the table with the rest (the SQLite backup API copies the file;
+take turns at the commit, as they already did at the CSO's code counter, and an import
+holds the row while it runs. Backups copy the table with the rest (the SQLite backup API copies the file;
 pg_restore loads rows before it creates triggers), so a restore needs no recount.
 
 A later migration that rebuilds beneficiary on SQLite (a batch copy: add a check, change a
@@ -45,7 +45,7 @@ depends_on = None
 _ADD = ("INSERT INTO beneficiary_count (organization_id, live) VALUES ({org}, 1) "
         "ON CONFLICT (organization_id) DO UPDATE SET live = beneficiary_count.live + 1")
 _TAKE = "UPDATE beneficiary_count SET live = live - 1 WHERE organization_id = {org}"
-_MOVED = ("OLD.organization_id IS NOT NEW.organization_id")
+_MOVED = "OLD.organization_id IS NOT NEW.organization_id"
 
 SQLITE_TRIGGERS = {
     "beneficiary_count_insert":
@@ -68,9 +68,8 @@ SQLITE_TRIGGERS = {
 
 # PostgreSQL counts an INSERT once per statement, from the rows it added: an import's
 # bulk insert is a few statements of many rows, where a row trigger updated the CSO's row
-# once per youth in one transaction (each update a new version of that row, found by
-# walking the versions before it: 1.2 s more for 10,000 rows, and growing faster than
-# the file). Updates and deletes touch one youth at a time and keep a row trigger (a
+# once per youth in one transaction (each update a new version of that row: 1.2 s more
+# for 10,000 rows). Updates and deletes touch one youth at a time and keep a row trigger (a
 # trigger on chosen columns cannot see its statement's rows).
 POSTGRESQL_FUNCTIONS = {
     "beneficiary_count_added": """
