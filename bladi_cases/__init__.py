@@ -130,17 +130,19 @@ def _sqlite_begin(conn) -> None:
     # cursor events) each cost 30 to 60 µs, twice on every page that shows a youth.
     # A failure is raised as SQLAlchemy's own ("database is locked": OperationalError).
     raw = conn.connection.driver_connection
-    synchronous = "FULL" if waits_for_disk() else "NORMAL"
-    statements = [] if conn.info.get("synchronous") == synchronous else [
-        f"PRAGMA synchronous={synchronous}"]
-    # Reads stay deferred: they never wait, and hold no lock a writer waits for.
-    statements.append("BEGIN IMMEDIATE" if begins_writing() else "BEGIN")
-    for statement in statements:
+
+    def run(statement: str) -> None:
         try:
             raw.execute(statement)
         except sqlite3.Error as exc:
             raise sa.exc.DBAPIError.instance(statement, None, exc, sqlite3.Error) from None
-    conn.info["synchronous"] = synchronous
+
+    synchronous = "FULL" if waits_for_disk() else "NORMAL"
+    if conn.info.get("synchronous") != synchronous:
+        run(f"PRAGMA synchronous={synchronous}")
+        conn.info["synchronous"] = synchronous
+    # Reads stay deferred: they never wait, and hold no lock a writer waits for.
+    run("BEGIN IMMEDIATE" if begins_writing() else "BEGIN")
 
 
 def init_database(app: Flask) -> None:

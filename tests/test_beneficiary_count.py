@@ -5,8 +5,10 @@ through plain SQL (what a script or a later feature would write)."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from datetime import date
+from pathlib import Path
 
 import sqlalchemy as sa
 from flask_migrate import downgrade, upgrade
@@ -18,14 +20,20 @@ from bladi_cases.services.cases import transfers
 from .conftest import follow_job, login, text_of
 from .test_beneficiaries_imports import _csv, _done, _rows, _upload
 
-# The triggers of migration 0016 on each database (a later migration that rebuilds
-# beneficiary on SQLite drops them: this list is what must still be there).
-TRIGGERS = {
-    "sqlite": {"beneficiary_count_insert", "beneficiary_count_delete",
-               "beneficiary_count_update_leave", "beneficiary_count_update_join"},
-    "postgresql": {"beneficiary_count_insert", "beneficiary_count_delete",
-                   "beneficiary_count_update"},
-}
+
+def _migration_0016():
+    """Migration 0016 as a module (migrations are not a package)."""
+    path = Path(__file__).resolve().parent.parent / "migrations/versions/0016_beneficiary_count.py"
+    spec = importlib.util.spec_from_file_location("migration_0016", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# The triggers migration 0016 creates on each database, read from it: what must still be
+# there after every later migration (one that rebuilds beneficiary on SQLite drops them).
+_0016 = _migration_0016()
+TRIGGERS = {"sqlite": set(_0016.SQLITE_TRIGGERS), "postgresql": set(_0016.POSTGRESQL_TRIGGERS)}
 
 
 def _triggers() -> set[str]:

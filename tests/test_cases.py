@@ -370,6 +370,20 @@ def test_follow_ups_of_each_kind_for_whom_they_are(client, team, make_beneficiar
     assert everything[-1].kind == "goal" and everything[-1].text == "إيجاد تربص مهني"
 
 
+def _compiled(statement):
+    """A statement compiled for the app's database, its expanding lists written out."""
+    return statement.compile(db.engine, compile_kwargs={"render_postcompile": True})
+
+
+def _sqlite_plan(compiled, sql: str | None = None) -> str:
+    """SQLite's EXPLAIN QUERY PLAN of a compiled statement (or of `sql`, the same with its
+    parameters in the same order), its steps joined by " | "."""
+    values = compiled.construct_params()
+    return " | ".join(row[3] for row in db.session.connection().exec_driver_sql(
+        "EXPLAIN QUERY PLAN " + (sql or str(compiled)),
+        tuple(values[name] for name in compiled.positiontup)))
+
+
 def test_a_cases_notes_are_read_through_the_case_index_on_each_database(app, make_user):
     """The field app's follow-ups and a record's timeline read notes by case: on SQLite,
     which has no statistics of a new database, through the case index, not all the CSO's
@@ -381,14 +395,10 @@ def test_a_cases_notes_are_read_through_the_case_index_on_each_database(app, mak
 
     scope = ScopeOf.of(make_user(Role.FIELD_WORKER))
     for statement in (_build_cases_statements(scope)[1], _build_events_statement(scope)):
-        compiled = statement.params(case_ids=[1, 2, 3]).compile(
-            db.engine, compile_kwargs={"render_postcompile": True})
+        compiled = _compiled(statement.params(case_ids=[1, 2, 3]))
         sql = str(compiled)
         if db.engine.dialect.name == "sqlite":
-            values = compiled.construct_params()
-            plan = " | ".join(row[3] for row in db.session.connection().exec_driver_sql(
-                "EXPLAIN QUERY PLAN " + sql,
-                tuple(values[name] for name in compiled.positiontup)))
+            plan = _sqlite_plan(compiled)
             assert "USING COVERING INDEX ix_case_note_case_id (case_id=?)" in plan, plan
             # The organization index only to find a row by its id, never the CSO's range.
             assert "ix_case_note_organization_id (organization_id=?)" not in plan, plan
@@ -440,20 +450,12 @@ def test_the_home_pages_follow_ups_read_only_the_workers_cases_on_sqlite(file_ap
         db.session.add(worker)
         db.session.flush()
 
-        compiled = service._due_statement(worker, TODAY + timedelta(days=7)).compile(
-            db.engine, compile_kwargs={"render_postcompile": True})
-        values = compiled.construct_params()
-        params = tuple(values[name] for name in compiled.positiontup)
-
-        def plan(sql: str) -> str:
-            return " | ".join(row[3] for row in connection.exec_driver_sql(
-                "EXPLAIN QUERY PLAN " + sql, params))
-
-        used = plan(str(compiled))
+        compiled = _compiled(service._due_statement(worker, TODAY + timedelta(days=7)))
+        used = _sqlite_plan(compiled)
         assert "BLOOM FILTER" not in used and "MATERIALIZE" not in used, used
         for kind in ("case_note", "case_goal", "referral", "outcome"):
             assert f"SEARCH {kind} USING INDEX ix_{kind}_case_id (case_id=?)" in used, used
         # The same statement as SQLite plans a CTE by default: what the statistics lead to.
-        default = plan(str(compiled).replace("AS NOT MATERIALIZED", "AS", 1))
+        default = _sqlite_plan(compiled, str(compiled).replace("AS NOT MATERIALIZED", "AS", 1))
         assert "MATERIALIZE due_case" in default and "BLOOM FILTER" in default, default
         db.session.rollback()
