@@ -363,6 +363,20 @@ def login(client, user: User, user_agent: str = "") -> None:
         session[auth_sessions.TOKEN_KEY] = token
 
 
+def compiled_sql(statement):
+    """A statement compiled for the app's database, its expanding lists written out."""
+    return statement.compile(db.engine, compile_kwargs={"render_postcompile": True})
+
+
+def sqlite_plan(compiled, sql: str | None = None) -> str:
+    """SQLite's EXPLAIN QUERY PLAN of a compiled statement (or of `sql`, the same with its
+    parameters in the same order), its steps joined by " | "."""
+    values = compiled.construct_params()
+    return " | ".join(row[3] for row in db.session.connection().exec_driver_sql(
+        "EXPLAIN QUERY PLAN " + (sql or str(compiled)),
+        tuple(values[name] for name in compiled.positiontup)))
+
+
 def text_of(response) -> str:
     """The response body as text, tags stripped and white space folded."""
     html = response.get_data(as_text=True)

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from bladi_cases.extensions import db
 from bladi_cases.models import AuditEntry, Beneficiary, BeneficiaryNameIndex, Consent, Role
 
-from .conftest import get_file, login, text_of
+from .conftest import compiled_sql, get_file, login, sqlite_plan, text_of
 
 
 def _count(model=Beneficiary, *where):
@@ -367,6 +367,117 @@ def test_search_by_name_prefix_code_site_status_age(client, worker, make_benefic
     assert hela.code in codes(age="18-24")
     assert codes(q="x") == set()
     assert client.get("/beneficiaries/", query_string={"page": "zz"}).status_code == 200
+
+
+# Names the next test registers, each first name with each last name, so that prefixes
+# match many youth, some and none, alone and together.
+_FIRST = [("Mohamed", "محمد"), ("Mouna", "منى"), ("Amel", "أمل"), ("Moez", "معز")]
+_LAST = [("Talbi", "الطالبي"), ("Tounsi", "التونسي"), ("Gharbi", "الغربي")]
+# What each search finds among them, worked out from the names: each typed word begins a
+# word of the name.
+_FOUND = {"mo": 9, "Mo Ta": 3, "mou": 3, "محمد": 3, "ta mo": 3, "gharbi": 4, "zz": 0,
+          "amel tounsi": 1, "Moez Gharbi Talbi": 0, "mo to gh": 0}
+
+
+def _every_page(user, per_page: int = 2, **criteria) -> tuple[list[str], int]:
+    """The codes of every page of a search, in order, and the count it gave."""
+    from bladi_cases.services.beneficiaries.search import search
+
+    first = search(user, per_page=per_page, **criteria)
+    codes = [row.code for row in first.items]
+    for number in range(2, first.pages + 1):
+        codes += [row.code for row in search(user, per_page=per_page, page=number,
+                                             **criteria).items]
+    return codes, first.total
+
+
+def test_a_name_search_reads_the_same_youth_in_the_same_order_under_one_key_or_two(
+        app, worker, make_beneficiary, make_site, monkeypatch):
+    """A search by name under one key is read from the first word's index entries in youth
+    order (`search._names_driven`); during a key rotation each word is looked up under both
+    keys through `IN (...)`. Both find the youth the names say, newest first, page after
+    page, with the same count, alone and with the other filters; another CSO's youth of the
+    same names never."""
+    from bladi_cases.privacy.crypto import FieldCipher
+
+    site = make_site("BA")
+    youth, others = [], []
+    for n, (first, last) in enumerate((f, la) for f in _FIRST for la in _LAST):
+        names = {"first_name_latin": first[0], "first_name_ar": first[1],
+                 "last_name_latin": last[0], "last_name_ar": last[1]}
+        # Every other youth enrolled at the site, every third one 16 years old.
+        youth.append(make_beneficiary("BA", **names, **({"site": site} if n % 2 else {}), **(
+            {"birth_date": date(date.today().year - 16, 1, 1), "consent_given_by": "guardian",
+             "guardian_name": "منية", "guardian_relationship": "أم"} if n % 3 == 0 else {})))
+        others.append(make_beneficiary("ACEC", **names))
+    criteria = [{"q": q} for q in _FOUND] + [
+        {"q": "mo", "status": "not_enrolled"}, {"q": "mo ta", "age_band": "15-17"},
+        {"q": "ta", "site": site}, {"q": "mo gharbi", "site": site, "status": "active"}]
+    one_key = {str(c): _every_page(worker, **c) for c in criteria}
+    variants = FieldCipher.index_variants
+    monkeypatch.setattr(FieldCipher, "index_variants",
+                        lambda self: variants(self) + variants(self)[:1])
+    assert {str(c): _every_page(worker, **c) for c in criteria} == one_key
+    mine = {b.code for b in youth}
+    for codes, total in one_key.values():
+        assert len(codes) == total == len(set(codes)) and set(codes) <= mine
+        assert codes == sorted(codes, reverse=True)  # newest first: codes grow with time
+    assert not {b.code for b in others} & {c for codes, _ in one_key.values() for c in codes}
+    assert {q: one_key[str({"q": q})][1] for q in _FOUND} == _FOUND
+    # The filters narrowed something, so that they were applied and compared.
+    assert 0 < one_key[str(criteria[-3])][1] < _FOUND["mo"]
+    assert 0 < one_key[str(criteria[-2])][1] < 4  # 3 Ta* youth, half at the site
+
+
+def test_a_name_search_counts_up_to_the_cap(app, worker, make_beneficiary, monkeypatch):
+    """Past COUNT_CAP matches the count stops, alone or with a filter: the page says "more
+    than"."""
+    from bladi_cases.services.beneficiaries import search as module
+
+    monkeypatch.setattr(module, "COUNT_CAP", 2)
+    module.kept_statement.__globals__["_kept_statements"].clear()  # built with the old cap
+    for last in ("Talbi", "Tounsi", "Gharbi"):
+        make_beneficiary("BA", first_name_latin="Mohamed", last_name_latin=last)
+    for criteria in ({"q": "moh"}, {"q": "moh", "status": "not_enrolled"}):
+        found = module.search(worker, per_page=25, **criteria)
+        assert (found.total, found.capped, len(found.items)) == (2, True, 3), criteria
+    module.kept_statement.__globals__["_kept_statements"].clear()
+
+
+def test_a_name_search_reads_the_first_words_entries_in_youth_order_on_sqlite(app, worker):
+    """SQLite's plan of a one-word search: the page's youth are the first entries of the
+    name index under (CSO, digest), each joined to its youth; the count reads the index
+    alone. Through `IN (...)` it gathered every youth of the prefix twice (the page's list
+    and the count's), 3,576 for "mo" among 100,000 youth."""
+    from bladi_cases.policy import ScopeOf
+    from bladi_cases.services.beneficiaries.search import _search_statements
+
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's plan: PostgreSQL plans from its statistics")
+    page, _count = _search_statements(ScopeOf.of(worker), (("names", 1, True),))
+    plan = sqlite_plan(compiled_sql(page.params(
+        status_today=date.today(), digest_0="d", page_limit=25, page_offset=0)))
+    entries = ("SEARCH beneficiary_name_index USING COVERING INDEX "
+               "ix_beneficiary_name_index_org_digest (organization_id=? AND digest=?)")
+    assert plan.count(entries) == 2, plan  # the page's, then the count's
+    assert plan.count("LIST SUBQUERY") == 1, plan  # the page's 25 ids, nothing gathered
+    # Within the page's ids, the entries first, then each one's youth; not in the count.
+    page_ids, count = plan.split("CORRELATED", 1)[0], plan.rsplit("SCALAR SUBQUERY", 1)[1]
+    page_ids = page_ids[page_ids.index("LIST SUBQUERY"):]
+    assert page_ids.index(entries) < page_ids.index("SEARCH beneficiary USING"), plan
+    assert "SEARCH beneficiary USING" not in count and entries in count, plan
+
+
+def test_a_name_search_and_its_index_are_scoped_alike(make_user):
+    """A search by names alone counts the name index's entries, not the youth they join
+    (`search._names_driven`): right only while both are scoped by one rule, the CSO's."""
+    from bladi_cases.policy import row_filter
+
+    for role in Role:
+        user = make_user(role)
+        youth = str(row_filter(Beneficiary, user).compile(db.engine))
+        entries = str(row_filter(BeneficiaryNameIndex, user).compile(db.engine))
+        assert youth.replace("beneficiary.", "beneficiary_name_index.") == entries, role
 
 
 def test_long_name_words_match_whole_words(worker, make_beneficiary):

@@ -21,7 +21,7 @@ from bladi_cases.models import (
 )
 from bladi_cases.services.cases import cases as service
 
-from .conftest import login, text_of
+from .conftest import compiled_sql, login, sqlite_plan, text_of
 
 TODAY = date.today()
 
@@ -370,20 +370,6 @@ def test_follow_ups_of_each_kind_for_whom_they_are(client, team, make_beneficiar
     assert everything[-1].kind == "goal" and everything[-1].text == "إيجاد تربص مهني"
 
 
-def _compiled(statement):
-    """A statement compiled for the app's database, its expanding lists written out."""
-    return statement.compile(db.engine, compile_kwargs={"render_postcompile": True})
-
-
-def _sqlite_plan(compiled, sql: str | None = None) -> str:
-    """SQLite's EXPLAIN QUERY PLAN of a compiled statement (or of `sql`, the same with its
-    parameters in the same order), its steps joined by " | "."""
-    values = compiled.construct_params()
-    return " | ".join(row[3] for row in db.session.connection().exec_driver_sql(
-        "EXPLAIN QUERY PLAN " + (sql or str(compiled)),
-        tuple(values[name] for name in compiled.positiontup)))
-
-
 def test_a_cases_notes_are_read_through_the_case_index_on_each_database(app, make_user):
     """The field app's follow-ups and a record's timeline read notes by case: on SQLite,
     which has no statistics of a new database, through the case index, not all the CSO's
@@ -395,10 +381,10 @@ def test_a_cases_notes_are_read_through_the_case_index_on_each_database(app, mak
 
     scope = ScopeOf.of(make_user(Role.FIELD_WORKER))
     for statement in (_build_cases_statements(scope)[1], _build_events_statement(scope)):
-        compiled = _compiled(statement.params(case_ids=[1, 2, 3]))
+        compiled = compiled_sql(statement.params(case_ids=[1, 2, 3]))
         sql = str(compiled)
         if db.engine.dialect.name == "sqlite":
-            plan = _sqlite_plan(compiled)
+            plan = sqlite_plan(compiled)
             assert "USING COVERING INDEX ix_case_note_case_id (case_id=?)" in plan, plan
             # The organization index only to find a row by its id, never the CSO's range.
             assert "ix_case_note_organization_id (organization_id=?)" not in plan, plan
@@ -450,12 +436,12 @@ def test_the_home_pages_follow_ups_read_only_the_workers_cases_on_sqlite(file_ap
         db.session.add(worker)
         db.session.flush()
 
-        compiled = _compiled(service._due_statement(worker, TODAY + timedelta(days=7)))
-        used = _sqlite_plan(compiled)
+        compiled = compiled_sql(service._due_statement(worker, TODAY + timedelta(days=7)))
+        used = sqlite_plan(compiled)
         assert "BLOOM FILTER" not in used and "MATERIALIZE" not in used, used
         for kind in ("case_note", "case_goal", "referral", "outcome"):
             assert f"SEARCH {kind} USING INDEX ix_{kind}_case_id (case_id=?)" in used, used
         # The same statement as SQLite plans a CTE by default: what the statistics lead to.
-        default = _sqlite_plan(compiled, str(compiled).replace("AS NOT MATERIALIZED", "AS", 1))
+        default = sqlite_plan(compiled, str(compiled).replace("AS NOT MATERIALIZED", "AS", 1))
         assert "MATERIALIZE due_case" in default and "BLOOM FILTER" in default, default
         db.session.rollback()

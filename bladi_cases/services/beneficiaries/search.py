@@ -120,12 +120,46 @@ def _name_digests(user, query: str) -> list[list[str]]:
 
 def _name_filters(user, words: int):
     """One IN (...) per typed word: rows whose name has a word starting with it (the
-    digests of word i the parameter `digests_i`)."""
+    digests of word i the parameter `digests_i`). For a word looked up under several keys
+    at once (during a key rotation); one key per word takes `_names_driven`."""
     return [Beneficiary.id.in_(
         scoped(BeneficiaryNameIndex, user).with_only_columns(
             BeneficiaryNameIndex.beneficiary_id).where(
             BeneficiaryNameIndex.digest.in_(sa.bindparam(f"digests_{i}", expanding=True))))
         for i in range(words)]
+
+
+def _other_words(user, words: int) -> list:
+    """The typed words after the first, one digest each (the parameter `digest_i`): the
+    first word's index entry is of a youth among those whose name has each of them too.
+    (Asked entry by entry instead, through the index's key, "mo ta" took 14 ms of SQLite
+    at 100,000 youth; gathered once, 4 ms, and 8.7 ms before `_names_driven`.)"""
+    return [BeneficiaryNameIndex.beneficiary_id.in_(
+        scoped(BeneficiaryNameIndex, user).with_only_columns(
+            BeneficiaryNameIndex.beneficiary_id).where(
+            BeneficiaryNameIndex.digest == sa.bindparam(f"digest_{i}")))
+        for i in range(1, words)]
+
+
+def _names_driven(user, query: sa.Select, words: int, names_only: bool):
+    """A name search read from the first word's index entries, in youth order (the
+    index's own: CSO, digest, youth): the page is its first 25 entries, and the count stops
+    at COUNT_CAP. Through `IN (...)` the database first gathered every youth whose name has
+    the prefix (3,576 for "mo" among 100,000 youth: 0.9 ms of SQLite for the page, 1.6 ms
+    for the count); read this way 0.05 and 0.1 ms. Returns the ids in order and what to
+    count: for a search by names alone, the index entries themselves (a youth's entries
+    are in the youth's CSO and go with an erasure: `rights.erase`; tests/test_beneficiaries
+    checks that the two scopes are one criterion), else the youth they join."""
+    index = scoped(BeneficiaryNameIndex, user)
+    first_word = [index.whereclause, BeneficiaryNameIndex.digest == sa.bindparam("digest_0"),
+                  *_other_words(user, words)]
+    ids_only = (query.join(BeneficiaryNameIndex,
+                           BeneficiaryNameIndex.beneficiary_id == Beneficiary.id)
+                .where(*first_word).with_only_columns(BeneficiaryNameIndex.beneficiary_id)
+                .order_by(BeneficiaryNameIndex.beneficiary_id.desc()))
+    counted = (index.with_only_columns(BeneficiaryNameIndex.beneficiary_id).where(*first_word[1:])
+               if names_only else ids_only.order_by(None))
+    return ids_only, counted
 
 
 def search(user, *, q: str = "", site: Site | None = None, status: str | None = None,
@@ -150,8 +184,12 @@ def search(user, *, q: str = "", site: Site | None = None, status: str | None = 
         digests = _name_digests(user, q)
         if not digests:  # only one-letter words: nothing meaningful to look up
             return SearchPage([], page, per_page, 0)
-        shape.append(("names", len(digests)))
-        params.update({f"digests_{i}": found for i, found in enumerate(digests)})
+        # One key per word (all but a key rotation's days): read from the index in youth
+        # order (`_names_driven`).
+        driven = all(len(found) == 1 for found in digests)
+        shape.append(("names", len(digests), driven))
+        params.update({f"digest_{i}": found[0] for i, found in enumerate(digests)} if driven
+                      else {f"digests_{i}": found for i, found in enumerate(digests)})
     if site is not None:
         shape.append("site")
         params["site_id"] = site.id
@@ -184,7 +222,7 @@ def search(user, *, q: str = "", site: Site | None = None, status: str | None = 
 def _search_statements(user, shape: tuple) -> tuple[sa.Select, sa.Select]:
     """The statements of one kind of search (`shape`, as `search` makes it): one page of
     rows (`_page_rows`), and the (capped) count of all matches."""
-    query = scoped(Beneficiary, user)
+    query, driven_words = scoped(Beneficiary, user), 0
     for part in shape:
         if part == "code":
             query = query.where(Beneficiary.sequence == sa.bindparam("sequence"))
@@ -194,6 +232,8 @@ def _search_statements(user, shape: tuple) -> tuple[sa.Select, sa.Select]:
                 Enrolment.site_id == sa.bindparam("site_id")))
         elif part == "age":
             query = query.where(_age_band_filter())
+        elif part[0] == "names" and part[2]:
+            driven_words = part[1]  # joined below, once every other filter is in
         elif part[0] == "names":
             query = query.where(*_name_filters(user, part[1]))
         else:
@@ -202,9 +242,13 @@ def _search_statements(user, shape: tuple) -> tuple[sa.Select, sa.Select]:
     # page: the database reads an index of the CSO's rows, not 20,000 whole records (the
     # page's rows are read by id after). No index has the CSO's ids in order, so the
     # unfiltered list still sorts them all (1.3 ms of SQLite at 20,000 youth).
-    ids_only = query.with_only_columns(Beneficiary.id).order_by(Beneficiary.id.desc())
+    if driven_words:
+        ids_only, counted = _names_driven(user, query, driven_words, names_only=len(shape) == 1)
+    else:
+        ids_only = query.with_only_columns(Beneficiary.id).order_by(Beneficiary.id.desc())
+        counted = ids_only.order_by(None)
     count = sa.select(sa.func.count()).select_from(
-        ids_only.order_by(None).limit(COUNT_CAP + 1).subquery()).scalar_subquery()
+        counted.limit(COUNT_CAP + 1).subquery()).scalar_subquery()
     # One statement: the page's rows, each with the (capped) count of all matches.
     return _page_rows(ids_only, count), sa.select(count)
 
