@@ -126,8 +126,10 @@ def reveal_many(beneficiaries: list[Beneficiary], actor, purpose: str = "list",
     objects or Core rows (`id`, `code`, `organization_id` and the fields' `..._enc`)."""
     if not beneficiaries:
         return {}
-    if any(not actor.is_cso_staff or actor.organization_id != b.organization_id
-           for b in beneficiaries):
+    # current_user is a proxy, resolved again on each use: once, not once per row.
+    actor = getattr(actor, "_get_current_object", lambda: actor)()
+    if not actor.is_cso_staff or any(actor.organization_id != b.organization_id
+                                     for b in beneficiaries):
         raise PermissionError("identities are decrypted only for the owning CSO")
     record(Action.BENEFICIARIES_LISTED, actor=actor, organization_id=actor.organization_id,
            detail={"codes": [b.code for b in beneficiaries], "purpose": purpose})
