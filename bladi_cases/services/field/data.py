@@ -25,6 +25,7 @@ from ...models import (
     Site,
     SiteKind,
     Survey,
+    SurveyVersion,
     TitledEnum,
     User,
     Wave,
@@ -87,11 +88,24 @@ def fillable_surveys(user: User, lang: str) -> list[dict]:
     """The current published version of each survey the user may fill offline. A survey
     using what the field app does not render (calculations, defaults, time, range...) is
     left out: it is filled online, on the survey pages (see `works_offline`)."""
-    surveys = db.session.scalars(scoped(Survey, user).order_by(Survey.code)).all()
-    return [{"id": str(s.current.uuid), "survey": s.code, "title": s.title_in(lang),
-             "number": s.current.number, "definition": s.current.definition}
-            for s in surveys
-            if s.current is not None and works_offline(s.current.definition)]
+    rows = db.session.execute(kept_statement("field.surveys", user, _current_versions)).all()
+    return [{"id": str(version.uuid), "survey": survey.code, "title": survey.title_in(lang),
+             "number": version.number, "definition": version.definition}
+            for survey, version in rows if works_offline(version.definition)]
+
+
+def _current_versions(user: ScopeOf) -> sa.Select:
+    """Each survey the user may see with its current version (`Survey.current`: the newest
+    published), in one statement: `Survey.current` read each survey's versions in a
+    statement of its own, and all of them, drafts and old definitions too."""
+    newest = (sa.select(sa.func.max(SurveyVersion.number)).where(
+        SurveyVersion.survey_id == Survey.id, SurveyVersion.published_at.is_not(None))
+        .correlate(Survey).scalar_subquery())
+    # A version is visible with its survey (policy: `_survey_version_scope`).
+    return (scoped(Survey, user).add_columns(SurveyVersion)
+            .join(SurveyVersion, sa.and_(SurveyVersion.survey_id == Survey.id,
+                                         SurveyVersion.number == newest))
+            .order_by(Survey.code))
 
 
 def registration_options(user: User, lang: str) -> dict:
