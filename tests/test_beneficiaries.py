@@ -342,6 +342,28 @@ def test_enrol_and_end_enrolment(client, worker, make_beneficiary, make_site):
     assert youth.status(date.today() + timedelta(days=1)) == "exited"
 
 
+def test_each_open_enrolments_end_form_labels_its_own_fields(client, worker, make_beneficiary,
+                                                            make_site):
+    """Two open enrolments, two end forms on the record: each form's labels name its own
+    inputs (ids of their own), and the form posted still reads the fields by their names."""
+    youth = make_beneficiary("BA", site=make_site("BA"))
+    client.post(f"/beneficiaries/{youth.uuid}/enrol", data={"site": str(make_site("BA").uuid)})
+    db.session.refresh(youth)
+    first, second = youth.enrolments
+    html = client.get(f"/beneficiaries/{youth.uuid}").get_data(as_text=True)
+    for enrolment in (first, second):
+        form = re.search(rf'<form[^>]*action="[^"]*/enrolments/{enrolment.uuid}/end".*?</form>',
+                         html, re.S).group(0)
+        for name in ("end_date", "exit_reason"):
+            own = f"{name}-{enrolment.uuid}"
+            assert f'<label for="{own}">' in form and f'id="{own}" name="{name}"' in form
+    client.post(f"/beneficiaries/{youth.uuid}/enrolments/{second.uuid}/end",
+                data={"end_date": date.today().isoformat(), "exit_reason": "completed"})
+    db.session.refresh(second)
+    db.session.refresh(first)
+    assert (first.exit_reason, second.exit_reason) == (None, "completed")
+
+
 def test_search_by_name_prefix_code_site_status_age(client, worker, make_beneficiary, make_site):
     site = make_site("BA")
     amira = make_beneficiary("BA", site=site, birth_date=date(date.today().year - 16, 1, 1),

@@ -7,6 +7,8 @@ and forget who may open it.
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -279,7 +281,19 @@ def test_every_route_for_every_role(app, make_user, walk_fixtures, who):
             ok = response.status_code in (200, 302, 400, 422) and "/login?next" not in location
         if not ok:
             failures.append(f"{method} {url}: {response.status_code} {location}")
+        elif response.status_code == 200 and response.mimetype == "text/html":
+            twice = _ids_used_twice(response.get_data(as_text=True))
+            if twice:
+                failures.append(f"{method} {url}: the same id twice: {twice}")
     assert failures == [], f"{who}: " + "; ".join(failures)
+
+
+def _ids_used_twice(html: str) -> list[str]:
+    """The ids a page gives to more than one element: a label, a hint or an error message
+    names its input by id, and a screen reader (and a tap on the label) goes to the first
+    element of that id. (The forms' hidden CSRF inputs are left out of the tests.)"""
+    ids = Counter(re.findall(r'\sid="([^"]*)"', html))
+    return sorted(name for name, times in ids.items() if times > 1)
 
 
 @pytest.mark.parametrize("endpoint,arg", [

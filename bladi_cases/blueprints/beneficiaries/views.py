@@ -202,8 +202,9 @@ def show(beneficiary_id):
         timeline=page.timeline, cases=page.cases, surveys=page.surveys,
         responses=page.responses, changes=page.changes, lang=ui_language(),
         withdraw_form=WithdrawForm(), enrol_form=_prepare_enrol(EnrolForm()),
-        end_form=EndEnrolmentForm(), age_band=page.age_band,
-        participations=page.participations, link=_RecordLinks(beneficiary.uuid))
+        end_form=_end_form(), age_band=page.age_band,
+        participations=page.participations, link=_RecordLinks(beneficiary.uuid),
+        enrolment_slot=ENROLMENT_SLOT)
 
 
 # The record page's links, made from one url_for per process each (`url_maker`): by name,
@@ -240,6 +241,22 @@ class _RecordLinks:
         if about is not None:
             ids[about] = other
         return make(**ids)
+
+
+# Stands for an enrolment's uuid in the ids of the end form's fields (`_end_form`).
+ENROLMENT_SLOT = "enrolment-slot"
+
+
+def _end_form():
+    """The form that ends an enrolment, its fields rendered once for every open enrolment
+    of the record: their ids (and their labels' `for`) carry ENROLMENT_SLOT, which the
+    template replaces with each enrolment's uuid, so that each label names its own input
+    (the same id twice sent a screen reader, and a tap on the label, to the first form).
+    The fields' names stay: the form posted reads them as before."""
+    form = EndEnrolmentForm()
+    for bound in (form.end_date, form.exit_reason):
+        bound.id = bound.label.field_id = f"{bound.name}-{ENROLMENT_SLOT}"
+    return form
 
 
 def _prepare_enrol(form):
