@@ -377,6 +377,44 @@ def sqlite_plan(compiled, sql: str | None = None) -> str:
         tuple(values[name] for name in compiled.positiontup)))
 
 
+def statements_of(call):
+    """What `call()` returns, and the SQL statements it sent to the database (not the
+    savepoints the tests' outer transaction adds around a request)."""
+    sent = []
+
+    def note(_conn, _cursor, statement, *_args):
+        if not re.match(r"\s*(SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT)\b", statement):
+            sent.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        return call(), sent
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", note)
+
+
+@pytest.fixture
+def add_survey(make_user, org):
+    """Factory: add_survey(form_id, org_code or None, *published) stores the sample survey's
+    definition as versions of survey `form_id` (program-wide, or the CSO's by its manager),
+    each published or not in that order; returns the last version."""
+    from bladi_cases.sample_survey import workbook_bytes
+    from bladi_cases.services.surveys import surveys as survey_service
+
+    definition = survey_service.parsed_form(workbook_bytes())
+
+    def add(form_id: str, org_code: str | None, *published: bool):
+        owner = org(org_code) if org_code else None
+        actor = make_user(Role.CSO_MANAGER, org_code) if org_code else make_user(Role.ADMIN)
+        for done in published:
+            version = survey_service.store_version(actor, {**definition, "form_id": form_id},
+                                                   owner, publish=done)
+        db.session.commit()
+        return version
+
+    return add
+
+
 def text_of(response) -> str:
     """The response body as text, tags stripped and white space folded."""
     html = response.get_data(as_text=True)

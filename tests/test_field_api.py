@@ -12,9 +12,8 @@ from flask import url_for
 
 from bladi_cases.extensions import db
 from bladi_cases.models import AuditEntry, CaseNote, Role
-from bladi_cases.sample_survey import workbook_bytes
 
-from .conftest import _clear_g, login
+from .conftest import _clear_g, login, statements_of
 
 READS = ["/api/v1/activities", "/api/v1/sessions/today", "/api/v1/surveys",
          "/api/v1/registration-options", "/api/v1/cases"]
@@ -91,45 +90,24 @@ def test_sessions_today_then_recorded(client, field):
 
 
 def test_surveys_are_each_current_version_of_the_users_surveys_in_one_statement(
-        client, field, org, make_user):
+        client, field, add_survey):
     """Each survey the user may fill, with its newest published version: not a newer draft,
     not a survey with drafts only, not another CSO's survey; read in one statement however
     many surveys there are (each survey's versions were a statement of their own)."""
-    from bladi_cases.services.surveys import surveys as survey_service
-
-    admin = make_user(Role.ADMIN)
-    definition = survey_service.parsed_form(workbook_bytes())
-
-    def survey(form_id, owner, *published):
-        """Versions of a survey, published or not in that order; the last one returned."""
-        actor = admin if owner is None else make_user(Role.CSO_MANAGER, owner.code)
-        for done in published:
-            version = survey_service.store_version(actor, {**definition, "form_id": form_id},
-                                                   owner, publish=done)
-        return version
 
     def fillable():
         """The surveys the API gives (code: version id, number) and its statements."""
-        statements = []
-
-        def count(*_args):
-            statements.append(1)
-
-        sa.event.listen(db.engine, "before_cursor_execute", count)
-        try:
-            body = client.get("/api/v1/surveys").get_json()["surveys"]
-        finally:
-            sa.event.remove(db.engine, "before_cursor_execute", count)
-        return {item["survey"]: (item["id"], item["number"]) for item in body}, len(statements)
+        body, sent = statements_of(lambda: client.get("/api/v1/surveys").get_json())
+        return {item["survey"]: (item["id"], item["number"])
+                for item in body["surveys"]}, len(sent)
 
     before, statements = fillable()
-    second = survey("second", None, True, True, False)  # v2 is the current one, v3 a draft
-    own = survey("own", org("BA"), True)
-    survey("drafts_only", None, False)
-    survey("theirs", org("ACEC"), True)
-    db.session.commit()
+    second = add_survey("second", None, True, True, False)  # v2 current, v3 a draft
+    own = add_survey("own", "BA", True)
+    add_survey("drafts_only", None, False)
+    add_survey("theirs", "ACEC", True)
     after, more = fillable()
-    current = db.session.get(type(second), second.id).survey.current
+    current = second.survey.current
     assert current.number == 2
     assert after == {**before, "second": (str(current.uuid), 2), "own": (str(own.uuid), 1)}
     assert more == statements

@@ -18,7 +18,7 @@ from bladi_cases.services import ValidationError
 from bladi_cases.services.retries import RetryConflict
 from bladi_cases.services.surveys import surveys as service
 
-from .conftest import follow_job, get_file, login, text_of
+from .conftest import follow_job, get_file, login, statements_of, text_of
 
 
 def _sample() -> Survey:
@@ -432,3 +432,27 @@ def test_phone_number_and_trigger_types_fill_without_javascript(client, worker, 
     assert accepted.status_code == 302, text_of(accepted)[-400:]
     draft = service.draft_for(worker, version, None, None)
     assert service.draft_answers(draft)["tel"] == "0612345678"
+
+
+def test_the_survey_list_names_each_current_version_in_one_statement(client, make_user,
+                                                                     add_survey):
+    """The list of surveys says each one's current version (the newest published, not a
+    newer draft) or that none is published, in one statement however many surveys there
+    are; another CSO's survey is not listed."""
+    login(client, make_user(Role.CSO_MANAGER, "BA"))
+
+    def listed():
+        html, sent = statements_of(lambda: text_of(client.get("/surveys/")))
+        return html, len(sent)
+
+    _html, statements = listed()
+    add_survey("second_survey", None, True, True, False)
+    add_survey("own_survey", "BA", True)
+    add_survey("drafts_survey", None, False)
+    add_survey("their_survey", "ACEC", True)
+    html, more = listed()
+    assert more == statements
+    for shown in ("second_survey · النسخة 2", "own_survey · النسخة 1",
+                  "drafts_survey · غير منشور"):
+        assert shown in html, shown
+    assert "their_survey" not in html

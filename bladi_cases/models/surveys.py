@@ -7,6 +7,7 @@ import datetime as dt
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -60,6 +61,21 @@ class Survey(PublicIdMixin, db.Model):
     def current(self) -> SurveyVersion | None:
         """The newest published version: what new responses are filled with."""
         return next((v for v in self.versions if v.published_at is not None), None)
+
+    @hybrid_property
+    def current_number(self) -> int | None:
+        """The number of the current version, None when none is published. In a statement
+        of surveys, a subquery: the versions (their definitions) are not read."""
+        current = self.current
+        return current.number if current is not None else None
+
+    @current_number.inplace.expression
+    @classmethod
+    def _current_number_expression(cls):
+        return (sa.select(sa.func.max(SurveyVersion.number))
+                .where(SurveyVersion.survey_id == cls.id,
+                       SurveyVersion.published_at.is_not(None))
+                .correlate(cls).scalar_subquery())
 
     def title_in(self, lang: str) -> str:
         """The title in a UI language, falling back to another."""

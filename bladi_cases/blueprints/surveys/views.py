@@ -25,8 +25,8 @@ from .forms import ConfirmForm, ImportSurveyForm
 @requires(Perm.SURVEYS_VIEW)
 def index():
     """Surveys the user may fill or author."""
-    surveys = db.session.scalars(scoped(Survey, current_user).order_by(Survey.code)).all()
-    return render_template("surveys/index.html", surveys=surveys, lang=ui_language())
+    return render_template("surveys/index.html", surveys=service.survey_list(current_user),
+                           lang=ui_language())
 
 
 @bp.route("/import", methods=["GET", "POST"])

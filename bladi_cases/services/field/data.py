@@ -98,13 +98,10 @@ def _current_versions(user: ScopeOf) -> sa.Select:
     """Each survey the user may see with its current version (`Survey.current`: the newest
     published), in one statement: `Survey.current` read each survey's versions in a
     statement of its own, and all of them, drafts and old definitions too."""
-    newest = (sa.select(sa.func.max(SurveyVersion.number)).where(
-        SurveyVersion.survey_id == Survey.id, SurveyVersion.published_at.is_not(None))
-        .correlate(Survey).scalar_subquery())
     # A version is visible with its survey (policy: `_survey_version_scope`).
     return (scoped(Survey, user).add_columns(SurveyVersion)
             .join(SurveyVersion, sa.and_(SurveyVersion.survey_id == Survey.id,
-                                         SurveyVersion.number == newest))
+                                         SurveyVersion.number == Survey.current_number))
             .order_by(Survey.code))
 
 

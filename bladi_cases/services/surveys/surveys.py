@@ -30,7 +30,7 @@ from ...models import (
 )
 from ...models.common import in_language, utcnow
 from ...models.surveys import SINGLE_WAVES
-from ...policy import may
+from ...policy import may, scoped
 from ...transactions import after_render, in_read_request
 from .. import ValidationError, inputs, jobs
 from ..audit import Action, record
@@ -84,6 +84,14 @@ def store_version(actor: User | None, definition: dict, org: Organization | None
     if publish:
         publish_version(actor, version)
     return version
+
+
+def survey_list(user) -> list[sa.Row]:
+    """The surveys `user` may see, by code, each with the number of its current version
+    (None when none is published): one statement, the versions and their definitions left
+    unread (the list read all of them, a statement per survey)."""
+    return db.session.execute(scoped(Survey, user).add_columns(
+        Survey.current_number.label("current_number")).order_by(Survey.code)).all()
 
 
 _PULLDATA = re.compile(r"\bpulldata\s*\(")
