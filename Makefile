@@ -84,6 +84,7 @@ bench: install
 	$(BIN)/python bench/import_rows.py
 	$(BIN)/python bench/concurrency.py
 	$(BIN)/python bench/load.py
+	$(BIN)/python bench/page_parts.py
 	$(BIN)/python bench/bombs.py
 
 clean:
