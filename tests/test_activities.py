@@ -15,7 +15,7 @@ from bladi_cases.services import ValidationError
 from bladi_cases.services.activities import activities as service
 from bladi_cases.services.activities.participation import for_activity, for_beneficiary
 
-from .conftest import login
+from .conftest import login, statements_of
 
 TODAY = date.today()
 
@@ -51,19 +51,9 @@ def _session_form(client, activity):
 def test_the_attendance_form_reads_its_roster_once(client, setup):
     """A new session's form reads the roster (one statement for the youth, their names and
     consents) once: the view hands the roster it read to the page."""
-    from sqlalchemy import event
 
-    rosters = []
-
-    def watch(_conn, _cursor, statement, *_args):
-        if "FROM enrolment JOIN beneficiary" in " ".join(statement.split()):
-            rosters.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", watch)
-    try:
-        html, _token = _session_form(client, setup["activity"])
-    finally:
-        event.remove(db.engine, "before_cursor_execute", watch)
+    (html, _token), sent = statements_of(lambda: _session_form(client, setup["activity"]))
+    rosters = [s for s in sent if "FROM enrolment JOIN beneficiary" in " ".join(s.split())]
     assert html.count('value="present" checked') == 30
     assert len(rosters) == 1, rosters
 

@@ -340,7 +340,7 @@ def test_registrations_on_both_nodes_at_once_are_all_counted(nodes):
     lasts = ["الحمروني", "الجزيري", "القاسمي", "التونسي"]
     youth = [{"uuid": str(uuid.uuid4()), "type": "registration", "data": {
         "first_name_ar": first, "last_name_ar": last, "sex": "female",
-        "birth_date": (date(2004, 3, 1) + timedelta(days=n)).isoformat(),
+        "birth_date": (date(date.today().year - 20, 3, 1) + timedelta(days=n)).isoformat(),
         "governorate_code": "TN-61", "setting_kind": "youth_centre",
         "consent_given_by": "self", "consent_method": "signed_form",
         "consent_scopes": ["participation"], "first_contact_date": date.today().isoformat()}}

@@ -52,6 +52,8 @@ from bladi_cases.services.reports.release import (
 )
 from bladi_cases.services.reports.reports import funded_csos, indicators, values_by_org
 
+from .conftest import statements_of
+
 YEAR = Period.containing(date.today()).fiscal_year
 
 
@@ -166,16 +168,7 @@ def test_sqlite_reads_the_youth_by_profile_off_their_index(demo):
     """The youth tables' profile counts name ix_beneficiary_profile to SQLite (a hint
     SQLAlchemy's SQLite compiler leaves out unless models/common.py adds it), and SQLite
     reads it instead of sorting the youth; PostgreSQL gets no hint."""
-    statements: list[str] = []
-
-    def seen(_conn, _cursor, statement, *_args):
-        statements.append(statement)
-
-    sa.event.listen(db.engine, "before_cursor_execute", seen)
-    try:
-        year_figures(YEAR)
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", seen)
+    _figures, statements = statements_of(lambda: year_figures(YEAR))
     hinted = [s for s in statements if "INDEXED BY ix_beneficiary_profile" in s]
     if db.engine.dialect.name != "sqlite":
         assert not hinted

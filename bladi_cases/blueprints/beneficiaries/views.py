@@ -254,8 +254,9 @@ def _end_form():
     (the same id twice sent a screen reader, and a tap on the label, to the first form).
     The fields' names stay: the form posted reads them as before."""
     form = EndEnrolmentForm()
-    for bound in (form.end_date, form.exit_reason):
-        bound.id = bound.label.field_id = f"{bound.name}-{ENROLMENT_SLOT}"
+    for bound in form:  # every field the form has, but its CSRF token (hidden, no label)
+        if bound.type != "CSRFTokenField":
+            bound.id = bound.label.field_id = f"{bound.name}-{ENROLMENT_SLOT}"
     return form
 
 
