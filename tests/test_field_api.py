@@ -291,3 +291,47 @@ def test_field_page_content_follows_each_cso_and_language(app, client, make_user
             assert words[lang] in html and all(
                 word not in html for other_lang, word in words.items() if other_lang != lang)
     assert len(app.extensions["bladi_fragments"]["field"]) >= len(users)
+
+
+def test_governorates_are_read_once_per_process_and_language(app, client, field):
+    """The registration choices name each governorate of the table in the user's language,
+    in code order, and are read from the database on the first request of a language only:
+    reference data the app never writes (`admin.governorate_choices`)."""
+    from bladi_cases.models import Governorate
+    from bladi_cases.models.admin import localized
+
+    app.extensions.pop("bladi_governorates", None)
+    table = db.session.scalars(sa.select(Governorate).order_by(Governorate.iso_code)).all()
+
+    def options():
+        body, sent = statements_of(
+            lambda: client.get("/api/v1/registration-options").get_json())
+        return body["governorates"], [s for s in sent if "FROM governorate" in s]
+
+    for lang in ("en", "fr", "ar"):
+        field["worker"].preferred_language = lang
+        db.session.commit()
+        first, read = options()
+        assert first == [{"code": g.iso_code, "name": localized(g, "name", lang)}
+                         for g in table]
+        assert len(read) == 1
+        again, read = options()
+        assert again == first and read == []
+    assert {g["name"] for g in first} != {g.name("en") for g in table}  # Arabic, not English
+
+
+def test_an_empty_governorate_table_is_not_kept(file_app):
+    """A database not seeded yet gives no governorates, and the next read looks again: the
+    seed that follows is seen without a restart."""
+    from flask_migrate import upgrade
+
+    from bladi_cases.seed import seed_reference
+    from bladi_cases.services.admin import governorate_choices
+
+    with file_app.test_request_context():
+        upgrade()
+        assert governorate_choices("fr") == ()
+        seed_reference()
+        db.session.commit()
+        choices = governorate_choices("fr")
+        assert len(choices) == 24 and ("TN-61", "Sfax") in choices

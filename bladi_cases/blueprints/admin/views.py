@@ -8,7 +8,7 @@ from flask_login import current_user
 
 from ...extensions import db
 from ...i18n import ui_language
-from ...models import Governorate, Organization, OrgKind, Role, Site, User
+from ...models import Organization, OrgKind, Role, Site, User
 from ...models.auth import CSO_ROLES
 from ...policy import Perm, get_or_404, may, requires, scoped
 from ...services import admin as admin_service
@@ -21,10 +21,8 @@ from .forms import ConfirmForm, EmergencyResetForm, OrganizationForm, SiteForm, 
 
 
 def _governorate_choices(optional: bool):
-    lang = ui_language()
-    rows = db.session.scalars(db.select(Governorate).order_by(Governorate.iso_code)).all()
-    choices = [(g.iso_code, g.name(lang)) for g in rows]
-    return ([("", "—")] if optional else []) + choices
+    return ([("", "—")] if optional else []) + list(
+        admin_service.governorate_choices(ui_language()))
 
 
 def _orgs(user, kinds=None):

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-import sqlalchemy as sa
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -20,13 +19,12 @@ from ...models import (
     Beneficiary,
     BeneficiaryStatus,
     Enrolment,
-    Governorate,
     Sex,
     Site,
 )
-from ...models.admin import localized
 from ...policy import Perm, get_or_404, kept_statement, requires, scoped
 from ...services.activities import participation
+from ...services.admin import governorate_choices
 from ...services.beneficiaries import registry as service
 from ...services.beneficiaries import rights
 from ...services.beneficiaries.record import record_page
@@ -79,13 +77,9 @@ def registration_choices() -> RegistrationChoices:
     """The choices and starting values of the registration form (`prepare_form`), which the
     field page keys its content by without building the form."""
     lang = ui_language()
-    # Rows, not objects: `localized` reads their columns by name just the same.
-    governorates = db.session.execute(sa.select(
-        Governorate.iso_code, Governorate.name_ar, Governorate.name_fr, Governorate.name_en)
-        .order_by(Governorate.iso_code)).all()
     sites = _sites()
     return RegistrationChoices(
-        tuple((row.iso_code, localized(row, "name", lang)) for row in governorates),
+        governorate_choices(lang),
         current_user.organization.governorate_code,
         (("", "—"), *((str(s.uuid), s.name) for s in sites)),
         sites[0].kind if sites else None)

@@ -8,9 +8,10 @@ from flask_login import current_user
 
 from ...extensions import db
 from ...i18n import ui_language
-from ...models import Case, CaseTransfer, Governorate, Organization, ServiceProvider
+from ...models import Case, CaseTransfer, Organization, ServiceProvider
 from ...policy import Perm, get_or_404, requires, scoped
 from ...services import ValidationError
+from ...services.admin import governorate_choices
 from ...services.cases import cases as service
 from ...services.cases import transfers
 from .. import form_action, form_page, run_action
@@ -29,9 +30,7 @@ def providers():
 
 def _provider_form(provider=None):
     form = ProviderForm(obj=provider)
-    lang = ui_language()
-    form.governorate_code.choices = [(g.iso_code, g.name(lang)) for g in db.session.scalars(
-        db.select(Governorate).order_by(Governorate.iso_code))]
+    form.governorate_code.choices = list(governorate_choices(ui_language()))
     if provider is None and request.method == "GET":
         form.governorate_code.data = current_user.organization.governorate_code
     return form

@@ -18,7 +18,6 @@ from ...models import (
     ConsentGiver,
     ConsentMethod,
     ConsentScope,
-    Governorate,
     Role,
     SchoolStatus,
     Sex,
@@ -33,6 +32,7 @@ from ...models import (
 from ...models.cases import NoteKind, case_worker
 from ...policy import ScopeOf, kept_statement, scoped
 from ..activities.activities import kept_with_mine, rosters, today_items, unmarkable_rows
+from ..admin import governorate_choices
 from ..beneficiaries.registry import NAME_FIELDS, reveal_many, revealable_columns
 from ..beneficiaries.validation import ADULT_AGE, MAX_AGE, MIN_AGE
 from ..cases.cases import OPEN_STATUSES, by_case, own_case_ids
@@ -109,10 +109,10 @@ def registration_options(user: User, lang: str) -> dict:
     """The choices and rules of the registration form."""
     sites = db.session.scalars(scoped(Site, user).where(Site.active.is_(True))
                                .order_by(Site.name)).all()
-    governorates = db.session.scalars(sa.select(Governorate).order_by(Governorate.iso_code))
     return {
         "sites": [{"id": str(s.uuid), "name": s.name, "kind": s.kind} for s in sites],
-        "governorates": [{"code": g.iso_code, "name": g.name(lang)} for g in governorates],
+        "governorates": [{"code": code, "name": name}
+                         for code, name in governorate_choices(lang)],
         "default_governorate": user.organization.governorate_code if user.organization
         else None,
         "sex": _choices(Sex),

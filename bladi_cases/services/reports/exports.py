@@ -23,7 +23,6 @@ from ...models import (
     Attendance,
     Beneficiary,
     Case,
-    Governorate,
     JobStage,
     Outcome,
     QuarterlyReport,
@@ -43,6 +42,7 @@ from ...privacy.deidentify import (
 )
 from ...privacy.suppression import WITHHELD
 from .. import jobs
+from ..admin import governorate_choices
 from ..files import CSV_MIMETYPE, XLSX_MIMETYPE, Sheet, csv_bytes, csv_stream, xlsx_bytes
 from .indicators import RULES, Period, first_scales, youth_ids
 from .release import SETTINGS, YearRelease, first_year, number, year_release
@@ -150,8 +150,7 @@ def disaggregation_rows(fiscal_year: int, lang: str, k: int,
     # Categories in words where they are codes (sex, setting, governorate).
     words = {"sex": {k: str(v) for k, v in Sex.labels().items()},
              "setting": {k: str(v) for k, v in SiteKind.labels().items()},
-             "governorate": {g.iso_code: g.name(lang) for g in db.session.scalars(
-                 sa.select(Governorate))}}
+             "governorate": dict(governorate_choices(lang))}
     rows = [[_("Indicator"), _("Disaggregation"), _("Category"), _("Value")]]
     for indicator in indicators():
         if indicator.rule not in RULES or not RULES[indicator.rule].by_youth:
