@@ -9,11 +9,26 @@ from urllib.parse import urlsplit
 
 from flask import current_app, flash, render_template, url_for
 from flask_wtf import FlaskForm
+from wtforms.csrf.core import CSRFTokenField
 
 from ..extensions import db
 from ..services import ValidationError, apply_errors
 
 T = TypeVar("T")
+
+
+class Form(FlaskForm):
+    """The app's forms: Flask-WTF's, with a hidden CSRF input that has no id. WTForms gives
+    it the id "csrf_token" in every form, so a page of several forms (a youth's record, a
+    case) repeated that id: invalid HTML, and a page's ids must each name one element (a
+    label or an error names its input by id). The route walk checks every page for it."""
+
+    class Meta:
+        def render_field(self, field, render_kw):
+            """Render `field`; the CSRF input without an id (False leaves it out)."""
+            if isinstance(field, CSRFTokenField):
+                render_kw = {"id": False, **render_kw}
+            return super().render_field(field, render_kw)
 
 
 def safe_next(target: str | None, default_endpoint: str = "main.home") -> str:

@@ -1,7 +1,6 @@
 """Forms of the activities blueprint. Attendance radios are read by the view (one per youth)."""
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
@@ -15,10 +14,11 @@ from wtforms import (
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from ...models.activities import WEEKDAY_LABELS, ActivityKind, CompletionRule
+from .. import Form
 from ..admin.forms import CheckboxListField
 
 
-class ActivityForm(FlaskForm):
+class ActivityForm(Form):
     """An activity's definition."""
 
     name = StringField(_l("Name"), validators=[InputRequired(), Length(max=120)],
@@ -43,7 +43,7 @@ class ActivityForm(FlaskForm):
     active = BooleanField(_l("Active"), default=True)
 
 
-class SessionForm(FlaskForm):
+class SessionForm(Form):
     """A session's facts; the attendance radios (att-<youth uuid>) come with it."""
 
     session_uuid = HiddenField()
@@ -57,7 +57,7 @@ class SessionForm(FlaskForm):
                           render_kw={"dir": "auto", "rows": 3})
 
 
-class QuickAddForm(FlaskForm):
+class QuickAddForm(Form):
     """Add a registered youth of the CSO to the activity, by code."""
 
     code = StringField(_l("Add a young person by code"), validators=[InputRequired(),
@@ -67,7 +67,7 @@ class QuickAddForm(FlaskForm):
     next = HiddenField()
 
 
-class GroupEventForm(FlaskForm):
+class GroupEventForm(Form):
     """A group event; the counts (count-<sex>-<band>) come with it."""
 
     title = StringField(_l("Name"), validators=[InputRequired(), Length(max=200)],

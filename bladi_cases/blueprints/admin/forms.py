@@ -1,7 +1,6 @@
 """Forms of the admin blueprint. Choices that come from the database are set by the view."""
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     EmailField,
@@ -14,13 +13,14 @@ from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from ...models import OrgKind, Role, SiteKind
+from .. import Form
 
 
 def _language_choices():
     return [("", _l("Automatic")), ("ar", "العربية"), ("fr", "Français"), ("en", "English")]
 
 
-class OrganizationForm(FlaskForm):
+class OrganizationForm(Form):
     """An organisation's identity and place."""
 
     code = StringField(_l("Code"), validators=[DataRequired(), Length(max=20)],
@@ -48,7 +48,7 @@ class CheckboxListField(SelectMultipleField):
     option_widget = CheckboxInput()
 
 
-class SiteForm(FlaskForm):
+class SiteForm(Form):
     """A site and the CSOs working there."""
 
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)],
@@ -61,7 +61,7 @@ class SiteForm(FlaskForm):
     active = BooleanField(_l("Active"), default=True)
 
 
-class UserForm(FlaskForm):
+class UserForm(Form):
     """A staff account. The organisation and role lists depend on who is editing."""
 
     display_name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)],
@@ -73,11 +73,11 @@ class UserForm(FlaskForm):
     preferred_language = SelectField(_l("Language"), choices=_language_choices())
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(Form):
     """An empty form: a POST button with its CSRF token."""
 
 
-class EmergencyResetForm(FlaskForm):
+class EmergencyResetForm(Form):
     """An administrator's emergency reset of a CSO account: the reason its managers read."""
 
     reason = TextAreaField(_l("Reason"), validators=[DataRequired(), Length(max=500)],

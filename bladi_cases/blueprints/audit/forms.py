@@ -1,12 +1,13 @@
 """Filters of the audit log (a GET form: bookmarkable, no CSRF needed)."""
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import DateField, SelectField, StringField
 from wtforms.validators import Length, Optional
 
+from .. import Form
 
-class AuditFilterForm(FlaskForm):
+
+class AuditFilterForm(Form):
     """What to look for in the log."""
 
     class Meta:

@@ -1,13 +1,14 @@
 """Forms of the auth blueprint."""
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, IntegerField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 from wtforms.widgets import HiddenInput
 
+from .. import Form
 
-class LoginForm(FlaskForm):
+
+class LoginForm(Form):
     """Email and password."""
 
     email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=254)],
@@ -18,7 +19,7 @@ class LoginForm(FlaskForm):
 
 
 
-class ResetPasswordForm(FlaskForm):
+class ResetPasswordForm(Form):
     """A new password typed twice (choosing one through a one-time code)."""
 
     new_password = PasswordField(
@@ -39,7 +40,7 @@ class ChangePasswordForm(ResetPasswordForm):
                                      render_kw={"autocomplete": "current-password"})
 
 
-class EndSessionForm(FlaskForm):
+class EndSessionForm(Form):
     """Which of one's login sessions to end (a button on the sessions page)."""
 
     login_session = IntegerField(widget=HiddenInput(), validators=[DataRequired()])
@@ -49,7 +50,7 @@ _CODE_INPUT = {"autocomplete": "one-time-code", "dir": "ltr", "autocapitalize": 
                "spellcheck": "false"}
 
 
-class SecondFactorForm(FlaskForm):
+class SecondFactorForm(Form):
     """The code of the second factor at a login: from the app, or a recovery code."""
 
     code = StringField(
@@ -58,7 +59,7 @@ class SecondFactorForm(FlaskForm):
         render_kw=_CODE_INPUT)
 
 
-class AppCodeForm(FlaskForm):
+class AppCodeForm(Form):
     """A code from the app: confirming an enrolment, or asking for new recovery codes."""
 
     code = StringField(
@@ -67,5 +68,5 @@ class AppCodeForm(FlaskForm):
         render_kw={**_CODE_INPUT, "inputmode": "numeric"})
 
 
-class ButtonForm(FlaskForm):
+class ButtonForm(Form):
     """An empty form: a POST button with its CSRF token."""

@@ -1,7 +1,6 @@
 """Forms of the beneficiaries blueprint. Site and governorate choices are set by the view."""
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import DateField, HiddenField, RadioField, SelectField, StringField, TelField
 from wtforms.validators import InputRequired, Length, Optional
@@ -16,6 +15,7 @@ from ...models import (
     SiteKind,
     TitledEnum,
 )
+from .. import Form
 from ..admin.forms import CheckboxListField
 
 _RTL, _LTR = {"dir": "rtl"}, {"dir": "ltr"}
@@ -50,7 +50,7 @@ class ConsentFields:
                                        default=["participation"])
 
 
-class BeneficiaryForm(FlaskForm):
+class BeneficiaryForm(Form):
     """The record of a young person (without consent and enrolment: see RegistrationForm)."""
 
     first_name_ar = StringField(_l("First name (Arabic)"),
@@ -90,24 +90,24 @@ class RegistrationForm(BeneficiaryForm, ConsentFields):
     confirmed_new = HiddenField(default="")
 
 
-class ConsentForm(ConsentFields, FlaskForm):
+class ConsentForm(ConsentFields, Form):
     """Recording a new consent on an existing record."""
 
 
-class WithdrawForm(FlaskForm):
+class WithdrawForm(Form):
     """The date consent was withdrawn."""
 
     withdrawn_on = DateField(_l("Withdrawn on"), validators=[Optional()])
 
 
-class EnrolForm(FlaskForm):
+class EnrolForm(Form):
     """Enrolling a youth at a site."""
 
     site = SelectField(_l("Site"), choices=[])
     start_date = DateField(_l("Start date"), validators=[Optional()])
 
 
-class EndEnrolmentForm(FlaskForm):
+class EndEnrolmentForm(Form):
     """Ending an enrolment."""
 
     end_date = DateField(_l("End date"), validators=[Optional()])
@@ -115,20 +115,20 @@ class EndEnrolmentForm(FlaskForm):
                               default="")
 
 
-class ConfirmCodeForm(FlaskForm):
+class ConfirmCodeForm(Form):
     """A typed confirmation: the youth's code."""
 
     confirm = StringField(_l("Type the code to confirm"),
                           validators=[InputRequired(), Length(max=30)], render_kw=_LTR)
 
 
-class ImportForm(FlaskForm):
+class ImportForm(Form):
     """A spreadsheet to import."""
 
     upload = FileField(_l("Spreadsheet (.csv or .xlsx, up to 5 MB, 10,000 rows)"),
                        validators=[FileRequired(message=_l("Choose a file."))])
 
 
-class ImportConfirmForm(FlaskForm):
+class ImportConfirmForm(Form):
     """Decisions on possible duplicates (radio buttons `row-N`: "new" imports the row,
     "skip" does not); the form itself carries the CSRF token."""

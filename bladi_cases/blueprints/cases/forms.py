@@ -1,7 +1,6 @@
 """Forms of the cases blueprint. User, provider and CSO choices are set by the views."""
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
@@ -24,6 +23,7 @@ from ...models.cases import (
     RiskLevel,
     ServiceType,
 )
+from .. import Form
 from ..admin.forms import CheckboxListField
 
 
@@ -31,7 +31,7 @@ def _optional(enum: type[TitledEnum]):
     return [("", "—")] + enum.choices()
 
 
-class AssessmentForm(FlaskForm):
+class AssessmentForm(Form):
     """Needs (with a priority each, read by the view), risk level and assigned workers."""
 
     needs = CheckboxListField(_l("Needs"), choices=Need.choices())
@@ -47,7 +47,7 @@ class OpenCaseForm(AssessmentForm):
     opened_on = DateField(_l("Opened on"), validators=[Optional()])
 
 
-class StatusForm(FlaskForm):
+class StatusForm(Form):
     """A status change, with the closure reason when closing."""
 
     status = SelectField(_l("New status"), choices=CaseStatus.choices())
@@ -55,7 +55,7 @@ class StatusForm(FlaskForm):
                          default="")
 
 
-class GoalForm(FlaskForm):
+class GoalForm(Form):
     """A goal of the case plan."""
 
     description = StringField(_l("Goal"), validators=[InputRequired(), Length(max=300)],
@@ -64,13 +64,13 @@ class GoalForm(FlaskForm):
     responsible = SelectField(_l("Responsible"), choices=[], default="")
 
 
-class GoalStatusForm(FlaskForm):
+class GoalStatusForm(Form):
     """A goal's progress."""
 
     status = SelectField(_l("Status"), choices=GoalStatus.choices())
 
 
-class NoteForm(FlaskForm):
+class NoteForm(Form):
     """A case note."""
 
     note_date = DateField(_l("Date"), validators=[Optional()])
@@ -81,14 +81,14 @@ class NoteForm(FlaskForm):
     due_date = DateField(_l("Follow up on"), validators=[Optional()])
 
 
-class NoteEditForm(FlaskForm):
+class NoteEditForm(Form):
     """Correcting a note's text (the previous text is kept)."""
 
     text = TextAreaField(_l("Note"), validators=[InputRequired(), Length(max=5000)],
                          render_kw={"dir": "auto", "rows": 6})
 
 
-class ReferralForm(FlaskForm):
+class ReferralForm(Form):
     """A referral to a service."""
 
     service_type = SelectField(_l("Service"), choices=_optional(ServiceType), default="")
@@ -97,7 +97,7 @@ class ReferralForm(FlaskForm):
     due_date = DateField(_l("Follow up on"), validators=[Optional()])
 
 
-class ReferralUpdateForm(FlaskForm):
+class ReferralUpdateForm(Form):
     """A referral moving on."""
 
     status = SelectField(_l("Status"), choices=ReferralStatus.choices())
@@ -106,7 +106,7 @@ class ReferralUpdateForm(FlaskForm):
                           render_kw={"dir": "auto"})
 
 
-class OutcomeForm(FlaskForm):
+class OutcomeForm(Form):
     """A result for the youth."""
 
     kind = SelectField(_l("Outcome"), choices=OutcomeKind.choices())
@@ -119,7 +119,7 @@ class OutcomeForm(FlaskForm):
         ("", "—"), ("yes", _l("Full time")), ("no", _l("Part time"))])
 
 
-class TransferForm(FlaskForm):
+class TransferForm(Form):
     """Asking another CSO to take the case."""
 
     to_organization = SelectField(_l("Transfer to"), choices=[], default="")
@@ -128,7 +128,7 @@ class TransferForm(FlaskForm):
                                render_kw={"dir": "auto"})
 
 
-class ProviderForm(FlaskForm):
+class ProviderForm(Form):
     """A service provider of the CSO's directory."""
 
     name = StringField(_l("Name"), validators=[InputRequired(), Length(max=200)],
@@ -142,5 +142,5 @@ class ProviderForm(FlaskForm):
     active = BooleanField(_l("Active"), default=True)
 
 
-class DecisionForm(FlaskForm):
+class DecisionForm(Form):
     """Accept or reject (the button pressed says which); only the CSRF token is checked."""
