@@ -174,11 +174,15 @@ def _opener(*handlers) -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(_NoRedirect, *handlers)
 
 
-def log_in(base: str, email: str, password: str) -> str:
+def log_in(base: str, email: str, password: str, user_agent: str | None = None) -> str:
     """The Cookie header of a new session of `email`, logged in through the login form (and
-    the second factor where the role asks for one)."""
+    the second factor where the role asks for one), by a browser saying `user_agent` (the
+    default: urllib's own). The session is bound to it (Flask-Login's "basic" protection):
+    a client that sends the cookie with another User-Agent gets a new cookie every time."""
     jar = http.cookiejar.CookieJar()
     opener = _opener(urllib.request.HTTPCookieProcessor(jar))
+    if user_agent is not None:
+        opener.addheaders = [("User-Agent", user_agent)]
     form = opener.open(base + "/login", timeout=30).read().decode()
     token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form).group(1)
     data = urllib.parse.urlencode({"email": email, "password": password, "csrf_token": token,
