@@ -31,7 +31,7 @@ ORG_CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{1,19}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-# --- Staff accounts -----------------------------------------------------------------------
+# --- Reference data ----------------------------------------------------------------------
 
 def governorate_choices(lang: str) -> tuple[tuple[str, str], ...]:
     """Tunisia's governorates as (ISO code, name in `lang`), in code order: what every form,
@@ -53,6 +53,8 @@ def governorate_choices(lang: str) -> tuple[tuple[str, str], ...]:
             kept[lang] = choices
     return choices
 
+
+# --- Staff accounts -----------------------------------------------------------------------
 
 def _check_role_and_org(actor: User | None, role: str, org: Organization | None) -> None:
     """Who may give which role in which organisation (actor None: the command line)."""
