@@ -387,3 +387,22 @@ def test_publishing_a_csos_survey_is_for_its_managers(app, make_user, who):
         assert "/login" in response.headers["Location"]
     db.session.refresh(version)
     assert (version.published_at is not None) == (who == Role.CSO_MANAGER.value), who
+
+
+def test_every_form_of_the_app_renders_its_csrf_input_without_an_id(app):
+    """Every form class of the app derives from `blueprints.Form` (whose hidden CSRF input
+    has no id), so a new form on a page of several cannot bring back a repeated id; the walk
+    above sees it only on pages that render two such forms."""
+    from flask_wtf import FlaskForm
+
+    from bladi_cases.blueprints import Form
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    ours = {cls for cls in subclasses(FlaskForm) if cls.__module__.startswith("bladi_cases.")}
+    assert len(ours) > 30  # the app's forms are loaded with it
+    assert sorted(f"{c.__module__}.{c.__name__}" for c in ours
+                  if not issubclass(c, Form)) == []
